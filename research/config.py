@@ -1,0 +1,179 @@
+"""Configs: `ml_collections` `get_config(arg)` functions, locked and validated on load.
+
+Every experiment module builds on `base_config()`, so every run has the same
+keys and an override of a key that does not exist fails at once. `validate`
+checks every name (data set, split, model, optimizer, schedule, evaluator,
+preprocessing op) when the config is built, before any data is read or any
+computation is compiled.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from typing import Any
+
+import ml_collections
+
+ConfigDict = ml_collections.ConfigDict
+
+
+def parse_arg(arg: str | None, *, variants: tuple[str, ...] = (), **defaults) -> ConfigDict:
+  """Parses a config argument like `"cnn,smoke=True"` (big_vision habit).
+
+  The first bare word is the variant (must be one of `variants` when given);
+  `key=value` pairs override `defaults` and are converted to the default's type.
+
+  Returns:
+    ConfigDict(variant=..., **defaults) with overrides applied.
+  """
+  result = ConfigDict(dict(variant=variants[0] if variants else "", **defaults))
+  for part in filter(None, (p.strip() for p in (arg or "").split(","))):
+    if "=" not in part:
+      if variants and part not in variants:
+        raise ValueError(f"Unknown variant {part!r}; valid: {', '.join(variants)}.")
+      result.variant = part
+      continue
+    key, value = (s.strip() for s in part.split("=", 1))
+    if key not in defaults:
+      raise ValueError(f"Unknown config argument {key!r} in {arg!r}; valid: "
+                       f"{', '.join(sorted(defaults)) or '(none)'}.")
+    default = defaults[key]
+    if isinstance(default, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"Config argument {key!r} must be a boolean, got {value!r}.")
+      result[key] = value.lower() in ("true", "1")
+    else:
+      result[key] = type(default)(value) if default is not None else value
+  return result
+
+
+def base_config() -> ConfigDict:
+  """Every key the shared loop reads, with defaults. Experiments override values."""
+  c = ConfigDict()
+  c.experiment = ""             # filled by `load`: 'vision/digits:cnn'
+  c.seed = 0
+  c.parallel = "jit"            # 'jit' (Mesh + NamedSharding) or 'pmap'
+  c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
+                           label_key="label", label_smoothing=0.0))
+  c.data = ConfigDict(dict(
+      name="", data_dir=None, train_split="train", pp_train="", pp_eval="",
+      num_threads=1, prefetch=2, options=ConfigDict()))
+  c.model = ConfigDict(dict(name=""))  # plus the model's own fields
+  c.batch_size = 128            # global, over all devices and processes
+  c.eval_batch_size = 500
+  c.total_steps = None          # exactly one of total_steps / total_epochs
+  c.total_epochs = None
+  c.optimizer = ConfigDict(dict(name="adam", lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
+                                nesterov=False, weight_decay=0.0, decay_mask="no_bias_or_norm",
+                                clip_norm=None, accum_steps=1))
+  c.schedule = ConfigDict(dict(name="constant", warmup_steps=None, warmup_epochs=None,
+                               end_factor=0.0, boundaries=(0.5, 0.75), decay_factor=0.1))
+  c.log_every_steps = 50
+  c.evals = ConfigDict()        # name -> dict(type=..., split=..., every_steps|every_epochs)
+  c.ckpt = ConfigDict(dict(every_steps=None, every_epochs=1, keep=2, best_metric=None,
+                           best_mode="max", async_save=True))
+  c.progress = True
+  c.references = ()             # published results: dicts(metric, value, source, ...)
+  return c
+
+
+def eval_config(type: str = "classification", split: str = "test", **kw) -> ConfigDict:
+  return ConfigDict(dict(type=type, split=split, every_steps=kw.pop("every_steps", None),
+                         every_epochs=kw.pop("every_epochs", None), topk=kw.pop("topk", (5,)),
+                         **kw))
+
+
+def validate(config: ConfigDict) -> None:
+  """Checks every name in the config; raises ValueError naming the bad key."""
+  # Imported here so `research.config` stays importable without jax work.
+  from research import tasks
+  from research.data import ops, registry
+  from research.metrics import evaluators
+  from research.models import check_model_config
+  from research.train import optim, parallel
+
+  if not config.data.name:
+    raise ValueError("config.data.name is empty; set the data set to train on.")
+  splits = [config.data.train_split] + [e.split for e in config.evals.values()]
+  registry.check_dataset(config.data.name, splits)
+  for key in ("pp_train", "pp_eval"):
+    try:
+      ops.check(config.data[key])
+    except ValueError as e:
+      raise ValueError(f"config.data.{key}: {e}") from None
+  model = config.model.to_dict()
+  check_model_config(model.pop("name"), model)
+  tasks.check_task(config.task)
+  optim.check(config.optimizer, config.schedule)
+  if config.parallel not in parallel.BACKENDS:
+    raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
+                     f"{', '.join(parallel.BACKENDS)}.")
+  if (config.total_steps is None) == (config.total_epochs is None):
+    raise ValueError("Set exactly one of config.total_steps and config.total_epochs.")
+  for name, ev in config.evals.items():
+    evaluators.check_evaluator_type(ev.type)
+  best = config.ckpt.best_metric
+  if best:
+    prefix = best.split("/", 1)[0]
+    if prefix not in config.evals:
+      raise ValueError(f"config.ckpt.best_metric={best!r} names eval {prefix!r}, but "
+                       f"config.evals has: {', '.join(config.evals) or '(none)'}.")
+
+
+def load(spec: str, overrides: dict[str, Any] | None = None) -> ConfigDict:
+  """Loads `"experiments/vision/digits.py:cnn,smoke=True"` (or `"vision/digits:cnn"`).
+
+  For notebooks and tests; `tools/train.py` uses ml_collections' config flags,
+  which call the same `get_config(arg)`.
+  """
+  path, _, arg = spec.partition(":")
+  module = _import_experiment(path)
+  config = module.get_config(arg or None)
+  for key, value in (overrides or {}).items():
+    _set(config, key, value)
+  return finalize(config, path, arg)
+
+
+def finalize(config: ConfigDict, path: str, arg: str | None) -> ConfigDict:
+  """Names the experiment, locks the config and validates it."""
+  name = _experiment_name(path)
+  with config.unlocked():
+    config.experiment = f"{name}:{arg}" if arg else name
+  config.lock()
+  validate(config)
+  return config
+
+
+def _experiment_name(path: str) -> str:
+  path = path.removesuffix(".py")
+  parts = os.path.normpath(path).split(os.sep)
+  if "experiments" in parts:
+    parts = parts[parts.index("experiments") + 1:]
+  return "/".join(parts)
+
+
+def _import_experiment(path: str):
+  if path.endswith(".py") and os.path.exists(path):
+    spec = importlib.util.spec_from_file_location(_experiment_name(path).replace("/", "."), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+  name = "experiments." + _experiment_name(path).replace("/", ".")
+  try:
+    return importlib.import_module(name)
+  except ModuleNotFoundError as e:
+    raise ValueError(f"No experiment {path!r} (tried file {path!r} and module {name!r}); "
+                     "experiments live in experiments/<domain>/<name>.py.") from e
+
+
+def _set(config: ConfigDict, dotted: str, value: Any) -> None:
+  *parents, leaf = dotted.split(".")
+  node = config
+  for p in parents:
+    if p not in node:
+      raise KeyError(f"Unknown config key {dotted!r}: {p!r} is not in {sorted(node.keys())}.")
+    node = node[p]
+  if leaf not in node:
+    raise KeyError(f"Unknown config key {dotted!r}; valid keys here: {sorted(node.keys())}.")
+  node[leaf] = value

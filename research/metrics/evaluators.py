@@ -1,0 +1,133 @@
+"""Evaluators: objects built from config that score a model on one split.
+
+big_vision habit: the trainer knows nothing about metrics. It hands every
+evaluator a `predict_fn` and writes whatever scalars and artifacts come back.
+
+  evaluator = EVALUATORS['classification'](name='test', batches_fn=..., num_classes=10)
+  scalars, artifacts = evaluator.run(predict_fn)
+  # scalars['test/accuracy'], artifacts['test/confusion_matrix']
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from research.metrics import classification
+
+HostBatch = Mapping[str, np.ndarray]
+PredictFn = Callable[[HostBatch], Mapping[str, jax.Array]]
+
+
+class Evaluator(Protocol):
+  """What the trainer relies on.
+
+  `every_steps` = 0 means run only once, at the end of training.
+  `run` returns (scalars keyed '<name>/<metric>', artifacts keyed
+  '<name>/<artifact>', e.g. '<name>/confusion_matrix').
+  """
+
+  name: str
+  every_steps: int
+
+  def run(self, predict_fn: PredictFn) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    ...
+
+
+def to_host(x: Any) -> np.ndarray:
+  """A jax array (possibly sharded over devices or hosts) as one numpy array."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    if x.is_fully_replicated:
+      return np.asarray(x.addressable_data(0))
+    # Only reached in multi-host runs where the compiler left a reduction
+    # sharded; every host gets the global value.
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+@functools.lru_cache(maxsize=None)
+def jitted_batch_counts(num_classes: int, topk: tuple[int, ...]) -> Callable[..., dict]:
+  """One jitted `batch_counts` per (C, topk), shared by every evaluator.
+
+  Caching the jitted callable (not just relying on jit's own cache keyed by
+  function identity) means a new evaluator per eval round does not recompile.
+  """
+  return jax.jit(functools.partial(
+      classification.batch_counts, num_classes=num_classes, topk=topk))
+
+
+class ClassificationEvaluator:
+  """Exact accuracy / top-k / loss / per-class P, R, F1 and confusion matrix.
+
+  Args:
+    name: split name used as the key prefix, e.g. 'test'.
+    batches_fn: () -> fresh iterable of host batches (dicts with a bool 'mask'
+      [b]) covering the split exactly once; padding rows have mask False.
+    num_classes: C.
+    every_steps: evaluate every this many train steps; 0 = only at the end.
+    topk: top-k accuracies to report (k < C only).
+    class_names: C names for per-class keys; default '0'..'C-1'.
+    label_key: key of the int [b] labels in predict_fn's output.
+  """
+
+  def __init__(self, name: str, batches_fn: Callable[[], Iterable[HostBatch]], *,
+               num_classes: int, every_steps: int = 0, topk: Sequence[int] = (5,),
+               class_names: Sequence[str] | None = None, label_key: str = "label"):
+    if every_steps < 0:
+      raise ValueError(f"every_steps must be >= 0, got {every_steps}.")
+    self.name = name
+    self.every_steps = int(every_steps)
+    self.batches_fn = batches_fn
+    self.num_classes = int(num_classes)
+    self.topk = tuple(int(k) for k in topk)
+    self.class_names = None if class_names is None else list(class_names)
+    self.label_key = label_key
+    self._counts_fn = jitted_batch_counts(self.num_classes, self.topk)
+
+  def _counts(self, out: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    missing = [k for k in ("logits", self.label_key, "mask") if k not in out]
+    if missing:
+      raise KeyError(f"Evaluator {self.name!r}: predict_fn output lacks {missing}; "
+                     f"it has {sorted(out)}.")
+    return self._counts_fn(out["logits"], out[self.label_key], out["mask"])
+
+  def run(self, predict_fn: PredictFn) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Scores predict_fn on the split.
+
+    Returns:
+      ({'<name>/accuracy': ..., '<name>/top5': ..., '<name>/loss': ...,
+        '<name>/precision/<class>': ..., ...},
+       {'<name>/confusion_matrix': int64 [C, C]}).
+    """
+    acc = classification.ClassificationAccumulator(
+        self.num_classes, self.topk, self.class_names)
+    # One batch stays in flight: fetching batch i's counts after dispatching
+    # batch i+1 lets the host prepare input while the device computes.
+    pending = None
+    for batch in self.batches_fn():
+      counts = self._counts(predict_fn(batch))
+      if pending is not None:
+        acc.update(jax.tree.map(to_host, pending))
+      pending = counts
+    if pending is not None:
+      acc.update(jax.tree.map(to_host, pending))
+    if acc.count == 0:
+      raise ValueError(f"Evaluator {self.name!r}: batches_fn yielded no unmasked examples.")
+    scalars = {f"{self.name}/{k}": v for k, v in acc.result().items()}
+    artifacts = {f"{self.name}/confusion_matrix": acc.confusion_matrix()}
+    return scalars, artifacts
+
+
+# Explicit registry: config names an evaluator type by one of these keys.
+EVALUATORS: dict[str, type] = {
+    "classification": ClassificationEvaluator,
+}
+
+
+def check_evaluator_type(type_name: str) -> None:
+  """Raises ValueError naming the valid types if `type_name` is unknown."""
+  if type_name not in EVALUATORS:
+    raise ValueError(f"Unknown evaluator type {type_name!r}; valid types: {sorted(EVALUATORS)}.")

@@ -1,0 +1,121 @@
+"""PNG plots of a run: learning curves and confusion matrices.
+
+Uses `matplotlib.figure.Figure` directly (Agg canvas), never pyplot: no global
+figure registry to leak, no display needed, safe next to other code that uses
+pyplot with another backend.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from research.outputs import writer
+
+PLOTS_DIR = "plots"
+# Beyond this many classes the per-cell numbers are unreadable.
+_MAX_ANNOTATED_CLASSES = 30
+
+
+def _new_figure(size: tuple[float, float]) -> Figure:
+  fig = Figure(figsize=size, layout="constrained")
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, values) of the records that hold a finite value for `key`."""
+  pts = [(r["step"], r[key]) for r in records
+         if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+  if not pts:
+    return np.zeros(0), np.zeros(0)
+  steps, values = zip(*pts)
+  return np.asarray(steps), np.asarray(values, np.float64)
+
+
+def _plot_keys(records: list[dict], keys: list[str], path: str, ylabel: str) -> str:
+  fig = _new_figure((7, 4.5))
+  ax = fig.add_subplot()
+  all_values = []
+  for key in keys:
+    steps, values = _series(records, key)
+    # Sparse (eval) series get markers so a single point is still visible.
+    marker = "o" if len(steps) < 50 else None
+    ax.plot(steps, values, label=key, marker=marker, markersize=3)
+    all_values.append(values)
+  values = np.concatenate(all_values)
+  # Log scale only when it helps: positive values spanning >2 decades.
+  if len(values) and values.min() > 0 and values.max() / values.min() > 100:
+    ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel(ylabel)
+  ax.grid(True, alpha=0.3)
+  ax.legend()
+  fig.savefig(path, dpi=100)
+  return path
+
+
+def plot_curves(workdir: str) -> list[str]:
+  """Writes plots/loss.png and plots/accuracy.png from workdir/metrics.jsonl.
+
+  loss.png: 'loss' and every '*/loss' key (train and eval) vs step.
+  accuracy.png: every key ending in 'accuracy' vs step.
+  A plot whose keys never hold a finite value is skipped.
+
+  Returns:
+    The paths written.
+  """
+  records = writer.read_metrics(workdir)
+  keys = sorted({k for r in records for k in r if k not in ("step", "time")})
+  groups = {
+      "loss": [k for k in keys if k == "loss" or k.endswith("/loss")],
+      "accuracy": [k for k in keys if k.endswith("accuracy")],
+  }
+  written = []
+  for name, group in groups.items():
+    group = [k for k in group if len(_series(records, k)[0])]
+    if not group:
+      continue
+    os.makedirs(os.path.join(workdir, PLOTS_DIR), exist_ok=True)
+    path = os.path.join(workdir, PLOTS_DIR, f"{name}.png")
+    written.append(_plot_keys(records, group, path, name))
+  return written
+
+
+def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str,
+                          title: str = "Confusion matrix") -> str:
+  """Confusion matrix [C, C] (rows = true, cols = predicted) as a PNG.
+
+  Colour is the row-normalised fraction (per-class recall on the diagonal), so
+  rare classes are as visible as common ones; cells are annotated with raw
+  counts when C <= 30.
+  """
+  cm = np.asarray(cm)
+  n = cm.shape[0]
+  if cm.shape != (n, n) or len(class_names) != n:
+    raise ValueError(f"cm {cm.shape} and {len(class_names)} class_names do not match.")
+  row_sums = cm.sum(axis=1, keepdims=True)
+  frac = np.divide(cm, row_sums, out=np.zeros(cm.shape, np.float64), where=row_sums != 0)
+
+  side = min(max(4.0, 0.45 * n + 2.5), 30.0)
+  fig = _new_figure((side + 1.0, side))
+  ax = fig.add_subplot()
+  im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+  fig.colorbar(im, ax=ax, label="fraction of true class")
+  ax.set_title(title)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_xticks(range(n), [str(c) for c in class_names], rotation=90 if n > 10 else 0)
+  ax.set_yticks(range(n), [str(c) for c in class_names])
+  if n <= _MAX_ANNOTATED_CLASSES:
+    for i in range(n):
+      for j in range(n):
+        ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
+                color="white" if frac[i, j] > 0.5 else "black")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=100)
+  return path

@@ -1,0 +1,186 @@
+"""report.md: a run's result next to the published one, readable by a researcher.
+
+Sections: verdict line, "Result vs published" table, run facts, final
+metrics, per-class table (optional), plots (relative links), resolved config.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+from research.outputs import writer
+
+REPORT_FILE = "report.md"
+# Shown first, in this order, in the run-facts table.
+_FACTS = {
+    "step": "Steps",
+    "train_seconds": "Train time",
+    "params_fingerprint": "Params fingerprint (sha256)",
+    "device_count": "Device count",
+    "device_kind": "Device kind",
+}
+
+
+def _fmt(value: Any, signed: bool = False) -> str:
+  """A number for a table: 4 decimals in the usual range, 4 significant digits outside it."""
+  if value is None:
+    return "—"
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return str(value)
+  if isinstance(value, int):
+    return f"{value:+d}" if signed else str(value)
+  if not math.isfinite(value):
+    return str(value)
+  sign = "+" if signed else ""
+  if value == 0 or 1e-3 <= abs(value) < 1e4:
+    return f"{value:{sign}.4f}"
+  return f"{value:{sign}.4g}"
+
+
+def _cell(value: Any) -> str:
+  # A '|' or newline inside a cell would break the markdown table.
+  return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str]) -> list[str]:
+  sep = {"l": "---", "r": "---:"}
+  lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
+           "|" + "|".join(sep[a] for a in align) + "|"]
+  lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+  return lines
+
+
+def _source(text: str) -> str:
+  text = str(text)
+  return f"<{text}>" if text.startswith(("http://", "https://")) and " " not in text else text
+
+
+def compare_to_references(summary: Mapping[str, Any],
+                          references: Sequence[Mapping[str, Any]]) -> list[dict]:
+  """One row per reference: this run's value, the difference and a verdict.
+
+  Each reference is {'metric': 'test/accuracy', 'value': 0.925, 'source': '...',
+  'higher_is_better': True, 'tolerance': 0.0}. The verdict is 'reproduced'
+  when run >= published - tolerance (or run <= published + tolerance when lower
+  is better), 'not reproduced' otherwise, 'missing' if the run lacks the metric.
+  """
+  rows = []
+  for ref in references:
+    metric = ref["metric"]
+    published = float(ref["value"])
+    tolerance = float(ref.get("tolerance", 0.0))
+    higher = bool(ref.get("higher_is_better", True))
+    ours = summary.get(metric)
+    if not isinstance(ours, (int, float)) or isinstance(ours, bool) or not math.isfinite(ours):
+      ours, diff, verdict = None, None, "missing"
+    else:
+      ours = float(ours)
+      diff = ours - published
+      ok = ours >= published - tolerance if higher else ours <= published + tolerance
+      verdict = "reproduced" if ok else "not reproduced"
+    rows.append({"metric": metric, "published": published, "source": ref.get("source", ""),
+                 "this_run": ours, "difference": diff, "verdict": verdict,
+                 "higher_is_better": higher, "tolerance": tolerance})
+  return rows
+
+
+def per_class_from_metrics(metrics: Mapping[str, Any], split: str) -> dict[str, dict[str, float]]:
+  """{class: {'precision': p, 'recall': r, 'f1': f}} from flat '<split>/<metric>/<class>' keys."""
+  table: dict[str, dict[str, float]] = {}
+  for key, value in metrics.items():
+    parts = key.split("/", 2)
+    if len(parts) == 3 and parts[0] == split and parts[1] in ("precision", "recall", "f1"):
+      table.setdefault(parts[2], {})[parts[1]] = value
+  return table
+
+
+def _duration(seconds: float) -> str:
+  return f"{seconds:.1f} s ({datetime.timedelta(seconds=round(seconds))})"
+
+
+def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping[str, Any],
+                 references: Sequence[Mapping[str, Any]],
+                 per_class: Mapping[str, Mapping[str, float]] | None = None,
+                 plots: Sequence[str] = ()) -> str:
+  """Writes workdir/report.md and returns its path.
+
+  Args:
+    experiment: shown as the title.
+    config: the resolved config (ConfigDict or Mapping), shown collapsed.
+    summary: the flat summary.json dict: '<split>/<metric>' numbers plus run
+      facts (step, train_seconds, params_fingerprint, device_count, ...).
+    references: published results, see `compare_to_references`.
+    per_class: {class_name: {metric: value}}, e.g. from `per_class_from_metrics`.
+    plots: PNG paths (absolute, relative to the cwd, or relative to workdir),
+      linked relative to workdir so the report moves with the run directory.
+  """
+  lines = [f"# {experiment}", ""]
+
+  rows = compare_to_references(summary, references)
+  if rows:
+    n_ok = sum(r["verdict"] == "reproduced" for r in rows)
+    lines += [f"**{n_ok} of {len(rows)} published result(s) reproduced.**", "",
+              "## Result vs published", ""]
+    lines += _table(
+        ["Metric", "Published", "Source", "This run", "Difference (run − published)", "Verdict"],
+        [[r["metric"], _fmt(r["published"]), _source(r["source"]), _fmt(r["this_run"]),
+          _fmt(r["difference"], signed=True), r["verdict"]] for r in rows],
+        "lrlrrl")
+    rules = sorted({(r["higher_is_better"], r["tolerance"]) for r in rows})
+    lines += [""] + [
+        f"Reproduced means this run {'≥ published −' if hib else '≤ published +'} "
+        f"{_fmt(tol)} ({'higher' if hib else 'lower'} is better)." for hib, tol in rules]
+    lines.append("")
+  else:
+    lines += ["_No published reference given._", ""]
+
+  lines += ["## Run facts", ""]
+  facts = []
+  for key, label in _FACTS.items():
+    if key in summary:
+      value = summary[key]
+      if key == "train_seconds" and isinstance(value, (int, float)):
+        value = _duration(float(value))
+      elif key == "params_fingerprint":
+        value = f"`{value}`"
+      facts.append([label, value if isinstance(value, str) else _fmt(value)])
+  facts += [[k, _fmt(v)] for k, v in sorted(summary.items())
+            if "/" not in k and k not in _FACTS]
+  lines += _table(["Fact", "Value"], facts, "ll") + [""]
+
+  metric_keys = sorted(k for k in summary if "/" in k)
+  if per_class:
+    # Per-class keys ('test/f1/cat') are in their own table below.
+    metric_keys = [k for k in metric_keys if k.count("/") == 1]
+  lines += ["## Final metrics", ""]
+  lines += _table(["Metric", "Value"], [[k, _fmt(summary[k])] for k in metric_keys], "lr") + [""]
+
+  if per_class:
+    columns = list(dict.fromkeys(m for v in per_class.values() for m in v))
+    lines += ["## Per-class metrics", ""]
+    lines += _table(["Class"] + columns,
+                    [[name] + [_fmt(vals.get(c)) for c in columns]
+                     for name, vals in per_class.items()],
+                    "l" + "r" * len(columns)) + [""]
+
+  if plots:
+    lines += ["## Plots", ""]
+    for path in plots:
+      if not os.path.isabs(path) and os.path.exists(os.path.join(workdir, path)):
+        rel = path  # already relative to workdir
+      else:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(workdir))
+      rel = rel.replace(os.sep, "/")
+      lines += [f"![{os.path.splitext(os.path.basename(path))[0]}]({rel})", ""]
+
+  config_json = json.dumps(writer.json_safe(config), indent=2, sort_keys=True)
+  lines += ["## Config", "", "<details><summary>Resolved config</summary>", "",
+            "```json", config_json, "```", "", "</details>", ""]
+
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, REPORT_FILE)
+  writer.atomic_write(path, "\n".join(lines))
+  return path

@@ -1,0 +1,64 @@
+"""Tasks: what the shared loop needs to know about a problem, and nothing else.
+
+A task turns a batch into model inputs and turns model outputs plus the batch
+into a scalar training loss and a few per-step metrics. The loop never looks
+inside a batch itself, so it does not know which domain it runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationTask:
+  """Softmax classification.
+
+  Batches hold `input_key` (e.g. images [batch, H, W, C]) and `label_key`
+  (int [batch]). Model outputs are logits [batch, num_classes].
+  """
+
+  num_classes: int
+  input_key: str = "image"
+  label_key: str = "label"
+  label_smoothing: float = 0.0
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+    return batch[self.input_key]
+
+  def loss(self, logits: jax.Array, batch: Mapping[str, jax.Array]):
+    """Mean cross-entropy over the batch and per-step metrics.
+
+    Returns:
+      (loss [], {'loss': [], 'accuracy': []}) — means over the (local) batch.
+    """
+    labels = batch[self.label_key]
+    targets = jax.nn.one_hot(labels, self.num_classes, dtype=jnp.float32)
+    if self.label_smoothing:
+      targets = optax.smooth_labels(targets, self.label_smoothing)
+    loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
+    accuracy = (jnp.argmax(logits, -1) == labels).mean()
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
+TASKS = {"classification": ClassificationTask}
+
+
+def check_task(task_config: Mapping[str, Any]) -> None:
+  name = task_config.get("name")
+  if name not in TASKS:
+    raise ValueError(f"Unknown task {name!r}; valid: {', '.join(sorted(TASKS))}.")
+  fields = {f.name for f in dataclasses.fields(TASKS[name])}
+  unknown = set(task_config) - fields - {"name"}
+  if unknown:
+    raise ValueError(f"Unknown keys {sorted(unknown)} for task {name!r}; valid: {sorted(fields)}.")
+
+
+def build_task(task_config: Mapping[str, Any]):
+  check_task(task_config)
+  kwargs = {k: v for k, v in dict(task_config).items() if k != "name"}
+  return TASKS[task_config["name"]](**kwargs)

@@ -1,0 +1,136 @@
+"""Builds everything a run needs from a validated config.
+
+Shared by training (`research.train.loop`), evaluation of a saved workdir
+(`research.train.evaluate`) and the benchmark tool, so the three can never
+disagree about how a config becomes a model, an optimizer or a pipeline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+import optax
+
+from research import tasks
+from research.data import ops as pp_ops
+from research.data import pipeline, registry
+from research.metrics import evaluators as evaluators_lib
+from research.models import build_model
+from research.train import durations, optim, parallel, state as state_lib, step as step_lib
+
+
+@dataclasses.dataclass
+class Run:
+  """The pieces of one run. Durations are in steps (one step = one batch)."""
+
+  config: Any
+  train_source: Any
+  task: Any
+  model: Any
+  tx: optax.GradientTransformation
+  lr_schedule: optax.Schedule
+  backend: Any
+  init_fn: Callable[[], state_lib.TrainState]
+  steps_per_epoch: int
+  total_steps: int
+  train_ops: list
+  eval_ops: list
+
+
+def data_dir(config) -> str | None:
+  return config.data.data_dir or os.environ.get("RESEARCH_DATA_DIR") or None
+
+
+def get_source(config, split: str):
+  return registry.get_source(config.data.name, split, data_dir=data_dir(config),
+                             **config.data.options.to_dict())
+
+
+def build(config, *, devices=None, train_source=None) -> Run:
+  backend = parallel.make_backend(config.parallel, devices)
+  n_dev = jax.device_count() if devices is None else len(devices)
+  for key in ("batch_size", "eval_batch_size"):
+    if config[key] % n_dev:
+      raise ValueError(f"config.{key}={config[key]} must be a multiple of the {n_dev} devices "
+                       "the batch is sharded over.")
+  train_source = train_source or get_source(config, config.data.train_split)
+  spe = pipeline.steps_per_epoch(len(train_source), config.batch_size)
+  total = durations.to_steps("total", config, spe)
+  accum = int(config.optimizer.accum_steps or 1)
+  updates = max(total // accum, 1)
+  warmup = (durations.to_steps("warmup", config.schedule, spe, default=0) or 0) // accum
+  lr = optim.make_schedule(config.schedule, base_lr=config.optimizer.lr, total_steps=updates,
+                           warmup_steps=warmup)
+  tx = optim.make_optimizer(config.optimizer, lr)
+  model_kwargs = config.model.to_dict()
+  model = build_model(model_kwargs.pop("name"), axis_name=backend.axis_name, **model_kwargs)
+  task = tasks.build_task(config.task)
+  train_ops = pp_ops.parse(config.data.pp_train)
+  eval_ops = pp_ops.parse(config.data.pp_eval)
+  init_fn = state_lib.make_init_fn(model, tx, _sample_input(train_source, train_ops, task),
+                                   config.seed)
+  return Run(config=config, train_source=train_source, task=task, model=model, tx=tx,
+             lr_schedule=lr, backend=backend, init_fn=init_fn, steps_per_epoch=spe,
+             total_steps=total, train_ops=train_ops, eval_ops=eval_ops)
+
+
+def _sample_input(source, train_ops, task) -> jax.ShapeDtypeStruct:
+  """Shape of one preprocessed model input, with a batch dimension of 1."""
+  example = pp_ops.apply(train_ops, source[0], np.random.default_rng(0))
+  x = np.asarray(task.inputs(example))
+  return jax.ShapeDtypeStruct((1,) + x.shape, x.dtype)
+
+
+def compile_steps(run: Run) -> None:
+  accum = int(run.config.optimizer.accum_steps or 1)
+  train_step = step_lib.make_train_step(run.model, run.tx, run.task, run.lr_schedule,
+                                        accum_steps=accum, axis_name=run.backend.axis_name)
+  run.backend.compile(train_step, step_lib.make_predict(run.model, run.task))
+
+
+def train_iterator(run: Run):
+  c = run.config
+  return pipeline.train_iterator(run.train_source, global_batch_size=c.batch_size,
+                                 ops=run.train_ops, seed=c.seed, num_threads=c.data.num_threads,
+                                 prefetch=c.data.prefetch)
+
+
+def build_evaluators(run: Run, names=None) -> list:
+  """One evaluator per `config.evals` entry (or only `names`)."""
+  c = run.config
+  result = []
+  for name, ev in c.evals.items():
+    if names is not None and name not in names:
+      continue
+    source = (run.train_source if ev.split == c.data.train_split else get_source(c, ev.split))
+    every = durations.to_steps("every", ev, run.steps_per_epoch, default=0) or 0
+
+    def batches_fn(source=source):
+      return pipeline.eval_iterator(source, global_batch_size=c.eval_batch_size, ops=run.eval_ops)
+
+    cls = evaluators_lib.EVALUATORS[ev.type]
+    kwargs = {k: v for k, v in ev.to_dict().items()
+              if k not in ("type", "split", "every_steps", "every_epochs")}
+    kwargs.setdefault("num_classes", c.task.num_classes)
+    kwargs.setdefault("label_key", c.task.label_key)
+    class_names = getattr(source, "class_names", None)
+    if class_names is not None:
+      kwargs.setdefault("class_names", list(class_names))
+    result.append(cls(name, batches_fn, every_steps=every, **kwargs))
+  return result
+
+
+def make_predict_fn(run: Run, state_ref: Callable[[], Any]):
+  """`predict_fn(host_batch) -> {'logits': global [b, C], label, mask, ...}` for evaluators."""
+  backend = run.backend
+
+  def predict_fn(host_batch):
+    batch = backend.put_batch(host_batch)
+    logits = backend.predict(state_ref(), batch)
+    flat = backend.flatten_batch(batch)
+    return dict(flat, logits=logits)
+
+  return predict_fn

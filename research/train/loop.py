@@ -1,0 +1,212 @@
+"""The one training loop every experiment runs: `run(config, workdir)`.
+
+It knows nothing about domains: the config names a data set, a task, a model
+and evaluators; the loop feeds batches to the compiled step, logs, evaluates,
+checkpoints, and at the end writes summary.json, plots and report.md.
+Rerunning the same command in the same workdir resumes from the last
+checkpoint (see `research.train.checkpoint` for the resume order).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
+from research.train import builder, checkpoint as ckpt_lib, durations
+from research.train.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced NaN/Inf; the last good checkpoint is left untouched."""
+
+
+def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
+  """Trains (or resumes) the experiment `config` in `workdir`; returns summary.json's dict."""
+  os.makedirs(workdir, exist_ok=True)
+  primary = jax.process_index() == 0
+  if primary:
+    writer_lib.write_config(workdir, config)
+  r = builder.build(config, devices=devices)
+  c = config
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.ckpt.keep,
+                               best_metric=c.ckpt.best_metric, best_mode=c.ckpt.best_mode,
+                               async_save=c.ckpt.async_save)
+  writer = writer_lib.MetricWriter(workdir, enabled=primary)
+  evaluators = builder.build_evaluators(r)
+  ckpt_every = durations.to_steps("every", c.ckpt, r.steps_per_epoch, default=0) or 0
+  train_iter = builder.train_iterator(r)
+
+  # --- Fresh start or resume (order documented in research/train/checkpoint.py).
+  start = ckpt.latest_step()
+  train_seconds, last_eval = 0.0, {}
+  if start is None:
+    start = 0
+    state = r.backend.init_state(r.init_fn)
+  else:
+    state, data_state, meta = ckpt.restore(start, r.backend.abstract_state(r.init_fn))
+    state = r.backend.from_canonical(state)
+    train_iter.set_state(data_state)
+    train_seconds = float(meta.get("train_seconds", 0.0))
+    last_eval = dict(meta.get("metrics", {}))
+    writer.truncate_after(start)
+    log.info("Resumed from step %d in %s", start, ckpt.directory)
+  builder.compile_steps(r)
+
+  progress = Progress(total_steps=r.total_steps, start_step=start, global_batch=c.batch_size,
+                      enabled=primary and c.progress)
+  if primary and start == 0:
+    progress.write(f"{c.experiment}: {r.total_steps} steps ({r.steps_per_epoch} per epoch), "
+                   f"batch {c.batch_size} on {r.backend.num_devices} device(s) "
+                   f"[{c.parallel}], workdir {workdir}")
+
+  step, data_state, pending = start, train_iter.get_state(), []
+  stop_requested = threading.Event()
+  with _on_sigterm(stop_requested.set):
+    t_start = time.perf_counter()
+    while step < r.total_steps:
+      host_batch = next(train_iter)
+      data_state = train_iter.get_state()  # position *after* this batch: saved with step+1
+      state, metrics = r.backend.train_step(state, r.backend.put_batch(host_batch))
+      step += 1
+      pending.append(metrics)
+      if step == start + 1:
+        jax.block_until_ready(metrics)
+        progress.first_step_done(step)
+      is_last = step == r.total_steps
+      preempted = stop_requested.is_set() or ckpt.reached_preemption(step)
+      if step % c.log_every_steps == 0 or is_last or preempted:
+        _log_train(pending, step, r, writer, progress, ckpt)
+        pending = []
+      due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0 and not is_last]
+      eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt) if due else {}
+      last_eval.update(eval_metrics)
+      if is_last or preempted or (ckpt_every and step % ckpt_every == 0):
+        if pending:  # the guard must see every step before its state is saved
+          _log_train(pending, step, r, writer, progress, ckpt)
+          pending = []
+        elapsed = train_seconds + time.perf_counter() - t_start
+        ckpt.save(step, r.backend.canonical(state), data_state=data_state,
+                  meta=dict(train_seconds=elapsed, compile_seconds=progress.compile_seconds),
+                  metrics=eval_metrics or None)
+      if preempted and not is_last:
+        ckpt.wait()
+        progress.close()
+        writer.close()
+        progress.write(f"Stopped at step {step} on request; checkpoint saved. Rerun the same "
+                       "command to resume.")
+        raise SystemExit(143)
+    train_seconds += time.perf_counter() - t_start
+  progress.close()
+
+  # --- Final evaluation, summary, plots and report.
+  final, artifacts = {}, {}
+  for ev in evaluators:
+    scalars, arts = ev.run(builder.make_predict_fn(r, lambda: state))
+    final.update(scalars)
+    artifacts.update(arts)
+  if final:
+    writer.write_scalars(step, final)
+  ckpt.save(step, r.backend.canonical(state), data_state=data_state,
+            meta=dict(train_seconds=train_seconds, compile_seconds=progress.compile_seconds),
+            metrics=final or None)
+  ckpt.close()
+  writer.close()
+  fingerprint = summary_lib.params_fingerprint(_host_variables(r.backend.canonical(state)))
+  result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+  if primary:
+    extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
+                 processes=jax.process_count(), compile_seconds=progress.compile_seconds)
+    summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
+                              params_fingerprint=fingerprint, extra=extra)
+    class_names = {ev.name: getattr(ev, "class_names", None) for ev in evaluators}
+    _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
+                            class_names)
+  return dict(result, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint)
+
+
+def _log_train(pending, step, r, writer, progress, ckpt) -> None:
+  """Fetches the metrics of the steps since the last log; stops on NaN/Inf."""
+  values = jax.device_get(pending)
+  metrics = {}
+  for key in values[0]:
+    series = np.asarray([v[key] for v in values], np.float64)
+    if r.backend.axis_name is not None:
+      series = series.reshape(len(values), -1)[:, 0]
+    bad = ~np.isfinite(series)
+    if bad.any():
+      first = step - len(values) + 1 + int(np.argmax(bad))
+      good = ckpt.latest_step()
+      raise NonFiniteError(
+          f"Non-finite train/{key} ({series[bad][0]}) at step {first}. Stopped without saving; "
+          f"the last good checkpoint is step {good} in {ckpt.directory}. Lower optimizer.lr, "
+          "set optimizer.clip_norm, or check the input data; rerunning resumes from it.")
+    metrics[f"train/{key}"] = float(series.mean())
+  rate = progress.examples_per_sec(step)
+  if rate:
+    metrics["train/examples_per_sec"] = rate
+  writer.write_scalars(step, metrics)
+  progress.update(step, metrics.get("train/loss"))
+
+
+def _evaluate(evaluators, r, state_ref, step, writer, progress, ckpt) -> dict[str, float]:
+  results = {}
+  for ev in evaluators:
+    scalars, _ = ev.run(builder.make_predict_fn(r, state_ref))
+    results.update(scalars)
+  loss = {k: v for k, v in results.items() if k.endswith("/loss") and not math.isfinite(v)}
+  if loss:
+    raise NonFiniteError(f"Non-finite eval loss {loss} at step {step}; the last good checkpoint "
+                         f"is step {ckpt.latest_step()} in {ckpt.directory}.")
+  writer.write_scalars(step, results)
+  headline = {k: v for k, v in results.items() if k.count("/") == 1}
+  progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(headline.items())))
+  return results
+
+
+def _host_variables(state) -> dict:
+  """Params and model state as host numpy (replicated arrays: this process's copy)."""
+  def to_host(x):
+    return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x)
+  return jax.tree.map(to_host, {"params": state.params, "model_state": state.model_state})
+
+
+def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
+                            class_names):
+  paths = list(plots.plot_curves(workdir))
+  for key, value in artifacts.items():
+    if key.endswith("confusion_matrix"):
+      split = key.split("/", 1)[0]
+      path = os.path.join(workdir, "plots", f"{split}_confusion_matrix.png")
+      plots.plot_confusion_matrix(np.asarray(value), class_names.get(split), path,
+                                  title=f"{c.experiment} {split} (step {step})")
+      paths.append(path)
+  summary = dict(final, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint,
+                 **extra)
+  per_class = {k: v for k, v in final.items() if k.count("/") >= 2}
+  report.write_report(workdir, experiment=c.experiment, config=c, summary=summary,
+                      references=[dict(r) for r in c.references], per_class=per_class or None,
+                      plots=[os.path.relpath(p, workdir) for p in paths])
+
+
+@contextlib.contextmanager
+def _on_sigterm(callback):
+  """SIGTERM asks the loop to checkpoint and stop at the next step boundary."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  previous = signal.signal(signal.SIGTERM, lambda *_: callback())
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)

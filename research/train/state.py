@@ -1,0 +1,49 @@
+"""The train state: everything that changes during training, as one pytree.
+
+Static things (the model, the optax transformation) stay outside so the state
+is plain arrays that orbax can save and `jax.jit` can donate.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+  """step: int32 []; params and model_state (mutable collections such as
+  `batch_stats`): pytrees of float32; opt_state: optax state; rng: uint32 [2]
+  base key (each step derives its own with `fold_in(rng, step)`)."""
+
+  step: jax.Array
+  params: Any
+  model_state: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
+                 sample_input: jax.ShapeDtypeStruct, seed: int) -> Callable[[], TrainState]:
+  """A pure, argument-free init so it can go through `jax.eval_shape` first
+  and then `jax.jit(..., out_shardings=...)` (flax lm1b habit)."""
+
+  def init() -> TrainState:
+    root = jax.random.PRNGKey(seed)
+    params_rng, dropout_rng, train_rng = jax.random.split(root, 3)
+    x = jnp.zeros(sample_input.shape, sample_input.dtype)
+    variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
+    variables = flax.core.unfreeze(variables)
+    params = variables.pop("params")
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                      opt_state=tx.init(params), rng=train_rng)
+
+  return init
+
+
+def count_params(params) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(params)))

@@ -1,0 +1,76 @@
+"""The pure update and predict functions, independent of how they are parallelised.
+
+`research.train.parallel` compiles the same `train_step` either with `jax.jit`
+over a device Mesh (batch sharded on 'data') or with `jax.pmap`; only the
+pmap variant needs explicit collectives, which is what `axis_name` switches on.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from research.train.state import TrainState
+
+
+def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: optax.Schedule,
+                    *, accum_steps: int = 1, axis_name: str | None = None) -> Callable:
+  """Returns `train_step(state, batch) -> (new_state, metrics)`.
+
+  Args:
+    model: flax module; `apply(variables, x, train=True, rngs=..., mutable=...)`.
+    tx: the optax transformation (possibly `optax.MultiSteps`).
+    task: provides `inputs(batch)` and `loss(outputs, batch) -> (loss, metrics)`.
+    lr_schedule: for logging the learning rate of the update this step feeds.
+    accum_steps: micro-batches per optimizer update (for the logged lr only).
+    axis_name: None under jit (the computation is already global); the pmap
+      axis name under pmap, where gradients, metrics and BatchNorm statistics
+      are averaged across devices with collectives.
+
+  metrics: scalars {'loss', task metrics..., 'grad_norm', 'param_norm', 'lr'},
+  averaged over the global batch.
+  """
+
+  def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
+    # One key per step, independent of how many steps ran before a restart:
+    # this is what makes a resumed run bitwise identical.
+    rng = jax.random.fold_in(state.rng, state.step)
+    if axis_name is not None:
+      rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+    mutable = list(state.model_state.keys())
+
+    def loss_fn(params):
+      variables = {"params": params, **state.model_state}
+      outputs = model.apply(variables, task.inputs(batch), train=True,
+                            rngs={"dropout": rng}, mutable=mutable)
+      logits, new_model_state = outputs if mutable else (outputs, {})
+      loss, metrics = task.loss(logits, batch)
+      return loss, (metrics, new_model_state)
+
+    grads, (metrics, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
+    if axis_name is not None:
+      grads = jax.lax.pmean(grads, axis_name)
+      metrics = jax.lax.pmean(metrics, axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["param_norm"] = optax.global_norm(params)
+    metrics["lr"] = lr_schedule(state.step // accum_steps)
+    new_state = state.replace(step=state.step + 1, params=params,
+                              model_state=dict(new_model_state), opt_state=opt_state)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_predict(model, task) -> Callable:
+  """Returns `predict(state, batch) -> outputs` (e.g. logits [batch, classes])."""
+
+  def predict(state: TrainState, batch: Mapping[str, jax.Array]) -> Any:
+    variables = {"params": state.params, **state.model_state}
+    return model.apply(variables, task.inputs(batch), train=False)
+
+  return predict

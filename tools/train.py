@@ -1,0 +1,33 @@
+"""Train (or resume) an experiment.
+
+  python -m tools.train --config=experiments/vision/fashion_mnist.py:cnn --workdir=runs/fm_cnn \
+      [--config.batch_size=256 ...]
+
+Rerunning the same command with the same --workdir resumes from the last checkpoint.
+"""
+from absl import app, flags
+from ml_collections import config_flags
+
+from research import config as config_lib
+from research import distributed
+from research.train import loop
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config, metrics, checkpoints).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  distributed.initialize()
+  # The flag's value is "path.py:arg"; ml_collections keeps the path and the
+  # overrides, and we keep the arg so the workdir records the full experiment.
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  arg = flags.FLAGS["config"].serialize().split("=", 1)[-1].partition(":")[2]
+  config = config_lib.finalize(_CONFIG.value, path, arg or None)
+  loop.run(config, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
