@@ -1,0 +1,40 @@
+"""MNIST-1D (Greydanus 2020): 4,000/1,000 length-40 signals, 10 classes.
+
+Generated locally by the `mnist1d` package with its default arguments (seed 42).
+References (the paper's table): logistic 32%, MLP 68%, CNN 94%.
+
+  python -m tools.train --config=experiments/vision/mnist1d.py:cnn --workdir=runs/m1d_cnn
+"""
+from research.config import ConfigDict, base_config, eval_config, parse_arg
+
+_SOURCE = "Greydanus, 'Scaling down deep learning' (MNIST-1D), arXiv:2011.14439, Table 1"
+VARIANTS = {
+    "logistic": dict(model=dict(name="logistic"), reference=0.32),
+    "mlp": dict(model=dict(name="mlp", hidden=(100, 100)), reference=0.68),
+    "cnn": dict(model=dict(name="cnn1d"), reference=0.94),
+}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, variants=tuple(VARIANTS), smoke=False)
+  v = VARIANTS[arg.variant]
+  c = base_config()
+  c.data.name = "mnist1d"
+  c.model = ConfigDict(dict(v["model"], num_classes=10))
+  # The paper's training setup: Adam, lr 1e-2, batch 100, 6,000 steps.
+  c.batch_size, c.eval_batch_size = 100, 1000
+  c.total_steps = 6000
+  c.optimizer.name, c.optimizer.lr = "adam", 1e-2
+  c.schedule.name = "constant"
+  c.log_every_steps = 200
+  c.evals.test = eval_config("classification", "test", every_steps=1000)
+  c.ckpt.every_steps, c.ckpt.every_epochs, c.ckpt.best_metric = 1000, None, "test/accuracy"
+  c.references = (dict(metric="test/accuracy", value=v["reference"], higher_is_better=True,
+                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})"),)
+  if arg.smoke:
+    c.batch_size, c.eval_batch_size = 16, 200
+    c.total_steps = 2
+    c.evals.test.every_steps = None
+    c.ckpt.every_steps = 1
+    c.log_every_steps = 1
+  return c
