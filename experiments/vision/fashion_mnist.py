@@ -56,7 +56,7 @@ def _shrink(c):
     c.model.features, c.model.hidden = (4, 8), 16
   elif c.model.name == "mlp":
     c.model.hidden = (16,)
-  else:
+  elif c.model.name.startswith("resnet"):
     c.model.name = "resnet_tiny"
   c.batch_size, c.eval_batch_size = 16, 2000
   c.total_epochs, c.total_steps = None, 2

@@ -1,0 +1,86 @@
+"""Evaluate a trained workdir: restore its best (or latest) checkpoint and run an evaluator.
+
+Reads the run's own `config.json`, so evaluation rebuilds exactly the model,
+preprocessing and data the run trained with.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+
+from research import config as config_lib
+from research.train import builder, checkpoint as ckpt_lib
+
+
+def load_workdir_config(workdir: str) -> config_lib.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No config.json in {workdir!r}: is it a workdir written by "
+                            "`python -m tools.train`?")
+  with open(path) as f:
+    raw = json.load(f)
+  config = config_lib.base_config()
+  _merge(config, raw)
+  return config
+
+
+def _merge(node, raw):
+  for key, value in raw.items():
+    if isinstance(value, dict) and key in node and isinstance(node[key], config_lib.ConfigDict):
+      _merge(node[key], value)
+    else:
+      node[key] = tuple(value) if isinstance(value, list) else value
+
+
+def evaluate(workdir: str, *, split: str | None = None, which: str = "best") -> dict[str, float]:
+  """Evaluates checkpoint `which` ('best', 'latest' or a step number) on `split`.
+
+  `split` is a data split name (e.g. 'test'); None runs every configured eval.
+  Writes `eval_<split>_step<N>.json` beside the checkpoints and returns the metrics.
+  """
+  config = load_workdir_config(workdir)
+  evals = dict(config.evals)
+  if split is not None:
+    matching = [name for name, ev in evals.items() if ev.split == split]
+    if not matching:  # a split the run did not evaluate: reuse the first eval's settings
+      if not evals:
+        raise ValueError(f"{workdir}: config has no evals to base a {split!r} evaluation on.")
+      template = next(iter(evals.values())).to_dict()
+      config.evals[split] = config_lib.ConfigDict(dict(template, split=split))
+      matching = [split]
+  config_lib.validate(config)
+  run = builder.build(config)
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
+                               best_metric=config.ckpt.best_metric, best_mode=config.ckpt.best_mode)
+  step = _pick_step(ckpt, which, workdir)
+  state, _, _ = ckpt.restore(step, run.backend.abstract_state(run.init_fn))
+  state = run.backend.from_canonical(state)
+  builder.compile_steps(run)
+  names = None if split is None else matching
+  results = {}
+  for ev in builder.build_evaluators(run, names=names):
+    scalars, _ = ev.run(builder.make_predict_fn(run, lambda: state))
+    results.update(scalars)
+  ckpt.close()
+  if jax.process_index() == 0:
+    out = os.path.join(workdir, f"eval_{split or 'all'}_step{step}.json")
+    with open(out, "w") as f:
+      json.dump(dict(results, step=step), f, indent=2, sort_keys=True)
+  return dict(results, step=step)
+
+
+def _pick_step(ckpt, which: str, workdir: str) -> int:
+  steps = ckpt.all_steps()
+  if not steps:
+    raise FileNotFoundError(f"No checkpoints in {ckpt.directory}; train first with "
+                            f"`python -m tools.train ... --workdir={workdir}`.")
+  if which == "latest":
+    return steps[-1]
+  if which == "best":
+    best = ckpt.best_step()
+    return best if best is not None else steps[-1]
+  if str(which).isdigit() and int(which) in steps:
+    return int(which)
+  raise ValueError(f"Checkpoint {which!r} not found; choose 'best', 'latest' or one of {steps}.")
