@@ -66,6 +66,9 @@ class JitBackend:
   def train_step(self, state, batch):
     return self._train_step(state, batch)
 
+  def lower_train_step(self, state, batch):
+    return self._train_step.lower(state, batch)
+
   def predict(self, state, batch):
     return self._predict(state, batch)
 
@@ -119,6 +122,9 @@ class PmapBackend:
 
   def train_step(self, state, batch):
     return self._train_step(state, batch)
+
+  def lower_train_step(self, state, batch):
+    return self._train_step.lower(state, batch)
 
   def predict(self, state, batch):
     out = self._predict(state, batch)

@@ -1,0 +1,94 @@
+"""Measures the training step the way the loop runs it.
+
+Numbers (one JSON object):
+  examples_per_sec  global examples per second, fed by the real input pipeline
+  step_ms           median wall time of one step, batch already on device, synchronised per step
+  compile_s         lowering + XLA compilation of the train step
+  flops_per_step    XLA's cost analysis of the compiled step (forward + backward + update)
+  peak_flops        a large float32 matmul measured here, in this run (the machine's practical peak)
+  mfu               flops_per_step / device-resident step time / peak_flops
+  input_overhead    (step time fed by the pipeline) / (step time with the batch on device) - 1
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from research.train import builder
+
+
+def measure_matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+  """Achieved FLOP/s of an n x n float32 matmul on the default device."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / min(times)
+
+
+def _flops(compiled) -> float | None:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def benchmark(config, *, steps: int = 50, warmup: int = 5) -> dict[str, float]:
+  run = builder.build(config)
+  backend = run.backend
+  builder.compile_steps(run)
+  state = backend.init_state(run.init_fn)
+  it = builder.train_iterator(run)
+  batch = backend.put_batch(next(it))
+
+  t0 = time.perf_counter()
+  compiled = backend.lower_train_step(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  flops = _flops(compiled)
+
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+
+  # Latency per step, batch on device, synchronised each step.
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+  step_s = statistics.median(times)
+
+  # Throughput with async dispatch, batch on device (the ideal input pipeline).
+  t = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  resident_s = (time.perf_counter() - t) / steps
+
+  # Throughput fed by the real pipeline, exactly as the loop feeds it.
+  for _ in range(warmup):
+    next(it)
+  t = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, backend.put_batch(next(it)))
+  jax.block_until_ready(metrics)
+  fed_s = (time.perf_counter() - t) / steps
+
+  peak = measure_matmul_peak()
+  result = dict(
+      experiment=config.experiment, devices=backend.num_devices, parallel=config.parallel,
+      global_batch=config.batch_size, examples_per_sec=config.batch_size / fed_s,
+      examples_per_sec_resident=config.batch_size / resident_s, step_ms=step_s * 1e3,
+      compile_s=compile_s, flops_per_step=flops, peak_flops=peak,
+      mfu=(flops / resident_s / peak) if flops else None,
+      input_overhead=fed_s / resident_s - 1.0)
+  return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
