@@ -84,6 +84,13 @@ def test_missing_prediction_key_and_empty_split():
     empty.run(_predict_fn(w))
 
 
+def test_default_class_names_and_mismatch():
+  ev = evaluators.ClassificationEvaluator("test", lambda: [], num_classes=3)
+  assert ev.class_names == ["0", "1", "2"]
+  with pytest.raises(ValueError, match="class_names"):
+    evaluators.ClassificationEvaluator("test", lambda: [], num_classes=3, class_names=["a"])
+
+
 def test_check_evaluator_type():
   evaluators.check_evaluator_type("classification")
   with pytest.raises(ValueError, match="classification"):

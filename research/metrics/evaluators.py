@@ -83,7 +83,12 @@ class ClassificationEvaluator:
     self.batches_fn = batches_fn
     self.num_classes = int(num_classes)
     self.topk = tuple(int(k) for k in topk)
-    self.class_names = None if class_names is None else list(class_names)
+    # Resolved here so callers (plots, reports) always get C names.
+    self.class_names = ([str(i) for i in range(self.num_classes)] if class_names is None
+                        else [str(n) for n in class_names])
+    if len(self.class_names) != self.num_classes:
+      raise ValueError(f"Evaluator {name!r}: {len(self.class_names)} class_names for "
+                       f"{self.num_classes} classes.")
     self.label_key = label_key
     self._counts_fn = jitted_batch_counts(self.num_classes, self.topk)
 

@@ -86,16 +86,18 @@ def plot_curves(workdir: str) -> list[str]:
   return written
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str,
+def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, path: str,
                           title: str = "Confusion matrix") -> str:
-  """Confusion matrix [C, C] (rows = true, cols = predicted) as a PNG.
+  """Confusion matrix [C, C] (rows = true, cols = predicted) as a PNG at `path`.
 
   Colour is the row-normalised fraction (per-class recall on the diagonal), so
   rare classes are as visible as common ones; cells are annotated with raw
-  counts when C <= 30.
+  counts when C <= 30. `class_names=None` labels classes '0'..'C-1'.
   """
   cm = np.asarray(cm)
   n = cm.shape[0]
+  if class_names is None:
+    class_names = [str(i) for i in range(n)]
   if cm.shape != (n, n) or len(class_names) != n:
     raise ValueError(f"cm {cm.shape} and {len(class_names)} class_names do not match.")
   row_sums = cm.sum(axis=1, keepdims=True)

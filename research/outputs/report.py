@@ -20,8 +20,12 @@ _FACTS = {
     "train_seconds": "Train time",
     "params_fingerprint": "Params fingerprint (sha256)",
     "device_count": "Device count",
+    "devices": "Device count",
     "device_kind": "Device kind",
+    "processes": "Processes",
+    "compile_seconds": "Compile time",
 }
+_PER_CLASS_METRICS = ("precision", "recall", "f1")
 
 
 def _fmt(value: Any, signed: bool = False) -> str:
@@ -87,14 +91,28 @@ def compare_to_references(summary: Mapping[str, Any],
   return rows
 
 
-def per_class_from_metrics(metrics: Mapping[str, Any], split: str) -> dict[str, dict[str, float]]:
-  """{class: {'precision': p, 'recall': r, 'f1': f}} from flat '<split>/<metric>/<class>' keys."""
-  table: dict[str, dict[str, float]] = {}
+def per_class_from_metrics(metrics: Mapping[str, Any],
+                           split: str | None = None) -> dict[str, dict[str, float]]:
+  """{class: {'precision': p, 'recall': r, 'f1': f}} from flat '<split>/<metric>/<class>' keys.
+
+  With `split=None` every split is taken; rows are then named '<split>/<class>'
+  when more than one split is present.
+  """
+  found: dict[tuple[str, str], dict[str, float]] = {}
   for key, value in metrics.items():
-    parts = key.split("/", 2)
-    if len(parts) == 3 and parts[0] == split and parts[1] in ("precision", "recall", "f1"):
-      table.setdefault(parts[2], {})[parts[1]] = value
-  return table
+    parts = str(key).split("/", 2)
+    if (len(parts) == 3 and parts[1] in _PER_CLASS_METRICS
+        and (split is None or parts[0] == split)):
+      found.setdefault((parts[0], parts[2]), {})[parts[1]] = value
+  several = len({s for s, _ in found}) > 1
+  return {(f"{s}/{c}" if several else c): v for (s, c), v in found.items()}
+
+
+def _rule(higher_is_better: bool, tolerance: float) -> str:
+  op = "≥ published" if higher_is_better else "≤ published"
+  if tolerance:
+    op += f" {'−' if higher_is_better else '+'} {_fmt(tolerance)}"
+  return f"Reproduced means this run {op} ({'higher' if higher_is_better else 'lower'} is better)."
 
 
 def _duration(seconds: float) -> str:
@@ -113,7 +131,8 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     summary: the flat summary.json dict: '<split>/<metric>' numbers plus run
       facts (step, train_seconds, params_fingerprint, device_count, ...).
     references: published results, see `compare_to_references`.
-    per_class: {class_name: {metric: value}}, e.g. from `per_class_from_metrics`.
+    per_class: {class_name: {metric: value}} (see `per_class_from_metrics`), or
+      the flat {'<split>/<metric>/<class>': value} metrics, converted here.
     plots: PNG paths (absolute, relative to the cwd, or relative to workdir),
       linked relative to workdir so the report moves with the run directory.
   """
@@ -130,9 +149,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
           _fmt(r["difference"], signed=True), r["verdict"]] for r in rows],
         "lrlrrl")
     rules = sorted({(r["higher_is_better"], r["tolerance"]) for r in rows})
-    lines += [""] + [
-        f"Reproduced means this run {'≥ published −' if hib else '≤ published +'} "
-        f"{_fmt(tol)} ({'higher' if hib else 'lower'} is better)." for hib, tol in rules]
+    lines += [""] + [_rule(hib, tol) for hib, tol in rules]
     lines.append("")
   else:
     lines += ["_No published reference given._", ""]
@@ -144,6 +161,8 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
       value = summary[key]
       if key == "train_seconds" and isinstance(value, (int, float)):
         value = _duration(float(value))
+      elif key == "compile_seconds" and isinstance(value, (int, float)):
+        value = _duration(float(value))
       elif key == "params_fingerprint":
         value = f"`{value}`"
       facts.append([label, value if isinstance(value, str) else _fmt(value)])
@@ -151,6 +170,8 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
             if "/" not in k and k not in _FACTS]
   lines += _table(["Fact", "Value"], facts, "ll") + [""]
 
+  if per_class and all(isinstance(v, (int, float)) for v in per_class.values()):
+    per_class = per_class_from_metrics(per_class)  # the flat '<split>/<metric>/<class>' form
   metric_keys = sorted(k for k in summary if "/" in k)
   if per_class:
     # Per-class keys ('test/f1/cat') are in their own table below.

@@ -12,6 +12,7 @@ import enum
 import json
 import math
 import os
+import secrets
 import time
 import warnings
 from typing import Any, Mapping
@@ -140,7 +141,12 @@ class MetricWriter:
     # Imported here so that disabled writers never touch tensorboardX.
     import tensorboardX
     self._file = open(self.path, "a")
-    self._tb = tensorboardX.SummaryWriter(logdir=self.tb_dir, purge_step=purge_step)
+    # tensorboardX names event files by the second and hostname and opens them
+    # with 'wb': a writer reopened within the same second (resume, truncate)
+    # would overwrite the earlier file. A unique suffix keeps both.
+    suffix = f".{os.getpid()}.{secrets.token_hex(4)}"
+    self._tb = tensorboardX.SummaryWriter(logdir=self.tb_dir, purge_step=purge_step,
+                                          filename_suffix=suffix)
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     """Writes one line {"step", "time", **scalars}; values: Python/numpy/0-d jax numbers."""
