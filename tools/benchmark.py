@@ -5,6 +5,8 @@
 import json
 
 from absl import app, flags
+
+from research.logs import check_config_overrides, quiet_logs
 from ml_collections import config_flags
 
 from research import config as config_lib
@@ -16,11 +18,13 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
+  quiet_logs()
   del argv
-  path = config_flags.get_config_filename(flags.FLAGS["config"])
-  config = config_lib.finalize(_CONFIG.value, path, None)
+  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
+  config = config_lib.finalize(_CONFIG.value, path, arg or None)
   print(json.dumps(benchmark.benchmark(config, steps=_STEPS.value)), flush=True)
 
 
 if __name__ == "__main__":
+  check_config_overrides()
   app.run(main)

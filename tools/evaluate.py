@@ -7,6 +7,7 @@ import json
 from absl import app, flags
 
 from research import distributed
+from research.logs import quiet_logs
 from research.train import evaluate
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by tools.train.")
@@ -16,6 +17,7 @@ flags.mark_flag_as_required("workdir")
 
 
 def main(argv):
+  quiet_logs()
   del argv
   distributed.initialize()
   results = evaluate.evaluate(_WORKDIR.value, split=_SPLIT.value, which=_WHICH.value)

@@ -10,6 +10,7 @@ from ml_collections import config_flags
 
 from research import config as config_lib
 from research import distributed
+from research.logs import check_config_overrides, quiet_logs
 from research.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
@@ -18,16 +19,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
+  quiet_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   distributed.initialize()
   # The flag's value is "path.py:arg"; ml_collections keeps the path and the
   # overrides, and we keep the arg so the workdir records the full experiment.
-  path = config_flags.get_config_filename(flags.FLAGS["config"])
-  arg = flags.FLAGS["config"].serialize().split("=", 1)[-1].partition(":")[2]
+  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
   config = config_lib.finalize(_CONFIG.value, path, arg or None)
   loop.run(config, _WORKDIR.value)
 
 
 if __name__ == "__main__":
+  check_config_overrides()
   app.run(main)

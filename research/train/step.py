@@ -44,7 +44,7 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
     def loss_fn(params):
       variables = {"params": params, **state.model_state}
       outputs = model.apply(variables, task.inputs(batch), train=True,
-                            rngs={"dropout": rng}, mutable=mutable)
+                            rngs={"dropout": rng}, mutable=mutable or False)
       logits, new_model_state = outputs if mutable else (outputs, {})
       loss, metrics = task.loss(logits, batch)
       return loss, (metrics, new_model_state)
