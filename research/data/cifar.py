@@ -18,7 +18,6 @@ import numpy as np
 FOLDER = "cifar-10-batches-py"
 TARBALL = "cifar-10-python.tar.gz"
 _BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-_EXAMPLES_PER_BATCH = 10000
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -29,6 +28,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
       ("numpy._core.multiarray", "_reconstruct"),
       ("numpy", "ndarray"),
       ("numpy", "dtype"),
+      # Python 3 pickles (protocol 2) store bytes as _codecs.encode(str, 'latin1').
+      ("_codecs", "encode"),
   }
 
   def find_class(self, module, name):

@@ -1,0 +1,95 @@
+"""TFDS-backed sources: prepared data via `tfds.data_source`, or download-and-prepare.
+
+`tfds.data_source` gives random access to ArrayRecord files without
+TensorFlow; its examples are dicts of numpy values that `TfdsSource` converts to
+this codebase's example shape (`image` uint8 `[H, W, C]`, `label` int32 `[]`).
+tensorflow_datasets is imported lazily: it is slow to import and most runs read
+local files instead.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from research.data.core import Feature
+
+
+def default_dir() -> str:
+  """TFDS's own default: env TFDS_DATA_DIR, else ~/tensorflow_datasets (read now, not at import)."""
+  return os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+
+
+def has_layout(data_dir: str, name: str) -> bool:
+  """Whether `data_dir` holds prepared TFDS data for `name` (`<name>/[<config>/]<version>/dataset_info.json`)."""
+  return bool(glob.glob(os.path.join(data_dir, name, "*", "dataset_info.json"))
+              or glob.glob(os.path.join(data_dir, name, "*", "*", "dataset_info.json")))
+
+
+def tfds_dir_for(name: str, data_dir: str | None) -> str:
+  """`data_dir` if it has a TFDS layout for `name`, else TFDS's default directory."""
+  if data_dir and has_layout(data_dir, name):
+    return data_dir
+  return default_dir()
+
+
+def open_prepared(name: str, split: str, tfds_dir: str) -> Any:
+  """`tfds.data_source` over already prepared data; never downloads."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return tfds.data_source(name, split=split, data_dir=tfds_dir, download=False)
+
+
+def download_and_prepare(name: str, split: str, tfds_dir: str) -> Any:
+  """Downloads and prepares `name` into `tfds_dir` as ArrayRecord, then opens `split`.
+
+  ArrayRecord because `tfds.data_source` needs random access; TFDS's default
+  TFRecord format would be unreadable here.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder(name, data_dir=tfds_dir, file_format="array_record")
+  builder.download_and_prepare()
+  return tfds.data_source(name, split=split, data_dir=tfds_dir, download=False)
+
+
+class TfdsSource:
+  """`DataSource` adapter over a `tfds.data_source` split.
+
+  Examples: `{'image': uint8 [H, W, C], 'label': int32 []}`; other TFDS keys
+  (e.g. CIFAR-10's 'id') are dropped so every resolution path yields the same
+  keys. Decoding happens lazily per example (not all loaded into memory).
+  """
+
+  def __init__(self, tfds_source: Any, *, name: str, image_shape: Sequence[int],
+               num_classes: int):
+    self._source = tfds_source
+    self.name = name
+    self._image_shape = tuple(image_shape)
+    self.features = {
+        "image": Feature(self._image_shape, "uint8"),
+        "label": Feature((), "int32", num_classes),
+    }
+    info = getattr(tfds_source, "dataset_info", None)
+    label = info.features["label"] if info is not None else None
+    if label is not None and label.num_classes != num_classes:
+      raise ValueError(f"{name}: TFDS says {label.num_classes} classes, expected {num_classes}.")
+    names = list(getattr(label, "names", None) or [])
+    self.class_names = names or None
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    n = len(self)
+    if not -n <= index < n:
+      raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")
+    example = self._source[int(index) % n]
+    image = np.asarray(example["image"])
+    if image.shape != self._image_shape:
+      raise ValueError(f"{self.name}[{index}]: image shape {image.shape}, expected "
+                       f"{self._image_shape}.")
+    return {"image": image.astype(np.uint8, copy=False), "label": np.int32(example["label"])}
+
+  def __repr__(self) -> str:
+    return f"TfdsSource({self.name!r}, n={len(self)})"
