@@ -41,7 +41,13 @@ def init(model, shape, key=0):
 
 def run(model, variables, x, *, train, key=0):
   """model.apply the way the training loop calls it; returns (logits, new batch_stats or None)."""
-  rngs = {'dropout': jax.random.key(key)}
+  # Eager, not jitted: for these tiny inputs, compiling whole ResNets costs more
+  # than dispatching their ops one by one.
+  return _apply(model, variables, x, train, jax.random.key(key))
+
+
+def _apply(model, variables, x, train, key):
+  rngs = {'dropout': key}
   if 'batch_stats' in variables:
     out, state = model.apply(variables, x, train=train, rngs=rngs, mutable=['batch_stats'])
     return out, state['batch_stats']
@@ -114,7 +120,7 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(name):
     for leaf in jax.tree.leaves(stats):
       assert leaf.dtype == jnp.float32
   # The matmuls / convolutions really run in bfloat16.
-  jaxpr = str(jax.make_jaxpr(lambda v, x: run(model, v, x, train=False)[0])(variables, x))
+  jaxpr = str(jax.make_jaxpr(lambda v, x: _apply(model, v, x, False, jax.random.key(0))[0])(variables, x))
   assert 'bf16' in jaxpr
 
 
@@ -240,6 +246,8 @@ def test_build_model_axis_name_and_dtypes():
   model = build_model('cnn', num_classes=2, axis_name='batch', dtype='float32')
   assert model.dtype == jnp.float32 and not hasattr(model, 'axis_name')
   assert build_model('mlp', num_classes=2, dtype=jnp.bfloat16).dtype == jnp.bfloat16
+  mlp = build_model('mlp', num_classes=2, hidden=[4, 3])
+  assert mlp.hidden == (4, 3) and hash(mlp) is not None
 
 
 # Runs in a fresh interpreter with 8 fake CPU devices, so the result does not

@@ -72,10 +72,12 @@ def build_model(name: str, *, axis_name: str | None = None, **kwargs: Any) -> nn
       None under jit. Ignored by models without BatchNorm, so the training loop
       can pass it unconditionally.
     **kwargs: model fields. `dtype` / `param_dtype` may be dtype names from a
-      config ('float32', 'bfloat16'); they become jnp dtypes here.
+      config ('float32', 'bfloat16'); they become jnp dtypes here. Lists
+      become tuples.
   """
   check_model_config(name, kwargs)
-  kwargs = dict(kwargs)
+  # Configs give lists; tuples keep the module hashable (usable as a static jit argument).
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
   for key in _DTYPE_FIELDS:
     if key in kwargs:
       kwargs[key] = _canonical_dtype(kwargs[key], key)
