@@ -20,7 +20,7 @@ SPLITS = ("train", "validation", "test")
 DEFAULT_FEATURES = {"image": ((8, 8, 1), "uint8"), "label": ((), "int32", 10)}
 
 
-def _feature(key: str, spec: Any) -> Feature:
+def to_feature(key: str, spec: Any) -> Feature:
   """`(shape, dtype)`, `(shape, dtype, num_classes)` or a `Feature` -> `Feature`."""
   if isinstance(spec, Feature):
     feature = spec
@@ -86,7 +86,7 @@ def synthetic(split: str, *, features: Mapping[str, Any] | None = None,
     raise ValueError(f"synthetic: num_examples must be a positive int, got {num_examples!r}.")
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise ValueError(f"synthetic: seed must be a non-negative int, got {seed!r}.")
-  feats = {k: _feature(k, v) for k, v in (features or DEFAULT_FEATURES).items()}
+  feats = {k: to_feature(k, v) for k, v in (features or DEFAULT_FEATURES).items()}
   if not feats:
     raise ValueError("synthetic: declare at least one feature.")
   num_latent = max([f.num_classes for f in feats.values() if f.num_classes] or [1])
