@@ -96,6 +96,10 @@ class PmapBackend:
                        "multi-process runs (the Mesh backend handles jax.distributed).")
     self.devices = list(devices) if devices is not None else jax.local_devices()
     self.num_devices = len(self.devices)
+    # Since JAX 0.8 pmap runs on shard_map: its inputs are arrays whose leading
+    # axis is sharded one slice per device (this replaces the deprecated
+    # device_put_sharded / device_put_replicated).
+    self._stacked = NamedSharding(Mesh(np.asarray(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
 
   def abstract_state(self, init_fn: Callable[[], Any]):
     sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
@@ -117,8 +121,7 @@ class PmapBackend:
     return x.reshape((self.num_devices, x.shape[0] // self.num_devices) + x.shape[1:])
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    return {k: jax.device_put_sharded(list(self._split(np.asarray(v))), self.devices)
-            for k, v in batch.items()}
+    return {k: jax.device_put(self._split(np.asarray(v)), self._stacked) for k, v in batch.items()}
 
   def train_step(self, state, batch):
     return self._train_step(state, batch)
@@ -138,7 +141,10 @@ class PmapBackend:
     return jax.tree.map(lambda x: x[0], state)
 
   def from_canonical(self, state):
-    return jax.device_put_replicated(state, self.devices)
+    n = self.num_devices
+    return jax.tree.map(
+        lambda x: jax.device_put(np.broadcast_to(np.asarray(x)[None], (n,) + np.shape(x)),
+                                 self._stacked), state)
 
   def scalar_metrics(self, metrics) -> dict[str, float]:
     return {k: float(v[0]) for k, v in jax.device_get(metrics).items()}

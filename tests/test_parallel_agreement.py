@@ -1,0 +1,67 @@
+"""The jit-sharded step, the pmap step and a single-device step give the same update.
+
+Same initial state, same global batch, BatchNorm included: under jit the
+batch statistics are over the global batch automatically; under pmap they are
+averaged across devices with `axis_name`; on one device there is nothing to
+average. All three must agree to float tolerance, for params and statistics.
+"""
+import jax
+import numpy as np
+import pytest
+
+from research import config as config_lib
+from research.train import builder
+
+
+def _config(parallel: str, accum_steps: int = 1):
+  c = config_lib.base_config()
+  c.data.name = "synthetic"
+  c.data.options = config_lib.ConfigDict(dict(
+      features={"image": ((8, 8, 3), "uint8"), "label": ((), "int32", 10)}, num_examples=64))
+  c.data.pp_train = c.data.pp_eval = "value_range(0, 1)"
+  c.model = config_lib.ConfigDict(dict(name="resnet_tiny", stem="small", num_classes=10))
+  c.batch_size, c.eval_batch_size, c.total_steps = 16, 16, 3
+  c.optimizer.name, c.optimizer.lr = "momentum", 0.1
+  c.optimizer.accum_steps = accum_steps
+  c.parallel = parallel
+  c.evals.test = config_lib.eval_config("classification", "test")
+  return config_lib.finalize(c, "tests/parallel", None)
+
+
+def _train(parallel, devices, steps=3, accum_steps=1):
+  run = builder.build(_config(parallel, accum_steps), devices=devices)
+  state = run.backend.init_state(run.init_fn)
+  builder.compile_steps(run)
+  it = builder.train_iterator(run)
+  losses = []
+  for _ in range(steps):
+    state, metrics = run.backend.train_step(state, run.backend.put_batch(next(it)))
+    losses.append(run.backend.scalar_metrics(metrics)["loss"])
+  return jax.device_get(run.backend.canonical(state)), losses
+
+
+# accum_steps=2 runs optax.MultiSteps: step 2 applies an update, step 3 only accumulates,
+# so both kinds of step are compared.
+@pytest.mark.parametrize("accum_steps", [2])
+def test_jit_pmap_and_single_device_agree(accum_steps):
+  assert jax.device_count() == 8, "tests/conftest.py should give 8 fake CPU devices"
+  devices = jax.devices()
+  jit8, loss_jit = _train("jit", devices, accum_steps=accum_steps)
+  pmap8, loss_pmap = _train("pmap", devices, accum_steps=accum_steps)
+  one, loss_one = _train("jit", devices[:1], accum_steps=accum_steps)
+  np.testing.assert_allclose(loss_jit, loss_one, rtol=1e-5)
+  np.testing.assert_allclose(loss_pmap, loss_one, rtol=1e-5)
+  assert "batch_stats" in one.model_state
+  for other in (jit8, pmap8):
+    assert int(other.step) == int(one.step) == 3
+    for tree in ("params", "model_state"):
+      a = jax.tree_util.tree_leaves_with_path(getattr(other, tree))
+      b = jax.tree_util.tree_leaves(getattr(one, tree))
+      for (path, x), y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6,
+                                   err_msg=f"{tree}{jax.tree_util.keystr(path)}")
+  # The update really moved the parameters (the comparison is not vacuous).
+  init = builder.build(_config("jit"), devices=devices[:1]).init_fn()
+  moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
+                       one.params, init.params)
+  assert max(jax.tree.leaves(moved)) > 1e-3
