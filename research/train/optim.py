@@ -114,6 +114,3 @@ def make_optimizer(optimizer: Mapping[str, Any], lr: optax.Schedule) -> optax.Gr
     tx = optax.MultiSteps(tx, every_k_schedule=accum)
   return tx
 
-
-def global_norm(tree) -> jax.Array:
-  return optax.global_norm(tree)

@@ -56,8 +56,8 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics)
-    metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["param_norm"] = optax.global_norm(params)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["param_norm"] = optax.tree.norm(params)
     metrics["lr"] = lr_schedule(state.step // accum_steps)
     new_state = state.replace(step=state.step + 1, params=params,
                               model_state=dict(new_model_state), opt_state=opt_state)
