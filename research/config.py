@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 ConfigDict = ml_collections.ConfigDict
 
@@ -57,31 +58,39 @@ def base_config() -> ConfigDict:
   c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
                            label_key="label", label_smoothing=0.0))
   c.data = ConfigDict(dict(
-      name="", data_dir=None, train_split="train", pp_train="", pp_eval="",
+      name="", data_dir=placeholder(str), train_split="train", pp_train="", pp_eval="",
       num_threads=1, prefetch=2, options=ConfigDict()))
   c.model = ConfigDict(dict(name=""))  # plus the model's own fields
   c.batch_size = 128            # global, over all devices and processes
   c.eval_batch_size = 500
-  c.total_steps = None          # exactly one of total_steps / total_epochs
-  c.total_epochs = None
+  # Durations: `<x>_steps` or `<x>_epochs`; steps win when both are set (see
+  # research/train/durations.py). `placeholder(type)` keeps a None default
+  # overridable from the command line.
+  c.total_steps = placeholder(int)
+  c.total_epochs = placeholder(float)
   c.optimizer = ConfigDict(dict(name="adam", lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
                                 nesterov=False, weight_decay=0.0, decay_mask="no_bias_or_norm",
-                                clip_norm=None, accum_steps=1))
-  c.schedule = ConfigDict(dict(name="constant", warmup_steps=None, warmup_epochs=None,
+                                clip_norm=placeholder(float), accum_steps=1))
+  c.schedule = ConfigDict(dict(name="constant", warmup_steps=placeholder(int),
+                               warmup_epochs=placeholder(float),
                                end_factor=0.0, boundaries=(0.5, 0.75), decay_factor=0.1))
   c.log_every_steps = 50
   c.evals = ConfigDict()        # name -> dict(type=..., split=..., every_steps|every_epochs)
-  c.ckpt = ConfigDict(dict(every_steps=None, every_epochs=1, keep=2, best_metric=None,
+  c.ckpt = ConfigDict(dict(every_steps=placeholder(int), every_epochs=placeholder(float),
+                           keep=2, best_metric=placeholder(str),
                            best_mode="max", async_save=True))
+  c.ckpt.every_epochs = 1.0
   c.progress = True
   c.references = ()             # published results: dicts(metric, value, source, ...)
   return c
 
 
 def eval_config(type: str = "classification", split: str = "test", **kw) -> ConfigDict:
-  return ConfigDict(dict(type=type, split=split, every_steps=kw.pop("every_steps", None),
-                         every_epochs=kw.pop("every_epochs", None), topk=kw.pop("topk", (5,)),
-                         **kw))
+  every_steps, every_epochs = kw.pop("every_steps", None), kw.pop("every_epochs", None)
+  c = ConfigDict(dict(type=type, split=split, every_steps=placeholder(int),
+                      every_epochs=placeholder(float), topk=kw.pop("topk", (5,)), **kw))
+  c.every_steps, c.every_epochs = every_steps, every_epochs
+  return c
 
 
 def validate(config: ConfigDict) -> None:
@@ -109,8 +118,8 @@ def validate(config: ConfigDict) -> None:
   if config.parallel not in parallel.BACKENDS:
     raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
                      f"{', '.join(parallel.BACKENDS)}.")
-  if (config.total_steps is None) == (config.total_epochs is None):
-    raise ValueError("Set exactly one of config.total_steps and config.total_epochs.")
+  if config.total_steps is None and config.total_epochs is None:
+    raise ValueError("Set config.total_steps or config.total_epochs (steps win if both are set).")
   for name, ev in config.evals.items():
     evaluators.check_evaluator_type(ev.type)
   best = config.ckpt.best_metric

@@ -1,8 +1,11 @@
 """Durations in one unit inside the loop: configs may say steps or epochs.
 
 big_vision's `utils.steps` habit: a config names a duration as
-`<prefix>_steps` or `<prefix>_epochs` (exactly one of them); `to_steps` turns
-it into optimizer steps so the loop only ever counts steps.
+`<prefix>_steps` or `<prefix>_epochs`; `to_steps` turns it into steps (one
+step = one batch) so the loop only ever counts steps. When both are set,
+`_steps` wins (as `max_steps` does over epochs in most trainers): that is what
+lets `--config.total_steps=100` shorten an epoch-based config from the
+command line, where ml_collections cannot set a number back to None.
 """
 from __future__ import annotations
 
@@ -27,10 +30,6 @@ def to_steps(prefix: str, config: Mapping[str, Any], steps_per_epoch: int | None
   """
   get = config.get if hasattr(config, "get") else lambda k, d=None: getattr(config, k, d)
   steps, epochs = get(f"{prefix}_steps", None), get(f"{prefix}_epochs", None)
-  if steps is not None and epochs is not None:
-    raise ValueError(
-        f"Set only one of `{prefix}_steps` ({steps}) and `{prefix}_epochs` ({epochs}) "
-        "in the config; set the other to None.")
   if steps is not None:
     if steps < 0:
       raise ValueError(f"`{prefix}_steps` must be >= 0, got {steps}.")

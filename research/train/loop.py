@@ -91,7 +91,9 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
       due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0 and not is_last]
       eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt) if due else {}
       last_eval.update(eval_metrics)
-      if is_last or preempted or (ckpt_every and step % ckpt_every == 0):
+      # The last step is saved after the final evaluation, with its metrics,
+      # so the best-checkpoint policy can pick it.
+      if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)):
         if pending:  # the guard must see every step before its state is saved
           _log_train(pending, step, r, writer, progress, ckpt)
           pending = []
