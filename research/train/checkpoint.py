@@ -82,9 +82,16 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_state: Any):
     """Returns (state placed like `abstract_state`, data_state dict, meta dict)."""
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state),
+          data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+    except ValueError as e:
+      raise ValueError(
+          f"Checkpoint step {step} in {self.directory} does not match the state this config "
+          "builds (was the model or optimizer changed since it was written?). Train in a new "
+          f"--workdir, or rerun with the workdir's own config.json. Orbax: {str(e)[:500]}"
+      ) from e
     return restored["state"], dict(restored["data"] or {}), dict(restored["meta"] or {})
 
   def read_meta(self, step: int) -> dict:

@@ -149,10 +149,11 @@ def _log_train(pending, step, r, writer, progress, ckpt) -> None:
     if bad.any():
       first = step - len(values) + 1 + int(np.argmax(bad))
       good = ckpt.latest_step()
+      kept = (f"the last good checkpoint is step {good} in {ckpt.directory}; rerunning resumes "
+              "from it" if good is not None else "no checkpoint had been saved yet")
       raise NonFiniteError(
           f"Non-finite train/{key} ({series[bad][0]}) at step {first}. Stopped without saving; "
-          f"the last good checkpoint is step {good} in {ckpt.directory}. Lower optimizer.lr, "
-          "set optimizer.clip_norm, or check the input data; rerunning resumes from it.")
+          f"{kept}. Lower optimizer.lr, set optimizer.clip_norm, or check the input data.")
     metrics[f"train/{key}"] = float(series.mean())
   rate = progress.examples_per_sec(step)
   if rate:
