@@ -128,7 +128,9 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
   if primary:
     extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
-                 processes=jax.process_count(), compile_seconds=progress.compile_seconds)
+                 processes=jax.process_count())
+    if progress.compile_seconds is not None:  # None when a finished run is rerun
+      extra["compile_seconds"] = progress.compile_seconds
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
                               params_fingerprint=fingerprint, extra=extra)
     class_names = {ev.name: getattr(ev, "class_names", None) for ev in evaluators}
@@ -172,7 +174,7 @@ def _evaluate(evaluators, r, state_ref, step, writer, progress, ckpt) -> dict[st
     raise NonFiniteError(f"Non-finite eval loss {loss} at step {step}; the last good checkpoint "
                          f"is step {ckpt.latest_step()} in {ckpt.directory}.")
   writer.write_scalars(step, results)
-  headline = {k: v for k, v in results.items() if k.count("/") == 1}
+  headline = {k: v for k, v in results.items() if k.count("/") == 1 and "num_examples" not in k}
   progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(headline.items())))
   return results
 
