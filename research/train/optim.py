@@ -33,8 +33,12 @@ def check(optimizer: Mapping[str, Any], schedule: Mapping[str, Any]) -> None:
   mask = optimizer.get("decay_mask", "all")
   if mask not in DECAY_MASKS:
     raise ValueError(f"Unknown optimizer.decay_mask {mask!r}; valid: {', '.join(DECAY_MASKS)}.")
-  if int(optimizer.get("accum_steps", 1) or 1) < 1:
-    raise ValueError("optimizer.accum_steps must be >= 1.")
+  accum = optimizer.get("accum_steps", 1)
+  if accum is None or int(accum) < 1:
+    raise ValueError(f"optimizer.accum_steps must be >= 1, got {accum}.")
+  if optimizer["name"] == "adam" and optimizer.get("weight_decay"):
+    raise ValueError("optimizer.name='adam' has no weight decay; use 'adamw' (decoupled) or set "
+                     "optimizer.weight_decay=0.")
 
 
 def make_schedule(schedule: Mapping[str, Any], *, base_lr: float, total_steps: int,
