@@ -77,11 +77,12 @@ def build(config, *, devices=None, train_source=None) -> Run:
              total_steps=total, train_ops=train_ops, eval_ops=eval_ops)
 
 
-def _sample_input(source, train_ops, task) -> jax.ShapeDtypeStruct:
-  """Shape of one preprocessed model input, with a batch dimension of 1."""
+def _sample_input(source, train_ops, task):
+  """Shapes of one preprocessed model input (an array or a pytree of arrays,
+  e.g. an encoder-decoder's {'inputs', 'targets'}), with a batch dimension of 1."""
   example = pp_ops.apply(train_ops, source[0], np.random.default_rng(0))
-  x = np.asarray(task.inputs(example))
-  return jax.ShapeDtypeStruct((1,) + x.shape, x.dtype)
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct((1,) + np.shape(x), np.asarray(x).dtype),
+                      task.inputs(example))
 
 
 def compile_steps(run: Run) -> None:

@@ -28,14 +28,15 @@ class TrainState:
 
 
 def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
-                 sample_input: jax.ShapeDtypeStruct, seed: int) -> Callable[[], TrainState]:
+                 sample_input: Any, seed: int) -> Callable[[], TrainState]:
   """A pure, argument-free init so it can go through `jax.eval_shape` first
   and then `jax.jit(..., out_shardings=...)` (flax lm1b habit)."""
 
   def init() -> TrainState:
     root = jax.random.PRNGKey(seed)
     params_rng, dropout_rng, train_rng = jax.random.split(root, 3)
-    x = jnp.zeros(sample_input.shape, sample_input.dtype)
+    # `sample_input`: ShapeDtypeStruct(s) of the model input, batch dimension 1.
+    x = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sample_input)
     variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
     variables = flax.core.unfreeze(variables)
     params = variables.pop("params")
