@@ -45,7 +45,49 @@ class ClassificationTask:
     return loss, {"loss": loss, "accuracy": accuracy}
 
 
-TASKS = {"classification": ClassificationTask}
+@dataclasses.dataclass(frozen=True)
+class TokenPredictionTask:
+  """Per-token cross-entropy: next-token language modelling ('lm') and masked
+  language modelling ('mlm'; the weights select the masked positions).
+
+  Batches hold `input_key` (int [batch, seq]), `target_key` (int [batch, seq])
+  and optionally `weight_key` (float [batch, seq]; 0 = ignore). Model outputs
+  are logits [batch, seq, vocab].
+  """
+
+  input_key: str = "inputs"
+  target_key: str = "targets"
+  weight_key: str = "weights"
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+    return batch[self.input_key]
+
+  def loss(self, logits: jax.Array, batch: Mapping[str, jax.Array]):
+    """Mean cross-entropy over weighted tokens; metrics {'loss', 'accuracy'}."""
+    targets = batch[self.target_key]
+    weights = batch.get(self.weight_key)
+    weights = (jnp.ones(targets.shape, jnp.float32) if weights is None
+               else weights.astype(jnp.float32))
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    total = jnp.maximum(weights.sum(), 1e-8)
+    loss = (ce * weights).sum() / total
+    accuracy = ((jnp.argmax(logits, -1) == targets) * weights).sum() / total
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqTask(TokenPredictionTask):
+  """Encoder-decoder: the model input is {'inputs': source [b, S],
+  'decoder_inputs': shifted targets [b, T]}; loss as TokenPredictionTask."""
+
+  decoder_input_key: str = "decoder_inputs"
+
+  def inputs(self, batch):
+    return {"inputs": batch[self.input_key], "decoder_inputs": batch[self.decoder_input_key]}
+
+
+TASKS = {"classification": ClassificationTask, "lm": TokenPredictionTask,
+         "mlm": TokenPredictionTask, "seq2seq": Seq2SeqTask}
 
 
 def check_task(task_config: Mapping[str, Any]) -> None:

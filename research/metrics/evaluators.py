@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+from sklearn import metrics
 
-from research.metrics import classification
+from research.metrics import classification, language
 
 HostBatch = Mapping[str, np.ndarray]
 PredictFn = Callable[[HostBatch], Mapping[str, jax.Array]]
@@ -99,6 +100,15 @@ class ClassificationEvaluator:
                      f"it has {sorted(out)}.")
     return self._counts_fn(out["logits"], out[self.label_key], out["mask"])
 
+  def _positive_scores(self, out, batch_scores: list, batch_labels: list) -> None:
+    """Binary tasks: keep p(class 1) of the real (unmasked) rows for ROC AUC,
+    which needs every score, not counts."""
+    mask = to_host(out["mask"]).astype(bool)
+    logits = to_host(out["logits"]).astype(np.float64)[mask]
+    # p(1) = sigmoid(l1 - l0): the two-class softmax without overflow.
+    batch_scores.append(1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1])))
+    batch_labels.append(to_host(out[self.label_key])[mask])
+
   def run(self, predict_fn: PredictFn) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Scores predict_fn on the split.
 
@@ -112,8 +122,12 @@ class ClassificationEvaluator:
     # One batch stays in flight: fetching batch i's counts after dispatching
     # batch i+1 lets the host prepare input while the device computes.
     pending = None
+    scores, labels = [], []
     for batch in self.batches_fn():
-      counts = self._counts(predict_fn(batch))
+      out = predict_fn(batch)
+      counts = self._counts(out)
+      if self.num_classes == 2:
+        self._positive_scores(out, scores, labels)
       if pending is not None:
         acc.update(jax.tree.map(to_host, pending))
       pending = counts
@@ -122,6 +136,10 @@ class ClassificationEvaluator:
     if acc.count == 0:
       raise ValueError(f"Evaluator {self.name!r}: batches_fn yielded no unmasked examples.")
     scalars = {f"{self.name}/{k}": v for k, v in acc.result().items()}
+    if self.num_classes == 2:
+      y, p = np.concatenate(labels), np.concatenate(scores)
+      if len(np.unique(y)) == 2:  # AUC is undefined with one class present
+        scalars[f"{self.name}/roc_auc"] = float(metrics.roc_auc_score(y, p))
     artifacts = {f"{self.name}/confusion_matrix": acc.confusion_matrix()}
     return scalars, artifacts
 
@@ -129,6 +147,7 @@ class ClassificationEvaluator:
 # Explicit registry: config names an evaluator type by one of these keys.
 EVALUATORS: dict[str, type] = {
     "classification": ClassificationEvaluator,
+    "language_model": language.LanguageModelEvaluator,
 }
 
 
