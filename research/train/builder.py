@@ -115,8 +115,9 @@ def build_evaluators(run: Run, names=None) -> list:
     cls = evaluators_lib.EVALUATORS[ev.type]
     kwargs = {k: v for k, v in ev.to_dict().items()
               if k not in ("type", "split", "every_steps", "every_epochs")}
-    kwargs.setdefault("num_classes", c.task.num_classes)
-    kwargs.setdefault("label_key", c.task.label_key)
+    for key in ("num_classes", "label_key", "target_key", "weight_key"):
+      if key in c.task:  # evaluators take the task's names unless the eval overrides them
+        kwargs.setdefault(key, c.task[key])
     class_names = getattr(source, "class_names", None)
     if class_names is not None:
       kwargs.setdefault("class_names", list(class_names))
