@@ -1,6 +1,7 @@
 """Named data sets: `get_source(name, split)` -> a random-access `DataSource`.
 
-Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic'.
+Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic',
+'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`).
 `check_dataset` validates names and splits at config load, without I/O.
 
 Where the data comes from (`data_dir` is the argument, else env
@@ -48,6 +49,7 @@ from research.data import mnist1d_source
 from research.data import synthetic
 from research.data import tfds_source
 from research.data.core import ArraySource, DataSource, Feature
+from research.data.text import sources as text_sources
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -237,6 +239,19 @@ DATASETS: dict[str, DatasetSpec] = {
         options=("features", "num_examples", "seed"),
         load=lambda split, data_dir, **o: synthetic.synthetic(split, **o),
         description="learnable random data of declared shapes (features= option)"),
+    "tiny_shakespeare": DatasetSpec(
+        name="tiny_shakespeare", splits=text_sources.SHAKESPEARE_SPLITS,
+        features=text_sources.SHAKESPEARE_FEATURES,
+        num_examples={"train": 1, "validation": 1}, options=("download",),
+        load=lambda split, data_dir, **o: text_sources.tiny_shakespeare(split, data_dir, **o),
+        description="karpathy's tiny shakespeare, one text per split, nanoGPT's 90/10 split"),
+    "imdb_reviews": DatasetSpec(
+        name="imdb_reviews", splits=text_sources.IMDB_SPLITS,
+        features=text_sources.IMDB_FEATURES,
+        num_examples={"train": 25000, "test": 25000, "unsupervised": 50000},
+        options=("download",),
+        load=lambda split, data_dir, **o: text_sources.imdb_reviews(split, data_dir, **o),
+        description="IMDb movie reviews (aclImdb v1): text, label 1=pos/0=neg/-1, stars"),
 }
 
 

@@ -1,0 +1,186 @@
+"""Text ops: tokenize, truncate_pad, mlm_mask, drop.
+
+    ops.parse("tokenize(add_cls=True)|truncate_pad(128)|mlm_mask(0.15)|drop('text')",
+              context={'tokenizer': tokenizer})
+
+`tokenize` and `mlm_mask` need the run's tokenizer (a
+`research.data.text.tokenizers.Tokenizer`): their factories declare it with
+`uses_context('tokenizer')`, and `ops.parse(spec, context)` passes
+`context['tokenizer']` in. Spec strings cannot name it; `ops.check(spec)`
+validates the other arguments without one. `OPS` maps each op's spec name to
+its factory.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from research.data.ops import base
+from research.data.text.sources import as_text
+
+
+def uses_context(*keys: str) -> Callable[[Callable[..., base.Op]], Callable[..., base.Op]]:
+  """Marks an op factory as taking keyword arguments `keys` from `ops.parse`'s context."""
+
+  def mark(factory):
+    factory.context_keys = keys
+    return factory
+
+  return mark
+
+
+def _is_str(*values: Any) -> bool:
+  return all(isinstance(v, str) and v for v in values)
+
+
+def _no_tokenizer(spec: str) -> base.NamedOp:
+  """What a factory built without a tokenizer returns (ops.check): fails if ever run."""
+
+  def fn(example, rng):
+    raise ValueError(f"Op '{spec}' was built without a tokenizer; build it with "
+                     "ops.parse(spec, context={'tokenizer': tokenizer}).")
+
+  return base.NamedOp(spec, fn)
+
+
+def _token_array(example: base.Example, key: str, spec: str) -> np.ndarray:
+  x = base.get(example, key, spec)
+  if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
+    raise ValueError(f"Op '{spec}': {key!r} must be 1-D integer token ids, got shape {x.shape} "
+                     f"dtype {x.dtype}.")
+  return x
+
+
+@uses_context("tokenizer")
+def tokenize(*, key: str = "text", out: str = "tokens", add_cls: bool = False,
+             add_eos: bool = False, tokenizer: Any = None) -> base.NamedOp:
+  """Text `example[key]` (str or UTF-8 bytes) -> `example[out]` int32 `[L]`.
+
+  `add_cls` prepends the cls/bos id, `add_eos` appends the eos/sep id (both
+  must exist in the tokenizer: the char tokenizer has neither).
+  """
+  spec = base.spec_string("tokenize", key=key, out=out, add_cls=add_cls, add_eos=add_eos)
+  if not _is_str(key, out):
+    raise ValueError(f"{spec}: key and out must be non-empty strings.")
+  if not isinstance(add_cls, bool) or not isinstance(add_eos, bool):
+    raise ValueError(f"{spec}: add_cls and add_eos must be True or False.")
+  if tokenizer is None:
+    return _no_tokenizer(spec)
+  prefix, suffix = [], []
+  for wanted, attr, where in ((add_cls, "cls_id", prefix), (add_eos, "eos_id", suffix)):
+    if wanted:
+      i = getattr(tokenizer, attr)
+      if i is None:
+        raise ValueError(f"{spec}: the {tokenizer.type!r} tokenizer has no {attr} (it has no "
+                         "special tokens); drop the option or use a sentencepiece tokenizer.")
+      where.append(int(i))
+
+  def fn(example, rng):
+    del rng
+    ids = tokenizer.encode(as_text(base.get(example, key, spec)))
+    return base.replace(example, out, np.asarray(prefix + ids + suffix, np.int32))
+
+  return base.NamedOp(spec, fn)
+
+
+def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0) -> base.NamedOp:
+  """`example[key]` `[L]` -> int32 `[length]`: cut to `length` or padded with `pad_id`.
+
+  Adds `example[key + '_mask']` bool `[length]`, True on real tokens. Cutting
+  keeps the first `length` tokens (an appended eos is cut off with the rest).
+  """
+  spec = base.spec_string("truncate_pad", length, key=key, pad_id=pad_id)
+  if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+    raise ValueError(f"{spec}: length must be a positive int.")
+  if not isinstance(pad_id, int) or isinstance(pad_id, bool) or pad_id < 0:
+    raise ValueError(f"{spec}: pad_id must be a non-negative int.")
+  if not _is_str(key):
+    raise ValueError(f"{spec}: key must be a non-empty string.")
+
+  def fn(example, rng):
+    del rng
+    x = _token_array(example, key, spec)[:length]
+    out = np.full(length, pad_id, np.int32)
+    out[:len(x)] = x
+    mask = np.zeros(length, np.bool_)
+    mask[:len(x)] = True
+    example = base.replace(example, key, out)
+    return base.replace(example, f"{key}_mask", mask)
+
+  return base.NamedOp(spec, fn)
+
+
+@uses_context("tokenizer")
+def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inputs",
+             out_targets: str = "targets", out_weights: str = "weights",
+             tokenizer: Any = None) -> base.NamedOp:
+  """BERT masking of `example[key]` (int `[L]`) for masked-language-model training.
+
+  Selects `max(1, round(rate * n))` of the n positions that are neither a
+  special id (pad, unk, cls, sep, mask) nor padding (`<key>_mask` False, when
+  present), uniformly without replacement; of those, 80% become the mask id,
+  10% a random non-special id and 10% stay unchanged (BERT's
+  create_pretraining_data). Writes `out_inputs` int32 `[L]` (the corrupted
+  ids), `out_targets` int32 `[L]` (the original ids) and `out_weights`
+  float32 `[L]` (1.0 at selected positions, else 0). Random: needs an rng.
+  """
+  spec = base.spec_string("mlm_mask", rate, key=key, out_inputs=out_inputs,
+                          out_targets=out_targets, out_weights=out_weights)
+  if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1:
+    raise ValueError(f"{spec}: rate must be a number in (0, 1].")
+  if not _is_str(key, out_inputs, out_targets, out_weights):
+    raise ValueError(f"{spec}: key names must be non-empty strings.")
+  if len({out_inputs, out_targets, out_weights}) != 3:
+    raise ValueError(f"{spec}: out_inputs, out_targets and out_weights must differ.")
+  if tokenizer is None:
+    return _no_tokenizer(spec)
+  mask_id = tokenizer.mask_id
+  if mask_id is None:
+    raise ValueError(f"{spec}: the {tokenizer.type!r} tokenizer has no mask id; masked "
+                     "language modelling needs a sentencepiece tokenizer.")
+  special = np.array(sorted(tokenizer.special_ids), np.int64)
+  replacements = np.setdiff1d(np.arange(tokenizer.vocab_size), special)
+  if not len(replacements):
+    raise ValueError(f"{spec}: the tokenizer has no non-special ids to draw random tokens from.")
+
+  def fn(example, rng):
+    tokens = _token_array(example, key, spec)
+    candidates = ~np.isin(tokens, special)
+    real = example.get(f"{key}_mask")
+    if real is not None:
+      candidates &= np.asarray(real, np.bool_)
+    positions = np.flatnonzero(candidates)
+    num = min(len(positions), max(1, int(round(rate * len(positions))))) if len(positions) else 0
+    chosen = rng.choice(positions, num, replace=False) if num else positions
+    u = rng.random(num)
+    inputs = tokens.astype(np.int32)  # a copy: the input example stays untouched
+    masked = chosen[u < 0.8]
+    randomized = chosen[(u >= 0.8) & (u < 0.9)]
+    inputs[masked] = mask_id
+    inputs[randomized] = rng.choice(replacements, len(randomized))
+    weights = np.zeros(len(tokens), np.float32)
+    weights[chosen] = 1.0
+    out = base.replace(example, out_inputs, inputs)
+    out = base.replace(out, out_targets, tokens.astype(np.int32))
+    return base.replace(out, out_weights, weights)
+
+  return base.NamedOp(spec, fn, random=True)
+
+
+def drop(*keys: str) -> base.NamedOp:
+  """Removes `keys` (each must exist), e.g. the raw 'text' once it is tokenized."""
+  spec = base.spec_string("drop", *keys)
+  if not keys or not _is_str(*keys):
+    raise ValueError(f"{spec}: give one or more key names as strings.")
+
+  def fn(example, rng):
+    del rng
+    for k in keys:
+      base.get(example, k, spec)  # a missing key is likely a typo: say so
+    return {k: v for k, v in example.items() if k not in keys}
+
+  return base.NamedOp(spec, fn)
+
+
+OPS = {"tokenize": tokenize, "truncate_pad": truncate_pad, "mlm_mask": mlm_mask, "drop": drop}
