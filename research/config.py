@@ -80,6 +80,9 @@ def base_config() -> ConfigDict:
                            keep=2, best_metric=placeholder(str),
                            best_mode="max", async_save=True))
   c.ckpt.every_epochs = 1.0
+  # Transfer learning: copy parameter subtrees from another run's checkpoint
+  # on a fresh start (see research/train/init_from.py).
+  c.init_from = ConfigDict(dict(workdir=placeholder(str), checkpoint="best", mapping=()))
   c.progress = True
   c.references = ()             # published results: dicts(metric, value, source, ...)
   return c

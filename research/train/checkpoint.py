@@ -94,6 +94,13 @@ class Checkpointer:
       ) from e
     return restored["state"], dict(restored["data"] or {}), dict(restored["meta"] or {})
 
+  def restore_raw(self, step: int) -> dict:
+    """The saved train state as a plain dict of arrays, without a target
+    structure (for reading part of another run's checkpoint)."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))
+    return dict(restored["state"])
+
   def read_meta(self, step: int) -> dict:
     restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     return dict(restored["meta"] or {})

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
-from research.train import builder, checkpoint as ckpt_lib, durations
+from research.train import builder, checkpoint as ckpt_lib, durations, init_from
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   if start is None:
     start = 0
     state = r.backend.init_state(r.init_fn)
+    if c.init_from.workdir:
+      canonical, desc = init_from.restore_subtrees(c.init_from, r.backend.canonical(state))
+      state = r.backend.from_canonical(canonical)
+      log.info("Initialised from %s", desc)
   else:
     state, data_state, meta = ckpt.restore(start, r.backend.abstract_state(r.init_fn))
     state = r.backend.from_canonical(state)
