@@ -301,3 +301,19 @@ def test_bucketed_grain_pipeline_as_documented(spm_tok):
     assert length in boundaries and batch["tokens"].shape == (4, length)
     real = batch["tokens_mask"].sum(1)
     np.testing.assert_array_equal(real, np.minimum(lengths[batches[b]], length))
+
+
+def test_lm_windows_in_the_grain_pipeline():
+  """Shuffled 'random' windows train; 'contiguous' windows evaluate every target once."""
+  from research.data import pipeline
+  tokens = np.arange(3, 203) % 50
+  train = windows.LMWindows(tokens, 16, "random")
+  it = pipeline.train_iterator(train, global_batch_size=8, seed=0, shard=(0, 1))
+  batch = next(it)
+  assert batch["inputs"].shape == batch["targets"].shape == (8, 16)
+  np.testing.assert_array_equal(batch["targets"][:, :-1], batch["inputs"][:, 1:])
+  val = windows.LMWindows(tokens, 16, "contiguous")
+  total = 0.0
+  for b in pipeline.eval_iterator(val, global_batch_size=4, shard=(0, 1)):
+    total += float((b["weights"] * b["mask"][:, None]).sum())
+  assert total == len(tokens) - 1
