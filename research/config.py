@@ -59,7 +59,11 @@ def base_config() -> ConfigDict:
                            label_key="label", label_smoothing=0.0))
   c.data = ConfigDict(dict(
       name="", data_dir=placeholder(str), train_split="train", pp_train="", pp_eval="",
-      num_threads=1, prefetch=2, options=ConfigDict()))
+      num_threads=1, prefetch=2, options=ConfigDict(),
+      extra_train_splits=(),        # e.g. ('unsupervised',): used when present
+      format="examples",            # or 'lm_windows' (see research/data/build.py)
+      tokenizer=ConfigDict(),       # e.g. {'type': 'char'}; empty = no tokenizer
+      block_size=placeholder(int))) # language-model window length
   c.model = ConfigDict(dict(name=""))  # plus the model's own fields
   c.batch_size = 128            # global, over all devices and processes
   c.eval_batch_size = 500
@@ -100,6 +104,7 @@ def validate(config: ConfigDict) -> None:
   """Checks every name in the config; raises ValueError naming the bad key."""
   # Imported here so `research.config` stays importable without jax work.
   from research import tasks
+  from research.data import build as data_build
   from research.data import ops, registry
   from research.metrics import evaluators
   from research.models import check_model_config
@@ -107,8 +112,10 @@ def validate(config: ConfigDict) -> None:
 
   if not config.data.name:
     raise ValueError("config.data.name is empty; set the data set to train on.")
-  splits = [config.data.train_split] + [e.split for e in config.evals.values()]
+  splits = ([config.data.train_split] + list(config.data.extra_train_splits)
+            + [e.split for e in config.evals.values()])
   registry.check_dataset(config.data.name, splits)
+  data_build.check(config.data)
   for key in ("pp_train", "pp_eval"):
     try:
       ops.check(config.data[key])

@@ -72,3 +72,42 @@ class ArraySource:
 
   def __repr__(self) -> str:
     return f"ArraySource({self.name!r}, n={self._len}, features={self.features})"
+
+
+class ConcatSource:
+  """Several sources with the same features, one after another."""
+
+  def __init__(self, sources):
+    self.sources = list(sources)
+    keys = [set(s.features) for s in self.sources]
+    if any(k != keys[0] for k in keys):
+      raise ValueError(f"ConcatSource: sources have different features: {keys}.")
+    self.features = self.sources[0].features
+    self._offsets = np.cumsum([0] + [len(s) for s in self.sources])
+    for attr in ("class_names",):
+      if hasattr(self.sources[0], attr):
+        setattr(self, attr, getattr(self.sources[0], attr))
+
+  def __len__(self) -> int:
+    return int(self._offsets[-1])
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    if not 0 <= index < len(self):
+      raise IndexError(f"ConcatSource: index {index} out of range for {len(self)} examples.")
+    which = int(np.searchsorted(self._offsets, index, side="right") - 1)
+    return self.sources[which][index - int(self._offsets[which])]
+
+
+class IndexedSource:
+  """The examples of `source` at `indices` (a subset, a sample, a permutation)."""
+
+  def __init__(self, source, indices):
+    self.source = source
+    self.indices = np.asarray(indices, np.int64)
+    self.features = source.features
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    return self.source[int(self.indices[index])]

@@ -7,7 +7,7 @@ disagree about how a config becomes a model, an optimizer or a pipeline.
 from __future__ import annotations
 
 import dataclasses
-import os
+import itertools
 from typing import Any, Callable
 
 import jax
@@ -15,8 +15,9 @@ import numpy as np
 import optax
 
 from research import tasks
+from research.data import build as data_build
 from research.data import ops as pp_ops
-from research.data import pipeline, registry
+from research.data import pipeline
 from research.metrics import evaluators as evaluators_lib
 from research.models import build_model
 from research.train import durations, optim, parallel, state as state_lib, step as step_lib
@@ -27,6 +28,7 @@ class Run:
   """The pieces of one run. Durations are in steps (one step = one batch)."""
 
   config: Any
+  data: data_build.DataBuilder
   train_source: Any
   task: Any
   model: Any
@@ -40,23 +42,16 @@ class Run:
   eval_ops: list
 
 
-def data_dir(config) -> str | None:
-  return config.data.data_dir or os.environ.get("RESEARCH_DATA_DIR") or None
-
-
-def get_source(config, split: str):
-  return registry.get_source(config.data.name, split, data_dir=data_dir(config),
-                             **config.data.options.to_dict())
-
-
-def build(config, *, devices=None, train_source=None) -> Run:
+def build(config, *, devices=None, workdir: str | None = None) -> Run:
+  """Everything a run needs. `workdir` keeps run artifacts such as the tokenizer."""
   backend = parallel.make_backend(config.parallel, devices)
   n_dev = jax.device_count() if devices is None else len(devices)
   for key in ("batch_size", "eval_batch_size"):
     if config[key] % n_dev:
       raise ValueError(f"config.{key}={config[key]} must be a multiple of the {n_dev} devices "
                        "the batch is sharded over.")
-  train_source = train_source or get_source(config, config.data.train_split)
+  data = data_build.DataBuilder(config, workdir)
+  train_source = data.train_source()
   spe = pipeline.steps_per_epoch(len(train_source), config.batch_size)
   total = durations.to_steps("total", config, spe)
   accum = int(config.optimizer.accum_steps or 1)
@@ -66,13 +61,18 @@ def build(config, *, devices=None, train_source=None) -> Run:
                            warmup_steps=warmup)
   tx = optim.make_optimizer(config.optimizer, lr)
   model_kwargs = config.model.to_dict()
+  if "vocab_size" in model_kwargs and model_kwargs["vocab_size"] is None:
+    if data.tokenizer is None:
+      raise ValueError("config.model.vocab_size is None (= from the tokenizer), but "
+                       "config.data.tokenizer is empty.")
+    model_kwargs["vocab_size"] = data.tokenizer.vocab_size
   model = build_model(model_kwargs.pop("name"), axis_name=backend.axis_name, **model_kwargs)
   task = tasks.build_task(config.task)
-  train_ops = pp_ops.parse(config.data.pp_train)
-  eval_ops = pp_ops.parse(config.data.pp_eval)
+  train_ops = data.ops(config.data.pp_train)
+  eval_ops = data.ops(config.data.pp_eval)
   init_fn = state_lib.make_init_fn(model, tx, _sample_input(train_source, train_ops, task),
                                    config.seed)
-  return Run(config=config, train_source=train_source, task=task, model=model, tx=tx,
+  return Run(config=config, data=data, train_source=train_source, task=task, model=model, tx=tx,
              lr_schedule=lr, backend=backend, init_fn=init_fn, steps_per_epoch=spe,
              total_steps=total, train_ops=train_ops, eval_ops=eval_ops)
 
@@ -106,19 +106,22 @@ def build_evaluators(run: Run, names=None) -> list:
   for name, ev in c.evals.items():
     if names is not None and name not in names:
       continue
-    source = (run.train_source if ev.split == c.data.train_split else get_source(c, ev.split))
     every = durations.to_steps("every", ev, run.steps_per_epoch, default=0) or 0
+    rounds = itertools.count()
 
-    def batches_fn(source=source):
+    def batches_fn(split=ev.split, ev=ev, rounds=rounds):
+      # Built per round: random-window LM evals draw fresh windows each time.
+      source = run.data.eval_source(split, ev, round_index=next(rounds))
       return pipeline.eval_iterator(source, global_batch_size=c.eval_batch_size, ops=run.eval_ops)
 
     cls = evaluators_lib.EVALUATORS[ev.type]
     kwargs = {k: v for k, v in ev.to_dict().items()
-              if k not in ("type", "split", "every_steps", "every_epochs")}
+              if k not in ("type", "split", "every_steps", "every_epochs", "windows",
+                           "num_batches")}
     for key in ("num_classes", "label_key", "target_key", "weight_key"):
       if key in c.task:  # evaluators take the task's names unless the eval overrides them
         kwargs.setdefault(key, c.task[key])
-    class_names = getattr(source, "class_names", None)
+    class_names = getattr(run.data.raw(ev.split), "class_names", None)
     if class_names is not None:
       kwargs.setdefault("class_names", list(class_names))
     result.append(cls(name, batches_fn, every_steps=every, **kwargs))

@@ -51,7 +51,7 @@ def evaluate(workdir: str, *, split: str | None = None, which: str = "best") -> 
       config.evals[split] = config_lib.ConfigDict(dict(template, split=split))
       matching = [split]
   config_lib.validate(config)
-  run = builder.build(config)
+  run = builder.build(config, workdir=workdir)
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
                                best_metric=config.ckpt.best_metric, best_mode=config.ckpt.best_mode)
   step = _pick_step(ckpt, which, workdir)

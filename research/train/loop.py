@@ -37,7 +37,7 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   primary = jax.process_index() == 0
   if primary:
     writer_lib.write_config(workdir, config)
-  r = builder.build(config, devices=devices)
+  r = builder.build(config, devices=devices, workdir=workdir)
   c = config
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.ckpt.keep,
                                best_metric=c.ckpt.best_metric, best_mode=c.ckpt.best_mode,

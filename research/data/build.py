@@ -1,0 +1,149 @@
+"""From a config's `data` section to the sources a run trains and evaluates on.
+
+Every domain goes through here, so the loop never learns what kind of data it
+runs on. Besides looking data sets up in the registry it does the steps that
+need the whole training split at once:
+
+* tokenizer: trained on the training split only (or loaded when already
+  saved), kept in `<workdir>/tokenizer/` so evaluation, generation and a
+  resumed run reuse exactly the same one; `init_from` runs reuse the source
+  run's tokenizer, since its embeddings are indexed by it.
+* format 'lm_windows': the split's text becomes one token stream; training
+  samples random windows (nanoGPT's `get_batch`, as a shuffled source),
+  evaluation uses contiguous windows covering every token once (exact) or a
+  fresh sample of random windows (nanoGPT's `estimate_loss`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any, Mapping
+
+import numpy as np
+
+from research.data import ops as pp_ops
+from research.data import registry
+from research.data.core import ConcatSource, IndexedSource
+from research.data.text import tokenizers as tok_lib
+from research.data.text.windows import LMWindows
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("examples", "lm_windows")
+
+
+def check(data_config) -> None:
+  """Config-load-time checks of the data section (no I/O)."""
+  if data_config.format not in FORMATS:
+    raise ValueError(f"Unknown config.data.format {data_config.format!r}; valid: "
+                     f"{', '.join(FORMATS)}.")
+  if data_config.tokenizer:
+    tok_lib.check_tokenizer_spec(data_config.tokenizer.to_dict())
+  if data_config.format == "lm_windows":
+    if not data_config.tokenizer:
+      raise ValueError("config.data.format='lm_windows' needs config.data.tokenizer "
+                       "(e.g. {'type': 'char'}).")
+    if not data_config.block_size:
+      raise ValueError("config.data.format='lm_windows' needs config.data.block_size.")
+
+
+class DataBuilder:
+  """Builds (and caches) the sources, tokenizer and preprocessing of one run."""
+
+  def __init__(self, config, workdir: str | None = None):
+    self.config = config
+    self.data = config.data
+    self.data_dir = self.data.data_dir or os.environ.get("RESEARCH_DATA_DIR") or None
+    self.workdir = workdir
+    self._raw: dict[str, Any] = {}
+    self._tokenizer = None
+    self._tokens: dict[str, np.ndarray] = {}
+
+  # --- raw data -------------------------------------------------------------
+  def raw(self, split: str):
+    if split not in self._raw:
+      self._raw[split] = registry.get_source(self.data.name, split, data_dir=self.data_dir,
+                                             **self.data.options.to_dict())
+    return self._raw[split]
+
+  def _raw_train(self):
+    """The training split plus any `extra_train_splits` that exist (e.g. IMDb's
+    'unsupervised' reviews, present in TFDS but not in every local copy)."""
+    sources = [self.raw(self.data.train_split)]
+    for split in self.data.extra_train_splits:
+      try:
+        sources.append(self.raw(split))
+      except (FileNotFoundError, ValueError) as e:
+        log.warning("Extra training split %r not available, training without it: %s", split, e)
+    return sources[0] if len(sources) == 1 else ConcatSource(sources)
+
+  # --- tokenizer ------------------------------------------------------------
+  @property
+  def tokenizer(self):
+    if self._tokenizer is None and self.data.tokenizer:
+      self._tokenizer = self._get_tokenizer()
+    return self._tokenizer
+
+  def _get_tokenizer(self):
+    source_run = self.config.init_from.workdir
+    if source_run:
+      directory = os.path.join(source_run, "tokenizer")
+      if not os.path.isdir(directory):
+        raise FileNotFoundError(f"init_from.workdir={source_run!r} has no tokenizer/; the "
+                                "source run must be a text run of this codebase.")
+      return tok_lib.load_tokenizer(directory)
+    directory = (os.path.join(self.workdir, "tokenizer") if self.workdir
+                 else tempfile.mkdtemp(prefix="tokenizer_"))
+    return tok_lib.get_or_train_tokenizer(self.data.tokenizer.to_dict(), self._training_texts,
+                                          directory)
+
+  def _training_texts(self):
+    """Text of the training data only: the tokenizer never sees evaluation text."""
+    source = self._raw_train()
+    if hasattr(source, "text"):
+      yield source.text
+    else:
+      for i in range(len(source)):
+        yield str(source[i]["text"])
+
+  # --- preprocessing ----------------------------------------------------------
+  def ops(self, spec: str):
+    return pp_ops.parse(spec, context={"tokenizer": self.tokenizer} if self.data.tokenizer
+                        else None)
+
+  # --- sources the pipeline consumes -----------------------------------------
+  def train_source(self):
+    if self.data.format == "lm_windows":
+      return LMWindows(self._token_stream(self.data.train_split), self.data.block_size, "random",
+                       name=f"{self.data.name}:{self.data.train_split}")
+    return self._raw_train()
+
+  def eval_source(self, split: str, eval_config: Mapping[str, Any], *, round_index: int = 0):
+    """The source an evaluator iterates over once per evaluation.
+
+    For 'lm_windows' the eval config's `windows` says 'contiguous' (exact,
+    every token once) or 'random' (`num_batches` x eval batch random windows,
+    redrawn at every evaluation round from seed + round).
+    """
+    if self.data.format != "lm_windows":
+      return self.raw(split)
+    windows = eval_config.get("windows", "contiguous")
+    tokens = self._token_stream(split)
+    if windows == "contiguous":
+      return LMWindows(tokens, self.data.block_size, "contiguous", name=f"{self.data.name}:{split}")
+    if windows != "random":
+      raise ValueError(f"eval windows must be 'contiguous' or 'random', got {windows!r}.")
+    source = LMWindows(tokens, self.data.block_size, "random", name=f"{self.data.name}:{split}")
+    count = int(eval_config.get("num_batches", 20)) * self.config.eval_batch_size
+    rng = np.random.default_rng([self.config.seed, round_index])
+    return IndexedSource(source, rng.integers(0, len(source), count))
+
+  def _token_stream(self, split: str) -> np.ndarray:
+    if split not in self._tokens:
+      source = self.raw(split)
+      if not hasattr(source, "text"):
+        raise ValueError(f"config.data.format='lm_windows' needs a text corpus; data set "
+                         f"{self.data.name!r} split {split!r} is not one.")
+      self._tokens[split] = LMWindows.tokens_from_text(source.text, self.tokenizer)
+    return self._tokens[split]
