@@ -26,12 +26,29 @@ def load_workdir_config(workdir: str) -> config_lib.ConfigDict:
   return config
 
 
-def _merge(node, raw):
+# Sections whose keys belong to the experiment (a model's fields, a task's,
+# the evals), not to base_config: taken whole from config.json, not merged.
+_FREE_FORM = {("task",), ("model",), ("evals",), ("references",), ("data", "options"),
+              ("data", "tokenizer")}
+
+
+def _merge(node, raw, path=()):
   for key, value in raw.items():
-    if isinstance(value, dict) and key in node and isinstance(node[key], config_lib.ConfigDict):
-      _merge(node[key], value)
+    here = path + (key,)
+    if (isinstance(value, dict) and here not in _FREE_FORM and key in node
+        and isinstance(node[key], config_lib.ConfigDict)):
+      _merge(node[key], value, here)
+    elif isinstance(value, dict):
+      node[key] = config_lib.ConfigDict(value)
     else:
-      node[key] = tuple(value) if isinstance(value, list) else value
+      node[key] = _tuples(value)
+
+
+def _tuples(value):
+  """JSON lists back to the tuples configs use (hashable, e.g. model widths)."""
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
 
 
 def evaluate(workdir: str, *, split: str | None = None, which: str = "best") -> dict[str, float]:

@@ -131,6 +131,8 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   fingerprint = summary_lib.params_fingerprint(_host_variables(r.backend.canonical(state)))
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
   if primary:
+    result.update(_best_eval_losses(workdir, evaluators))
+  if primary:
     extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
                  processes=jax.process_count())
     if progress.compile_seconds is not None:  # None when a finished run is rerun
@@ -181,6 +183,20 @@ def _evaluate(evaluators, r, state_ref, step, writer, progress, ckpt) -> dict[st
   headline = {k: v for k, v in results.items() if k.count("/") == 1 and "num_examples" not in k}
   progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(headline.items())))
   return results
+
+
+def _best_eval_losses(workdir, evaluators) -> dict[str, float]:
+  """'<eval>/best_loss': the lowest '<eval>/loss' over all evaluations of the
+  run (nanoGPT reports its best validation loss). Read back from metrics.jsonl,
+  which a resumed run has truncated to what really happened."""
+  best = {}
+  for line in writer_lib.read_metrics(workdir):
+    for ev in evaluators:
+      value = line.get(f"{ev.name}/loss")
+      if isinstance(value, (int, float)) and math.isfinite(value):
+        key = f"{ev.name}/best_loss"
+        best[key] = min(best.get(key, math.inf), value)
+  return best
 
 
 def _host_variables(state) -> dict:
