@@ -10,7 +10,10 @@ from research.logs import check_config_overrides, quiet_logs
 from ml_collections import config_flags
 
 from research import config as config_lib
+from research import xla_flags
 from research.train import benchmark
+
+xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 50, "Timed steps per measurement.")

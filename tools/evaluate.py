@@ -7,8 +7,11 @@ import json
 from absl import app, flags
 
 from research import distributed
+from research import xla_flags
 from research.logs import quiet_logs
 from research.train import evaluate
+
+xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by tools.train.")
 _SPLIT = flags.DEFINE_string("split", None, "Data split to evaluate (default: the run's evals).")

@@ -10,8 +10,11 @@ from ml_collections import config_flags
 
 from research import config as config_lib
 from research import distributed
+from research import xla_flags
 from research.logs import check_config_overrides, quiet_logs
 from research.train import loop
+
+xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config, metrics, checkpoints).")
