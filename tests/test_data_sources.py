@@ -237,7 +237,11 @@ def test_fashion_mnist_from_system_dir(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("download", [True, False])
-def test_missing_data_lists_everything_tried(isolated, download):
+def test_missing_data_lists_everything_tried(isolated, download, monkeypatch):
+  def offline_builder(name, **kwargs):
+    # What TFDS raises offline, without its minutes of retries.
+    raise ConnectionError(f"Failed to resolve the download host of {name!r} (offline)")
+  monkeypatch.setattr(tfds_source.tfds, "builder", offline_builder)
   with pytest.raises(registry.DataNotFoundError) as e:
     registry.get_source("fashion_mnist", "train", data_dir=str(isolated), download=download)
   assert isinstance(e.value, FileNotFoundError)
@@ -249,6 +253,8 @@ def test_missing_data_lists_everything_tried(isolated, download):
   assert "TFDS_DATA_DIR" in msg
   if not download:
     assert "skipped (download=False)" in msg
+  else:
+    assert "ConnectionError: Failed to resolve the download host" in msg
 
 
 def test_missing_data_without_data_dir_says_env_unset(isolated):
