@@ -241,7 +241,8 @@ def test_missing_data_lists_everything_tried(isolated, download, monkeypatch):
   def offline_builder(name, **kwargs):
     # What TFDS raises offline, without its minutes of retries.
     raise ConnectionError(f"Failed to resolve the download host of {name!r} (offline)")
-  monkeypatch.setattr(tfds_source.tfds, "builder", offline_builder)
+  import tensorflow_datasets as tfds
+  monkeypatch.setattr(tfds, "builder", offline_builder)
   with pytest.raises(registry.DataNotFoundError) as e:
     registry.get_source("fashion_mnist", "train", data_dir=str(isolated), download=download)
   assert isinstance(e.value, FileNotFoundError)
