@@ -12,11 +12,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from research.models.bert import BertClassifier, BertMLM, TransformerClassifier
 from research.models.cnn import CNN
 from research.models.cnn1d import CNN1D
 from research.models.dense import MLP, Logistic
+from research.models.gpt import GPT
 from research.models.lenet import LeNet
+from research.models.recurrent import GRUClassifier, GRULM, LSTMClassifier, LSTMLM
 from research.models.resnet import ResNet18, ResNet34, ResNet50, ResNetTiny
+from research.models.seq2seq import Seq2Seq
 
 MODELS: dict[str, type[nn.Module]] = {
     'logistic': Logistic,
@@ -28,6 +32,18 @@ MODELS: dict[str, type[nn.Module]] = {
     'resnet34': ResNet34,
     'resnet50': ResNet50,
     'resnet_tiny': ResNetTiny,
+    # NLP: language models (tokens [B, T] -> logits [B, T, vocab]).
+    'gpt': GPT,
+    'lstm_lm': LSTMLM,
+    'gru_lm': GRULM,
+    'bert_mlm': BertMLM,
+    # NLP: text classifiers (tokens [B, T], 0 = padding -> logits [B, num_classes]).
+    'bert_classifier': BertClassifier,
+    'transformer_classifier': TransformerClassifier,
+    'lstm_classifier': LSTMClassifier,
+    'gru_classifier': GRUClassifier,
+    # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
+    'seq2seq': Seq2Seq,
 }
 
 # Fields every flax Module has that are not configuration.

@@ -1,0 +1,336 @@
+"""Generic Transformer building blocks on embeddings [batch, seq, dim].
+
+Nothing here knows about tokens: the language models (gpt, bert, seq2seq) and
+the later recommendation (SASRec) and tabular (FT-Transformer) models embed
+their own inputs and stack these blocks.
+
+Masks are boolean and broadcast to [batch, heads, query_len, key_len], True
+where a query may attend to a key (the convention of
+`jax.nn.dot_product_attention`). `padding_mask` and `causal_mask` build the
+usual ones and `combine_masks` ANDs any number of them (None = no mask).
+
+Incremental decoding (the flax way): call a causal self-attention module with
+`decode=True` once on a [batch, max_len, dim] input (inside `init`) to create
+its 'cache' collection (keys, values and the write index), then call it with
+`decode=True` and `mutable=['cache']` on chunks [batch, L, dim]: each call
+appends the chunk's keys/values at the write index and attends causally to
+everything written so far. `LearnedPositions` / `SinusoidalPositions` keep their
+own position counter in the same collection, so a model built from these
+blocks decodes without any bookkeeping of its own.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+
+# Exact (erf) GELU as in BERT and nanoGPT's nn.GELU(); tanh GELU as in GPT-2's TF code.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'gelu': lambda x: nn.gelu(x, approximate=False),
+    'gelu_tanh': lambda x: nn.gelu(x, approximate=True),
+    'relu': nn.relu,
+}
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+  try:
+    return ACTIVATIONS[name]
+  except KeyError:
+    raise ValueError(f'Unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}.') from None
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def padding_mask(tokens: jax.Array, pad_id: int = 0) -> jax.Array:
+  """tokens int [batch, seq] -> key mask bool [batch, 1, 1, seq] (True = real token)."""
+  return (tokens != pad_id)[:, None, None, :]
+
+
+def causal_mask(query_len: int, key_len: int | None = None) -> jax.Array:
+  """bool [1, 1, query_len, key_len]: query i sees keys j <= i (+ key_len - query_len).
+
+  With key_len > query_len the queries are the last query_len positions of the
+  key sequence (a suffix), as when a chunk attends to a longer prefix.
+  """
+  key_len = query_len if key_len is None else key_len
+  q = jnp.arange(query_len)[:, None] + (key_len - query_len)
+  return (jnp.arange(key_len)[None, :] <= q)[None, None]
+
+
+def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
+  """Logical AND of the given masks (None entries are ignored; all None -> None)."""
+  masks = [m for m in masks if m is not None]
+  if not masks:
+    return None
+  out = masks[0]
+  for m in masks[1:]:
+    out = jnp.logical_and(out, m)
+  return out
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def softmax_attention(query: jax.Array, key: jax.Array, value: jax.Array,
+                      mask: jax.Array | None = None,
+                      dropout: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
+  """Attention with the softmax written out, so dropout can act on the probabilities.
+
+  Same contract as `jax.nn.dot_product_attention` (query [B, T, N, H], key/value
+  [B, S, N, H], mask broadcastable to [B, N, T, S]) -> [B, T, N, H]. Used only
+  when attention dropout is active: jax's fused function has no dropout.
+  """
+  scale = 1.0 / math.sqrt(query.shape[-1])
+  # Logits and softmax in float32 whatever the compute dtype (bfloat16 softmax is lossy).
+  logits = jnp.einsum('btnh,bsnh->bnts', query, key,
+                      preferred_element_type=jnp.float32) * scale
+  if mask is not None:
+    # A large finite negative (not -inf), like jax.nn.dot_product_attention:
+    # a fully masked row then gives uniform weights instead of NaNs.
+    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
+  if dropout is not None:
+    probs = dropout(probs)
+  return jnp.einsum('bnts,bsnh->btnh', probs, value)
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head dot-product attention (self- or cross-), with an optional KV cache.
+
+  `__call__(x [B, T, D], context [B, S, Dc] | None, *, mask, train, decode)`
+  -> [B, T, out_dim or D]. Self-attention when `context` is None (keys and
+  values from `x`), cross-attention otherwise. `mask` (bool, broadcastable to
+  [B, heads, T, S]) is ANDed with the causal mask when `causal`.
+
+  `decode=True` (causal self-attention only) uses the 'cache' collection as
+  described in the module docstring; the mask passed then refers to the cache's
+  max_len keys.
+  """
+
+  num_heads: int
+  head_dim: int | None = None  # None: input dim // num_heads.
+  out_dim: int | None = None  # None: input dim.
+  causal: bool = False
+  dropout: float = 0.0  # On the attention probabilities.
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  out_kernel_init: Initializer | None = None  # None: kernel_init.
+  bias_init: Initializer = nn.initializers.zeros
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
+               mask: jax.Array | None = None, train: bool, decode: bool = False) -> jax.Array:
+    dim = x.shape[-1]
+    head_dim = self.head_dim or dim // self.num_heads
+    if self.head_dim is None and dim % self.num_heads:
+      raise ValueError(f'dim {dim} is not divisible by num_heads {self.num_heads}.')
+    proj = lambda name: nn.DenseGeneral(
+        (self.num_heads, head_dim), use_bias=self.use_bias, kernel_init=self.kernel_init,
+        bias_init=self.bias_init, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    kv_input = x if context is None else context
+    query, key, value = proj('query')(x), proj('key')(kv_input), proj('value')(kv_input)
+
+    if decode:
+      if context is not None or not self.causal:
+        raise ValueError('decode=True is for causal self-attention only.')
+      key, value, decode_mask = self._update_cache(key, value)
+      mask = combine_masks(mask, decode_mask)
+    elif self.causal:
+      mask = combine_masks(mask, causal_mask(x.shape[1], key.shape[1]))
+
+    if self.dropout > 0.0 and train:
+      drop = nn.Dropout(self.dropout, deterministic=False)
+      out = softmax_attention(query, key, value, mask, dropout=drop)
+    else:
+      # The fused op ('xla' on CPU; cuDNN is opt-in as it supports fewer shapes).
+      out = jax.nn.dot_product_attention(query, key, value, mask=mask, implementation=None)
+    return nn.DenseGeneral(
+        self.out_dim or dim, axis=(-2, -1), use_bias=self.use_bias,
+        kernel_init=self.out_kernel_init or self.kernel_init, bias_init=self.bias_init,
+        dtype=self.dtype, param_dtype=self.param_dtype, name='out')(out)
+
+  def _update_cache(self, key: jax.Array, value: jax.Array):
+    """Writes key/value [B, L, N, H] at the cache index; returns the whole cache
+    [B, max_len, N, H] and the mask bool [1, 1, L, max_len] of what chunk
+    position i may see (cache slots <= index + i)."""
+    initialized = self.has_variable('cache', 'cached_key')
+    cached_key = self.variable('cache', 'cached_key', jnp.zeros, key.shape, key.dtype)
+    cached_value = self.variable('cache', 'cached_value', jnp.zeros, value.shape, value.dtype)
+    index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
+    length = key.shape[1]
+    if not initialized:
+      # The call that creates the cache (init with the full max_len input)
+      # attends causally over its own input and writes nothing.
+      return key, value, causal_mask(length)
+    i = index.value
+    key = jax.lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype),
+                                       (0, i, 0, 0))
+    value = jax.lax.dynamic_update_slice(cached_value.value,
+                                         value.astype(cached_value.value.dtype), (0, i, 0, 0))
+    cached_key.value, cached_value.value = key, value
+    index.value = i + length
+    visible = jnp.arange(key.shape[1])[None, :] <= (i + jnp.arange(length))[:, None]
+    return key, value, visible[None, None]
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def _position_offset(module: nn.Module, length: int, decode: bool) -> jax.Array | int:
+  """0, or in decode mode the number of positions already seen (then advanced by `length`)."""
+  if not decode:
+    return 0
+  initialized = module.has_variable('cache', 'position_index')
+  index = module.variable('cache', 'position_index', lambda: jnp.array(0, jnp.int32))
+  if not initialized:
+    return 0
+  offset = index.value
+  index.value = offset + length
+  return offset
+
+
+class LearnedPositions(nn.Module):
+  """Adds a learned position embedding: x [B, T, D] -> x + P[offset : offset + T].
+
+  `max_len` rows; T > max_len is an error. In decode mode the offset is the
+  number of positions fed so far (kept in the 'cache' collection); positions
+  past max_len are the caller's responsibility (they would be clamped).
+  """
+
+  max_len: int
+  embedding_init: Initializer = nn.initializers.normal(stddev=0.02)
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, decode: bool = False) -> jax.Array:
+    length, dim = x.shape[-2], x.shape[-1]
+    if length > self.max_len:
+      raise ValueError(f'Sequence length {length} exceeds max_len {self.max_len}.')
+    table = self.param('embedding', self.embedding_init, (self.max_len, dim), self.param_dtype)
+    offset = _position_offset(self, length, decode)
+    pos = jax.lax.dynamic_slice_in_dim(table, offset, length, axis=0)
+    return x + pos.astype(self.dtype)
+
+
+def sinusoidal_table(length: int, dim: int, offset: jax.Array | int = 0,
+                     max_timescale: float = 10_000.0) -> jax.Array:
+  """float32 [length, dim]: Vaswani et al.'s sin (first half) / cos (second half) table."""
+  half = dim // 2
+  positions = (jnp.arange(length) + offset).astype(jnp.float32)[:, None]
+  inv_freq = jnp.exp(-math.log(max_timescale) * jnp.arange(half, dtype=jnp.float32) / half)
+  angles = positions * inv_freq[None, :]
+  table = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+  return jnp.pad(table, ((0, 0), (0, dim - 2 * half)))  # An odd dim gets a zero column.
+
+
+class SinusoidalPositions(nn.Module):
+  """Adds fixed sinusoidal positions: x [B, T, D] -> x + table[offset : offset + T].
+
+  No parameters and no length limit; decode mode keeps an offset like
+  `LearnedPositions`.
+  """
+
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, decode: bool = False) -> jax.Array:
+    length, dim = x.shape[-2], x.shape[-1]
+    offset = _position_offset(self, length, decode)
+    return x + sinusoidal_table(length, dim, offset).astype(self.dtype)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class FeedForward(nn.Module):
+  """dense(hidden_dim) -> activation -> dense(input dim): [B, T, D] -> [B, T, D]."""
+
+  hidden_dim: int
+  activation: str = 'gelu'
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  out_kernel_init: Initializer | None = None
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    dense = lambda features, init, name: nn.Dense(
+        features, use_bias=self.use_bias, kernel_init=init, dtype=self.dtype,
+        param_dtype=self.param_dtype, name=name)
+    y = dense(self.hidden_dim, self.kernel_init, 'fc')(x)
+    y = activation_fn(self.activation)(y)
+    return dense(x.shape[-1], self.out_kernel_init or self.kernel_init, 'proj')(y)
+
+
+class TransformerBlock(nn.Module):
+  """Self-attention (+ optional cross-attention) + feed-forward, with residuals.
+
+  `__call__(x [B, T, D], *, mask, context [B, S, Dc], context_mask, train,
+  decode)` -> [B, T, D].
+
+  pre_ln=True (GPT-2 / nanoGPT): x + drop(sublayer(LN(x))); the model adds a
+  final LayerNorm after the last block. pre_ln=False (original Transformer,
+  BERT): LN(x + drop(sublayer(x))). `dropout` acts on each sublayer's output
+  before the residual sum, `attention_dropout` on attention probabilities.
+  `residual_init` initialises the projections that write into the residual
+  stream (GPT-2 scales them by 1/sqrt(2 * num_layers)).
+  """
+
+  num_heads: int
+  mlp_dim: int | None = None  # None: mlp_ratio * D.
+  mlp_ratio: float = 4.0
+  head_dim: int | None = None
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
+  pre_ln: bool = True
+  causal: bool = False
+  cross_attention: bool = False
+  use_bias: bool = True
+  activation: str = 'gelu'
+  layer_norm_eps: float = 1e-5
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  residual_init: Initializer | None = None
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, mask: jax.Array | None = None,
+               context: jax.Array | None = None, context_mask: jax.Array | None = None,
+               train: bool, decode: bool = False) -> jax.Array:
+    if self.cross_attention != (context is not None):
+      raise ValueError('Pass `context` exactly when cross_attention=True.')
+    dim = x.shape[-1]
+    norm = lambda name: nn.LayerNorm(epsilon=self.layer_norm_eps, use_bias=self.use_bias,
+                                     dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    drop = nn.Dropout(self.dropout, deterministic=not train)
+    attention = lambda causal, name: MultiHeadAttention(
+        self.num_heads, head_dim=self.head_dim, causal=causal, dropout=self.attention_dropout,
+        use_bias=self.use_bias, kernel_init=self.kernel_init, out_kernel_init=self.residual_init,
+        dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+
+    def sublayer(x, fn, norm_name):
+      if self.pre_ln:
+        return x + drop(fn(norm(norm_name)(x)))
+      return norm(norm_name)(x + drop(fn(x)))
+
+    x = sublayer(x, lambda h: attention(self.causal, 'attn')(
+        h, mask=mask, train=train, decode=decode), 'ln_1')
+    if self.cross_attention:
+      # The context (encoder output) is fixed while decoding: no cache needed.
+      x = sublayer(x, lambda h: attention(False, 'cross_attn')(
+          h, context, mask=context_mask, train=train), 'ln_cross')
+    mlp = FeedForward(self.mlp_dim or int(self.mlp_ratio * dim), activation=self.activation,
+                      use_bias=self.use_bias, kernel_init=self.kernel_init,
+                      out_kernel_init=self.residual_init, dtype=self.dtype,
+                      param_dtype=self.param_dtype, name='mlp')
+    return sublayer(x, mlp, 'ln_2')
