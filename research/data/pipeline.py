@@ -125,10 +125,11 @@ class _EvalExample:
   """Maps a position in this process's padded eval stream to a masked example."""
 
   def __init__(self, source: DataSource, ops: Sequence[Op], index: int, batch: int,
-               global_batch_size: int):
+               global_batch_size: int, seed: int | None = None):
     self._source, self._ops = source, list(ops)
     self._index, self._batch, self._global = index, batch, global_batch_size
     self._n = len(source)
+    self._seed = seed
 
   def __call__(self, position: int) -> dict[str, np.ndarray]:
     # Process p's k-th batch is slice [k*G + p*b, k*G + (p+1)*b) of the padded
@@ -136,7 +137,11 @@ class _EvalExample:
     k, t = divmod(position, self._batch)
     global_index = k * self._global + self._index * self._batch + t
     real = global_index < self._n
-    example = dict(ops_lib.apply(self._ops, self._source[global_index if real else 0], None))
+    # A seeded eval (e.g. MLM masks) draws from (seed, example index): the same
+    # example gets the same randomness in every evaluation and on any process.
+    rng = (None if self._seed is None
+           else np.random.default_rng([self._seed, global_index if real else 0]))
+    example = dict(ops_lib.apply(self._ops, self._source[global_index if real else 0], rng))
     if "mask" in example:
       raise ValueError("Eval examples may not have a 'mask' key; the pipeline adds it.")
     example["mask"] = np.bool_(real)
@@ -145,8 +150,11 @@ class _EvalExample:
 
 def eval_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[Op] = (),
                   shard: tuple[int, int] | None = None, num_threads: int = 1,
-                  prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
+                  prefetch: int = 2, seed: int | None = None) -> Iterator[dict[str, np.ndarray]]:
   """One pass of padded eval batches; each example is counted once across processes.
+
+  Random ops (e.g. MLM masking) are allowed only with a `seed`; they then draw
+  from (seed, example index), so every evaluation sees the same randomness.
 
   Every process yields `num_eval_batches(len(source), global_batch_size)`
   batches of `global_batch_size // count` examples (same on every process, as
@@ -156,13 +164,14 @@ def eval_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[O
   index, count = _resolve_shard(shard)
   batch = _per_process_batch(global_batch_size, count)
   random_ops = [op for op in ops if ops_lib.is_random(op)]
-  if random_ops:
-    raise ValueError(f"Eval ops must be deterministic; random op(s) {random_ops} need an rng.")
+  if random_ops and seed is None:
+    raise ValueError(f"Eval ops must be deterministic; random op(s) {random_ops} need an rng "
+                     "(pass a seed for a fixed, reproducible draw).")
   if len(source) == 0:
     raise ValueError("Cannot evaluate on an empty source.")
   positions = num_eval_batches(len(source), global_batch_size) * batch
   ds = grain.MapDataset.range(positions).map(
-      _EvalExample(source, ops, index, batch, global_batch_size))
+      _EvalExample(source, ops, index, batch, global_batch_size, seed))
   ds = ds.batch(batch)
   read = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return iter(ds.to_iter_dataset(read))

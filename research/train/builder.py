@@ -112,7 +112,8 @@ def build_evaluators(run: Run, names=None) -> list:
     def batches_fn(split=ev.split, ev=ev, rounds=rounds):
       # Built per round: random-window LM evals draw fresh windows each time.
       source = run.data.eval_source(split, ev, round_index=next(rounds))
-      return pipeline.eval_iterator(source, global_batch_size=c.eval_batch_size, ops=run.eval_ops)
+      return pipeline.eval_iterator(source, global_batch_size=c.eval_batch_size, ops=run.eval_ops,
+                                    seed=c.seed)
 
     cls = evaluators_lib.EVALUATORS[ev.type]
     kwargs = {k: v for k, v in ev.to_dict().items()

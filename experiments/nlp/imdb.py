@@ -1,0 +1,111 @@
+"""IMDb movie-review sentiment (25k train / 25k test reviews, pos/neg).
+
+Data: `$RESEARCH_DATA_DIR/imdb_reviews/` (the original aclImdb layout as a
+folder or .tar.gz, read without unpacking), else TFDS `imdb_reviews`
+(whose 'unsupervised' split MLM pretraining also uses when present).
+Tokenizer: SentencePiece (unigram, 8k pieces) trained on the training reviews
+only; BERT fine-tuning reuses the pretraining run's tokenizer.
+
+  python -m tools.train --config=experiments/nlp/imdb.py:transformer --workdir=runs/imdb_tf
+  python -m tools.train --config=experiments/nlp/imdb.py:bert_pretrain --workdir=runs/imdb_bert_pt
+  python -m tools.train --config=experiments/nlp/imdb.py:bert_finetune,pretrained=runs/imdb_bert_pt \
+      --workdir=runs/imdb_bert_ft
+
+Reported on the full 25k test split: accuracy, precision/recall/F1 (per class
+and macro; 'pos' is the positive class), ROC AUC and the confusion matrix.
+"""
+from research.config import ConfigDict, base_config, eval_config, parse_arg
+
+_BERT = dict(num_layers=2, num_heads=4, embed_dim=128, mlp_dim=512, dropout=0.1,
+             attention_dropout=0.1)
+VARIANTS = ("transformer", "bilstm", "bert_pretrain", "bert_finetune")
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, variants=VARIANTS, smoke=False, pretrained="runs/imdb_bert_pretrain",
+                  max_len=256)
+  c = base_config()
+  c.data.name = "imdb_reviews"
+  c.data.tokenizer = ConfigDict(dict(type="sentencepiece", vocab_size=8000, model_type="unigram"))
+  length = arg.max_len if arg.variant in ("transformer", "bilstm") else min(arg.max_len, 128)
+  classify = (f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
+              "|keep('tokens', 'label')")
+  c.data.pp_train = c.data.pp_eval = classify
+  c.task = ConfigDict(dict(name="classification", num_classes=2, input_key="tokens",
+                           label_key="label", label_smoothing=0.0))
+  c.eval_batch_size = 500
+  c.optimizer.name = "adamw"
+  c.optimizer.weight_decay = 0.01
+  c.schedule.name = "cosine"
+  c.log_every_steps = 50
+  c.evals.test = eval_config("classification", "test", topk=())
+  c.ckpt.every_steps, c.ckpt.every_epochs = 500, None
+  c.ckpt.best_metric = "test/accuracy"
+  if arg.variant == "transformer":
+    # The Keras example "Text classification with Transformer": embed 32,
+    # 2 heads, feed-forward 32, average pooling, dense 20, 2 epochs, batch 32.
+    c.model = ConfigDict(dict(name="transformer_classifier", vocab_size=None, num_classes=2,
+                              max_len=length, embed_dim=32, num_heads=2, mlp_dim=32,
+                              num_layers=1, hidden=20, dropout=0.1))
+    c.batch_size, c.total_epochs = 32, 2
+    c.optimizer.lr = 1e-3
+    c.schedule.warmup_steps = 100
+    c.references = (dict(metric="test/accuracy", value=0.868, higher_is_better=True,
+                         tolerance=0.0, source="Keras example 'Text classification with "
+                         "Transformer' (IMDb, 200 tokens, 2 epochs)"),)
+  elif arg.variant == "bilstm":
+    # The flax examples' SST-2 classifier design (embedding -> bidirectional
+    # LSTM -> dense), sized for a CPU.
+    c.model = ConfigDict(dict(name="lstm_classifier", vocab_size=None, num_classes=2,
+                              embed_dim=128, hidden=128, num_layers=1, dropout=0.3))
+    c.batch_size, c.total_epochs = 64, 3
+    c.optimizer.lr = 2e-3
+    c.optimizer.clip_norm = 1.0
+    c.schedule.warmup_steps = 100
+  elif arg.variant == "bert_pretrain":
+    c.data.extra_train_splits = ("unsupervised",)
+    c.data.pp_train = c.data.pp_eval = (
+        f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})|mlm_mask(0.15)"
+        "|keep('inputs', 'targets', 'weights')")
+    c.task = ConfigDict(dict(name="mlm", input_key="inputs", target_key="targets",
+                             weight_key="weights"))
+    c.model = ConfigDict(dict(name="bert_mlm", vocab_size=None, max_len=length, **_BERT))
+    c.batch_size, c.total_steps = 64, 3000
+    c.optimizer.lr = 5e-4
+    c.schedule.warmup_steps = 300
+    # The masked-token loss on held-out reviews: the test split's text is not
+    # used for anything else in pretraining.
+    c.evals = ConfigDict()
+    c.evals.test = eval_config("language_model", "test", every_steps=1000, topk=())
+    c.ckpt.best_metric, c.ckpt.best_mode = "test/loss", "min"
+  else:  # bert_finetune
+    c.model = ConfigDict(dict(name="bert_classifier", vocab_size=None, num_classes=2,
+                              max_len=length, **_BERT))
+    c.init_from.workdir = arg.pretrained
+    c.init_from.checkpoint = "best"
+    c.init_from.mapping = (("encoder", "encoder"),)
+    c.batch_size, c.total_epochs = 32, 2
+    c.optimizer.lr = 1e-4
+    c.schedule.warmup_steps = 200
+    c.references = (
+        dict(metric="test/accuracy", value=0.902, higher_is_better=True, tolerance=0.0,
+             source="Published BERT fine-tune on IMDb (accuracy 0.902)"),
+        dict(metric="test/recall/pos", value=0.886, higher_is_better=True, tolerance=0.0,
+             source="Published BERT fine-tune on IMDb (recall 0.886)"),
+        dict(metric="test/f1/pos", value=0.893, higher_is_better=True, tolerance=0.0,
+             source="Published BERT fine-tune on IMDb (F1 0.893)"))
+  if arg.smoke:
+    c.data.tokenizer.vocab_size = 40  # what a tiny test corpus supports
+    small = dict(embed_dim=16, num_heads=2, mlp_dim=32, num_layers=1)
+    if c.model.name == "lstm_classifier":
+      small = dict(embed_dim=8, hidden=8)
+    for k, v in small.items():
+      c.model[k] = v
+    c.batch_size, c.eval_batch_size = 16, 32
+    c.total_epochs, c.total_steps = None, 2
+    c.schedule.warmup_steps = 1
+    for ev in c.evals.values():
+      ev.every_steps = None
+    c.ckpt.every_steps = 1
+    c.log_every_steps = 1
+  return c
