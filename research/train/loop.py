@@ -49,7 +49,7 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
 
   # --- Fresh start or resume (order documented in research/train/checkpoint.py).
   start = ckpt.latest_step()
-  train_seconds, last_eval = 0.0, {}
+  train_seconds = eval_seconds = 0.0
   if start is None:
     start = 0
     state = r.backend.init_state(r.init_fn)
@@ -62,7 +62,7 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
     state = r.backend.from_canonical(state)
     train_iter.set_state(data_state)
     train_seconds = float(meta.get("train_seconds", 0.0))
-    last_eval = dict(meta.get("metrics", {}))
+    eval_seconds = float(meta.get("eval_seconds", 0.0))
     writer.truncate_after(start)
     log.info("Resumed from step %d in %s", start, ckpt.directory)
   builder.compile_steps(r)
@@ -77,7 +77,10 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   step, data_state, pending = start, train_iter.get_state(), []
   stop_requested = threading.Event()
   with _on_sigterm(stop_requested.set):
-    t_start = time.perf_counter()
+    t_start, restored_eval_seconds = time.perf_counter(), eval_seconds
+    # Training time excludes this run's periodic evaluations (reported apart).
+    train_time = lambda: (train_seconds + time.perf_counter() - t_start
+                          - (eval_seconds - restored_eval_seconds))
     while step < r.total_steps:
       host_batch = next(train_iter)
       data_state = train_iter.get_state()  # position *after* this batch: saved with step+1
@@ -93,17 +96,20 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
         _log_train(pending, step, r, writer, progress, ckpt)
         pending = []
       due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0 and not is_last]
-      eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt) if due else {}
-      last_eval.update(eval_metrics)
+      eval_metrics = {}
+      if due:
+        t_eval = time.perf_counter()
+        eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt)
+        eval_seconds += time.perf_counter() - t_eval
       # The last step is saved after the final evaluation, with its metrics,
       # so the best-checkpoint policy can pick it.
       if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)):
         if pending:  # the guard must see every step before its state is saved
           _log_train(pending, step, r, writer, progress, ckpt)
           pending = []
-        elapsed = train_seconds + time.perf_counter() - t_start
         ckpt.save(step, r.backend.canonical(state), data_state=data_state,
-                  meta=dict(train_seconds=elapsed, compile_seconds=progress.compile_seconds),
+                  meta=dict(train_seconds=train_time(), eval_seconds=eval_seconds,
+                            compile_seconds=progress.compile_seconds),
                   metrics=eval_metrics or None)
       if preempted and not is_last:
         ckpt.wait()
@@ -112,7 +118,7 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
         progress.write(f"Stopped at step {step} on request; checkpoint saved. Rerun the same "
                        "command to resume.")
         raise SystemExit(143)
-    train_seconds += time.perf_counter() - t_start
+    train_seconds = train_time()
   progress.close()
 
   # --- Final evaluation, summary, plots and report.
@@ -124,7 +130,8 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   if final:
     writer.write_scalars(step, final)
   ckpt.save(step, r.backend.canonical(state), data_state=data_state,
-            meta=dict(train_seconds=train_seconds, compile_seconds=progress.compile_seconds),
+            meta=dict(train_seconds=train_seconds, eval_seconds=eval_seconds,
+                      compile_seconds=progress.compile_seconds),
             metrics=final or None)
   ckpt.close()
   writer.close()
@@ -132,9 +139,8 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
   if primary:
     result.update(_best_eval_losses(workdir, evaluators))
-  if primary:
     extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
-                 processes=jax.process_count())
+                 processes=jax.process_count(), eval_seconds=eval_seconds)
     if progress.compile_seconds is not None:  # None when a finished run is rerun
       extra["compile_seconds"] = progress.compile_seconds
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
