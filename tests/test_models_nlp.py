@@ -21,8 +21,8 @@ from research.models import decoding
 from research.models.bert import BertEncoder
 from research.models.gpt import GPT
 from research.models.seq2seq import greedy_decode
-from research.models.transformer import (MultiHeadAttention, TransformerBlock, causal_mask,
-                                         padding_mask, softmax_attention)
+from research.models.transformer import (TransformerBlock, causal_mask, padding_mask,
+                                         softmax_attention)
 
 # The tests compile many tiny programs once each: XLA's backend optimisations
 # cost several times more than they save there.
@@ -40,11 +40,11 @@ LMS = {
     'lstm_lm': dict(vocab_size=V, embed_dim=8, hidden=16, num_layers=2, dropout=0.1),
     'gru_lm': dict(vocab_size=V, embed_dim=8, hidden=16, num_layers=2, dropout=0.1),
     'bert_mlm': dict(vocab_size=V, num_layers=2, num_heads=2, embed_dim=16, max_len=16,
-                     type_vocab_size=2, pre_ln=True),
+                     type_vocab_size=2),
 }
 CLASSIFIERS = {
-    'bert_classifier': dict(vocab_size=V, num_layers=2, num_heads=2, embed_dim=16, max_len=16,
-                            type_vocab_size=2, num_classes=3),
+    # The same encoder fields as bert_mlm: pretrained encoders restore into it.
+    'bert_classifier': dict(LMS['bert_mlm'], num_classes=3),
     'transformer_classifier': dict(vocab_size=V, num_classes=3, max_len=16, embed_dim=16),
     'lstm_classifier': dict(vocab_size=V, num_classes=3, embed_dim=8, hidden=16, num_layers=2,
                             dropout=0.1),
@@ -56,7 +56,12 @@ NLP_MODELS = {**LMS, **CLASSIFIERS, 'seq2seq': SEQ2SEQ}
 
 
 def tokens(key=1, shape=(B, T), low=1):
-  return jax.random.randint(jax.random.key(key), shape, low, V)
+  # numpy, not jax.random: every new shape of a jax.random call compiles threefry.
+  return jnp.asarray(np.random.default_rng(key).integers(low, V, shape), jnp.int32)
+
+
+def normal(key, shape):
+  return jnp.asarray(np.random.default_rng(key).normal(size=shape), jnp.float32)
 
 
 def right_padded(key=1):
@@ -230,29 +235,19 @@ def test_padding_and_causal_masks():
 
 
 def test_softmax_attention_matches_jax_dot_product_attention():
-  q, k, v = (jax.random.normal(jax.random.key(i), (2, 5, 2, 4)) for i in range(3))
+  q, k, v = (normal(i, (2, 5, 2, 4)) for i in range(3))
   mask = jnp.logical_and(causal_mask(5), padding_mask(jnp.array([[1, 1, 1, 0, 0],
                                                                  [1, 1, 1, 1, 1]])))
-  np.testing.assert_allclose(jax.jit(softmax_attention)(q, k, v, mask),
-                             jax.jit(jax.nn.dot_product_attention)(q, k, v, mask=mask),
+  np.testing.assert_allclose(fast_jit(softmax_attention)(q, k, v, mask),
+                             fast_jit(jax.nn.dot_product_attention)(q, k, v, mask=mask),
                              atol=1e-5)
 
 
-def test_attention_dropout_is_random_in_train_only():
-  mha = MultiHeadAttention(num_heads=2, dropout=0.5)
-  x = jax.random.normal(jax.random.key(0), (2, 5, 8))
-  variables = init(mha, x)
-  run = lambda train, key: apply(mha, variables, x, train=train, key=key)
-  np.testing.assert_array_equal(run(True, jax.random.key(3)), run(True, jax.random.key(3)))
-  assert not np.allclose(run(True, jax.random.key(3)), run(True, jax.random.key(4)))
-  np.testing.assert_array_equal(run(False, jax.random.key(3)), run(False, jax.random.key(4)))
-
-
-@pytest.mark.parametrize('pre_ln', [True, False])
-def test_transformer_block_on_embeddings_self_and_cross(pre_ln):
-  x = jax.random.normal(jax.random.key(0), (2, 5, 16))
-  context = jax.random.normal(jax.random.key(1), (2, 3, 8))
-  block = TransformerBlock(num_heads=2, mlp_ratio=2, pre_ln=pre_ln, cross_attention=True,
+def test_transformer_block_on_embeddings_self_and_cross():
+  # Post-LN here; pre-LN blocks with cross-attention run in seq2seq.
+  x = normal(0, (2, 5, 16))
+  context = normal(1, (2, 3, 8))
+  block = TransformerBlock(num_heads=2, mlp_ratio=2, pre_ln=False, cross_attention=True,
                            use_bias=False)
   variables = fast_jit(lambda: block.init(jax.random.key(2), x, context=context,
                                           train=False))()
@@ -263,8 +258,7 @@ def test_transformer_block_on_embeddings_self_and_cross(pre_ln):
   out = fast_jit(lambda v: block.apply(v, x, context=context, train=False))(variables)
   assert out.shape == x.shape
   # Post-LN ends with a LayerNorm: every position has mean 0 over features.
-  if not pre_ln:
-    np.testing.assert_allclose(out.mean(-1), 0.0, atol=1e-5)
+  np.testing.assert_allclose(out.mean(-1), 0.0, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- GPT decoding
@@ -332,7 +326,7 @@ def reference_greedy(model, variables, prompt, n, context):
 def test_gpt_greedy_equals_stepwise_argmax_beyond_block_size():
   model = tiny_gpt()
   prompt = tokens(shape=(B, 5))
-  variables = init(model, prompt)
+  variables = init(model, tokens())
   n = 6  # 5 + 6 = 11 > block_size 8: 3 cached steps, then 3 window steps.
   out = decoding.generate(model, variables, prompt, max_new_tokens=n, rng=0, greedy=True)
   assert out.shape == (B, 11)
@@ -344,23 +338,31 @@ def test_gpt_greedy_equals_stepwise_argmax_beyond_block_size():
 
 
 @pytest.mark.parametrize('name', ['lstm_lm', 'gru_lm'])
-def test_recurrent_lm_generation_carries_state(name):
+def test_recurrent_lm_carries_state(name):
   model = build_model(name, **LMS[name])
   x = tokens()
   variables = init(model, x)
   # Carrying the state chunk by chunk equals one pass.
   state = model.decode_init(variables, B)
   step = fast_jit(model.decode_step)
-  a, state = step(variables, x[:, :5], state)
-  b, _ = step(variables, x[:, 5:], state)
+  a, state = step(variables, x[:, :4], state)
+  b, _ = step(variables, x[:, 4:], state)
   np.testing.assert_allclose(jnp.concatenate([a, b], 1), apply(model, variables, x), atol=1e-5)
-  # Greedy generation (no length limit) equals stepwise argmax of full recomputation.
+
+
+def test_recurrent_lm_greedy_generation_equals_stepwise_argmax():
+  model = build_model('lstm_lm', **LMS['lstm_lm'])
+  x = tokens()
+  variables = init(model, x)
+  # No length limit: the state carries everything.
   out = decoding.generate(model, variables, x[:, :3], max_new_tokens=12, rng=0, greedy=True)
   np.testing.assert_array_equal(out, reference_greedy(model, variables, x[:, :3], 12, 16))
 
 
 def test_generate_rejects_models_without_the_protocol_and_bad_settings():
   model = build_model('bert_mlm', **LMS['bert_mlm'])
+  assert [n for n in sorted(NLP_MODELS) if decoding.supports_generation(
+      build_model(n, **NLP_MODELS[n]))] == ['gpt', 'gru_lm', 'lstm_lm']
   with pytest.raises(TypeError, match='decoder protocol'):
     decoding.generate(model, {}, tokens(), max_new_tokens=2, rng=0)
   with pytest.raises(ValueError, match='temperature'):
@@ -370,17 +372,23 @@ def test_generate_rejects_models_without_the_protocol_and_bad_settings():
 
 
 # --------------------------------------------------------------------------- sampling
+# Each test compiles one program for all its cases (random sampling is costly to compile).
 
 
 def test_top_p_keeps_smallest_set_reaching_p():
-  probs = jnp.array([[0.05, 0.5, 0.15, 0.3]])
-  logits = jnp.log(probs)
-  assert decoding.top_p_mask(logits, 0.75).tolist() == [[False, True, False, True]]
-  assert decoding.top_p_mask(logits, 0.85).tolist() == [[False, True, True, True]]
-  assert decoding.top_p_mask(logits, 0.4).tolist() == [[False, True, False, False]]
-  assert decoding.top_p_mask(logits, 1.0).tolist() == [[True, True, True, True]]
-  keys = jax.random.split(jax.random.key(0), 400)
-  draws = fast_jit(jax.vmap(lambda k: decoding.sample_logits(logits, k, top_p=0.75)))(keys)
+  logits = jnp.log(jnp.array([[0.05, 0.5, 0.15, 0.3]]))
+  ps = (0.75, 0.85, 0.4, 1.0)
+
+  @fast_jit
+  def run(keys):
+    masks = [decoding.top_p_mask(logits, p) for p in ps]
+    return masks, jax.vmap(lambda k: decoding.sample_logits(logits, k, top_p=0.75))(keys)
+
+  masks, draws = run(jax.random.split(jax.random.key(0), 400))
+  assert [m.tolist() for m in masks] == [[[False, True, False, True]],
+                                         [[False, True, True, True]],
+                                         [[False, True, False, False]],
+                                         [[True, True, True, True]]]
   assert set(np.unique(draws).tolist()) == {1, 3}
   # Renormalised over the nucleus: 0.5 / 0.8 of the draws are token 1.
   assert abs(float((draws == 1).mean()) - 0.625) < 0.08
@@ -388,42 +396,44 @@ def test_top_p_keeps_smallest_set_reaching_p():
 
 def test_sample_logits_top_k_temperature_and_greedy():
   logits = jnp.log(jnp.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]))
-  keys = jax.random.split(jax.random.key(0), 300)
-  draws = fast_jit(jax.vmap(lambda k: decoding.sample_logits(logits, k, top_k=2)))(keys)
-  assert set(np.unique(draws[:, 0]).tolist()) == {2, 3}
-  assert set(np.unique(draws[:, 1]).tolist()) == {0, 1}
-  assert decoding.sample_logits(logits, keys[0], greedy=True).tolist() == [3, 0]
-  # top_k=1 is greedy whatever the rng (here on random logits).
-  noisy = jax.random.normal(jax.random.key(1), (8, V))
-  top1 = fast_jit(jax.vmap(lambda k: decoding.sample_logits(noisy, k, top_k=1)))(keys[:20])
-  assert (top1 == jnp.argmax(noisy, -1)).all()
-  # A very low temperature is greedy too.
-  cold = fast_jit(jax.vmap(lambda k: decoding.sample_logits(logits, k, temperature=1e-3)))(
-      keys[:20])
+  noisy = normal(1, (8, V))
+
+  @fast_jit
+  def run(keys):
+    sample = lambda logits, **kw: jax.vmap(lambda k: decoding.sample_logits(logits, k, **kw))(
+        keys)
+    return (sample(logits, top_k=2), sample(logits, greedy=True),
+            sample(logits, temperature=1e-3), sample(noisy, top_k=1))
+
+  top2, greedy, cold, top1 = run(jax.random.split(jax.random.key(0), 300))
+  assert set(np.unique(top2[:, 0]).tolist()) == {2, 3}
+  assert set(np.unique(top2[:, 1]).tolist()) == {0, 1}
+  assert (greedy == jnp.array([3, 0])).all()
+  # A very low temperature is greedy, and so is top_k=1 whatever the rng.
   assert (cold == jnp.array([3, 0])).all()
+  assert (top1 == jnp.argmax(noisy, -1)).all()
 
 
 # --------------------------------------------------------------------------- BERT
 
 
 def test_bert_mlm_encoder_restores_into_classifier_by_path():
-  fields = dict(CLASSIFIERS['bert_classifier'])
-  clf = build_model('bert_classifier', **fields)
-  fields.pop('num_classes')
-  mlm = build_model('bert_mlm', **fields)
+  mlm = build_model('bert_mlm', **LMS['bert_mlm'])
+  clf = build_model('bert_classifier', **CLASSIFIERS['bert_classifier'])
   x = right_padded()
-  mlm_params = init(mlm, x, key=0)['params']
-  clf_params = init(clf, x, key=1)['params']
+  mlm_params = init(mlm, x)['params']
+  clf_params = init(clf, x)['params']
   assert jax.tree.structure(mlm_params['encoder']) == jax.tree.structure(clf_params['encoder'])
   assert (jax.tree.map(jnp.shape, mlm_params['encoder']) ==
           jax.tree.map(jnp.shape, clf_params['encoder']))
   assert 'segment_embed' in mlm_params['encoder']
-  restored = dict(clf_params, encoder=mlm_params['encoder'])
+  # "Pretrained" weights: the MLM's, moved away from anything an init holds.
+  pretrained = jax.tree.map(lambda p: p + 0.1, mlm_params['encoder'])
+  restored = dict(clf_params, encoder=pretrained)
   logits = apply(clf, {'params': restored}, x)
   assert logits.shape == (B, 3)
   # The restored classifier sees exactly the pretrained encoder's features.
-  encoder = BertEncoder(**fields)
-  h = apply(encoder, {'params': mlm_params['encoder']}, x)
+  h = apply(BertEncoder(**LMS['bert_mlm']), {'params': pretrained}, x)
   pooled = jnp.tanh(h[:, 0] @ restored['pooler']['kernel'] + restored['pooler']['bias'])
   expected = pooled @ restored['classifier']['kernel'] + restored['classifier']['bias']
   np.testing.assert_allclose(logits, expected, atol=1e-5)
@@ -432,18 +442,23 @@ def test_bert_mlm_encoder_restores_into_classifier_by_path():
 def test_bert_mlm_ties_decoder_to_token_embedding_and_takes_segments():
   model = build_model('bert_mlm', **LMS['bert_mlm'])
   x = tokens()
-  segments = jnp.zeros_like(x).at[:, 4:].set(1)
-  variables = init(model, {'tokens': x, 'segment_ids': segments})
+  variables = init(model, x)
   params = variables['params']
-  assert 'decoder' not in str(jax.tree.structure(params)) and 'final_ln' in params['encoder']
   assert params['mlm_bias'].shape == (V,)
-  a = apply(model, variables, {'tokens': x, 'segment_ids': segments})
-  b = apply(model, variables, x)  # Segment 0 everywhere.
-  assert a.shape == (B, T, V) and not np.allclose(a, b)
   # Tied: the only [*, V]-sized parameters are the token table and the output bias.
   with_vocab = {jax.tree_util.keystr(path) for path, p in
                 jax.tree_util.tree_leaves_with_path(params) if V in p.shape}
   assert with_vocab == {"['encoder']['token_embed']['embedding']", "['mlm_bias']"}
+  segments = jnp.zeros_like(x).at[:, 4:].set(1)
+  a = apply(model, variables, {'tokens': x, 'segment_ids': segments})
+  b = apply(model, variables, x)  # Segment 0 everywhere.
+  assert a.shape == (B, T, V) and not np.allclose(a, b)
+  # BERT is post-LN; the pre-LN variant ends with a final LayerNorm (traced only).
+  assert 'final_ln' not in params['encoder']
+  pre_ln = build_model('bert_mlm', **LMS['bert_mlm'], pre_ln=True)
+  shapes = jax.eval_shape(lambda: pre_ln.init(jax.random.key(0), x, train=False))
+  assert 'final_ln' in shapes['params']['encoder']
+  assert jax.eval_shape(lambda v: pre_ln.apply(v, x, train=False), shapes).shape == (B, T, V)
 
 
 # --------------------------------------------------------------------------- seq2seq
@@ -460,7 +475,8 @@ def test_seq2seq_learns_to_reverse():
     dec = jnp.concatenate([jnp.ones((batch, 1), jnp.int32), tgt[:, :-1]], axis=1)
     return {'inputs': src, 'decoder_inputs': dec}, tgt
 
-  params = init(model, make_batch(jax.random.key(0))[0])['params']
+  zeros = jnp.zeros((batch, length), jnp.int32)
+  params = init(model, {'inputs': zeros, 'decoder_inputs': zeros})['params']
   tx = optax.adam(3e-3)
 
   @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
@@ -480,7 +496,7 @@ def test_seq2seq_learns_to_reverse():
 
   params, losses = train(params, jax.random.key(1))
   assert losses[-20:].mean() < 0.1 * losses[:5].mean()
-  x, y = make_batch(jax.random.key(2))
+  x, y = fast_jit(make_batch)(jax.random.key(2))
   pred = greedy_decode(model, {'params': params}, x['inputs'], max_len=length)
   assert pred.shape == (batch, length) and pred.dtype == jnp.int32
   assert float((pred == y).all(axis=1).mean()) > 0.9

@@ -39,6 +39,18 @@ import jax
 import jax.numpy as jnp
 
 
+_PROTOCOL = ('decode_max_len', 'decode_init', 'decode_step')
+
+
+def supports_generation(model: Any) -> bool:
+  """Whether `generate` can run `model` (whether it implements the decoder protocol).
+
+  A tool can offer generation for whichever model a config builds:
+  `if supports_generation(model): generate(model, variables, prompt, ...)`.
+  """
+  return all(hasattr(model, member) for member in _PROTOCOL)
+
+
 def top_k_mask(logits: jax.Array, k: int) -> jax.Array:
   """bool [..., V]: True for the k largest logits (and any tied with the k-th)."""
   kth = jax.lax.top_k(logits, k)[0][..., -1:]
@@ -96,10 +108,10 @@ def generate(model: Any, variables: Any, prompt: jax.Array, *, max_new_tokens: i
     raise ValueError(f'top_k must be in [1, vocab_size], got {top_k}.')
   if top_p is not None and not 0 < top_p <= 1:
     raise ValueError(f'top_p must be in (0, 1], got {top_p}.')
-  for member in ('decode_max_len', 'decode_init', 'decode_step'):
-    if not hasattr(model, member):
-      raise TypeError(f'{type(model).__name__} does not implement the decoder protocol '
-                      f'(missing {member!r}); see research.models.decoding.')
+  if not supports_generation(model):
+    missing = [m for m in _PROTOCOL if not hasattr(model, m)]
+    raise TypeError(f'{type(model).__name__} does not implement the decoder protocol '
+                    f'(missing {missing}); see research.models.decoding.')
   prompt = jnp.asarray(prompt, jnp.int32)
   if prompt.ndim != 2 or prompt.shape[1] < 1:
     raise ValueError(f'prompt must be [batch, P >= 1], got shape {prompt.shape}.')
