@@ -104,8 +104,12 @@ def generate(model: Any, variables: Any, prompt: jax.Array, *, max_new_tokens: i
     raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}.')
   if not greedy and not temperature > 0:
     raise ValueError(f'temperature must be > 0 (or use greedy=True), got {temperature}.')
-  if top_k is not None and not 1 <= top_k <= getattr(model, 'vocab_size', top_k):
-    raise ValueError(f'top_k must be in [1, vocab_size], got {top_k}.')
+  if top_k is not None and top_k < 1:
+    raise ValueError(f'top_k must be >= 1, got {top_k}.')
+  if top_k is not None:
+    # As nanoGPT: a top_k above the vocabulary (e.g. 200 for 65 characters)
+    # keeps every token.
+    top_k = min(top_k, getattr(model, 'vocab_size', top_k))
   if top_p is not None and not 0 < top_p <= 1:
     raise ValueError(f'top_p must be in (0, 1], got {top_p}.')
   if not supports_generation(model):
