@@ -5,6 +5,11 @@ flat `dict[str, np.ndarray]` (one example, no batch dimension), and
 `source.features` describes each key. Per-process sharding, shuffling,
 preprocessing and batching happen once, in `research.data.pipeline`, never in a
 source (big_vision `datasets/core.py` habit).
+
+A source may also offer `get_batch(indices) -> {key: [b, ...]}`, equal to
+stacking `source[i]` for `i` in `indices` (int `[b]`): in-memory sources do it
+with one fancy index per key, and the pipeline then reads a whole batch at
+once instead of `b` Python calls.
 """
 from __future__ import annotations
 
@@ -39,6 +44,19 @@ class DataSource(Protocol):
     ...
 
 
+def _check_indices(indices, length: int, name: str) -> np.ndarray:
+  """`indices` as int64 `[b]`, each in `[-length, length)` like `source[i]`; else IndexError."""
+  indices = np.asarray(indices)
+  if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
+    raise IndexError(f"{name}: get_batch needs 1-D integer indices, got shape {indices.shape} "
+                     f"dtype {indices.dtype}.")
+  indices = indices.astype(np.int64, copy=False)
+  if indices.size and not (-length <= indices.min() and indices.max() < length):
+    bad = indices[(indices < -length) | (indices >= length)][0]
+    raise IndexError(f"{name}: index {bad} out of range for {length} examples.")
+  return indices
+
+
 class ArraySource:
   """A `DataSource` over in-memory arrays that share their first dimension.
 
@@ -70,12 +88,21 @@ class ArraySource:
       raise IndexError(f"{self.name}: index {index} out of range for {self._len} examples.")
     return {k: v[index] for k, v in self._arrays.items()}
 
+  def get_batch(self, indices) -> dict[str, np.ndarray]:
+    """`{key: array[b, ...]}` for int `indices` `[b]` (new arrays, one fancy index per key)."""
+    indices = _check_indices(indices, self._len, self.name)
+    return {k: v[indices] for k, v in self._arrays.items()}
+
   def __repr__(self) -> str:
     return f"ArraySource({self.name!r}, n={self._len}, features={self.features})"
 
 
 class ConcatSource:
-  """Several sources with the same features, one after another."""
+  """Several sources with the same features, one after another.
+
+  Has `get_batch` only when every source has one (readers test `hasattr`;
+  stacking e.g. raw texts just to split them again would only cost time).
+  """
 
   def __init__(self, sources):
     self.sources = list(sources)
@@ -87,6 +114,8 @@ class ConcatSource:
     for attr in ("class_names",):
       if hasattr(self.sources[0], attr):
         setattr(self, attr, getattr(self.sources[0], attr))
+    if all(hasattr(s, "get_batch") for s in self.sources):
+      self.get_batch = self._get_batch
 
   def __len__(self) -> int:
     return int(self._offsets[-1])
@@ -97,17 +126,50 @@ class ConcatSource:
     which = int(np.searchsorted(self._offsets, index, side="right") - 1)
     return self.sources[which][index - int(self._offsets[which])]
 
+  def _get_batch(self, indices) -> dict[str, np.ndarray]:
+    """`{key: [b, ...]}` for `indices` `[b]` in `[0, len)`: each source read once."""
+    indices = _check_indices(indices, len(self), "ConcatSource")
+    if indices.size and indices.min() < 0:
+      raise IndexError(f"ConcatSource: index {indices.min()} out of range for {len(self)} "
+                       "examples.")
+    if not indices.size:
+      raise IndexError("ConcatSource: get_batch needs at least one index.")
+    which = np.searchsorted(self._offsets, indices, side="right") - 1
+    parts, order = [], []
+    for s in np.unique(which):
+      at = np.flatnonzero(which == s)
+      local = indices[at] - self._offsets[s]
+      parts.append(self.sources[s].get_batch(local))
+      order.append(at)
+    # Concatenating promotes dtypes exactly as stacking the examples would.
+    order = np.concatenate(order)
+    out = {}
+    for key in parts[0]:
+      values = np.concatenate([p[key] for p in parts])
+      out[key] = np.empty_like(values)
+      out[key][order] = values
+    return out
+
 
 class IndexedSource:
-  """The examples of `source` at `indices` (a subset, a sample, a permutation)."""
+  """The examples of `source` at `indices` (a subset, a sample, a permutation).
+
+  Has `get_batch` only when `source` has one.
+  """
 
   def __init__(self, source, indices):
     self.source = source
     self.indices = np.asarray(indices, np.int64)
     self.features = source.features
+    if hasattr(source, "get_batch"):
+      self.get_batch = self._get_batch
 
   def __len__(self) -> int:
     return len(self.indices)
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
     return self.source[int(self.indices[index])]
+
+  def _get_batch(self, indices) -> dict[str, np.ndarray]:
+    """`{key: [b, ...]}` for `indices` `[b]`, read with the inner source's `get_batch`."""
+    return self.source.get_batch(self.indices[_check_indices(indices, len(self), "IndexedSource")])

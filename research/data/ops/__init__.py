@@ -2,6 +2,7 @@
 
     ops_list = ops.parse("value_range(0, 1)|random_crop(28, pad=4)|flip_lr")
     example = ops.apply(ops_list, example, rng)
+    batch = ops.apply_batch(ops_list, batch, rng)   # {key: [b, ...]}, one rng per batch
 
 An `Op` is `op(example, rng) -> new example`: `example` is a flat
 `dict[str, np.ndarray]` without batch dimension; `rng` is a
@@ -14,11 +15,15 @@ run's tokenizer). Their factories carry `context_keys` (e.g.
 `('tokenizer',)`, set by `ops.text.uses_context`) and receive those keyword
 arguments from `parse(spec, context={'tokenizer': tok})`; `check(spec)`
 validates everything else without them.
+
+The pipeline runs ops a batch at a time (`apply_batch`): ops with a batched
+implementation (`NamedOp.batched`) run once on `{key: [b, ...]}`; the others
+run per example inside the same call, so every op list works either way.
 """
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -123,3 +128,104 @@ def apply(ops_list: Sequence[Op], example: dict[str, np.ndarray],
 def is_random(op: Op) -> bool:
   """Whether `op` needs an rng (False for plain callables, which cannot say)."""
   return bool(getattr(op, "random", False))
+
+
+def _batched(op: Op, rng: np.random.Generator | None, stacked: bool) -> bool:
+  """Whether `op` runs once on the whole batch rather than per example."""
+  if not (isinstance(op, NamedOp) and op.batched):
+    return False
+  if op.random and rng is None:
+    return False  # no batch rng (eval): per example, on each example's own rng
+  # Key-only ops on unstacked examples: cheaper than stacking what they may drop.
+  return stacked or not op.keys_only
+
+
+def _needs_rng(op: Op) -> bool:
+  # Plain callables cannot say, so they get an rng as they always did.
+  return not isinstance(op, NamedOp) or op.random
+
+
+def _unstack(batch: base.Batch) -> list[base.Example]:
+  sizes = {k: len(v) for k, v in batch.items()}
+  if len(set(sizes.values())) > 1:
+    raise ValueError(f"Batch keys have different leading dimensions: {sizes}.")
+  size = next(iter(sizes.values()), 0)
+  return [{k: v[i] for k, v in batch.items()} for i in range(size)]
+
+
+def stack(examples: Sequence[base.Example]) -> base.Batch:
+  """`[{key: [...]}] * b -> {key: [b, ...]}`; ValueError naming the key if shapes differ."""
+  if not examples:
+    raise ValueError("Cannot stack an empty list of examples.")
+  keys = set(examples[0])
+  if any(set(e) != keys for e in examples):
+    raise ValueError(f"Examples have different keys: {sorted({tuple(sorted(e)) for e in examples})}.")
+  out = {}
+  for key in examples[0]:
+    values = [np.asarray(e[key]) for e in examples]
+    shapes = {v.shape for v in values}
+    if len(shapes) > 1:
+      raise ValueError(f"Cannot batch key {key!r}: examples have different shapes "
+                       f"{sorted(shapes)} (pad or crop them to one shape, e.g. truncate_pad).")
+    out[key] = np.stack(values)
+  return out
+
+
+ExampleRng = Callable[[int], Union[np.random.Generator, None]]
+
+
+def apply_batch(ops_list: Sequence[Op], batch: base.Batch | Sequence[base.Example],
+                rng: np.random.Generator | None, *,
+                example_rng: ExampleRng | None = None) -> base.Batch:
+  """Runs `ops_list` on a whole batch; returns `{key: [b, ...]}`.
+
+  Args:
+    ops_list: the ops, in order.
+    batch: `{key: [b, ...]}` (e.g. from a source's `get_batch`), or a list of
+      `b` examples not stacked yet (from a source without one). Not modified.
+    rng: the batch's generator, or None. Batched random ops draw all `b`
+      examples' randomness from it; per-example ops then get one generator per
+      example seeded from it (drawn once per run of such ops).
+    example_rng: optional `i -> Generator` giving example `i`'s own generator.
+      When given, per-example ops use it instead of `rng`; with `rng=None`
+      random ops then all run per example on it (a seeded eval: each example's
+      randomness depends on that example only, not on how it was batched).
+
+  Ops with a batched implementation run once on the stacked arrays; runs of
+  other ops (tokenize, mlm_mask, random_rotate_scale, plain callables) run
+  per example, and the examples are stacked again afterwards, so every op list
+  that works with `apply` works here.
+  """
+  examples = None if isinstance(batch, Mapping) else list(batch)
+  arrays = dict(batch) if examples is None else None
+  if arrays is not None and not arrays:
+    raise ValueError("apply_batch: empty batch (no keys).")
+  i, ops_list = 0, list(ops_list)
+  while i < len(ops_list):
+    op = ops_list[i]
+    if _batched(op, rng, stacked=arrays is not None):
+      if arrays is None:
+        arrays = stack(examples)
+      arrays, examples = op.apply_batch(arrays, rng), None
+      i += 1
+      continue
+    # The longest run of ops that must run per example from here.
+    j = i + 1
+    while j < len(ops_list) and not _batched(ops_list[j], rng, stacked=False):
+      j += 1
+    run = ops_list[i:j]
+    if examples is None:
+      examples = _unstack(arrays)
+      arrays = None
+    rngs = [None] * len(examples)
+    if any(_needs_rng(o) for o in run):
+      if example_rng is not None:
+        rngs = [example_rng(k) for k in range(len(examples))]
+      elif rng is not None:
+        # Generator construction is the per-example cost here; Philox keyed
+        # by a 64-bit draw is the cheapest well-mixed generator numpy has.
+        keys = rng.integers(0, 2**63, size=len(examples), dtype=np.uint64)
+        rngs = [np.random.Generator(np.random.Philox(key=int(k))) for k in keys]
+    examples = [apply(run, e, r) for e, r in zip(examples, rngs)]
+    i = j
+  return arrays if arrays is not None else stack(examples)

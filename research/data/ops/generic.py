@@ -1,5 +1,8 @@
 """Key-level ops that work on any example: keep, rename, cast.
 
+Each works unchanged on a batch `{key: [b, ...]}` (nothing depends on the
+leading dimension), so its function is also its batched implementation.
+
 `OPS` maps each op's spec name to its factory; `research.data.ops` merges it
 with the other op tables.
 """
@@ -20,7 +23,7 @@ def keep(*keys: str) -> base.NamedOp:
     del rng
     return {k: base.get(example, k, spec) for k in keys}
 
-  return base.NamedOp(spec, fn)
+  return base.NamedOp(spec, fn, batch_fn=fn, keys_only=True)
 
 
 def rename(**new_from_old: str) -> base.NamedOp:
@@ -42,7 +45,7 @@ def rename(**new_from_old: str) -> base.NamedOp:
       out[new] = base.get(example, old, spec)
     return out
 
-  return base.NamedOp(spec, fn)
+  return base.NamedOp(spec, fn, batch_fn=fn, keys_only=True)
 
 
 def cast(key: str, dtype: str) -> base.NamedOp:
@@ -57,7 +60,7 @@ def cast(key: str, dtype: str) -> base.NamedOp:
     del rng
     return base.replace(example, key, base.get(example, key, spec).astype(np_dtype))
 
-  return base.NamedOp(spec, fn)
+  return base.NamedOp(spec, fn, batch_fn=fn)
 
 
 OPS = {"keep": keep, "rename": rename, "cast": cast}

@@ -1,8 +1,12 @@
 """Image ops on one example's `[H, W, C]` array (key 'image' unless `key=`).
 
 Random ops draw only from the rng they are given, so the grain pipeline's
-per-example rng (derived from seed and example index) makes them reproducible
-and resumable. `OPS` maps each op's spec name to its factory.
+rng (derived from seed and batch position) makes them reproducible and
+resumable. Every op but `random_rotate_scale` also has a batched
+implementation on `[b, H, W, C]` (see `base`): deterministic ones give results
+identical to the per-example op; random ones draw each example's offsets or
+coin flip from the same distribution, all at once. `OPS` maps each op's spec
+name to its factory.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def value_range(lo: float, hi: float, in_max: float = 255, *, key: str = "image"
     x = base.get(example, key, spec).astype(np.float32)
     return base.replace(example, key, x * scale + np.float32(lo))
 
-  return base.NamedOp(spec, fn)
+  # Elementwise: the same function is the batched implementation.
+  return base.NamedOp(spec, fn, batch_fn=fn)
 
 
 def standardize(mean: float | Sequence[float], std: float | Sequence[float], *,
@@ -46,16 +51,21 @@ def standardize(mean: float | Sequence[float], std: float | Sequence[float], *,
   if np.any(std_a <= 0):
     raise ValueError(f"{spec}: std must be positive.")
 
-  def fn(example, rng):
-    del rng
-    x = base.get(example, key, spec).astype(np.float32)
-    for a in (mean_a, std_a):
-      if a.ndim == 1 and (x.ndim == 0 or x.shape[-1] != a.shape[0]):
-        raise ValueError(f"Op '{spec}': {a.shape[0]} per-channel values do not match "
-                         f"array of shape {x.shape} (channels last).")
-    return base.replace(example, key, (x - mean_a) / std_a)
+  def make(batched: bool):
+    lead = 1 if batched else 0  # a batch has one more (leading) dimension
 
-  return base.NamedOp(spec, fn)
+    def fn(example, rng):
+      del rng
+      x = base.get(example, key, spec).astype(np.float32)
+      for a in (mean_a, std_a):
+        if a.ndim == 1 and (x.ndim == lead or x.shape[-1] != a.shape[0]):
+          raise ValueError(f"Op '{spec}': {a.shape[0]} per-channel values do not match "
+                           f"array of shape {x.shape[lead:]} (channels last).")
+      return base.replace(example, key, (x - mean_a) / std_a)
+
+    return fn
+
+  return base.NamedOp(spec, make(False), batch_fn=make(True))
 
 
 def random_crop(size: int | Sequence[int], pad: int = 0, *, key: str = "image") -> base.NamedOp:
@@ -78,7 +88,23 @@ def random_crop(size: int | Sequence[int], pad: int = 0, *, key: str = "image") 
     left = rng.integers(0, x.shape[1] - w + 1)
     return base.replace(example, key, x[top:top + h, left:left + w])
 
-  return base.NamedOp(spec, fn, random=True)
+  def batch_fn(batch, rng):
+    x = base.image_bhwc(base.get(batch, key, spec), spec)  # [b, H, W, C]
+    b, height, width = x.shape[0], x.shape[1] + 2 * pad, x.shape[2] + 2 * pad
+    if h > height or w > width:
+      raise ValueError(f"Op '{spec}': crop {(h, w)} larger than padded image {(height, width)}.")
+    # One offset pair per example, uniform like the per-example op's.
+    tops = rng.integers(0, height - h + 1, size=b)
+    lefts = rng.integers(0, width - w + 1, size=b)
+    if pad:
+      x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    # Vectorised gather: out[i, r, c] = x[i, tops[i] + r, lefts[i] + c], one
+    # fancy index for the whole batch (rows [b, h, 1], cols [b, 1, w]).
+    rows = (tops[:, None] + np.arange(h))[:, :, None]
+    cols = (lefts[:, None] + np.arange(w))[:, None, :]
+    return base.replace(batch, key, x[np.arange(b)[:, None, None], rows, cols])
+
+  return base.NamedOp(spec, fn, random=True, batch_fn=batch_fn)
 
 
 def center_crop(size: int | Sequence[int], *, key: str = "image") -> base.NamedOp:
@@ -94,7 +120,15 @@ def center_crop(size: int | Sequence[int], *, key: str = "image") -> base.NamedO
     top, left = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
     return base.replace(example, key, x[top:top + h, left:left + w])
 
-  return base.NamedOp(spec, fn)
+  def batch_fn(batch, rng):
+    del rng
+    x = base.image_bhwc(base.get(batch, key, spec), spec)
+    if h > x.shape[1] or w > x.shape[2]:
+      raise ValueError(f"Op '{spec}': crop {(h, w)} larger than image {x.shape[1:3]}.")
+    top, left = (x.shape[1] - h) // 2, (x.shape[2] - w) // 2
+    return base.replace(batch, key, x[:, top:top + h, left:left + w])
+
+  return base.NamedOp(spec, fn, batch_fn=batch_fn)
 
 
 def flip_lr(p: float = 0.5, *, key: str = "image") -> base.NamedOp:
@@ -112,7 +146,17 @@ def flip_lr(p: float = 0.5, *, key: str = "image") -> base.NamedOp:
       x = np.flip(x, axis=-2)
     return base.replace(example, key, x)
 
-  return base.NamedOp(spec, fn, random=True)
+  def batch_fn(batch, rng):
+    x = base.get(batch, key, spec)
+    if x.ndim < 3:
+      raise ValueError(f"Op '{spec}' expects a batch [b, ..., W, C], got shape {x.shape}.")
+    flip = rng.random(x.shape[0]) < p  # one coin per example, as in the per-example op
+    # A copy either way: the output never aliases the input batch.
+    out = x.copy()
+    out[flip] = np.flip(x[flip], axis=-2)
+    return base.replace(batch, key, out)
+
+  return base.NamedOp(spec, fn, random=True, batch_fn=batch_fn)
 
 
 def random_rotate_scale(max_degrees: float = 10, scale: Sequence[float] = (0.9, 1.1), *,

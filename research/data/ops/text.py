@@ -1,5 +1,8 @@
 """Text ops: tokenize, truncate_pad, mlm_mask, drop.
 
+Only `drop` has a batched implementation; the others run per example inside
+the pipeline's batch function (their inputs are ragged until `truncate_pad`).
+
     ops.parse("tokenize(add_cls=True)|truncate_pad(128)|mlm_mask(0.15)|drop('text')",
               context={'tokenizer': tokenizer})
 
@@ -180,7 +183,8 @@ def drop(*keys: str) -> base.NamedOp:
       base.get(example, k, spec)  # a missing key is likely a typo: say so
     return {k: v for k, v in example.items() if k not in keys}
 
-  return base.NamedOp(spec, fn)
+  # Works unchanged on a batch {key: [b, ...]}.
+  return base.NamedOp(spec, fn, batch_fn=fn, keys_only=True)
 
 
 OPS = {"tokenize": tokenize, "truncate_pad": truncate_pad, "mlm_mask": mlm_mask, "drop": drop}
