@@ -61,19 +61,23 @@ class DataBuilder:
     self._tokens: dict[str, np.ndarray] = {}
 
   # --- raw data -------------------------------------------------------------
-  def raw(self, split: str):
+  def raw(self, split: str, **extra_options):
     if split not in self._raw:
+      options = dict(self.data.options.to_dict(), **extra_options)
       self._raw[split] = registry.get_source(self.data.name, split, data_dir=self.data_dir,
-                                             **self.data.options.to_dict())
+                                             **options)
     return self._raw[split]
 
   def _raw_train(self):
     """The training split plus any `extra_train_splits` that exist (e.g. IMDb's
     'unsupervised' reviews, present in TFDS but not in every local copy)."""
     sources = [self.raw(self.data.train_split)]
+    # "When present" means present locally or prepared: never a download.
+    no_download = ({"download": False} if "download" in registry.DATASETS[self.data.name].options
+                   else {})
     for split in self.data.extra_train_splits:
       try:
-        sources.append(self.raw(split))
+        sources.append(self.raw(split, **no_download))
       except (FileNotFoundError, ValueError) as e:
         log.warning("Extra training split %r not available, training without it: %s", split, e)
     return sources[0] if len(sources) == 1 else ConcatSource(sources)
