@@ -31,29 +31,77 @@ from research import tasks
 from research.models import build_model
 from research.train import optim, parallel, state as state_lib, step as step_lib
 
-_STEPS = flags.DEFINE_integer("steps", 100, "Timed training steps per measurement.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Interleaved measurements per framework.")
-_BATCH = flags.DEFINE_integer("batch", 128, "Batch size.")
-_DROPOUT = flags.DEFINE_float("dropout", 0.3, "Dropout before the last layer (both frameworks).")
-_MODEL_KWARGS = flags.DEFINE_string("model_kwargs", "{}", "JSON: extra fields of the Flax 'cnn'.")
-_ONLY = flags.DEFINE_enum("only", None, ["torch", "flax"], "Time one framework only.")
 
 _LR = 1e-3
 _NUM_CLASSES = 10
 
 
-def _import_torch():
+# ---- helpers shared with tools/compare_torch_gpt.py ---------------------------
+
+
+def import_torch(tool: str = "tools.compare_torch_cnn"):
+  """torch, or a clear exit: it is an optional dependency only these tools need."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise SystemExit("tools.compare_torch_cnn needs PyTorch, an optional dependency of this "
+    raise SystemExit(f"{tool} needs PyTorch, an optional dependency of this "
                      "project: pip install -e '.[compare]' (installs torch==2.13.0).") from None
   return torch
 
 
+def torch_step_runner(step):
+  """`run(steps) -> seconds` calling `step() -> loss tensor`; syncs once on the last loss."""
+
+  def run(steps: int) -> float:
+    t = time.perf_counter()
+    for _ in range(steps):
+      loss = step()
+    loss.item()
+    return time.perf_counter() - t
+
+  return run
+
+
+def jax_step_runner(backend, state, data):
+  """`run(steps) -> seconds` of `backend.train_step` on a batch already on device.
+
+  The state is donated each step, so the runner keeps the newest one.
+  """
+  box = [state]
+
+  def run(steps: int) -> float:
+    state = box[0]
+    t = time.perf_counter()
+    for _ in range(steps):
+      state, metrics = backend.train_step(state, data)
+    jax.block_until_ready(metrics)
+    box[0] = state
+    return time.perf_counter() - t
+
+  return run
+
+
+def time_interleaved(runners: dict, *, steps: int, repeats: int, warmup: int = 10) -> dict:
+  """{name: [seconds per `steps` steps] * repeats}, the runners taking turns.
+
+  Interleaving (a, b, a, b, ...) makes load from other work on a shared
+  machine hit every runner alike; compare medians.
+  """
+  for run in runners.values():
+    run(warmup)  # compilation, allocator, thread pools
+  times = {name: [] for name in runners}
+  for _ in range(repeats):
+    for name, run in runners.items():
+      times[name].append(run(steps))
+  return times
+
+
+# ---- the CNN -------------------------------------------------------------------
+
+
 def torch_runner(batch: int, dropout: float):
   """Returns `run(steps) -> seconds` training the CNN in PyTorch (NCHW, its native layout)."""
-  torch = _import_torch()
+  torch = import_torch()
   nn = torch.nn
   torch.manual_seed(0)
   model = nn.Sequential(
@@ -74,14 +122,7 @@ def torch_runner(batch: int, dropout: float):
     opt.step()
     return loss
 
-  def run(steps: int) -> float:
-    t = time.perf_counter()
-    for _ in range(steps):
-      loss = step()
-    loss.item()
-    return time.perf_counter() - t
-
-  return run
+  return torch_step_runner(step)
 
 
 def flax_runner(batch: int, dropout: float, model_kwargs: dict):
@@ -98,19 +139,7 @@ def flax_runner(batch: int, dropout: float, model_kwargs: dict):
   rng = np.random.default_rng(0)
   host = {"image": rng.standard_normal((batch, 28, 28, 1), np.float32),
           "label": rng.integers(0, _NUM_CLASSES, (batch,), np.int32)}
-  data = backend.put_batch(host)
-  box = [backend.init_state(init_fn)]
-
-  def run(steps: int) -> float:
-    state = box[0]
-    t = time.perf_counter()
-    for _ in range(steps):
-      state, metrics = backend.train_step(state, data)
-    jax.block_until_ready(metrics)
-    box[0] = state
-    return time.perf_counter() - t
-
-  return run
+  return jax_step_runner(backend, backend.init_state(init_fn), backend.put_batch(host))
 
 
 def main(argv):
@@ -121,18 +150,13 @@ def main(argv):
     runners["torch"] = torch_runner(batch, _DROPOUT.value)
   if _ONLY.value != "torch":
     runners["flax"] = flax_runner(batch, _DROPOUT.value, json.loads(_MODEL_KWARGS.value))
-  for run in runners.values():
-    run(10)  # warm-up (compilation, allocator)
-  times = {name: [] for name in runners}
-  for _ in range(_REPEATS.value):
-    for name, run in runners.items():
-      times[name].append(run(steps))
+  times = time_interleaved(runners, steps=steps, repeats=_REPEATS.value)
   result = {f"{name}_images_per_sec": round(batch * steps / statistics.median(t), 1)
             for name, t in times.items()}
   result.update({f"{name}_images_per_sec_all": [round(batch * steps / s, 1) for s in t]
                  for name, t in times.items()})
   if "torch" in runners:
-    result["torch_num_threads"] = _import_torch().get_num_threads()
+    result["torch_num_threads"] = import_torch().get_num_threads()
   result.update(batch=batch, steps=steps, repeats=_REPEATS.value, jax_backend=jax.default_backend(),
                 flax_model_kwargs=json.loads(_MODEL_KWARGS.value),
                 xla_flags=xla_flags.current())
@@ -140,4 +164,12 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when this file is the program, so that
+  # tools/compare_torch_gpt.py can import the shared helpers above.
+  _STEPS = flags.DEFINE_integer("steps", 100, "Timed training steps per measurement.")
+  _REPEATS = flags.DEFINE_integer("repeats", 5, "Interleaved measurements per framework.")
+  _BATCH = flags.DEFINE_integer("batch", 128, "Batch size.")
+  _DROPOUT = flags.DEFINE_float("dropout", 0.3, "Dropout before the last layer (both frameworks).")
+  _MODEL_KWARGS = flags.DEFINE_string("model_kwargs", "{}", "JSON: extra fields of the Flax 'cnn'.")
+  _ONLY = flags.DEFINE_enum("only", None, ["torch", "flax"], "Time one framework only.")
   app.run(main)
