@@ -5,7 +5,6 @@ over the whole split however it is batched (masked / padded tokens count zero).
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable, Iterable, Mapping
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-import jax
 import jax.numpy as jnp
 import optax
 from flax import traverse_util
