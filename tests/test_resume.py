@@ -16,10 +16,11 @@ import pytest
 from research.train import evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS, EVERY = 300, 20
+# Long enough that the interrupt lands mid-run even now that a digits step takes ~3 ms.
+STEPS, EVERY = 1500, 50
 ARGS = ["--config=experiments/vision/digits.py:mlp,smoke=True",
         f"--config.total_steps={STEPS}", f"--config.ckpt.every_steps={EVERY}",
-        "--config.log_every_steps=10", "--config.evals.test.every_steps=100",
+        "--config.log_every_steps=10", "--config.evals.test.every_steps=500",
         "--config.ckpt.keep=2"]
 
 
