@@ -89,6 +89,9 @@ def base_config() -> ConfigDict:
   c.init_from = ConfigDict(dict(workdir=placeholder(str), checkpoint="best", mapping=()))
   c.progress = True
   c.references = ()             # published results: dicts(metric, value, source, ...)
+  # Baselines scored in the same run on the same split (research/baselines):
+  # name -> dict(type=..., split=<an eval split>, **kwargs).
+  c.baselines = ConfigDict()
   return c
 
 
@@ -103,7 +106,7 @@ def eval_config(type: str = "classification", split: str = "test", **kw) -> Conf
 def validate(config: ConfigDict) -> None:
   """Checks every name in the config; raises ValueError naming the bad key."""
   # Imported here so `research.config` stays importable without jax work.
-  from research import tasks
+  from research import baselines, tasks
   from research.data import build as data_build
   from research.data import ops, registry
   from research.metrics import evaluators
@@ -132,6 +135,8 @@ def validate(config: ConfigDict) -> None:
     raise ValueError("Set config.total_steps or config.total_epochs (steps win if both are set).")
   for name, ev in config.evals.items():
     evaluators.check_evaluator_type(ev.type)
+  for name, b in config.baselines.items():
+    baselines.check_baseline_config(name, b, [e.split for e in config.evals.values()])
   best = config.ckpt.best_metric
   if best:
     prefix = best.split("/", 1)[0]

@@ -30,6 +30,7 @@ def get_config(arg=None):
   c.schedule.warmup_epochs = 1
   c.log_every_steps = 20
   c.evals.test = eval_config("classification", "test", every_epochs=10, topk=(2,))
+  c.baselines.majority = dict(type="majority_class", split="test")
   c.ckpt.every_epochs = 10
   c.ckpt.best_metric = "test/accuracy"
   c.references = (dict(

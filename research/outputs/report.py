@@ -115,6 +115,20 @@ def _rule(higher_is_better: bool, tolerance: float) -> str:
   return f"Reproduced means this run {op} ({'higher' if higher_is_better else 'lower'} is better)."
 
 
+def baseline_table(summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]],
+                   model_name: str) -> list[str]:
+  """Markdown lines: this run's model and every baseline, one row each, on the
+  union of the baselines' '<split>/<metric>' columns (blank where a row lacks one)."""
+  columns = sorted({k for b in baselines.values() for k in b if "/" in k})
+  rows = [[f"**{model_name}** (this run)"] + [_fmt(summary.get(k)) for k in columns] + [""]]
+  for name, values in baselines.items():
+    seconds = values.get("seconds")
+    rows.append([name] + [_fmt(values.get(k)) for k in columns]
+                + [_duration(seconds) if isinstance(seconds, (int, float)) else ""])
+  return (["## Baselines (same run, same split)", ""]
+          + _table(["Model"] + columns + ["Time"], rows, "l" + "r" * len(columns) + "r") + [""])
+
+
 def _duration(seconds: float) -> str:
   return f"{seconds:.1f} s ({datetime.timedelta(seconds=round(seconds))})"
 
@@ -122,7 +136,9 @@ def _duration(seconds: float) -> str:
 def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping[str, Any],
                  references: Sequence[Mapping[str, Any]],
                  per_class: Mapping[str, Mapping[str, float]] | None = None,
-                 plots: Sequence[str] = ()) -> str:
+                 plots: Sequence[str] = (),
+                 baselines: Mapping[str, Mapping[str, float]] | None = None,
+                 model_name: str = "model") -> str:
   """Writes workdir/report.md and returns its path.
 
   Args:
@@ -135,6 +151,9 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
       the flat {'<split>/<metric>/<class>': value} metrics, converted here.
     plots: PNG paths (absolute, relative to the cwd, or relative to workdir),
       linked relative to workdir so the report moves with the run directory.
+    baselines: {baseline name: {'<split>/<metric>': value, 'seconds': s}} from
+      `research.baselines.run_baselines`; shown in one table with this run's
+      model on the same metrics.
   """
   lines = [f"# {experiment}", ""]
 
@@ -169,6 +188,9 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
   facts += [[k, _fmt(v)] for k, v in sorted(summary.items())
             if "/" not in k and k not in _FACTS]
   lines += _table(["Fact", "Value"], facts, "ll") + [""]
+
+  if baselines:
+    lines += baseline_table(summary, baselines, model_name)
 
   if per_class and all(isinstance(v, (int, float)) for v in per_class.values()):
     per_class = per_class_from_metrics(per_class)  # the flat '<split>/<metric>/<class>' form

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from research import baselines as baselines_lib
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
 from research.train import builder, checkpoint as ckpt_lib, durations, init_from
 from research.train.progress import Progress
@@ -146,8 +147,9 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
                               params_fingerprint=fingerprint, extra=extra)
     class_names = {ev.name: getattr(ev, "class_names", None) for ev in evaluators}
+    baseline_results = baselines_lib.run_baselines(c, r.data, workdir) if c.baselines else {}
     _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
-                            class_names)
+                            class_names, baseline_results)
   return dict(result, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint)
 
 
@@ -213,7 +215,7 @@ def _host_variables(state) -> dict:
 
 
 def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
-                            class_names):
+                            class_names, baseline_results):
   paths = list(plots.plot_curves(workdir))
   for key, value in artifacts.items():
     if key.endswith("confusion_matrix"):
@@ -227,7 +229,8 @@ def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, f
   per_class = {k: v for k, v in final.items() if k.count("/") >= 2}
   report.write_report(workdir, experiment=c.experiment, config=c, summary=summary,
                       references=[dict(r) for r in c.references], per_class=per_class or None,
-                      plots=[os.path.relpath(p, workdir) for p in paths])
+                      plots=[os.path.relpath(p, workdir) for p in paths],
+                      baselines=baseline_results, model_name=c.model.name)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,121 @@
+"""Baselines computed in the same run, on the same split, as the trained model.
+
+A published reference compares a run with somebody else's setup; a baseline
+compares it with a simple or classic method on *this* run's exact data (the
+global mean and user/item biases for ratings, popularity for ranking, logistic
+regression and gradient-boosted trees for credit scoring, GARCH for market
+risk). Every domain registers its baselines here; the shared loop runs them
+after the final evaluation and the report puts them in one table beside the
+model's own metrics.
+
+Config (`config.baselines`): name -> ConfigDict(type=<registered type>,
+split=<an eval split>, **kwargs). For example
+
+  c.baselines.gbdt = dict(type='lightgbm', split='test', num_leaves=31)
+
+A baseline type is a function registered with `@register('type')`:
+
+  fn(ctx: BaselineContext, **kwargs) -> {metric: float}
+
+Metric names are bare ('rmse', 'auc'); the runner prefixes the split, so
+'test/rmse' lines up with the evaluator's 'test/rmse' of the model. A baseline
+may write its own files (a points table, predictions) under `ctx.output_dir`.
+Baselines run on the primary process only, on host data (numpy, scikit-learn).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+BASELINES: dict[str, Callable[..., Mapping[str, float]]] = {}
+RESULTS_FILE = "baselines.json"
+# One module per domain, each registering its baseline types on import.
+DOMAIN_MODULES = ("research.baselines.classification", "research.baselines.recsys",
+                  "research.baselines.finance")
+
+
+def register(type_name: str):
+  """Decorator: registers `fn(ctx, **kwargs) -> {metric: value}` as a baseline type."""
+  def wrap(fn):
+    if type_name in BASELINES and BASELINES[type_name] is not fn:
+      raise ValueError(f"Baseline type {type_name!r} is registered twice.")
+    BASELINES[type_name] = fn
+    return fn
+  return wrap
+
+
+@dataclasses.dataclass
+class BaselineContext:
+  """What a baseline may read: the run's config and data, and where to write.
+
+  Attributes:
+    config: the resolved experiment config.
+    data: the run's `research.data.build.DataBuilder` (`data.raw(split)` gives a
+      split's examples exactly as the model's evaluators see them before ops;
+      `data.train_source()` the training examples).
+    split: the eval split this baseline is scored on.
+    output_dir: `<workdir>/baselines/<name>/`, created on demand.
+  """
+
+  config: Any
+  data: Any
+  split: str
+  output_dir: str
+
+  def makedirs(self) -> str:
+    os.makedirs(self.output_dir, exist_ok=True)
+    return self.output_dir
+
+
+def _import_domain_baselines() -> None:
+  """Domains register their baselines on import; import them all once."""
+  # pylint: disable=import-outside-toplevel,unused-import
+  import importlib
+  for module in DOMAIN_MODULES:
+    try:
+      importlib.import_module(module)
+    except ModuleNotFoundError as e:
+      if e.name != module:  # a missing dependency inside the module is an error
+        raise
+
+
+def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -> None:
+  """Raises ValueError naming the bad field of `config.baselines.<name>`."""
+  _import_domain_baselines()
+  type_name = baseline.get("type")
+  if type_name not in BASELINES:
+    raise ValueError(f"config.baselines.{name}: unknown baseline type {type_name!r}; valid "
+                     f"types: {sorted(BASELINES) or '(none registered)'}.")
+  split = baseline.get("split")
+  if split not in eval_splits:
+    raise ValueError(f"config.baselines.{name}.split={split!r} is not an eval split of this "
+                     f"experiment; config.evals uses: {sorted(set(eval_splits))}.")
+
+
+def run_baselines(config, data, workdir: str) -> dict[str, dict[str, float]]:
+  """Runs every `config.baselines` entry; writes and returns
+  {baseline name: {'<split>/<metric>': value, 'seconds': wall time}}."""
+  _import_domain_baselines()
+  results = {}
+  for name, b in config.baselines.items():
+    kwargs = {k: v for k, v in b.to_dict().items() if k not in ("type", "split")}
+    ctx = BaselineContext(config=config, data=data, split=b.split,
+                          output_dir=os.path.join(workdir, "baselines", name))
+    t0 = time.perf_counter()
+    metrics = BASELINES[b.type](ctx, **kwargs)
+    seconds = time.perf_counter() - t0
+    results[name] = {f"{b.split}/{k}": float(v) for k, v in metrics.items()}
+    results[name]["seconds"] = seconds
+    log.info("Baseline %s (%s) on %s: %s (%.1f s)", name, b.type, b.split,
+             {k: round(v, 4) for k, v in metrics.items()}, seconds)
+  if results:
+    from research.outputs import writer  # pylint: disable=import-outside-toplevel
+    writer.atomic_write(os.path.join(workdir, RESULTS_FILE),
+                        json.dumps(results, indent=2, sort_keys=True))
+  return results
