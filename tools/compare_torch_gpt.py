@@ -3,6 +3,8 @@
   pip install -e '.[compare]'     # torch is optional: only this script needs it
   RESEARCH_DATA_DIR=... python -m tools.compare_torch_gpt [--steps=50] [--repeats=7] \
       [--config=experiments/nlp/shakespeare_char.py:gpt_cpu]
+  # nanoGPT's own validation loss for the config on this machine (full training):
+  RESEARCH_DATA_DIR=... python -m tools.compare_torch_gpt --train --seeds=1337,1,2
 
 The PyTorch side is karpathy/nanoGPT's model.py GPT (CausalSelfAttention with
 F.scaled_dot_product_attention(is_causal=True), MLP with exact GELU,
@@ -29,10 +31,14 @@ import statistics
 from absl import app, flags
 from ml_collections import config_flags
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from research import config as config_lib
-from research.train import builder
+from research.data import build as data_build
+from research.models import build_model
+from research.train import builder, optim
 from tools.compare_torch_cnn import import_torch, jax_step_runner, time_interleaved, \
     torch_step_runner
 
@@ -42,6 +48,18 @@ _CONFIG = config_flags.DEFINE_config_file(
 _STEPS = flags.DEFINE_integer("steps", 50, "Timed training steps per measurement.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Interleaved measurements per framework.")
 _ONLY = flags.DEFINE_enum("only", None, ["torch", "jax"], "Time one framework only.")
+_TRAIN = flags.DEFINE_bool(
+    "train", False, "Instead of timing: train nanoGPT (PyTorch) on the config's real data with "
+    "nanoGPT's train.py loop (random windows, its lr schedule, estimate_loss every "
+    "--eval_interval iterations over --eval_iters batches) and print its validation losses: "
+    "the same-machine reference for the config's published loss.")
+_EQUIVALENCE = flags.DEFINE_integer(
+    "equivalence_steps", 0, "Instead of timing: copy nanoGPT's initial weights into this "
+    "codebase's GPT, train both for this many steps on the same real training windows with the "
+    "config's optimizer and schedule, and print both losses and the largest weight difference "
+    "along the way (the two implementations must agree to float32 rounding).")
+_SEEDS = flags.DEFINE_list("seeds", ["1337"], "--train: torch.manual_seed values, one run each.")
+_EVAL_INTERVAL = flags.DEFINE_integer("eval_interval", 250, "--train: nanoGPT's eval_interval.")
 _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", None, "torch.set_num_threads (default: torch's, = cores). With the cores "
     "busy with other work, 2 OpenMP threads on 2 cores ran 30-50x slower (1.7 s/iter vs 34 ms).")
@@ -49,10 +67,9 @@ _TORCH_THREADS = flags.DEFINE_integer(
 _TOOL = "tools.compare_torch_gpt"
 
 
-def nanogpt_runner(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
-                   bias: bool, batch: int, lr: float, betas: tuple[float, float],
-                   weight_decay: float, grad_clip: float):
-  """`run(steps) -> seconds` training nanoGPT's GPT on one random batch [batch, block_size]."""
+def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
+            bias: bool, lr: float, betas: tuple[float, float], weight_decay: float, seed: int = 1337):
+  """nanoGPT's GPT (model.py) and AdamW (configure_optimizers) -> (model, optimizer)."""
   torch = import_torch(_TOOL)
   if _TORCH_THREADS.value:
     torch.set_num_threads(_TORCH_THREADS.value)
@@ -136,7 +153,7 @@ def nanogpt_runner(*, vocab_size: int, block_size: int, n_layer: int, n_head: in
       logits = self.lm_head(self.transformer.ln_f(x))
       return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
 
-  torch.manual_seed(1337)
+  torch.manual_seed(seed)
   model = GPT()
   model.train()
   # nanoGPT's configure_optimizers: decay >= 2-D params, fused only on CUDA.
@@ -144,6 +161,14 @@ def nanogpt_runner(*, vocab_size: int, block_size: int, n_layer: int, n_head: in
   groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
   opt = torch.optim.AdamW(groups, lr=lr, betas=betas, fused=False)
+  return model, opt
+
+
+def nanogpt_runner(*, batch: int, grad_clip: float, **model_kwargs):
+  """`run(steps) -> seconds` training nanoGPT's GPT on one random batch [batch, block_size]."""
+  torch = import_torch(_TOOL)
+  model, opt = nanogpt(**model_kwargs)
+  vocab_size, block_size = model_kwargs["vocab_size"], model_kwargs["block_size"]
   x = torch.randint(0, vocab_size, (batch, block_size))
   y = torch.randint(0, vocab_size, (batch, block_size))
 
@@ -156,6 +181,153 @@ def nanogpt_runner(*, vocab_size: int, block_size: int, n_layer: int, n_head: in
     return loss
 
   return torch_step_runner(step)
+
+
+def train_nanogpt(config, seed: int) -> dict:
+  """nanoGPT's train.py on the config's data and sizes; returns its eval history.
+
+  Mirrors train.py: `get_batch` draws `batch` windows uniformly with
+  replacement, lr = linear warmup `lr * (it + 1) / (warmup + 1)` then cosine
+  to lr * end_factor at total_steps, evaluation before the update at every
+  `eval_interval`-th iteration (0 included, total_steps included) as the mean
+  of `num_batches` random-window batches per split, model in eval mode.
+  """
+  torch = import_torch(_TOOL)
+  data = data_build.DataBuilder(config)
+  splits = {"train": config.data.train_split, "val": config.evals.val_sampled.split}
+  tokens = {k: torch.from_numpy(data.token_stream(v).astype(np.int64)) for k, v in splits.items()}
+  m, o, sch = config.model, config.optimizer, config.schedule
+  block, batch = m.block_size, config.batch_size
+  model, opt = nanogpt(vocab_size=data.tokenizer.vocab_size, block_size=block,
+                       n_layer=m.num_layers, n_head=m.num_heads, n_embd=m.embed_dim, bias=m.bias,
+                       lr=o.lr, betas=(o.b1, o.b2), weight_decay=o.weight_decay, seed=seed)
+  eval_iters = config.evals.val_sampled.num_batches
+  warmup, total = sch.warmup_steps, config.total_steps
+  min_lr = o.lr * sch.end_factor
+
+  def get_batch(split):
+    d = tokens[split]
+    ix = torch.randint(len(d) - block, (batch,))
+    return (torch.stack([d[i:i + block] for i in ix]),
+            torch.stack([d[i + 1:i + 1 + block] for i in ix]))
+
+  def get_lr(it):
+    if it < warmup:
+      return o.lr * (it + 1) / (warmup + 1)
+    ratio = (it - warmup) / (total - warmup)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (o.lr - min_lr)
+
+  history = []
+  for it in range(total + 1):
+    if it % _EVAL_INTERVAL.value == 0 or it == total:
+      model.eval()
+      with torch.no_grad():
+        losses = {k: float(torch.stack([model(*get_batch(k)) for _ in range(eval_iters)]).mean())
+                  for k in ("train", "val")}
+      model.train()
+      history.append(dict(step=it, **losses))
+      print(json.dumps(dict(seed=seed, **history[-1])), flush=True)
+    if it == total:
+      break
+    for group in opt.param_groups:
+      group["lr"] = get_lr(it)
+    loss = model(*get_batch("train"))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+  # Exact validation loss (every validation token once, like the 'contiguous'
+  # evaluator): non-overlapping windows of `block` tokens, the last one shorter.
+  val, total_loss, count = tokens["val"], 0.0, 0
+  model.eval()
+  with torch.no_grad():
+    for s in range(0, len(val) - 1, block):
+      x, y = val[s:s + block][None], val[s + 1:s + 1 + block][None]
+      x = x[:, :y.shape[1]]
+      total_loss += float(model(x, y)) * y.shape[1]
+      count += y.shape[1]
+  exact = total_loss / count
+  print(json.dumps(dict(seed=seed, exact_val=exact)), flush=True)
+  return dict(seed=seed, best_val=min(h["val"] for h in history), exact_val=exact,
+              history=history)
+
+
+def flax_params_from_nanogpt(model, num_layers: int, num_heads: int) -> dict:
+  """nanoGPT's state_dict -> this codebase's GPT params (numpy): torch Linear
+  weights are [out, in]; c_attn stacks q, k, v; heads split the last axis."""
+  sd = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+  c = sd["transformer.wte.weight"].shape[1]
+  h, d = num_heads, c // num_heads
+  params = {"wte": {"embedding": sd["transformer.wte.weight"]},
+            "wpe": {"embedding": sd["transformer.wpe.weight"]},
+            "ln_f": {"scale": sd["transformer.ln_f.weight"]}}
+  for i in range(num_layers):
+    pre = f"transformer.h.{i}."
+    q, k, v = np.split(sd[pre + "attn.c_attn.weight"], 3, axis=0)
+    params[f"h_{i}"] = {
+        "attn": {"query": {"kernel": q.T.reshape(c, h, d)}, "key": {"kernel": k.T.reshape(c, h, d)},
+                 "value": {"kernel": v.T.reshape(c, h, d)},
+                 "out": {"kernel": sd[pre + "attn.c_proj.weight"].T.reshape(h, d, c)}},
+        "ln_1": {"scale": sd[pre + "ln_1.weight"]}, "ln_2": {"scale": sd[pre + "ln_2.weight"]},
+        "mlp": {"fc": {"kernel": sd[pre + "mlp.c_fc.weight"].T},
+                "proj": {"kernel": sd[pre + "mlp.c_proj.weight"].T}}}
+  return params
+
+
+def check_equivalence(config, steps: int) -> dict:
+  """Same initial weights, same batches, same lr per step: nanoGPT (PyTorch)
+  and this codebase's GPT + optimizer (research.train.optim, the config's
+  AdamW/clipping/schedule) trained side by side. Prints the losses every 20
+  steps; returns the largest loss and weight differences seen."""
+  torch = import_torch(_TOOL)
+  if config.model.bias:
+    raise ValueError("--equivalence_steps maps bias-free GPTs only (nanoGPT's bias=False).")
+  m, o, sch = config.model, config.optimizer, config.schedule
+  vocab = m.vocab_size or 65
+  tmodel, topt = nanogpt(vocab_size=vocab, block_size=m.block_size, n_layer=m.num_layers,
+                         n_head=m.num_heads, n_embd=m.embed_dim, bias=False, lr=o.lr,
+                         betas=(o.b1, o.b2), weight_decay=o.weight_decay)
+  kwargs = {k: v for k, v in m.to_dict().items() if k != "name"}
+  model = build_model("gpt", **dict(kwargs, vocab_size=vocab))
+  params = jax.tree.map(jnp.asarray, flax_params_from_nanogpt(tmodel, m.num_layers, m.num_heads))
+  schedule = optim.make_schedule(sch, base_lr=o.lr, total_steps=config.total_steps,
+                                 warmup_steps=sch.warmup_steps or 0)
+  tx = optim.make_optimizer(o, schedule)
+
+  @jax.jit
+  def step(params, opt_state, x, y):
+    def loss_fn(p):
+      logits = model.apply({"params": p}, x, train=True)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  # Real training windows, so both go through real learning, not noise fitting.
+  tokens = data_build.DataBuilder(config).token_stream(config.data.train_split)
+  opt_state, rng = tx.init(params), np.random.default_rng(0)
+  worst_loss = worst_weight = 0.0
+  for it in range(steps):
+    starts = rng.integers(0, len(tokens) - m.block_size, config.batch_size)
+    x = np.stack([tokens[i:i + m.block_size] for i in starts]).astype(np.int64)
+    y = np.stack([tokens[i + 1:i + 1 + m.block_size] for i in starts]).astype(np.int64)
+    for group in topt.param_groups:
+      group["lr"] = float(schedule(it))
+    tloss = tmodel(torch.from_numpy(x), torch.from_numpy(y))
+    tloss.backward()
+    torch.nn.utils.clip_grad_norm_(tmodel.parameters(), o.clip_norm)
+    topt.step()
+    topt.zero_grad(set_to_none=True)
+    params, opt_state, model_loss = step(params, opt_state, x, y)
+    worst_loss = max(worst_loss, abs(float(tloss) - float(model_loss)))
+    if it % 20 == 0 or it == steps - 1:
+      theirs = flax_params_from_nanogpt(tmodel, m.num_layers, m.num_heads)
+      diff = max(float(np.abs(a - np.asarray(b)).max())
+                 for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(params)))
+      worst_weight = max(worst_weight, diff)
+      print(json.dumps(dict(step=it, torch_loss=float(tloss), jax_loss=float(model_loss),
+                            max_weight_diff=diff)), flush=True)
+  return dict(steps=steps, max_loss_diff=worst_loss, max_weight_diff=worst_weight)
 
 
 def jax_runner(config):
@@ -175,6 +347,20 @@ def main(argv):
   del argv
   path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
   config = config_lib.finalize(_CONFIG.value, path, arg or None)
+  if _EQUIVALENCE.value:
+    print(json.dumps(dict(experiment=config.experiment,
+                          **check_equivalence(config, _EQUIVALENCE.value))), flush=True)
+    return
+  if _TRAIN.value:
+    runs = [train_nanogpt(config, int(seed)) for seed in _SEEDS.value]
+    best = [r["best_val"] for r in runs]
+    print(json.dumps(dict(experiment=config.experiment, framework="torch (nanoGPT)",
+                          seeds=[r["seed"] for r in runs], best_val=best,
+                          mean_best_val=float(np.mean(best)),
+                          exact_val=[r["exact_val"] for r in runs],
+                          mean_exact_val=float(np.mean([r["exact_val"] for r in runs])))),
+        flush=True)
+    return
   runners, info = {}, {}
   if _ONLY.value != "torch":
     runners["jax"], run = jax_runner(config)

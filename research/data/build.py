@@ -119,7 +119,7 @@ class DataBuilder:
   # --- sources the pipeline consumes -----------------------------------------
   def train_source(self):
     if self.data.format == "lm_windows":
-      return LMWindows(self._token_stream(self.data.train_split), self.data.block_size, "random",
+      return LMWindows(self.token_stream(self.data.train_split), self.data.block_size, "random",
                        name=f"{self.data.name}:{self.data.train_split}")
     return self._raw_train()
 
@@ -133,7 +133,7 @@ class DataBuilder:
     if self.data.format != "lm_windows":
       return self.raw(split)
     windows = eval_config.get("windows", "contiguous")
-    tokens = self._token_stream(split)
+    tokens = self.token_stream(split)
     if windows == "contiguous":
       return LMWindows(tokens, self.data.block_size, "contiguous", name=f"{self.data.name}:{split}")
     if windows != "random":
@@ -143,7 +143,8 @@ class DataBuilder:
     rng = np.random.default_rng([self.config.seed, round_index])
     return IndexedSource(source, rng.integers(0, len(source), count))
 
-  def _token_stream(self, split: str) -> np.ndarray:
+  def token_stream(self, split: str) -> np.ndarray:
+    """A text split encoded by the run's tokenizer: int [num_tokens] (cached)."""
     if split not in self._tokens:
       source = self.raw(split)
       if not hasattr(source, "text"):
