@@ -96,6 +96,16 @@ def test_truncate_pad_and_mask():
     op({"tokens": np.zeros((2, 2), np.int32)}, None)
 
 
+def test_truncate_pad_keep_last_keeps_the_end_and_pads_at_the_end():
+  (op,) = ops.parse("truncate_pad(4, keep='last')")
+  assert op({"tokens": np.arange(10)}, None)["tokens"].tolist() == [6, 7, 8, 9]
+  short = op({"tokens": np.array([5, 6])}, None)
+  assert short["tokens"].tolist() == [5, 6, 0, 0]
+  assert short["tokens_mask"].tolist() == [True, True, False, False]
+  with pytest.raises(ValueError, match=r"keep must be 'first' or 'last'"):
+    ops.parse("truncate_pad(4, keep='middle')")
+
+
 def test_drop():
   (op,) = ops.parse("drop('text', 'stars')")
   assert set(op({"text": np.str_("x"), "stars": np.int32(3), "label": np.int32(1)}, None)) == \

@@ -28,8 +28,13 @@ def get_config(arg=None):
   c.data.name = "imdb_reviews"
   c.data.tokenizer = ConfigDict(dict(type="sentencepiece", vocab_size=8000, model_type="unigram"))
   length = arg.max_len if arg.variant in ("transformer", "bilstm") else min(arg.max_len, 128)
-  classify = (f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
-              "|keep('tokens', 'label')")
+  if arg.variant in ("transformer", "bilstm"):
+    # Keras' pad_sequences (the reference's) keeps a review's last tokens,
+    # where its verdict usually is; no cls token (these models pool/read all).
+    classify = f"tokenize()|truncate_pad({length}, keep='last')|keep('tokens', 'label')"
+  else:
+    classify = (f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
+                "|keep('tokens', 'label')")
   c.data.pp_train = c.data.pp_eval = classify
   c.task = ConfigDict(dict(name="classification", num_classes=2, input_key="tokens",
                            label_key="label", label_smoothing=0.0))

@@ -87,13 +87,19 @@ def tokenize(*, key: str = "text", out: str = "tokens", add_cls: bool = False,
   return base.NamedOp(spec, fn)
 
 
-def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0) -> base.NamedOp:
+def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0,
+                 keep: str = "first") -> base.NamedOp:
   """`example[key]` `[L]` -> int32 `[length]`: cut to `length` or padded with `pad_id`.
 
-  Adds `example[key + '_mask']` bool `[length]`, True on real tokens. Cutting
-  keeps the first `length` tokens (an appended eos is cut off with the rest).
+  Adds `example[key + '_mask']` bool `[length]`, True on real tokens; padding
+  always goes at the end. Cutting keeps the first `length` tokens
+  (keep='first'; an appended eos is cut off with the rest) or the last ones
+  (keep='last', Keras `pad_sequences`' default truncating='pre': a review's
+  verdict is usually at its end; a prepended cls is cut off with the rest).
   """
-  spec = base.spec_string("truncate_pad", length, key=key, pad_id=pad_id)
+  spec = base.spec_string("truncate_pad", length, key=key, pad_id=pad_id, keep=keep)
+  if keep not in ("first", "last"):
+    raise ValueError(f"{spec}: keep must be 'first' or 'last', got {keep!r}.")
   if not isinstance(length, int) or isinstance(length, bool) or length < 1:
     raise ValueError(f"{spec}: length must be a positive int.")
   if not isinstance(pad_id, int) or isinstance(pad_id, bool) or pad_id < 0:
@@ -103,7 +109,8 @@ def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0) -> base.N
 
   def fn(example, rng):
     del rng
-    x = _token_array(example, key, spec)[:length]
+    x = _token_array(example, key, spec)
+    x = x[:length] if keep == "first" else x[max(len(x) - length, 0):]
     out = np.full(length, pad_id, np.int32)
     out[:len(x)] = x
     mask = np.zeros(length, np.bool_)
