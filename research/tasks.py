@@ -58,8 +58,13 @@ class TokenPredictionTask:
   input_key: str = "inputs"
   target_key: str = "targets"
   weight_key: str = "weights"
+  # MLM with gathered positions (mlm_mask(max_predictions=P)): the model gets
+  # {'tokens': inputs, 'positions': [batch, P]} and targets/weights are [batch, P].
+  positions_key: str | None = None
 
-  def inputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+  def inputs(self, batch: Mapping[str, jax.Array]):
+    if self.positions_key:
+      return {"tokens": batch[self.input_key], "positions": batch[self.positions_key]}
     return batch[self.input_key]
 
   def loss(self, logits: jax.Array, batch: Mapping[str, jax.Array]):

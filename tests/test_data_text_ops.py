@@ -155,6 +155,32 @@ def test_mlm_mask_statistics(spm):
   assert abs(as_same / selected - (0.1 + 0.1 / r)) < 0.01
 
 
+def test_mlm_mask_max_predictions_gathers_the_same_selection(spm):
+  """max_predictions=P: the same draw as the dense form, its targets gathered into [P]."""
+  dense = ops.parse("truncate_pad(64)|mlm_mask(0.15)", context={"tokenizer": spm})
+  gathered = ops.parse("truncate_pad(64)|mlm_mask(0.15, max_predictions=12)",
+                       context={"tokenizer": spm})
+  data_rng = np.random.default_rng(1)
+  for i in range(50):
+    tokens = data_rng.integers(5, spm.vocab_size, int(data_rng.integers(10, 90)))
+    d = ops.apply(dense, {"tokens": tokens}, np.random.default_rng(i))
+    g = ops.apply(gathered, {"tokens": tokens}, np.random.default_rng(i))
+    assert g["positions"].shape == g["targets"].shape == g["weights"].shape == (12,)
+    assert g["positions"].dtype == np.int32
+    num = int(g["weights"].sum())
+    real = g["positions"][:num]
+    assert (np.diff(real) > 0).all() and not g["weights"][num:].any()
+    np.testing.assert_array_equal(g["targets"][:num], d["tokens"][real])
+    np.testing.assert_array_equal(g["targets"][num:], 0)
+    if d["weights"].sum() <= 12:  # the cap did not bind: the identical selection and inputs
+      np.testing.assert_array_equal(real, np.flatnonzero(d["weights"]))
+      np.testing.assert_array_equal(g["inputs"], d["inputs"])
+    else:
+      assert num == 12
+  with pytest.raises(ValueError, match="max_predictions must be a positive int"):
+    ops.parse("mlm_mask(0.15, max_predictions=0)", context={"tokenizer": spm})
+
+
 def test_mlm_mask_is_random_op_seeded_and_pure(spm):
   (op,) = ops.parse("mlm_mask(0.5)", context={"tokenizer": spm})
   assert ops.is_random(op)

@@ -461,6 +461,19 @@ def test_bert_mlm_ties_decoder_to_token_embedding_and_takes_segments():
   assert jax.eval_shape(lambda v: pre_ln.apply(v, x, train=False), shapes).shape == (B, T, V)
 
 
+def test_bert_mlm_positions_give_the_dense_logits_at_those_positions():
+  model = build_model('bert_mlm', **LMS['bert_mlm'])
+  x = tokens()
+  variables = init(model, x)
+  positions = jnp.asarray(np.random.default_rng(0).integers(0, T, (B, 3)), jnp.int32)
+  dense = apply(model, variables, x)
+  gathered = apply(model, variables, {'tokens': x, 'positions': positions})
+  assert gathered.shape == (B, 3, V)
+  np.testing.assert_allclose(gathered, np.take_along_axis(np.asarray(dense),
+                                                          np.asarray(positions)[..., None], 1),
+                             rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- seq2seq
 
 

@@ -68,16 +68,19 @@ def get_config(arg=None):
     c.optimizer.clip_norm = 1.0
     c.schedule.warmup_steps = 100
   if arg.variant.startswith("bert"):
-    # A smaller vocabulary keeps the MLM head (logits at every position,
-    # [batch, 128, vocab]) affordable on a CPU; fine-tuning must share it.
+    # A smaller vocabulary keeps the MLM head ([batch, 19, vocab] logits)
+    # cheap on a CPU; fine-tuning must share it.
     c.data.tokenizer.vocab_size = 2000
   if arg.variant == "bert_pretrain":
     c.data.extra_train_splits = ("unsupervised",)
     c.data.pp_train = c.data.pp_eval = (
-        f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})|mlm_mask(0.15)"
-        "|keep('inputs', 'targets', 'weights')")
+        f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
+        f"|mlm_mask(0.15, max_predictions={max(1, round(0.15 * length))})"
+        "|keep('inputs', 'positions', 'targets', 'weights')")
+    # The MLM head runs on the masked positions only (BERT's max_predictions:
+    # 20 of 128), not on all 128.
     c.task = ConfigDict(dict(name="mlm", input_key="inputs", target_key="targets",
-                             weight_key="weights"))
+                             weight_key="weights", positions_key="positions"))
     c.model = ConfigDict(dict(name="bert_mlm", vocab_size=None, max_len=length, **_BERT))
     c.batch_size, c.total_steps = 32, 1500
     c.optimizer.lr = 5e-4

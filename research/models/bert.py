@@ -37,6 +37,11 @@ def _split_inputs(x: jax.Array | Mapping[str, jax.Array]):
   return x, None
 
 
+def _positions(x: jax.Array | Mapping[str, jax.Array]) -> jax.Array | None:
+  """The MLM positions [B, P] when the input dict has them (mlm_mask(max_predictions=P))."""
+  return x.get('positions') if isinstance(x, Mapping) else None
+
+
 class BertEncoder(nn.Module):
   """tokens int [B, T] (+ segment_ids [B, T]) -> hidden states [B, T, embed_dim].
 
@@ -125,11 +130,13 @@ class _EncoderFields(nn.Module):
 
 
 class BertMLM(_EncoderFields):
-  """'bert_mlm': tokens [B, T] -> float32 MLM logits [B, T, vocab_size].
+  """'bert_mlm': tokens [B, T] -> float32 MLM logits [B, T, vocab_size], or
+  {'tokens': [B, T], 'positions': int [B, P]} -> logits [B, P, vocab_size] at
+  those positions only (BERT's gather_indexes before the head).
 
   Head (BERT's cls/predictions): dense(embed_dim) -> GELU -> LayerNorm ->
-  decoder tied to the token embedding + an output bias. Logits are produced at
-  every position; the loss picks the masked ones.
+  decoder tied to the token embedding + an output bias. Without positions,
+  logits are produced at every position and the loss weights pick the masked ones.
   """
 
   @nn.compact
@@ -137,6 +144,9 @@ class BertMLM(_EncoderFields):
     tokens, segment_ids = _split_inputs(x)
     encoder = self._make_encoder()
     h = encoder(tokens, segment_ids=segment_ids, train=train)
+    positions = _positions(x)
+    if positions is not None:
+      h = jnp.take_along_axis(h, positions[..., None].astype(jnp.int32), axis=1)
     h = nn.Dense(self.embed_dim, kernel_init=_bert_init, dtype=self.dtype,
                  param_dtype=self.param_dtype, name='mlm_dense')(h)
     h = nn.gelu(h, approximate=False)

@@ -124,6 +124,7 @@ def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0,
 @uses_context("tokenizer")
 def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inputs",
              out_targets: str = "targets", out_weights: str = "weights",
+             max_predictions: int | None = None, out_positions: str = "positions",
              tokenizer: Any = None) -> base.NamedOp:
   """BERT masking of `example[key]` (int `[L]`) for masked-language-model training.
 
@@ -134,9 +135,20 @@ def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inpu
   create_pretraining_data). Writes `out_inputs` int32 `[L]` (the corrupted
   ids), `out_targets` int32 `[L]` (the original ids) and `out_weights`
   float32 `[L]` (1.0 at selected positions, else 0). Random: needs an rng.
+
+  max_predictions=P (BERT's max_predictions_per_seq): at most P positions are
+  selected, and the targets come gathered: `out_positions` int32 `[P]` (the
+  selected positions, ascending, padded with 0), `out_targets` int32 `[P]` and
+  `out_weights` float32 `[P]` (0 on padding). The model then runs its MLM
+  head on P positions instead of all L (~6x less head compute at 15%).
   """
   spec = base.spec_string("mlm_mask", rate, key=key, out_inputs=out_inputs,
-                          out_targets=out_targets, out_weights=out_weights)
+                          out_targets=out_targets, out_weights=out_weights,
+                          max_predictions=max_predictions)
+  if max_predictions is not None and (not isinstance(max_predictions, int)
+                                      or isinstance(max_predictions, bool)
+                                      or max_predictions < 1):
+    raise ValueError(f"{spec}: max_predictions must be a positive int or None.")
   if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1:
     raise ValueError(f"{spec}: rate must be a number in (0, 1].")
   if not _is_str(key, out_inputs, out_targets, out_weights):
@@ -162,6 +174,8 @@ def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inpu
       candidates &= np.asarray(real, np.bool_)
     positions = np.flatnonzero(candidates)
     num = min(len(positions), max(1, int(round(rate * len(positions))))) if len(positions) else 0
+    if max_predictions is not None:
+      num = min(num, max_predictions)
     chosen = rng.choice(positions, num, replace=False) if num else positions
     u = rng.random(num)
     inputs = tokens.astype(np.int32)  # a copy: the input example stays untouched
@@ -169,9 +183,17 @@ def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inpu
     randomized = chosen[(u >= 0.8) & (u < 0.9)]
     inputs[masked] = mask_id
     inputs[randomized] = rng.choice(replacements, len(randomized))
+    out = base.replace(example, out_inputs, inputs)
+    if max_predictions is not None:
+      picked = np.zeros(max_predictions, np.int32)
+      picked[:num] = np.sort(chosen)
+      weights = np.zeros(max_predictions, np.float32)
+      weights[:num] = 1.0
+      out = base.replace(out, out_positions, picked)
+      out = base.replace(out, out_targets, (tokens[picked] * (weights > 0)).astype(np.int32))
+      return base.replace(out, out_weights, weights)
     weights = np.zeros(len(tokens), np.float32)
     weights[chosen] = 1.0
-    out = base.replace(example, out_inputs, inputs)
     out = base.replace(out, out_targets, tokens.astype(np.int32))
     return base.replace(out, out_weights, weights)
 
