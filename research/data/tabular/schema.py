@@ -118,8 +118,8 @@ class TableSchema:
       frame: the table.
       require_target: whether the target column must be present (not when scoring).
       where: the table's name in messages (e.g. a file path).
-      row_offset: added to the 0-based row position in messages (e.g. 2 for a
-        CSV's line number: header line plus 1-based counting).
+      row_offset: when > 0, messages also give the file line `row + row_offset`
+        (2 for a CSV: header line plus 1-based counting). Rows are 0-based.
     """
     needed = list(self.features) + ([self.target] if require_target else [])
     missing = [c for c in needed if c not in frame.columns]
@@ -136,6 +136,7 @@ class TableSchema:
       bad = coerced.isna() & values.notna() & (values.astype(str).str.strip() != "")
       if bad.any():
         pos = int(np.argmax(bad.to_numpy()))
-        raise SchemaError(f"{where}: column {col!r} row {pos + row_offset} has value "
+        line = f" (line {pos + row_offset} of the file)" if row_offset else ""
+        raise SchemaError(f"{where}: column {col!r} row {pos}{line} has value "
                           f"{values.iloc[pos]!r}, which is not a number (the schema declares "
                           f"{col!r} numeric); fix the value or leave it empty for missing.")
