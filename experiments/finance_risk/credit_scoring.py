@@ -90,4 +90,5 @@ def get_config(arg=None):
     c.log_every_steps = 1
     c.baselines.lightgbm.n_estimators = 20
     c.baselines.lightgbm.early_stopping_rounds = 5
+    c.baselines.lightgbm.num_leaves = 4
   return c

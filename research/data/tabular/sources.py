@@ -74,8 +74,13 @@ def read_table(path: str) -> pd.DataFrame:
 
 
 def _german_credit(data_dir: str | None, download: bool) -> tuple[pd.DataFrame, TableSchema]:
-  """TFDS german_credit_numeric ('train' only, 1,000 rows): 24 numeric features f0..f23."""
+  """TFDS german_credit_numeric ('train' only, 1,000 rows): 24 numeric features f0..f23.
+
+  TFDS's labels are ClassLabel(names=['Bad', 'Good']): 0 = Bad is the positive class.
+  """
   from research.data import tfds_source  # pylint: disable=import-outside-toplevel
+  # Registers the builder (TFDS does not import its structured data sets by default).
+  import tensorflow_datasets.structured.german_credit_numeric  # pylint: disable=import-outside-toplevel,unused-import
   name = "german_credit_numeric"
   tfds_dir = tfds_source.tfds_dir_for(name, data_dir)
   try:
@@ -94,7 +99,7 @@ def _german_credit(data_dir: str | None, download: bool) -> tuple[pd.DataFrame, 
                      f"{features.shape[1]}.")
   frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(GERMAN_CREDIT_FEATURES)])
   frame["label"] = [int(r["label"]) for r in rows]
-  schema = TableSchema(target="label", positive=1, numeric=tuple(frame.columns[:-1]))
+  schema = TableSchema(target="label", positive=0, numeric=tuple(frame.columns[:-1]))
   return frame, schema
 
 
