@@ -50,7 +50,7 @@ def get_config(arg=None):
     c.evals.test = eval_config("classification", "test", topk=())
   else:
     c.task = ConfigDict(dict(name="risk_forecast", input_key="inputs", target_key="target",
-                             quantile=0.01, quantile_weight=0.1))
+                             quantile=0.01, quantile_weight=1.0))
     c.evals.test = eval_config("market_risk", "test", topk=(), level=0.99)
     c.baselines.historical_simulation = dict(type="historical_simulation", split="test",
                                              lookback=250, level=0.99)
