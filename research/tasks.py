@@ -102,18 +102,25 @@ class TabularClassificationTask(ClassificationTask):
 
 
 def split_forecast(outputs: jax.Array):
-  """Forecaster outputs [batch, 3] -> (mean, volatility, 1% quantile), each [batch].
+  """Forecaster outputs [batch, 3] or [batch, 4] -> (mean, volatility, 1% quantile),
+  each [batch].
 
-  The volatility is softplus-positive; the quantile is the mean minus a
-  positive multiple of the volatility, so it sits below the mean and scales
-  with the forecast volatility: the pinball loss only has to learn how fat the
-  left tail is relative to it. The multiple is softplus(o) + 1.64, i.e. 2.33
-  (the Gaussian 1% point) at o = 0, so an untrained head starts from the
-  Gaussian VaR rather than far inside it.
+  Columns: raw mean, raw volatility, raw tail multiple and, optionally, a
+  positive scale (e.g. the input window's RiskMetrics volatility) that the
+  mean and volatility are expressed in units of (1 when absent). The
+  volatility is scale * exp(raw), so an untrained head (raw 0) forecasts the
+  scale itself (RiskMetrics, for the EWMA-scaled forecasters) and training
+  learns a multiplicative correction; the quantile is the mean minus a
+  positive multiple of the volatility, so it sits below the mean and scales with the
+  forecast volatility: the pinball loss only has to learn how fat the left
+  tail is relative to it. The multiple is softplus(o) + 1.64, i.e. 2.33 (the
+  Gaussian 1% point) at o = 0, so an untrained head starts from the Gaussian
+  VaR rather than far inside it.
   """
   outputs = outputs.astype(jnp.float32)
-  mean = outputs[:, 0]
-  vol = jax.nn.softplus(outputs[:, 1]) + 1e-3
+  scale = outputs[:, 3] if outputs.shape[1] > 3 else 1.0
+  mean = scale * outputs[:, 0]
+  vol = scale * jnp.exp(jnp.clip(outputs[:, 1], -10.0, 10.0))
   quantile = mean - vol * (jax.nn.softplus(outputs[:, 2]) + 1.64)
   return mean, vol, quantile
 
@@ -124,8 +131,8 @@ class RiskForecastTask:
   pinball (quantile) loss for the `quantile`-level return (VaR = -quantile).
 
   Batches hold `input_key` (float [batch, window, assets]) and `target_key`
-  (float [batch], next-day return). Model outputs [batch, 3] (see
-  `split_forecast`). The pinball term is divided by `quantile` so that it is on
+  (float [batch], next-day return). Model outputs [batch, 3] or [batch, 4]
+  (see `split_forecast`). The pinball term is divided by `quantile` so that it is on
   the scale of the NLL.
   """
 

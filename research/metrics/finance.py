@@ -86,30 +86,66 @@ class CreditEvaluator:
 class MarketRiskEvaluator:
   """Strictly forward backtest of a 'risk_forecast' model on its split's days.
 
+  VaR (`var_method`):
+    'filtered_hs' (filtered historical simulation, Barone-Adesi et al. 1999):
+      VaR_t = -(mean_t + vol_t * z_q), z_q = the empirical (1 - level)
+      quantile of the model's standardised residuals (y - mean) / vol on the
+      `calibration_split` (the training days, all before the evaluated ones).
+    'quantile_head': VaR_t = minus the model's own quantile output.
+
   Scalars '<name>/<metric>' from `market.backtest` (exceedance rate, Kupiec and
   Christoffersen statistics and p-values, QLIKE, volatility MSE, direction
-  accuracy) plus 'loss' (mean Gaussian NLL); artifact '<name>/forecasts'
-  {day, target, mean, vol, var}, in day order.
+  accuracy), 'loss' (mean Gaussian NLL), 'tail_quantile' (z_q); artifact
+  '<name>/forecasts' {day, target, mean, vol, var, var_head}, in day order.
   """
 
+  wants_other_splits = True
+
   def __init__(self, name: str, batches_fn: Callable[[], Iterable], *, every_steps: int = 0,
+               batches_for: Callable[[str], Iterable] | None = None,
                target_key: str = "target", day_key: str = "day", level: float = 0.99,
-               topk=(), **unused):
+               var_method: str = "filtered_hs", calibration_split: str = "train", topk=(),
+               **unused):
     del topk, unused
+    if var_method not in ("filtered_hs", "quantile_head"):
+      raise ValueError(f"Evaluator {name!r}: var_method must be 'filtered_hs' or "
+                       f"'quantile_head', got {var_method!r}.")
+    if var_method == "filtered_hs" and batches_for is None:
+      raise ValueError(f"Evaluator {name!r}: var_method='filtered_hs' needs batches_for (the "
+                       "builder passes it).")
     self.name, self.every_steps, self.batches_fn = name, int(every_steps), batches_fn
+    self.batches_for, self.calibration_split = batches_for, calibration_split
     self.target_key, self.day_key, self.level = target_key, day_key, float(level)
+    self.var_method = var_method
+
+  def _forecasts(self, batches, predict_fn):
+    from research.tasks import split_forecast  # pylint: disable=import-outside-toplevel
+    rows = _collect(batches, predict_fn, [self.target_key, self.day_key])
+    order = np.argsort(rows[self.day_key], kind="stable")
+    mean, vol, q = (np.asarray(a, np.float64)[order] for a in split_forecast(rows["logits"]))
+    return (mean, vol, -q, rows[self.target_key].astype(np.float64)[order],
+            rows[self.day_key][order])
 
   def run(self, predict_fn):
-    from research.tasks import split_forecast  # pylint: disable=import-outside-toplevel
-    rows = _collect(self.batches_fn(), predict_fn, [self.target_key, self.day_key])
-    order = np.argsort(rows[self.day_key], kind="stable")
-    mean, vol, q = (np.asarray(a, np.float64) for a in split_forecast(rows["logits"]))
-    y = rows[self.target_key].astype(np.float64)
-    mean, vol, var, y, day = mean[order], vol[order], -q[order], y[order], rows[self.day_key][order]
-    scalars = market.backtest(y, var, vol=vol, mean=mean, level=self.level)
+    mean, vol, var_head, y, day = self._forecasts(self.batches_fn(), predict_fn)
+    scalars = {}
+    if self.var_method == "filtered_hs":
+      c_mean, c_vol, _, c_y, c_day = self._forecasts(self.batches_for(self.calibration_split),
+                                                     predict_fn)
+      if len(c_day) and len(day) and c_day.max() >= day.min():
+        raise ValueError(f"Evaluator {self.name!r}: calibration split "
+                         f"{self.calibration_split!r} reaches day {c_day.max()}, not before "
+                         f"the first evaluated day {day.min()} (that would look ahead).")
+      z = np.quantile((c_y - c_mean) / c_vol, 1.0 - self.level)
+      var = -(mean + vol * z)
+      scalars["tail_quantile"] = float(z)
+    else:
+      var = var_head
+    scalars.update(market.backtest(y, var, vol=vol, mean=mean, level=self.level))
     scalars["loss"] = float(np.mean(0.5 * np.log(2 * np.pi) + np.log(vol)
                                     + 0.5 * np.square((y - mean) / vol)))
-    forecasts = {"day": day, "target": y, "mean": mean, "vol": vol, "var": var}
+    forecasts = {"day": day, "target": y, "mean": mean, "vol": vol, "var": var,
+                 "var_head": var_head}
     return ({f"{self.name}/{k}": v for k, v in scalars.items()},
             {f"{self.name}/forecasts": forecasts})
 

@@ -10,7 +10,9 @@ date column first, then one price column per asset). Examples:
    'direction': int32 [] 1 if that return is > 0,
    'day': int32 [] the target day (position in the returns series)}
 
-Splits 'train' and 'test' follow `walk_forward.fold_days`. The source also
+Splits 'train', 'validation' (the last `validation_days` before the test
+block, held out from training; empty by default) and 'test' follow
+`walk_forward.fold_days`. The source also
 carries `.returns` (float64 [T] target-asset returns, every day) and `.days`
 (the split's target days), which the historical-simulation and GARCH
 baselines use, each strictly before the day it forecasts.
@@ -26,8 +28,8 @@ import pandas as pd
 from research.data.core import ArraySource, Feature
 from research.data.series import walk_forward
 
-SPLITS = ("train", "test")
-OPTIONS = ("index", "window", "test_fraction", "num_folds", "fold", "path")
+SPLITS = ("train", "validation", "test")
+OPTIONS = ("index", "window", "test_fraction", "num_folds", "fold", "path", "validation_days")
 ASSETS = ("DAX", "SMI", "CAC", "FTSE")
 FEATURES = {"inputs": Feature((None, None), "float32"), "target": Feature((), "float32"),
             "direction": Feature((), "int32", 2), "day": Feature((), "int32")}
@@ -60,7 +62,8 @@ def load_prices(path: str | None = None) -> pd.DataFrame:
 
 def price_windows(split: str, data_dir: str | None = None, *, index: str = "DAX",
                   window: int = 60, test_fraction: float = 0.5, num_folds: int = 4,
-                  fold: int = -1, path: str | None = None) -> ArraySource:
+                  fold: int = -1, path: str | None = None,
+                  validation_days: int = 0) -> ArraySource:
   """Split `split` of the return windows (see the module docstring)."""
   del data_dir
   if split not in SPLITS:
@@ -71,7 +74,8 @@ def price_windows(split: str, data_dir: str | None = None, *, index: str = "DAX"
   returns = walk_forward.log_returns(prices.to_numpy())
   target = returns[:, list(prices.columns).index(index)]
   days = walk_forward.fold_days(len(returns), window, test_fraction=test_fraction,
-                                num_folds=num_folds, fold=fold)[split]
+                                num_folds=num_folds, fold=fold,
+                                validation_days=validation_days)[split]
   inputs = returns[walk_forward.window_indices(days, window)]  # [n, window, A]
   source = ArraySource({"inputs": inputs.astype(np.float32),
                         "target": target[days].astype(np.float32),

@@ -51,13 +51,16 @@ def evaluation_blocks(num_days: int, window: int, test_fraction: float,
 
 
 def fold_days(num_days: int, window: int, *, test_fraction: float = 0.5, num_folds: int = 4,
-              fold: int = -1) -> dict[str, np.ndarray]:
-  """{'train': target days [n_train], 'test': target days [n_test]} of one fold.
+              fold: int = -1, validation_days: int = 0) -> dict[str, np.ndarray]:
+  """{'train', 'validation', 'test': target days} of one fold.
 
   fold = k in [0, num_folds): train on every target before block k (expanding
   window), test on block k. fold = -1: train on every target before the first
   block, test on the whole evaluation period (one fit, parameters fixed, still
   strictly forward: each forecast uses inputs before its day only).
+  validation_days > 0 moves the last that many days before the test block
+  from 'train' to 'validation' (held out from training, e.g. to calibrate
+  the VaR on out-of-sample residuals; still before every test day).
   """
   blocks = evaluation_blocks(num_days, window, test_fraction, num_folds)
   if fold == -1:
@@ -67,5 +70,9 @@ def fold_days(num_days: int, window: int, *, test_fraction: float = 0.5, num_fol
   else:
     raise ValueError(f"fold must be -1 (whole evaluation period) or in [0, {num_folds}), "
                      f"got {fold}.")
-  train = np.arange(window, test[0])
-  return {"train": train, "test": test}
+  before = np.arange(window, test[0])
+  if validation_days < 0 or validation_days >= len(before):
+    raise ValueError(f"validation_days={validation_days} must be in [0, {len(before)}) (the "
+                     f"{len(before)} days before the test block).")
+  cut = len(before) - validation_days
+  return {"train": before[:cut], "validation": before[cut:], "test": test}
