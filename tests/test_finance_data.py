@@ -205,3 +205,13 @@ def test_german_credit_tfds_path_uses_mock_data(tmp_path, monkeypatch):
     train = registry.get_source("german_credit_numeric", "train", download=False)
   assert len(train.schema.numeric) == 24 and train.schema.categorical == ()
   table_sources._cached_table.cache_clear()
+
+
+def test_validation_block_sits_between_train_and_test():
+  days = walk_forward.fold_days(500, 20, test_fraction=0.5, num_folds=2, fold=1,
+                                validation_days=50)
+  assert days["train"].max() + 1 == days["validation"].min()
+  assert days["validation"].max() + 1 == days["test"].min()
+  assert len(days["validation"]) == 50
+  with pytest.raises(ValueError, match="validation_days"):
+    walk_forward.fold_days(500, 20, fold=0, validation_days=10_000)

@@ -111,3 +111,29 @@ def test_integrated_gradients_completeness(cls, kwargs):
     w = np.asarray(variables["params"]["numeric"]["kernel"])
     np.testing.assert_allclose(attr[:, :3], x["numeric"] * (w[:, 1] - w[:, 0]), rtol=1e-4,
                                atol=1e-5)
+
+
+def _market_batches(days, rng, scale=1.0):
+  n = len(days)
+  out = np.zeros((n, 4), np.float32)
+  out[:, 3] = scale  # the scale column: vol = scale * exp(0)
+  return [{"logits": out, "target": rng.normal(0, scale, n).astype(np.float32),
+           "day": np.asarray(days, np.int32), "mask": np.ones(n, bool)}]
+
+
+def test_market_evaluator_filtered_hs_calibrates_on_earlier_days_only():
+  from research.metrics.finance import MarketRiskEvaluator
+  rng = np.random.default_rng(0)
+  test = _market_batches(np.arange(600, 1000), rng)
+  calib = _market_batches(np.arange(100, 600), rng)
+  predict = lambda b: b
+  ev = MarketRiskEvaluator("test", lambda: test, batches_for=lambda split: calib)
+  scalars, artifacts = ev.run(predict)
+  z = np.quantile(calib[0]["target"], 0.01)
+  assert scalars["test/tail_quantile"] == pytest.approx(z, rel=1e-6)
+  np.testing.assert_allclose(artifacts["test/forecasts"]["var"], -z, rtol=1e-6)
+  assert 0 <= scalars["test/kupiec_p"] <= 1
+  late = _market_batches(np.arange(500, 700), rng)  # reaches into the evaluated days
+  ev = MarketRiskEvaluator("test", lambda: test, batches_for=lambda split: late)
+  with pytest.raises(ValueError, match="look ahead"):
+    ev.run(predict)
