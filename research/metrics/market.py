@@ -32,7 +32,7 @@ def kupiec_pof(hits, level: float = 0.99) -> tuple[float, float]:
   pi = x / n
   log_null = _xlogy(n - x, 1 - p) + _xlogy(x, p)
   log_alt = _xlogy(n - x, 1 - pi) + _xlogy(x, pi)
-  lr = max(-2.0 * (log_null - log_alt), 0.0)
+  lr = max(-2.0 * (log_null - log_alt), 0.0) + 0.0  # + 0.0: no '-0.0' in reports
   return float(lr), float(stats.chi2.sf(lr, 1))
 
 
@@ -52,7 +52,7 @@ def christoffersen_independence(hits) -> tuple[float, float]:
   log_null = _xlogy(n00 + n10, 1 - pi) + _xlogy(n01 + n11, pi)
   log_alt = (_xlogy(n00, 1 - pi01) + _xlogy(n01, pi01) + _xlogy(n10, 1 - pi11)
              + _xlogy(n11, pi11))
-  lr = max(-2.0 * (log_null - log_alt), 0.0)
+  lr = max(-2.0 * (log_null - log_alt), 0.0) + 0.0
   return float(lr), float(stats.chi2.sf(lr, 1))
 
 

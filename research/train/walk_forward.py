@@ -100,7 +100,9 @@ def _write_report(workdir, config, results, num_folds, level, train_seconds, pat
   for name, r in results.items():
     verdict = "not rejected" if r["kupiec_p"] >= 0.05 else "rejected"
     label = f"**{name}** (trained)" if name == model else name
-    rows.append([label] + [report._fmt(r.get(k)) for k in _COLUMNS] + [verdict])
+    cells = [str(int(r[k])) if k in ("days", "exceedances") else report._fmt(r.get(k))
+             for k in _COLUMNS]
+    rows.append([label] + cells + [verdict])
   days = int(next(iter(results.values()))["days"])
   lines = [f"# {config.experiment}: walk-forward backtest", "",
            f"{num_folds} expanding-window folds, every fold refitted; {days} out-of-sample "
