@@ -52,6 +52,7 @@ def get_config(arg=None):
     c.task = ConfigDict(dict(name="classification", num_classes=2, input_key="inputs",
                              label_key="direction", label_smoothing=0.0))
     c.evals.test = eval_config("classification", "test", topk=())
+    c.baselines.majority = dict(type="majority_class", split="test")
   else:
     c.task = ConfigDict(dict(name="risk_forecast", input_key="inputs", target_key="target",
                              quantile=0.01, quantile_weight=1.0))
