@@ -20,16 +20,21 @@ def _host(x):
   return evaluators.to_host(x)
 
 
-def _collect(batches: Iterable, predict_fn, keys: Sequence[str]) -> dict[str, np.ndarray]:
-  """Concatenated unmasked rows of 'logits' and `keys` over one pass."""
-  parts = {k: [] for k in ("logits",) + tuple(keys)}
+def _collect(batches: Iterable, predict_fn, keys: Sequence[str],
+             optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
+  """Concatenated unmasked rows of 'logits', `keys` and (where present) `optional`."""
+  required = ("logits",) + tuple(keys)
+  parts = {k: [] for k in required}
   for batch in batches:
     out = predict_fn(batch)
     mask = _host(out["mask"]).astype(bool)
-    for k in parts:
+    for k in required:
       if k not in out:
         raise KeyError(f"predict_fn output lacks {k!r}; it has {sorted(out)}.")
       parts[k].append(_host(out[k])[mask])
+    for k in optional:
+      if k in out:
+        parts.setdefault(k, []).append(_host(out[k])[mask])
   if not parts["logits"]:
     raise ValueError("The split yielded no batches.")
   return {k: np.concatenate(v) for k, v in parts.items()}
@@ -66,9 +71,7 @@ class CreditEvaluator:
     self.class_names = ["good", "bad"]
 
   def run(self, predict_fn):
-    first = next(iter(self.batches_fn()))
-    keys = [self.label_key] + ([self.group_key] if self.group_key in first else [])
-    rows = _collect(self.batches_fn(), predict_fn, keys)
+    rows = _collect(self.batches_fn(), predict_fn, [self.label_key], optional=[self.group_key])
     p = credit.probabilities_from_logits(rows["logits"])
     reference = None
     if self.reference_split and self.batches_for is not None:
