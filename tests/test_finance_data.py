@@ -215,3 +215,35 @@ def test_validation_block_sits_between_train_and_test():
   assert len(days["validation"]) == 50
   with pytest.raises(ValueError, match="validation_days"):
     walk_forward.fold_days(500, 20, fold=0, validation_days=10_000)
+
+
+def test_prices_from_any_csv(tmp_path):
+  dates = pd.bdate_range("2020-01-01", periods=120)
+  rng = np.random.default_rng(0)
+  prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (120, 2)), axis=0))
+  pd.DataFrame({"date": dates, "AAA": prices[:, 0], "BBB": prices[:, 1]}).to_csv(
+      tmp_path / "p.csv", index=False)
+  source = registry.get_source("eu_stock_markets", "test", path=str(tmp_path / "p.csv"),
+                               index="BBB", window=10, num_folds=2)
+  assert source[0]["inputs"].shape == (10, 2)
+  np.testing.assert_allclose(source.returns, 100 * np.diff(np.log(prices[:, 1])), rtol=1e-9)
+  bad = pd.read_csv(tmp_path / "p.csv").astype({"AAA": object})
+  bad.loc[30, "AAA"] = "n.a."
+  bad.to_csv(tmp_path / "bad.csv", index=False)
+  series_sources.load_prices.cache_clear()
+  with pytest.raises(ValueError, match="column 'AAA' row 30 is not a number"):
+    registry.get_source("eu_stock_markets", "train", path=str(tmp_path / "bad.csv"))
+
+
+def test_table_out_of_time_split_through_the_registry(tmp_path):
+  frame = make_table(300)
+  frame["applied"] = pd.date_range("2019-01-01", periods=300).astype(str)
+  frame.sample(frac=1, random_state=0).to_csv(tmp_path / "t.csv", index=False)
+  schema = dict(SCHEMA, date="applied")
+  splits = {s: registry.get_source("table", s, path=str(tmp_path / "t.csv"), schema=schema,
+                                   split_by="time")
+            for s in ("train", "validation", "test")}
+  dates = {s: pd.to_datetime(src.frame["applied"]) for s, src in splits.items()}
+  assert dates["train"].max() < dates["validation"].min()
+  assert dates["validation"].max() < dates["test"].min()
+  assert [len(splits[s]) for s in ("train", "validation", "test")] == [180, 60, 60]
