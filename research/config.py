@@ -63,6 +63,7 @@ def base_config() -> ConfigDict:
       extra_train_splits=(),        # e.g. ('unsupervised',): used when present
       format="examples",            # or 'lm_windows' (see research/data/build.py)
       tokenizer=ConfigDict(),       # e.g. {'type': 'char'}; empty = no tokenizer
+      tabular=ConfigDict(),         # format 'tabular': {'numeric': 'standardize'|'quantile'|'woe', 'min_count': 1}
       block_size=placeholder(int))) # language-model window length
   c.model = ConfigDict(dict(name=""))  # plus the model's own fields
   c.batch_size = 128            # global, over all devices and processes

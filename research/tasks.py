@@ -91,8 +91,79 @@ class Seq2SeqTask(TokenPredictionTask):
     return {"inputs": batch[self.input_key], "decoder_inputs": batch[self.decoder_input_key]}
 
 
+@dataclasses.dataclass(frozen=True)
+class TabularClassificationTask(ClassificationTask):
+  """Classification of table rows whose model input is several arrays.
+
+  Batches hold each of `input_keys` (e.g. 'numeric' float [batch, F_num] and
+  'categorical' int [batch, F_cat]) and `label_key`; the model gets
+  {key: batch[key]}. Loss and metrics as ClassificationTask.
+  """
+
+  input_keys: tuple[str, ...] = ("numeric", "categorical")
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    return {k: batch[k] for k in self.input_keys}
+
+
+def split_forecast(outputs: jax.Array):
+  """Forecaster outputs [batch, 3] or [batch, 4] -> (mean, volatility, 1% quantile),
+  each [batch].
+
+  Columns: raw mean, raw volatility, raw tail multiple and, optionally, a
+  positive scale (e.g. the input window's RiskMetrics volatility) that the
+  mean and volatility are expressed in units of (1 when absent). The
+  volatility is scale * exp(raw), so an untrained head (raw 0) forecasts the
+  scale itself (RiskMetrics, for the EWMA-scaled forecasters) and training
+  learns a multiplicative correction; the quantile is the mean minus a
+  positive multiple of the volatility, so it sits below the mean and scales with the
+  forecast volatility: the pinball loss only has to learn how fat the left
+  tail is relative to it. The multiple is softplus(o) + 1.64, i.e. 2.33 (the
+  Gaussian 1% point) at o = 0, so an untrained head starts from the Gaussian
+  VaR rather than far inside it.
+  """
+  outputs = outputs.astype(jnp.float32)
+  scale = outputs[:, 3] if outputs.shape[1] > 3 else 1.0
+  mean = scale * outputs[:, 0]
+  vol = scale * jnp.exp(jnp.clip(outputs[:, 1], -10.0, 10.0))
+  quantile = mean - vol * (jax.nn.softplus(outputs[:, 2]) + 1.64)
+  return mean, vol, quantile
+
+
+@dataclasses.dataclass(frozen=True)
+class RiskForecastTask:
+  """Next-day return distribution: Gaussian NLL for mean and volatility plus a
+  pinball (quantile) loss for the `quantile`-level return (VaR = -quantile).
+
+  Batches hold `input_key` (float [batch, window, assets]) and `target_key`
+  (float [batch], next-day return). Model outputs [batch, 3] or [batch, 4]
+  (see `split_forecast`). The pinball term is divided by `quantile` so that it is on
+  the scale of the NLL.
+  """
+
+  input_key: str = "inputs"
+  target_key: str = "target"
+  quantile: float = 0.01
+  quantile_weight: float = 0.1
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+    return batch[self.input_key]
+
+  def loss(self, outputs: jax.Array, batch: Mapping[str, jax.Array]):
+    y = batch[self.target_key].astype(jnp.float32)
+    mean, vol, q = split_forecast(outputs)
+    nll = (0.5 * jnp.log(2 * jnp.pi) + jnp.log(vol) + 0.5 * jnp.square((y - mean) / vol)).mean()
+    u = y - q
+    pinball = jnp.maximum(self.quantile * u, (self.quantile - 1.0) * u).mean() / self.quantile
+    loss = nll + self.quantile_weight * pinball
+    return loss, {"loss": loss, "nll": nll, "pinball": pinball,
+                  "exceedance": (y < q).astype(jnp.float32).mean()}
+
+
 TASKS = {"classification": ClassificationTask, "lm": TokenPredictionTask,
-         "mlm": TokenPredictionTask, "seq2seq": Seq2SeqTask}
+         "mlm": TokenPredictionTask, "seq2seq": Seq2SeqTask,
+         "tabular_classification": TabularClassificationTask,
+         "risk_forecast": RiskForecastTask}
 
 
 def check_task(task_config: Mapping[str, Any]) -> None:

@@ -29,6 +29,12 @@ EXPERIMENTS = [
     ("nlp/shakespeare_char", "gpt_cpu"), ("nlp/shakespeare_char", "gpt"),
     ("nlp/shakespeare_char", "lstm"), ("nlp/shakespeare_char", "gru"),
     ("nlp/imdb", "transformer"), ("nlp/imdb", "bilstm"), ("nlp/imdb", "bert_pretrain"),
+    ("finance_risk/credit_scoring", "logreg"), ("finance_risk/credit_scoring", "scorecard"),
+    ("finance_risk/credit_scoring", "mlp"), ("finance_risk/credit_scoring", "ft_transformer"),
+    ("finance_risk/credit_scoring", "mlp,data=german_credit_numeric"),
+    ("finance_risk/credit_scoring", "logreg,data=default"),
+    ("finance_risk/market_risk", "lstm"), ("finance_risk/market_risk", "transformer"),
+    ("finance_risk/market_risk", "direction"),
 ]
 # Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder.
 SEPARATE = [("nlp/imdb", "bert_finetune")]

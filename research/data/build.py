@@ -8,6 +8,11 @@ need the whole training split at once:
   saved), kept in `<workdir>/tokenizer/` so evaluation, generation and a
   resumed run reuse exactly the same one; `init_from` runs reuse the source
   run's tokenizer, since its embeddings are indexed by it.
+* format 'tabular': a table's raw rows are encoded by a `Preprocessor` fitted on
+  the training split only (standardisation or quantile transform, missing
+  indicators, category vocabularies with an unknown bucket), saved as
+  `<workdir>/preprocessing.json` and reloaded from there (resume, evaluation,
+  `tools.score`), so every consumer applies exactly the same transform.
 * format 'lm_windows': the split's text becomes one token stream; training
   samples random windows (nanoGPT's `get_batch`, as a shuffled source),
   evaluation uses contiguous windows covering every token once (exact) or a
@@ -25,12 +30,13 @@ import numpy as np
 from research.data import ops as pp_ops
 from research.data import registry
 from research.data.core import ConcatSource, IndexedSource
+from research.data.tabular import preprocess as tab_pp
 from research.data.text import tokenizers as tok_lib
 from research.data.text.windows import LMWindows
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("examples", "lm_windows")
+FORMATS = ("examples", "lm_windows", "tabular")
 
 
 def check(data_config) -> None:
@@ -40,6 +46,8 @@ def check(data_config) -> None:
                      f"{', '.join(FORMATS)}.")
   if data_config.tokenizer:
     tok_lib.check_tokenizer_spec(data_config.tokenizer.to_dict())
+  if data_config.get("tabular"):
+    tab_pp.check_options(data_config.tabular.to_dict())
   if data_config.format == "lm_windows":
     if not data_config.tokenizer:
       raise ValueError("config.data.format='lm_windows' needs config.data.tokenizer "
@@ -59,6 +67,8 @@ class DataBuilder:
     self._raw: dict[str, Any] = {}
     self._tokenizer = None
     self._tokens: dict[str, np.ndarray] = {}
+    self._preprocessor = None
+    self._encoded: dict[str, Any] = {}
 
   # --- raw data -------------------------------------------------------------
   def raw(self, split: str, **extra_options):
@@ -111,6 +121,31 @@ class DataBuilder:
       for i in range(len(source)):
         yield str(source[i]["text"])
 
+  # --- fitted tabular preprocessing --------------------------------------------
+  @property
+  def preprocessor(self):
+    """The `Preprocessor` of a 'tabular' run: loaded from the workdir when saved
+    there, else fitted on the training split only and saved."""
+    if self.data.format != "tabular":
+      raise ValueError("config.data.format is not 'tabular': no table preprocessing.")
+    if self._preprocessor is None:
+      path = os.path.join(self.workdir, tab_pp.PREPROCESSING_FILE) if self.workdir else None
+      if path and os.path.exists(path):
+        self._preprocessor = tab_pp.Preprocessor.load(path)
+      else:
+        options = self.data.get("tabular")
+        options = options.to_dict() if options else {}
+        self._preprocessor = tab_pp.Preprocessor.fit(self._raw_train().frame,
+                                                     self._raw_train().schema, **options)
+        if path:
+          self._preprocessor.save(path)
+    return self._preprocessor
+
+  def _encoded_source(self, split: str):
+    if split not in self._encoded:
+      self._encoded[split] = self.preprocessor.encode_source(self.raw(split))
+    return self._encoded[split]
+
   # --- preprocessing ----------------------------------------------------------
   def ops(self, spec: str):
     return pp_ops.parse(spec, context={"tokenizer": self.tokenizer} if self.data.tokenizer
@@ -121,6 +156,10 @@ class DataBuilder:
     if self.data.format == "lm_windows":
       return LMWindows(self.token_stream(self.data.train_split), self.data.block_size, "random",
                        name=f"{self.data.name}:{self.data.train_split}")
+    if self.data.format == "tabular":
+      if self.data.extra_train_splits:
+        raise ValueError("config.data.format='tabular' takes no extra_train_splits.")
+      return self._encoded_source(self.data.train_split)
     return self._raw_train()
 
   def eval_source(self, split: str, eval_config: Mapping[str, Any], *, round_index: int = 0):
@@ -130,6 +169,8 @@ class DataBuilder:
     every token once) or 'random' (`num_batches` x eval batch random windows,
     redrawn at every evaluation round from seed + round).
     """
+    if self.data.format == "tabular":
+      return self._encoded_source(split)
     if self.data.format != "lm_windows":
       return self.raw(split)
     windows = eval_config.get("windows", "contiguous")

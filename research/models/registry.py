@@ -16,11 +16,13 @@ from research.models.bert import BertClassifier, BertMLM, TransformerClassifier
 from research.models.cnn import CNN
 from research.models.cnn1d import CNN1D
 from research.models.dense import MLP, Logistic
+from research.models.forecast import LSTMForecaster, TransformerForecaster
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
 from research.models.recurrent import GRUClassifier, GRULM, LSTMClassifier, LSTMLM
 from research.models.resnet import ResNet18, ResNet34, ResNet50, ResNetTiny
 from research.models.seq2seq import Seq2Seq
+from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
 
 MODELS: dict[str, type[nn.Module]] = {
     'logistic': Logistic,
@@ -44,6 +46,13 @@ MODELS: dict[str, type[nn.Module]] = {
     'gru_classifier': GRUClassifier,
     # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
     'seq2seq': Seq2Seq,
+    # Finance risk: table rows ({'numeric', 'categorical'} -> logits [B, num_classes]).
+    'tabular_logistic': TabularLogistic,
+    'tabular_mlp': TabularMLP,
+    'ft_transformer': FTTransformer,
+    # Finance risk: return windows [B, T, assets] -> [B, num_outputs].
+    'lstm_forecaster': LSTMForecaster,
+    'transformer_forecaster': TransformerForecaster,
 }
 
 # Fields every flax Module has that are not configuration.

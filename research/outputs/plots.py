@@ -121,3 +121,141 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, pat
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=100)
   return path
+
+
+# --- plots of evaluator artifacts, keyed by artifact kind ---------------------------
+# An evaluator artifact '<split>/<kind>' is drawn by ARTIFACT_PLOTS[kind] (when
+# registered) into plots/<split>_<kind>.png: fn(value, path, title=..., class_names=...).
+
+def _save(fig: Figure, path: str) -> str:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=100)
+  return path
+
+
+def plot_roc_curve(value, path: str, title: str = "ROC curve", **_) -> str:
+  """value: {'fpr': [k], 'tpr': [k], 'auc': []}."""
+  fig = _new_figure((5, 5))
+  ax = fig.add_subplot()
+  ax.plot(value["fpr"], value["tpr"], label=f"AUC {float(value['auc']):.4f}")
+  ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+  ax.set_xlabel("false positive rate")
+  ax.set_ylabel("true positive rate")
+  ax.set_title(title)
+  ax.legend(loc="lower right")
+  ax.grid(True, alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_ks_curve(value, path: str, title: str = "KS curve", **_) -> str:
+  """value: {'score': [k], 'cum_bad': [k], 'cum_good': [k], 'ks': []}."""
+  fig = _new_figure((6, 4.5))
+  ax = fig.add_subplot()
+  ax.plot(value["score"], value["cum_bad"], label="bads (cumulative)")
+  ax.plot(value["score"], value["cum_good"], label="goods (cumulative)")
+  gap = np.asarray(value["cum_bad"]) - np.asarray(value["cum_good"])
+  i = int(np.argmax(np.abs(gap)))
+  ax.vlines(value["score"][i], value["cum_good"][i], value["cum_bad"][i], colors="k",
+            label=f"KS {float(value['ks']):.4f}")
+  ax.set_xlabel("score p(bad)")
+  ax.set_ylabel("cumulative share")
+  ax.set_title(title)
+  ax.legend()
+  ax.grid(True, alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_calibration(value, path: str, title: str = "Calibration", **_) -> str:
+  """value: {'mean_score': [bins], 'observed_rate': [bins], 'count': [bins]}."""
+  fig = _new_figure((5, 5))
+  ax = fig.add_subplot()
+  used = np.asarray(value["count"]) > 0
+  ax.plot(np.asarray(value["mean_score"])[used], np.asarray(value["observed_rate"])[used], "o-",
+          label="model")
+  ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
+  ax.set_xlabel("mean predicted p(bad)")
+  ax.set_ylabel("observed bad rate")
+  ax.set_title(title)
+  ax.legend()
+  ax.grid(True, alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_score_distribution(value, path: str, title: str = "Score distribution", **_) -> str:
+  """value: {'scores': [n], 'labels': [n], optional 'reference': [m] (training scores)}."""
+  fig = _new_figure((6, 4.5))
+  ax = fig.add_subplot()
+  scores, labels = np.asarray(value["scores"]), np.asarray(value["labels"])
+  bins = np.linspace(0, 1, 41)
+  ax.hist(scores[labels == 0], bins, alpha=0.5, density=True, label="goods")
+  ax.hist(scores[labels == 1], bins, alpha=0.5, density=True, label="bads")
+  if "reference" in value:
+    ax.hist(np.asarray(value["reference"]), bins, histtype="step", density=True, color="k",
+            label="training (all)")
+  ax.set_xlabel("score p(bad)")
+  ax.set_ylabel("density")
+  ax.set_title(title)
+  ax.legend()
+  return _save(fig, path)
+
+
+def plot_feature_importance(value, path: str, title: str = "Feature importance", **_) -> str:
+  """value: {'names': [F], 'importance': [F]} (bars sorted by importance)."""
+  names, imp = list(value["names"]), np.asarray(value["importance"], np.float64)
+  order = np.argsort(imp)
+  fig = _new_figure((6, 0.3 * len(names) + 1.5))
+  ax = fig.add_subplot()
+  ax.barh([names[i] for i in order], imp[order])
+  ax.set_xlabel("mean |integrated gradient| (log-odds)")
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_forecasts(value, path: str, title: str = "VaR backtest", **_) -> str:
+  """value: {'day': [n], 'target': [n], 'var': [n], 'vol': [n]}: returns, -VaR, exceedances."""
+  day, y, var = (np.asarray(value[k]) for k in ("day", "target", "var"))
+  fig = _new_figure((9, 4.5))
+  ax = fig.add_subplot()
+  ax.plot(day, y, lw=0.6, color="0.5", label="return (%)")
+  ax.plot(day, -var, color="r", lw=1.0, label="-VaR 99%")
+  if "vol" in value:
+    ax.plot(day, -np.asarray(value["vol"]), color="b", lw=0.6, alpha=0.6, label="-volatility")
+  hits = y < -var
+  ax.plot(day[hits], y[hits], "kx", label=f"exceedances ({int(hits.sum())})")
+  ax.set_xlabel("day")
+  ax.set_ylabel("percent")
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def _confusion(value, path: str, title: str = "Confusion matrix", class_names=None, **_) -> str:
+  names = class_names if class_names is not None and len(class_names) == len(value) else None
+  return plot_confusion_matrix(np.asarray(value), names, path, title=title)
+
+
+ARTIFACT_PLOTS = {
+    "confusion_matrix": _confusion,
+    "roc_curve": plot_roc_curve,
+    "ks_curve": plot_ks_curve,
+    "calibration": plot_calibration,
+    "score_distribution": plot_score_distribution,
+    "feature_importance": plot_feature_importance,
+    "forecasts": plot_forecasts,
+}
+
+
+def plot_artifacts(workdir: str, artifacts, *, experiment: str, step: int,
+                   class_names=None) -> list[str]:
+  """Draws every artifact '<split>/<kind>' whose kind is in ARTIFACT_PLOTS into
+  plots/<split>_<kind>.png; returns the paths. `class_names`: {split: names}."""
+  paths = []
+  for key, value in artifacts.items():
+    split, _, kind = key.partition("/")
+    fn = ARTIFACT_PLOTS.get(kind)
+    if fn is None:
+      continue
+    path = os.path.join(workdir, PLOTS_DIR, f"{split}_{kind}.png")
+    paths.append(fn(value, path, title=f"{experiment} {split} (step {step})",
+                    class_names=(class_names or {}).get(split)))
+  return paths

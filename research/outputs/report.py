@@ -138,7 +138,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
                  per_class: Mapping[str, Mapping[str, float]] | None = None,
                  plots: Sequence[str] = (),
                  baselines: Mapping[str, Mapping[str, float]] | None = None,
-                 model_name: str = "model") -> str:
+                 model_name: str = "model", sections: Sequence[str] = ()) -> str:
   """Writes workdir/report.md and returns its path.
 
   Args:
@@ -154,6 +154,8 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     baselines: {baseline name: {'<split>/<metric>': value, 'seconds': s}} from
       `research.baselines.run_baselines`; shown in one table with this run's
       model on the same metrics.
+    sections: extra markdown lines placed before the plots (e.g. from
+      `artifact_sections`).
   """
   lines = [f"# {experiment}", ""]
 
@@ -209,6 +211,8 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
                      for name, vals in per_class.items()],
                     "l" + "r" * len(columns)) + [""]
 
+  lines += list(sections)
+
   if plots:
     lines += ["## Plots", ""]
     for path in plots:
@@ -227,3 +231,30 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
   path = os.path.join(workdir, REPORT_FILE)
   writer.atomic_write(path, "\n".join(lines))
   return path
+
+
+def _feature_importance_section(split: str, value) -> list[str]:
+  names = list(value["names"])
+  imp = [float(v) for v in value["importance"]]
+  mean = [float(v) for v in value.get("mean_attribution", [float("nan")] * len(names))]
+  order = sorted(range(len(names)), key=lambda i: -imp[i])
+  return ([f"## Feature attributions ({split}: integrated gradients)", "",
+           "Global importance = mean |IG| of the positive-class log-odds over the rows; the "
+           "mean signed attribution says in which direction a feature pushes on average.", ""]
+          + _table(["Feature", "Mean abs IG", "Mean IG"],
+                   [[names[i], _fmt(imp[i]), _fmt(mean[i], signed=True)] for i in order], "lrr")
+          + [""])
+
+
+# Artifact kinds rendered as report sections: kind -> fn(split, value) -> lines.
+ARTIFACT_SECTIONS = {"feature_importance": _feature_importance_section}
+
+
+def artifact_sections(artifacts: Mapping[str, Any]) -> list[str]:
+  """Markdown lines for every artifact '<split>/<kind>' with a renderer."""
+  lines = []
+  for key, value in artifacts.items():
+    split, _, kind = key.partition("/")
+    if kind in ARTIFACT_SECTIONS:
+      lines += ARTIFACT_SECTIONS[kind](split, value)
+  return lines

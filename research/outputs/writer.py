@@ -199,3 +199,30 @@ class MetricWriter:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+ARTIFACTS_DIR = "artifacts"
+
+
+def save_artifacts(workdir: str, artifacts: Mapping[str, Any]) -> list[str]:
+  """Saves each evaluator artifact '<split>/<kind>' as artifacts/<split>_<kind>.npz
+  (an array under key 'value', a dict of arrays under its own keys), so tools
+  can reload curves, forecasts and confusion matrices without rerunning."""
+  paths = []
+  for key, value in artifacts.items():
+    arrays = ({k: np.asarray(v) for k, v in value.items()} if isinstance(value, Mapping)
+              else {"value": np.asarray(value)})
+    os.makedirs(os.path.join(workdir, ARTIFACTS_DIR), exist_ok=True)
+    path = os.path.join(workdir, ARTIFACTS_DIR, key.replace("/", "_") + ".npz")
+    np.savez(path, **arrays)
+    paths.append(path)
+  return paths
+
+
+def load_artifact(workdir: str, key: str) -> dict[str, np.ndarray]:
+  """The arrays `save_artifacts` wrote for artifact `key` ('<split>/<kind>')."""
+  path = os.path.join(workdir, ARTIFACTS_DIR, key.replace("/", "_") + ".npz")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No artifact {key!r} in {workdir} (looked for {path}).")
+  with np.load(path) as data:
+    return {k: data[k] for k in data.files}

@@ -66,6 +66,10 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
       raise ValueError("config.model.vocab_size is None (= from the tokenizer), but "
                        "config.data.tokenizer is empty.")
     model_kwargs["vocab_size"] = data.tokenizer.vocab_size
+  if "cardinalities" in model_kwargs and model_kwargs["cardinalities"] is None:
+    # Tabular models: one embedding table per categorical column, sized by the
+    # vocabularies fitted on the training split.
+    model_kwargs["cardinalities"] = data.preprocessor.cardinalities
   model = build_model(model_kwargs.pop("name"), axis_name=backend.axis_name, **model_kwargs)
   task = tasks.build_task(config.task)
   train_ops = data.ops(config.data.pp_train)
@@ -122,6 +126,18 @@ def build_evaluators(run: Run, names=None) -> list:
     for key in ("num_classes", "label_key", "target_key", "weight_key"):
       if key in c.task:  # evaluators take the task's names unless the eval overrides them
         kwargs.setdefault(key, c.task[key])
+    if getattr(cls, "wants_other_splits", False):
+      # Evaluators comparing with another split (e.g. PSI of the test scores
+      # against the training scores) get a batches_fn for any split.
+      def batches_for(split, ev=ev):
+        return pipeline.eval_iterator(run.data.eval_source(split, ev), ops=run.eval_ops,
+                                      global_batch_size=c.eval_batch_size, seed=c.seed)
+      kwargs["batches_for"] = batches_for
+    for attr in getattr(cls, "source_attributes", ()):
+      # e.g. the fitted feature names of a table, for attributions.
+      value = getattr(run.data.eval_source(ev.split, ev), attr, None)
+      if value is not None:
+        kwargs.setdefault(attr, list(value))
     class_names = getattr(run.data.raw(ev.split), "class_names", None)
     if class_names is not None:
       kwargs.setdefault("class_names", list(class_names))
@@ -139,4 +155,13 @@ def make_predict_fn(run: Run, state_ref: Callable[[], Any]):
     flat = backend.flatten_batch(batch)
     return dict(flat, logits=logits)
 
+  # For evaluators that need more than predictions (integrated gradients need
+  # the model's gradients): the model, the task and the current variables.
+  predict_fn.model = run.model
+  predict_fn.task = run.task
+  predict_fn.variables = lambda: _variables(backend.canonical(state_ref()))
   return predict_fn
+
+
+def _variables(state) -> dict:
+  return {"params": state.params, **state.model_state}

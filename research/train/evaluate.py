@@ -28,7 +28,7 @@ def load_workdir_config(workdir: str) -> config_lib.ConfigDict:
 
 # Sections whose keys belong to the experiment (a model's fields, a task's,
 # the evals), not to base_config: taken whole from config.json, not merged.
-_FREE_FORM = {("task",), ("model",), ("evals",), ("references",), ("data", "options"),
+_FREE_FORM = {("task",), ("model",), ("evals",), ("references",), ("data", "options"), ("data", "tabular"),
               ("data", "tokenizer")}
 
 

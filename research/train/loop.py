@@ -217,20 +217,18 @@ def _host_variables(state) -> dict:
 def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
                             class_names, baseline_results):
   paths = list(plots.plot_curves(workdir))
-  for key, value in artifacts.items():
-    if key.endswith("confusion_matrix"):
-      split = key.split("/", 1)[0]
-      path = os.path.join(workdir, "plots", f"{split}_confusion_matrix.png")
-      plots.plot_confusion_matrix(np.asarray(value), class_names.get(split), path,
-                                  title=f"{c.experiment} {split} (step {step})")
-      paths.append(path)
+  # Each artifact kind has its plot (confusion matrix, ROC, calibration, ...).
+  paths += plots.plot_artifacts(workdir, artifacts, experiment=c.experiment, step=step,
+                                class_names=class_names)
+  writer_lib.save_artifacts(workdir, artifacts)
   summary = dict(final, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint,
                  **extra)
   per_class = {k: v for k, v in final.items() if k.count("/") >= 2}
   report.write_report(workdir, experiment=c.experiment, config=c, summary=summary,
                       references=[dict(r) for r in c.references], per_class=per_class or None,
                       plots=[os.path.relpath(p, workdir) for p in paths],
-                      baselines=baseline_results, model_name=c.model.name)
+                      baselines=baseline_results, model_name=c.model.name,
+                      sections=report.artifact_sections(artifacts))
 
 
 @contextlib.contextmanager

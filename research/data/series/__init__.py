@@ -1,0 +1,1 @@
+"""Time series for market risk: prices -> returns, rolling windows, walk-forward folds."""

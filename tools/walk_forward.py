@@ -1,0 +1,38 @@
+"""Walk-forward training and backtest: one `loop.run` per fold, one joint backtest.
+
+  python -m tools.walk_forward --config=experiments/finance_risk/market_risk.py:lstm \
+      --workdir=runs/market_lstm
+
+Writes <workdir>/fold_<k>/ (a normal workdir per fold), <workdir>/backtest.json
+and <workdir>/report.md (the backtest table of the model and the baselines).
+"""
+import json
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from research import config as config_lib
+from research import xla_flags
+from research.logs import check_config_overrides, quiet_logs
+from research.train import walk_forward
+
+xla_flags.apply()
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the folds and the backtest.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  quiet_logs()
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
+  config = config_lib.finalize(_CONFIG.value, path, arg or None)
+  results = walk_forward.run(config, _WORKDIR.value)
+  print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+  check_config_overrides()
+  app.run(main)
