@@ -143,7 +143,8 @@ class DataBuilder:
       return {}
     r = self.recsys
     return {"num_users": r.num_users, "num_items": r.num_items,
-            "item_genres": r.item_genres, "item_year": r.item_year}
+            "item_genres": r.item_genres, "item_year": r.item_year,
+            "rating_mean": float(r.train["rating"].mean())}
 
   # --- sources the pipeline consumes -----------------------------------------
   def train_source(self):

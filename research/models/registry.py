@@ -18,8 +18,10 @@ from research.models.cnn1d import CNN1D
 from research.models.dense import MLP, Logistic
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
+from research.models.recsys import NCF, BiasedMF, TwoTower
 from research.models.recurrent import GRUClassifier, GRULM, LSTMClassifier, LSTMLM
 from research.models.resnet import ResNet18, ResNet34, ResNet50, ResNetTiny
+from research.models.sasrec import SASRec
 from research.models.seq2seq import Seq2Seq
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -44,6 +46,11 @@ MODELS: dict[str, type[nn.Module]] = {
     'gru_classifier': GRUClassifier,
     # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
     'seq2seq': Seq2Seq,
+    # Recommendation (index 0 of users/items = out of vocabulary).
+    'biased_mf': BiasedMF,      # {'user', 'item'} [B] -> ratings [B]
+    'ncf': NCF,                 # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
+    'two_tower': TwoTower,      # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
+    'sasrec': SASRec,           # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
 }
 
 # Fields every flax Module has that are not configuration.
