@@ -32,13 +32,13 @@ def get_config(arg=None):
                             dropout=0.0, alpha=0.5))
   c.batch_size = 256
   c.eval_batch_size = 671
-  c.total_epochs = 12
+  c.total_epochs = 30
   c.optimizer.name = "adam"
   c.optimizer.lr = 1e-3
   c.log_every_steps = 200
-  c.evals.test = eval_config("ranking", "test", every_epochs=2, ks=(10,), full_ranking=False)
+  c.evals.test = eval_config("ranking", "test", every_epochs=5, ks=(10,), full_ranking=False)
   c.baselines.popularity = dict(type="popularity", split="test", ks=(10,))
-  c.ckpt.every_epochs = 2
+  c.ckpt.every_epochs = 5
   c.ckpt.best_metric = "test/hr@10"
   c.ckpt.best_mode = "max"
   if arg.variant == "neumf_pretrained":

