@@ -29,9 +29,16 @@ EXPERIMENTS = [
     ("nlp/shakespeare_char", "gpt_cpu"), ("nlp/shakespeare_char", "gpt"),
     ("nlp/shakespeare_char", "lstm"), ("nlp/shakespeare_char", "gru"),
     ("nlp/imdb", "transformer"), ("nlp/imdb", "bilstm"), ("nlp/imdb", "bert_pretrain"),
+    ("recommendation/movielens_rating", "bias"), ("recommendation/movielens_rating", "mf"),
+    ("recommendation/movielens_ncf", "gmf"), ("recommendation/movielens_ncf", "mlp"),
+    ("recommendation/movielens_ncf", "neumf"),
+    ("recommendation/movielens_two_tower", "two_tower"),
+    ("recommendation/movielens_two_tower", "no_features"),
+    ("recommendation/movielens_sasrec", "sasrec"),
 ]
-# Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder.
-SEPARATE = [("nlp/imdb", "bert_finetune")]
+# Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder
+# and test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp.
+SEPARATE = [("nlp/imdb", "bert_finetune"), ("recommendation/movielens_ncf", "neumf_pretrained")]
 _WORDS = ("the movie film plot acting story was is great good bad terrible boring loved hated "
           "actor scene ending music funny slow").split()
 
@@ -87,7 +94,8 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   with tfds.testing.mock_data(num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE):
     summary = loop.run(config, str(workdir))
   assert summary["step"] == 2
-  headline = next(k for k in ("test/accuracy", "val/loss", "test/loss") if k in summary)
+  headline = next(k for k in ("test/accuracy", "val/loss", "test/loss", "test/rmse",
+                              "test/ndcg@10") if k in summary)
   assert np.isfinite(summary[headline])
   on_disk = json.loads((workdir / "summary.json").read_text())
   assert on_disk["params_fingerprint"] == summary["params_fingerprint"]
@@ -134,3 +142,27 @@ def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   for a, b in pairs:
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert "encoder" in tuned["params"] and len(tuned["params"]) > 1
+
+
+def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
+  """NeuMF initialised from a GMF and an MLP run (init_from.sources): with lr 0
+  its towers and heads after one step are exactly the source runs' ones."""
+  from research.train import checkpoint as ckpt_lib
+  runs = {}
+  for variant in ("gmf", "mlp"):
+    runs[variant] = tmp_path / variant
+    loop.run(config_lib.load(f"recommendation/movielens_ncf:{variant},smoke=True"),
+             str(runs[variant]))
+  config = config_lib.load(
+      f"recommendation/movielens_ncf:neumf_pretrained,smoke=True,gmf={runs['gmf']},"
+      f"mlp={runs['mlp']}", {"total_steps": 1, "optimizer.lr": 0.0})
+  loop.run(config, str(tmp_path / "neumf"))
+  tuned = ckpt_lib.Checkpointer(str(tmp_path / "neumf" / "checkpoints")).restore_raw(1)["params"]
+  for variant, keys in (("gmf", ("gmf", "gmf_head")), ("mlp", ("mlp", "mlp_head"))):
+    source = ckpt_lib.Checkpointer(str(runs[variant] / "checkpoints")).restore_raw(2)["params"]
+    for key in keys:
+      for a, b in zip(jax.tree.leaves(source[key]), jax.tree.leaves(tuned[key])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Every run of the protocol ranks the same saved candidates.
+  saved = [np.load(tmp_path / d / "ncf_candidates.npz")["candidates"] for d in ("gmf", "neumf")]
+  np.testing.assert_array_equal(saved[0], saved[1])

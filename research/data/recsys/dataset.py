@@ -157,11 +157,11 @@ class RecsysData:
     from there on later calls and resumes; a saved file that does not match
     this split is an error, not silently replaced).
     """
-    if self._candidates is not None:
-      return self._candidates
     users, positives = self.test["user"], self.test["item"]
     path = os.path.join(workdir, CANDIDATES_FILE) if workdir else None
-    if self._source_candidates is not None:
+    if self._candidates is not None and self._candidates.shape[1] == 1 + num_negatives:
+      cands = self._candidates  # this process already drew them (e.g. GMF then NeuMF in tests)
+    elif self._source_candidates is not None:
       rows = []
       for u_raw, u in zip(self.users.raw(users), positives):
         negs = self._source_candidates.get(u_raw)
