@@ -163,6 +163,15 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
     for key in keys:
       for a, b in zip(jax.tree.leaves(source[key]), jax.tree.leaves(tuned[key])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # tools.recommend: top-K unseen items with titles, from the trained workdir.
+  from research.recommend import recommend
+  user, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
+  data = registry.get_source("movielens", "train", view="pointwise",
+                             split_by="leave_last_out").recsys
+  seen = set(data.items.raw(data.train["item"][data.train["user"] == data.users.lookup(
+      np.array([1]))[0]]).tolist())
+  assert len(items) == 3 and all(title for _, title, _ in items)
+  assert not seen & {item for item, _, _ in items}
   # Every run of the protocol ranks the same saved candidates.
   saved = [np.load(tmp_path / d / "ncf_candidates.npz")["candidates"] for d in ("gmf", "neumf")]
   np.testing.assert_array_equal(saved[0], saved[1])
