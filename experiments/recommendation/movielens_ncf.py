@@ -45,8 +45,10 @@ def get_config(arg=None):
     # The paper: GMF and MLP trained first, NeuMF initialised from both, then
     # trained with plain SGD (Adam's moments are not carried over).
     c.init_from.sources = (
-        dict(workdir=arg.gmf, checkpoint="latest", mapping=(("gmf", "gmf"), ("gmf_head", "gmf_head"))),
-        dict(workdir=arg.mlp, checkpoint="latest", mapping=(("mlp", "mlp"), ("mlp_head", "mlp_head"))),
+        dict(workdir=arg.gmf, checkpoint="latest",
+             mapping=(("gmf", "gmf"), ("gmf_head", "gmf_head"))),
+        dict(workdir=arg.mlp, checkpoint="latest",
+             mapping=(("mlp", "mlp"), ("mlp_head", "mlp_head"))),
     )
     c.optimizer.name = "sgd"
     c.optimizer.momentum = 0.0

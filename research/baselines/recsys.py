@@ -47,8 +47,10 @@ def fit_biases(users, items, ratings, num_users, num_items, *, reg_u=15.0, reg_i
   n_u = np.bincount(users, minlength=num_users)
   n_i = np.bincount(items, minlength=num_items)
   for _ in range(epochs):
-    b_i = np.bincount(items, ratings - mu - b_u[users], minlength=num_items) / np.maximum(reg_i + n_i, 1e-9)
-    b_u = np.bincount(users, ratings - mu - b_i[items], minlength=num_users) / np.maximum(reg_u + n_u, 1e-9)
+    b_i = (np.bincount(items, ratings - mu - b_u[users], minlength=num_items)
+           / np.maximum(reg_i + n_i, 1e-9))
+    b_u = (np.bincount(users, ratings - mu - b_i[items], minlength=num_users)
+           / np.maximum(reg_u + n_u, 1e-9))
   b_u[0] = b_i[0] = 0.0  # OOV
   return mu, b_u, b_i
 

@@ -17,6 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def _embed(module, num, dim, **kwargs) -> nn.Embed:
+  """nn.Embed in `module`'s dtype and param_dtype."""
+  return nn.Embed(num, dim, dtype=module.dtype, param_dtype=module.param_dtype, **kwargs)
+
+
+def _dense(module, features, **kwargs) -> nn.Dense:
+  """nn.Dense in `module`'s dtype and param_dtype."""
+  return nn.Dense(features, dtype=module.dtype, param_dtype=module.param_dtype, **kwargs)
+
+
 def _known(ids: jax.Array) -> jax.Array:
   """1.0 where an id is in the vocabulary, 0.0 for OOV (0); float [...]."""
   return (ids != 0).astype(jnp.float32)
@@ -36,20 +46,22 @@ class BiasedMF(nn.Module):
   dim: int = 32
   rating_mean: float | None = None  # mu; None: 0 (the builder fills the training mean)
   init_scale: float = 0.1
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, *, train: bool = False):
     user, item = inputs["user"], inputs["item"]
     ku, ki = _known(user), _known(item)
     zeros = nn.initializers.zeros
-    b_u = nn.Embed(self.num_users, 1, embedding_init=zeros, name="user_bias")(user)[..., 0] * ku
-    b_i = nn.Embed(self.num_items, 1, embedding_init=zeros, name="item_bias")(item)[..., 0] * ki
+    b_u = _embed(self, self.num_users, 1, embedding_init=zeros, name="user_bias")(user)[..., 0] * ku
+    b_i = _embed(self, self.num_items, 1, embedding_init=zeros, name="item_bias")(item)[..., 0] * ki
     pred = (self.rating_mean or 0.0) + b_u + b_i
     penalty = b_u ** 2 + b_i ** 2
     if self.dim:
       init = nn.initializers.normal(self.init_scale)
-      p = nn.Embed(self.num_users, self.dim, embedding_init=init, name="user_factors")(user)
-      q = nn.Embed(self.num_items, self.dim, embedding_init=init, name="item_factors")(item)
+      p = _embed(self, self.num_users, self.dim, embedding_init=init, name="user_factors")(user)
+      q = _embed(self, self.num_items, self.dim, embedding_init=init, name="item_factors")(item)
       p, q = p * ku[:, None], q * ki[:, None]
       pred = pred + jnp.sum(p * q, -1)
       penalty = penalty + jnp.sum(p ** 2, -1) + jnp.sum(q ** 2, -1)
@@ -64,12 +76,14 @@ class _GMFTower(nn.Module):
   num_users: int
   num_items: int
   dim: int
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, user, items):
     init = nn.initializers.normal(0.01)  # NCF's init
-    p = nn.Embed(self.num_users, self.dim, embedding_init=init, name="user_embedding")(user)
-    q = nn.Embed(self.num_items, self.dim, embedding_init=init, name="item_embedding")(items)
+    p = _embed(self, self.num_users, self.dim, embedding_init=init, name="user_embedding")(user)
+    q = _embed(self, self.num_items, self.dim, embedding_init=init, name="item_embedding")(items)
     p = p * _known(user)[:, None]
     q = q * _known(items)[..., None]
     return p[:, None, :] * q
@@ -85,18 +99,20 @@ class _MLPTower(nn.Module):
   num_items: int
   layers: Sequence[int]
   dropout: float = 0.0
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, user, items, *, train: bool):
     init = nn.initializers.normal(0.01)
     half = self.layers[0] // 2
-    p = nn.Embed(self.num_users, half, embedding_init=init, name="user_embedding")(user)
-    q = nn.Embed(self.num_items, half, embedding_init=init, name="item_embedding")(items)
+    p = _embed(self, self.num_users, half, embedding_init=init, name="user_embedding")(user)
+    q = _embed(self, self.num_items, half, embedding_init=init, name="item_embedding")(items)
     p = p * _known(user)[:, None]
     q = q * _known(items)[..., None]
     x = jnp.concatenate([jnp.broadcast_to(p[:, None, :], q.shape[:-1] + (half,)), q], -1)
     for i, width in enumerate(self.layers[1:]):
-      x = nn.relu(nn.Dense(width, name=f"dense_{i}")(x))
+      x = nn.relu(_dense(self, width, name=f"dense_{i}")(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return x
 
@@ -124,20 +140,23 @@ class NCF(nn.Module):
   mlp_layers: Sequence[int] = (64, 32, 16, 8)
   dropout: float = 0.0
   alpha: float = 0.5
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, *, train: bool = False):
     if self.kind not in ("gmf", "mlp", "neumf"):
       raise ValueError(f"NCF kind must be 'gmf', 'mlp' or 'neumf', got {self.kind!r}.")
     user, items = inputs["user"], inputs["items"]
-    head = lambda name: nn.Dense(1, kernel_init=nn.initializers.lecun_uniform(), name=name)
+    head = lambda name: _dense(self, 1, kernel_init=nn.initializers.lecun_uniform(), name=name)
     logits = []
     if self.kind in ("gmf", "neumf"):
-      h = _GMFTower(self.num_users, self.num_items, self.gmf_dim, name="gmf")(user, items)
+      h = _GMFTower(self.num_users, self.num_items, self.gmf_dim, self.dtype, self.param_dtype,
+                    name="gmf")(user, items)
       logits.append(head("gmf_head")(h)[..., 0])
     if self.kind in ("mlp", "neumf"):
       h = _MLPTower(self.num_users, self.num_items, tuple(self.mlp_layers), self.dropout,
-                    name="mlp")(user, items, train=train)
+                    self.dtype, self.param_dtype, name="mlp")(user, items, train=train)
       logits.append(head("mlp_head")(h)[..., 0])
     if self.kind == "neumf":
       return self.alpha * logits[0] + (1.0 - self.alpha) * logits[1]
@@ -170,20 +189,22 @@ class TwoTower(nn.Module):
   item_genres: Any = None
   item_year: Any = None
   year_buckets: int = 26
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   def _mlp(self, x, name):
     for i, width in enumerate(self.hidden):
-      x = nn.relu(nn.Dense(width, name=f"{name}_dense_{i}")(x))
-    x = nn.Dense(self.dim, name=f"{name}_out")(x)
+      x = nn.relu(_dense(self, width, name=f"{name}_dense_{i}")(x))
+    x = _dense(self, self.dim, name=f"{name}_out")(x)
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
   def user_vectors(self, user):
-    e = nn.Embed(self.num_users, self.dim, embedding_init=nn.initializers.normal(0.05),
+    e = _embed(self, self.num_users, self.dim, embedding_init=nn.initializers.normal(0.05),
                  name="user_embedding")(user) * _known(user)[:, None]
     return self._mlp(e, "user_tower")
 
   def item_vectors(self, item):
-    e = nn.Embed(self.num_items, self.dim, embedding_init=nn.initializers.normal(0.05),
+    e = _embed(self, self.num_items, self.dim, embedding_init=nn.initializers.normal(0.05),
                  name="item_embedding")(item) * _known(item)[..., None]
     parts = [e]
     if self.use_item_features:
@@ -192,8 +213,8 @@ class TwoTower(nn.Module):
                          "(filled from the data with config.data.format='interactions').")
       genres = jnp.asarray(np.asarray(self.item_genres, np.float32))[item]
       year = jnp.asarray(np.asarray(self.item_year, np.int32))[item]
-      parts.append(nn.Dense(self.dim, name="genre_projection")(genres))
-      parts.append(nn.Embed(self.year_buckets, self.dim, name="year_embedding")(year))
+      parts.append(_dense(self, self.dim, name="genre_projection")(genres))
+      parts.append(_embed(self, self.year_buckets, self.dim, name="year_embedding")(year))
     return self._mlp(jnp.concatenate(parts, -1), "item_tower")
 
   @nn.compact

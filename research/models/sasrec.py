@@ -6,6 +6,8 @@ item embedding table is shared between input and output, as in the paper.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,8 @@ class SASRec(nn.Module):
   num_layers: int = 2
   num_heads: int = 1
   dropout: float = 0.2
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, *, train: bool = False):
@@ -35,10 +39,11 @@ class SASRec(nn.Module):
     if history.shape[-1] > self.max_len:
       raise ValueError(f"SASRec: history length {history.shape[-1]} > max_len {self.max_len}.")
     embed = nn.Embed(self.num_items, self.dim, embedding_init=nn.initializers.normal(0.05),
-                     name="item_embedding")
+                     dtype=self.dtype, param_dtype=self.param_dtype, name="item_embedding")
     real = (history != 0).astype(jnp.float32)[..., None]
     x = embed(history) * jnp.sqrt(float(self.dim))
-    x = LearnedPositions(self.max_len, name="positions")(x) * real
+    x = LearnedPositions(self.max_len, dtype=self.dtype, param_dtype=self.param_dtype,
+                         name="positions")(x) * real
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     # Keys: real items only; a query also sees itself, so an all-padding
     # prefix never has an empty attention row.
@@ -48,8 +53,8 @@ class SASRec(nn.Module):
     for i in range(self.num_layers):
       x = TransformerBlock(self.num_heads, mlp_ratio=1.0, dropout=self.dropout,
                            attention_dropout=self.dropout, causal=True, activation="relu",
-                           name=f"block_{i}")(x, mask=mask, train=train) * real
-    x = nn.LayerNorm(name="ln_f")(x)
+                           dtype=self.dtype, param_dtype=self.param_dtype, name=f"block_{i}")(x, mask=mask, train=train) * real
+    x = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="ln_f")(x)
     if "candidates" in inputs:
       c = embed(inputs["candidates"])  # [B, L, C, D]
       return jnp.einsum("bld,blcd->blc", x, c)

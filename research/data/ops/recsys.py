@@ -20,7 +20,8 @@ from research.data.recsys import sampling
 def _needs_recsys(spec: str) -> base.NamedOp:
   def fn(example, rng):
     raise ValueError(f"Op '{spec}' was built without the run's interaction data; use it with "
-                     "config.data.format='interactions' (ops.parse(spec, context={'recsys': ...})).")
+                     "config.data.format='interactions' "
+                     "(ops.parse(spec, context={'recsys': ...})).")
   return base.NamedOp(spec, fn, random=True)
 
 

@@ -172,7 +172,8 @@ class RecsysData:
     elif path and os.path.exists(path):
       saved = np.load(path)
       cands = saved["candidates"]
-      if (cands.shape != (len(users), 1 + num_negatives) or not np.array_equal(saved["users"], users)
+      if (cands.shape != (len(users), 1 + num_negatives)
+          or not np.array_equal(saved["users"], users)
           or not np.array_equal(cands[:, 0], positives)):
         raise ValueError(f"{path} does not match this split (other data, split or seed); delete "
                          "it or use a fresh workdir.")
