@@ -2,8 +2,9 @@
 
 Leave-last-out split; full-ranking evaluation (every item except the user's
 training items), HR@10 / NDCG@10 / MRR / catalogue coverage; the popularity
-baseline is ranked the same way in the same run. Item features: genres
-(multi-hot) and release-year bucket (`no_features` turns them off).
+baseline is ranked the same way in the same run. Features (`two_tower`):
+item genres (multi-hot) and release-year bucket, and the user's genre profile
+(share of the user's training interactions per genre); `no_features` uses IDs only.
 
   python -m tools.train --config=experiments/recommendation/movielens_two_tower.py:two_tower --workdir=runs/ml_two_tower
 """
@@ -22,7 +23,8 @@ def get_config(arg=None):
   c.model = ConfigDict(dict(name="two_tower", num_users=None, num_items=None, dim=64,
                             hidden=(128,), temperature=0.05,
                             use_item_features=arg.variant == "two_tower",
-                            item_genres=None, item_year=None))
+                            use_user_features=arg.variant == "two_tower",
+                            item_genres=None, item_year=None, user_genres=None))
   c.batch_size = 512
   c.eval_batch_size = 671
   c.total_epochs = 10

@@ -144,6 +144,7 @@ class DataBuilder:
     r = self.recsys
     return {"num_users": r.num_users, "num_items": r.num_items,
             "item_genres": r.item_genres, "item_year": r.item_year,
+            "user_genres": r.user_genres(),
             "rating_mean": float(r.train["rating"].mean())}
 
   # --- sources the pipeline consumes -----------------------------------------

@@ -169,15 +169,18 @@ class TwoTower(nn.Module):
 
   Item tower: item ID embedding, plus (use_item_features) a projection of the
   genre multi-hot and an embedding of the release-year bucket, through an MLP.
-  User tower: user ID embedding through an MLP.
+  User tower: user ID embedding, plus (use_user_features) a projection of the
+  user's genre profile (share of the user's training interactions per genre),
+  through an MLP.
 
   Input in training {'user': int [B], 'item': int [B]} -> logits [B, B] (row
   b: user b against every item of the batch; the task applies the log-Q
   correction and the softmax). Input without 'item' (evaluation, retrieval)
   {'user': int [B]} -> scores [B, num_items] against the whole catalogue.
 
-  item_genres float [num_items, G] / item_year int [num_items] are
-  catalogue tables filled from the data by the builder (not trained).
+  item_genres float [num_items, G], item_year int [num_items] and
+  user_genres float [num_users, G] are tables filled from the training split
+  by the builder (not trained).
   """
 
   num_users: int | None = None
@@ -186,7 +189,9 @@ class TwoTower(nn.Module):
   hidden: Sequence[int] = (128,)
   temperature: float = 0.05
   use_item_features: bool = True
+  use_user_features: bool = False
   item_genres: Any = None
+  user_genres: Any = None
   item_year: Any = None
   year_buckets: int = 26
   dtype: Any = jnp.float32
@@ -200,12 +205,18 @@ class TwoTower(nn.Module):
 
   def user_vectors(self, user):
     e = _embed(self, self.num_users, self.dim, embedding_init=nn.initializers.normal(0.05),
-                 name="user_embedding")(user) * _known(user)[:, None]
+               name="user_embedding")(user) * _known(user)[:, None]
+    if self.use_user_features:
+      if self.user_genres is None:
+        raise ValueError("TwoTower(use_user_features=True) needs user_genres (filled from the "
+                         "data with config.data.format='interactions').")
+      profile = jnp.asarray(np.asarray(self.user_genres, np.float32))[user]
+      e = jnp.concatenate([e, _dense(self, self.dim, name="user_genre_projection")(profile)], -1)
     return self._mlp(e, "user_tower")
 
   def item_vectors(self, item):
     e = _embed(self, self.num_items, self.dim, embedding_init=nn.initializers.normal(0.05),
-                 name="item_embedding")(item) * _known(item)[..., None]
+               name="item_embedding")(item) * _known(item)[..., None]
     parts = [e]
     if self.use_item_features:
       if self.item_genres is None or self.item_year is None:

@@ -136,6 +136,16 @@ class RecsysData:
           max_len)[0]
     return self._histories[max_len]
 
+  def user_genres(self) -> np.ndarray:
+    """float32 [num_users, G]: each user's share of training interactions per genre
+    (a user feature built from the training split only; zeros for OOV)."""
+    if not hasattr(self, "_user_genres"):
+      totals = np.zeros((self.num_users, self.item_genres.shape[1]), np.float64)
+      np.add.at(totals, self.train["user"], self.item_genres[self.train["item"]])
+      counts = np.bincount(self.train["user"], minlength=self.num_users)[:, None]
+      self._user_genres = (totals / np.maximum(counts, 1)).astype(np.float32)
+    return self._user_genres
+
   def seen(self) -> np.ndarray:
     """int32 [num_users, S]: each user's training items, 0-padded (0 is never ranked)."""
     if not hasattr(self, "_seen"):
