@@ -201,7 +201,9 @@ class TwoTower(nn.Module):
     for i, width in enumerate(self.hidden):
       x = nn.relu(_dense(self, width, name=f"{name}_dense_{i}")(x))
     x = _dense(self, self.dim, name=f"{name}_out")(x)
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+    # rsqrt(|x|^2 + eps), not x / max(|x|, eps): the norm's gradient is NaN at x = 0
+    # (a ReLU tower can output exactly zero, e.g. bias-only at init).
+    return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
 
   def user_vectors(self, user):
     e = _embed(self, self.num_users, self.dim, embedding_init=nn.initializers.normal(0.05),
