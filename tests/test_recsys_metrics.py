@@ -108,3 +108,22 @@ def test_bias_baseline_recovers_planted_biases():
                                         epochs=30)
   pred = mu + fu[users] + fi[items]
   assert np.sqrt(np.mean((pred - ratings) ** 2)) < 1e-3
+
+
+def test_compare_runs_puts_baselines_and_every_run_in_one_table(tmp_path):
+  import json
+  from tools.compare_runs import comparison
+  for name, hr in (("a", 0.5), ("b", 0.7)):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "summary.json").write_text(json.dumps(
+        {"test/hr@10": hr, "train_seconds": 3.0}))
+    (tmp_path / name / "config.json").write_text(json.dumps(
+        {"experiment": f"exp:{name}", "references": [
+            {"metric": "test/hr@10", "value": 0.726, "source": "paper"}]}))
+  (tmp_path / "a" / "baselines.json").write_text(json.dumps(
+      {"popularity": {"test/hr@10": 0.4, "seconds": 1.0}}))
+  text = comparison([str(tmp_path / "a"), str(tmp_path / "b")], ["test/hr@10"])
+  rows = [l for l in text.splitlines() if l.startswith("| ") and "---" not in l][1:]
+  assert rows == ["| popularity (baseline, same split) | 0.4000 | — |",
+                  "| exp:a | 0.5000 | 3 s |", "| exp:b | 0.7000 | 3 s |"]
+  assert "published test/hr@10 = 0.726 (paper)" in text
