@@ -175,3 +175,24 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   # Every run of the protocol ranks the same saved candidates.
   saved = [np.load(tmp_path / d / "ncf_candidates.npz")["candidates"] for d in ("gmf", "neumf")]
   np.testing.assert_array_equal(saved[0], saved[1])
+
+
+def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_path):
+  """ml-1m's original ratings.dat / movies.dat, read by a config argument."""
+  rng = np.random.default_rng(0)
+  folder = tmp_path / "ml-1m"
+  folder.mkdir()
+  with open(folder / "ratings.dat", "w") as f:
+    for u in range(1, 41):
+      for k, i in enumerate(rng.choice(np.arange(1, 61), 10, replace=False)):
+        f.write(f"{u}::{i}::{rng.integers(1, 6)}::{978300000 + 100 * k + u}\n")
+  with open(folder / "movies.dat", "w", encoding="latin-1") as f:
+    for i in range(1, 61):
+      f.write(f"{i}::Movie {i} ({1950 + i})::{'Drama|Comedy' if i % 2 else 'Action'}\n")
+  config = config_lib.load(f"recommendation/movielens_two_tower:two_tower,smoke=True,"
+                           f"source=ml-1m,path={folder}")
+  summary = loop.run(config, str(tmp_path / "run"))
+  assert summary["step"] == 2 and np.isfinite(summary["test/ndcg@10"])
+  assert summary["test/num_examples"] == 40  # one held-out item per user
+  saved = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert saved["data"]["options"]["source"] == "ml-1m"

@@ -200,7 +200,9 @@ class RankingEvaluator:
   predict_fn's 'logits' are scores [b, C]; the batch holds 'targets' int
   [b, T] (-1 padded: candidate columns under the sampled protocol, item
   indices under full ranking), optionally 'exclude' int [b, S] (the user's
-  training items, 0 padded; full ranking only) and 'mask'.
+  training items, 0 padded; full ranking only) and 'mask'. Held-out items
+  and users unseen in training (index 0) are counted ('oov_targets',
+  'oov_users'); such targets can never be hit.
 
   full_ranking: True ranks every item (OOV column 0 and the excluded ones
   removed); False ranks the given candidates (NCF's 1 positive + 99 sampled).
@@ -214,7 +216,7 @@ class RankingEvaluator:
     self.full_ranking = bool(full_ranking)
 
   def run(self, predict_fn):
-    totals, seen, n_items, oov = {}, None, None, 0
+    totals, seen, n_items, oov, oov_users = {}, None, None, 0, 0
     for batch in self.batches_fn():
       out = predict_fn(batch)
       _require(out, ("logits", "targets", "mask"), self.name)
@@ -226,6 +228,8 @@ class RankingEvaluator:
       for k, v in jax.tree.map(to_host, sums).items():
         totals[k] = totals.get(k, 0.0) + float(v)
       mask = np.asarray(batch["mask"], bool)
+      if "user" in batch:
+        oov_users += int((np.asarray(batch["user"])[mask] == 0).sum())
       if self.full_ranking:
         n_items = scores.shape[1]
         if seen is None:
@@ -241,6 +245,7 @@ class RankingEvaluator:
     result = {f"{p}/{k}": v / n for k, v in totals.items()}
     result[f"{p}/num_examples"] = n
     result[f"{p}/oov_targets"] = oov
+    result[f"{p}/oov_users"] = oov_users
     if self.full_ranking:
       result[f"{p}/coverage@{max(self.ks)}"] = float(seen[1:].sum() / max(n_items - 1, 1))
     return result, {}
