@@ -53,7 +53,8 @@ class SASRec(nn.Module):
     for i in range(self.num_layers):
       x = TransformerBlock(self.num_heads, mlp_ratio=1.0, dropout=self.dropout,
                            attention_dropout=self.dropout, causal=True, activation="relu",
-                           dtype=self.dtype, param_dtype=self.param_dtype, name=f"block_{i}")(x, mask=mask, train=train) * real
+                           dtype=self.dtype, param_dtype=self.param_dtype,
+                           name=f"block_{i}")(x, mask=mask, train=train) * real
     x = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="ln_f")(x)
     if "candidates" in inputs:
       c = embed(inputs["candidates"])  # [B, L, C, D]

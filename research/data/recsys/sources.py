@@ -187,7 +187,8 @@ def load_tfds(data_dir, tfds_name: str = "movielens/100k-ratings") -> Loaded:
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from research.data import tfds_source  # pylint: disable=import-outside-toplevel
   try:  # registers the 'movielens' builder (not in TFDS's default registry)
-    import tensorflow_datasets.structured.movielens  # pylint: disable=import-outside-toplevel,unused-import
+    # pylint: disable-next=import-outside-toplevel,unused-import
+    import tensorflow_datasets.structured.movielens
   except ImportError:
     pass
   if not tfds_name.startswith("movielens/") or not tfds_name.endswith("-ratings"):
