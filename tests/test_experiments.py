@@ -196,3 +196,12 @@ def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_pa
   assert summary["test/num_examples"] == 40  # one held-out item per user
   saved = json.loads((tmp_path / "run" / "config.json").read_text())
   assert saved["data"]["options"]["source"] == "ml-1m"
+
+
+def test_recommendation_validation_split_is_evaluated_and_picks_the_best_checkpoint(tmp_path):
+  config = config_lib.load("recommendation/movielens_ncf:gmf,smoke=True,validation=True")
+  assert config.ckpt.best_metric == "val/hr@10"
+  summary = loop.run(config, str(tmp_path / "run"))
+  assert np.isfinite(summary["val/hr@10"]) and np.isfinite(summary["test/hr@10"])
+  assert summary["val/num_examples"] == summary["test/num_examples"] == 671
+  assert (tmp_path / "run" / "ncf_candidates_validation.npz").exists()

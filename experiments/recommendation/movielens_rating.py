@@ -51,6 +51,7 @@ def get_config(arg=None):
       dict(metric="test/rmse", value=0.89, higher_is_better=False, tolerance=0.0,
            source="Surprise SVD on this data (issue statement)"),
   )
+  _common.add_validation(c, arg)
   if arg.smoke:
     c.model.dim = 4 if c.model.dim else 0
     _common.smoke(c)

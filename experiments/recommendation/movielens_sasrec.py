@@ -35,6 +35,7 @@ def get_config(arg=None):
   c.baselines.popularity = dict(type="popularity", split="test", ks=(10,))
   c.ckpt.every_epochs = 25
   c.ckpt.best_metric = "test/ndcg@10"
+  _common.add_validation(c, arg)
   if arg.smoke:
     c.model.dim, c.model.num_layers = 8, 1
     _common.smoke(c)

