@@ -65,8 +65,9 @@ class RecsysData:
   Attributes:
     users, items: `Vocab`s of the training split.
     num_users, num_items: vocabulary sizes including the OOV slot 0.
-    train, test: dicts of 'user', 'item' int32 [N], 'rating' float32 [N],
-      'timestamp' int64 [N]; OOV IDs are 0 (only possible in test).
+    train, test, validation (None unless options.validation): dicts of 'user',
+      'item' int32 [N], 'rating' float32 [N], 'timestamp' int64 [N]; OOV IDs
+      are 0 (only possible outside train).
     train_pairs: `PairSet` of the training (user, item) pairs.
     oov: counts of test interactions with an unseen user / item.
     titles: str [num_items] ('' for OOV); item_genres float32 [num_items, G]
