@@ -87,7 +87,10 @@ def base_config() -> ConfigDict:
   c.ckpt.every_epochs = 1.0
   # Transfer learning: copy parameter subtrees from another run's checkpoint
   # on a fresh start (see research/train/init_from.py).
-  c.init_from = ConfigDict(dict(workdir=placeholder(str), checkpoint="best", mapping=()))
+  # More than one source run (NeuMF from GMF + MLP): `sources`, a tuple of
+  # dict(workdir=..., checkpoint='best', mapping=(...)), applied after `workdir`'s.
+  c.init_from = ConfigDict(dict(workdir=placeholder(str), checkpoint="best", mapping=(),
+                                sources=()))
   c.progress = True
   c.references = ()             # published results: dicts(metric, value, source, ...)
   # Baselines scored in the same run on the same split (research/baselines):

@@ -160,10 +160,114 @@ class RiskForecastTask:
                   "exceedance": (y < q).astype(jnp.float32).mean()}
 
 
+def _pick(batch: Mapping[str, jax.Array], keys) -> dict[str, jax.Array]:
+  """The model input: the batch's `keys` that are present (evaluation batches
+  of a retrieval model lack the training-only ones, e.g. 'item')."""
+  return {k: batch[k] for k in keys if k in batch}
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingTask:
+  """Rating regression: mean squared error plus `reg` x the model's per-example
+  L2 penalty (Funk-SVD-style regularisation of the parameters each rating uses).
+
+  Batches hold 'user', 'item' (int [batch]) and `rating_key` (float [batch]).
+  Model outputs: predictions [batch], or in training {'prediction', 'penalty'}.
+  """
+
+  input_keys: tuple = ("user", "item")
+  rating_key: str = "rating"
+  reg: float = 0.0
+
+  def inputs(self, batch):
+    return _pick(batch, self.input_keys)
+
+  def loss(self, outputs, batch):
+    """Returns (mse + reg * mean penalty, {'loss', 'mse', 'rmse'})."""
+    if isinstance(outputs, Mapping):
+      pred, penalty = outputs["prediction"], outputs.get("penalty")
+    else:
+      pred, penalty = outputs, None
+    mse = jnp.mean((pred.astype(jnp.float32) - batch[self.rating_key]) ** 2)
+    loss = mse if penalty is None else mse + self.reg * jnp.mean(penalty)
+    return loss, {"loss": loss, "mse": mse, "rmse": jnp.sqrt(mse)}
+
+
+@dataclasses.dataclass(frozen=True)
+class PointwiseTask:
+  """Binary cross-entropy on interaction logits against sampled negatives (NCF;
+  SASRec with `weight_key`).
+
+  Batches hold the `input_keys`, 'labels' (float, same shape as the logits:
+  [batch, C] or [batch, L, C]) and optionally `weight_key` ([batch] or
+  [batch, L]; 0 = ignore). Model outputs: logits of that shape.
+  """
+
+  input_keys: tuple = ("user", "items")
+  labels_key: str = "labels"
+  weight_key: str = "weights"
+
+  def inputs(self, batch):
+    return _pick(batch, self.input_keys)
+
+  def loss(self, logits, batch):
+    """Returns (mean BCE over weighted entries, {'loss', 'accuracy'}): accuracy is
+    the share of rows whose positive (column 0) outscores every negative."""
+    labels = batch[self.labels_key].astype(jnp.float32)
+    logits = logits.astype(jnp.float32)
+    bce = optax.sigmoid_binary_cross_entropy(logits, labels)
+    weights = batch.get(self.weight_key)
+    if weights is None:
+      weights = jnp.ones(logits.shape[:-1], jnp.float32)
+    weights = weights.astype(jnp.float32)
+    total = jnp.maximum(weights.sum(), 1e-8)
+    loss = (bce.mean(-1) * weights).sum() / total
+    top = (logits[..., 0] > logits[..., 1:].max(-1)).astype(jnp.float32)
+    return loss, {"loss": loss, "accuracy": (top * weights).sum() / total}
+
+
+@dataclasses.dataclass(frozen=True)
+class InBatchSoftmaxTask:
+  """Sampled softmax over the batch's items (two-tower retrieval, Yi et al. 2019).
+
+  The model gives logits [B, B] (user b against item j of the batch); row b's
+  positive is column b. The other items are negatives sampled in proportion
+  to their frequency, so popular items would be over-penalised: the log-Q
+  correction subtracts log q_j ('item_logq', float [B]: the log of item j's
+  share of training interactions). Columns holding the same item as the
+  row's positive are masked (they are not negatives).
+  """
+
+  input_keys: tuple = ("user", "item")
+  item_key: str = "item"
+  logq_key: str = "item_logq"
+  logq_correction: bool = True
+
+  def inputs(self, batch):
+    return _pick(batch, self.input_keys)
+
+  def loss(self, logits, batch):
+    """Returns (mean softmax cross-entropy, {'loss', 'accuracy'} (in-batch top-1))."""
+    logits = logits.astype(jnp.float32)
+    if self.logq_correction:
+      logits = logits - batch[self.logq_key].astype(jnp.float32)[None, :]
+    items = batch[self.item_key]
+    n = logits.shape[0]
+    same = (items[:, None] == items[None, :]) & ~jnp.eye(n, dtype=bool)
+    logits = jnp.where(same, jnp.finfo(jnp.float32).min, logits)
+    labels = jnp.arange(n)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    accuracy = (jnp.argmax(logits, -1) == labels).mean()
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
 TASKS = {"classification": ClassificationTask, "lm": TokenPredictionTask,
          "mlm": TokenPredictionTask, "seq2seq": Seq2SeqTask,
          "tabular_classification": TabularClassificationTask,
-         "risk_forecast": RiskForecastTask}
+         "risk_forecast": RiskForecastTask,
+         # Recommendation.
+         "rating": RatingTask, "pointwise": PointwiseTask,
+         "in_batch_softmax": InBatchSoftmaxTask}
 
 
 def check_task(task_config: Mapping[str, Any]) -> None:

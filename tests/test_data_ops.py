@@ -56,7 +56,8 @@ def test_check_errors_name_the_problem(spec, words):
 def test_ops_table_is_explicit_and_complete():
   assert set(ops.OPS) == {"keep", "rename", "cast", "value_range", "standardize",
                           "random_crop", "center_crop", "flip_lr", "random_rotate_scale",
-                          "tokenize", "truncate_pad", "mlm_mask", "drop"}
+                          "tokenize", "truncate_pad", "mlm_mask", "drop",
+                          "sample_negatives", "sequence_negatives"}
 
 
 # --- generic ops -------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_cifar_truncated_tarball(tmp_path):
 
 def test_check_dataset():
   assert set(registry.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "mnist1d",
-                                    "synthetic", "tiny_shakespeare", "imdb_reviews"}
+                                    "synthetic", "tiny_shakespeare", "imdb_reviews", "movielens"}
   registry.check_dataset("mnist", ["train", "test"])
   with pytest.raises(ValueError, match="'mnistt'.*valid names.*fashion_mnist"):
     registry.check_dataset("mnistt")

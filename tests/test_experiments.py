@@ -35,9 +35,16 @@ EXPERIMENTS = [
     ("finance_risk/credit_scoring", "logreg,data=default"),
     ("finance_risk/market_risk", "lstm"), ("finance_risk/market_risk", "transformer"),
     ("finance_risk/market_risk", "direction"),
+    ("recommendation/movielens_rating", "bias"), ("recommendation/movielens_rating", "mf"),
+    ("recommendation/movielens_ncf", "gmf"), ("recommendation/movielens_ncf", "mlp"),
+    ("recommendation/movielens_ncf", "neumf"),
+    ("recommendation/movielens_two_tower", "two_tower"),
+    ("recommendation/movielens_two_tower", "no_features"),
+    ("recommendation/movielens_sasrec", "sasrec"),
 ]
-# Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder.
-SEPARATE = [("nlp/imdb", "bert_finetune")]
+# Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder
+# and test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp.
+SEPARATE = [("nlp/imdb", "bert_finetune"), ("recommendation/movielens_ncf", "neumf_pretrained")]
 _WORDS = ("the movie film plot acting story was is great good bad terrible boring loved hated "
           "actor scene ending music funny slow").split()
 
@@ -93,7 +100,8 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   with tfds.testing.mock_data(num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE):
     summary = loop.run(config, str(workdir))
   assert summary["step"] == 2
-  headline = next(k for k in ("test/accuracy", "val/loss", "test/loss") if k in summary)
+  headline = next(k for k in ("test/accuracy", "val/loss", "test/loss", "test/rmse",
+                              "test/ndcg@10") if k in summary)
   assert np.isfinite(summary[headline])
   on_disk = json.loads((workdir / "summary.json").read_text())
   assert on_disk["params_fingerprint"] == summary["params_fingerprint"]
@@ -140,3 +148,66 @@ def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   for a, b in pairs:
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert "encoder" in tuned["params"] and len(tuned["params"]) > 1
+
+
+def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
+  """NeuMF initialised from a GMF and an MLP run (init_from.sources): with lr 0
+  its towers and heads after one step are exactly the source runs' ones."""
+  from research.train import checkpoint as ckpt_lib
+  runs = {}
+  for variant in ("gmf", "mlp"):
+    runs[variant] = tmp_path / variant
+    loop.run(config_lib.load(f"recommendation/movielens_ncf:{variant},smoke=True"),
+             str(runs[variant]))
+  config = config_lib.load(
+      f"recommendation/movielens_ncf:neumf_pretrained,smoke=True,gmf={runs['gmf']},"
+      f"mlp={runs['mlp']}", {"total_steps": 1, "optimizer.lr": 0.0})
+  loop.run(config, str(tmp_path / "neumf"))
+  tuned = ckpt_lib.Checkpointer(str(tmp_path / "neumf" / "checkpoints")).restore_raw(1)["params"]
+  for variant, keys in (("gmf", ("gmf", "gmf_head")), ("mlp", ("mlp", "mlp_head"))):
+    source = ckpt_lib.Checkpointer(str(runs[variant] / "checkpoints")).restore_raw(2)["params"]
+    for key in keys:
+      for a, b in zip(jax.tree.leaves(source[key]), jax.tree.leaves(tuned[key])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # tools.recommend: top-K unseen items with titles, from the trained workdir.
+  from research.recommend import recommend
+  user, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
+  data = registry.get_source("movielens", "train", view="pointwise",
+                             split_by="leave_last_out").recsys
+  seen = set(data.items.raw(data.train["item"][data.train["user"] == data.users.lookup(
+      np.array([1]))[0]]).tolist())
+  assert len(items) == 3 and all(title for _, title, _ in items)
+  assert not seen & {item for item, _, _ in items}
+  # Every run of the protocol ranks the same saved candidates.
+  saved = [np.load(tmp_path / d / "ncf_candidates.npz")["candidates"] for d in ("gmf", "neumf")]
+  np.testing.assert_array_equal(saved[0], saved[1])
+
+
+def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_path):
+  """ml-1m's original ratings.dat / movies.dat, read by a config argument."""
+  rng = np.random.default_rng(0)
+  folder = tmp_path / "ml-1m"
+  folder.mkdir()
+  with open(folder / "ratings.dat", "w") as f:
+    for u in range(1, 41):
+      for k, i in enumerate(rng.choice(np.arange(1, 61), 10, replace=False)):
+        f.write(f"{u}::{i}::{rng.integers(1, 6)}::{978300000 + 100 * k + u}\n")
+  with open(folder / "movies.dat", "w", encoding="latin-1") as f:
+    for i in range(1, 61):
+      f.write(f"{i}::Movie {i} ({1950 + i})::{'Drama|Comedy' if i % 2 else 'Action'}\n")
+  config = config_lib.load(f"recommendation/movielens_two_tower:two_tower,smoke=True,"
+                           f"source=ml-1m,path={folder}")
+  summary = loop.run(config, str(tmp_path / "run"))
+  assert summary["step"] == 2 and np.isfinite(summary["test/ndcg@10"])
+  assert summary["test/num_examples"] == 40  # one held-out item per user
+  saved = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert saved["data"]["options"]["source"] == "ml-1m"
+
+
+def test_recommendation_validation_split_is_evaluated_and_picks_the_best_checkpoint(tmp_path):
+  config = config_lib.load("recommendation/movielens_ncf:gmf,smoke=True,validation=True")
+  assert config.ckpt.best_metric == "val/hr@10"
+  summary = loop.run(config, str(tmp_path / "run"))
+  assert np.isfinite(summary["val/hr@10"]) and np.isfinite(summary["test/hr@10"])
+  assert summary["val/num_examples"] == summary["test/num_examples"] == 671
+  assert (tmp_path / "run" / "ncf_candidates_validation.npz").exists()

@@ -60,12 +60,17 @@ TEXT_CLASSIFIERS = {'bert_classifier', 'transformer_classifier', 'lstm_classifie
                     'gru_classifier'}
 
 
+# Recommendation models score users x items (tests/test_recsys_models.py).
+RECSYS_MODELS = {'biased_mf', 'ncf', 'two_tower', 'sasrec'}
+
+
 def test_registry_is_exactly_the_documented_models():
-  assert set(MODELS) == set(SMALL) | set(BIG_RESNETS) | TOKEN_MODELS | TEXT_CLASSIFIERS
+  assert set(MODELS) == (set(SMALL) | set(BIG_RESNETS) | TOKEN_MODELS | TEXT_CLASSIFIERS
+                         | RECSYS_MODELS)
   for name in MODELS:
     fields = set(model_fields(name))
     assert {'dtype', 'param_dtype'} <= fields
-    assert ('num_classes' in fields) == (name not in TOKEN_MODELS)
+    assert ('num_classes' in fields) == (name not in TOKEN_MODELS | RECSYS_MODELS)
     assert ('axis_name' in fields) == (name in BN_MODELS)
 
 

@@ -1,56 +1,90 @@
-"""One side-by-side table of several runs of one experiment and their same-run baselines.
+"""One markdown table of several finished workdirs and their same-run baselines.
 
-  python -m tools.compare_runs --workdirs=runs/credit_logreg,runs/credit_scorecard,runs/credit_mlp,runs/credit_ft_transformer \
-      --split=test --output=runs/credit_comparison.md
+  python -m tools.compare_runs --workdirs=runs/ml_gmf,runs/ml_mlp,runs/ml_neumf,runs/ml_neumf_pretrained \
+      --metrics=hr@10,ndcg@10 [--split=test] [--output=runs/ncf_comparison.md]
+  python -m tools.compare_runs --workdirs=runs/credit_logreg,runs/credit_mlp   # every common metric
 
-Each run contributes its trained model (summary.json) and, once, each of its
-baselines (baselines.json; a baseline scored in several runs on the same split
-gives the same numbers, the first run's are shown). Train time is the model's.
+Rows: each baseline once (baselines.json; a baseline scored in several runs of
+one split gives the same numbers, so the first run's are shown), then one row
+per run (its summary.json: final metrics and train time). The published
+references of every run's config that name a shown metric are listed below.
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, Sequence
 
 from absl import app, flags
 
-from research.outputs import report, writer
-
-_WORKDIRS = flags.DEFINE_list("workdirs", None, "Workdirs written by tools.train.")
-_SPLIT = flags.DEFINE_string("split", "test", "Split whose metrics are compared.")
-_METRICS = flags.DEFINE_list("metrics", ["roc_auc", "gini", "ks", "brier", "log_loss", "ece",
-                                         "psi", "accuracy", "dp_difference", "eo_difference",
-                                         "di_ratio"], "Metric names (without the split).")
-_OUTPUT = flags.DEFINE_string("output", None, "Markdown file to write (also printed).")
+_WORKDIRS = flags.DEFINE_list("workdirs", None, "Finished tools.train workdirs, in row order.")
+_SPLIT = flags.DEFINE_string("split", "test", "Split of metrics given without one.")
+_METRICS = flags.DEFINE_list(
+    "metrics", None, "Metrics: 'hr@10' (of --split) or full keys 'test/hr@10'. Default: every "
+    "'<split>/<metric>' number all runs have.")
+_OUTPUT = flags.DEFINE_string("output", None, "Also write the table to this markdown file.")
 flags.mark_flag_as_required("workdirs")
 
 
-def comparison(workdirs, split, metrics) -> list[str]:
-  rows, seen = [], set()
-  for workdir in workdirs:
-    with open(os.path.join(workdir, "summary.json")) as f:
-      summary = json.load(f)
-    config = writer.read_config(workdir)
-    name = f"{config['experiment']} ({config['model']['name']})"
-    rows.append([f"**{name}**"] + [report._fmt(summary.get(f"{split}/{m}")) for m in metrics]
-                + [f"{summary.get('train_seconds', float('nan')):.1f} s"])
-    path = os.path.join(workdir, "baselines.json")
-    if os.path.exists(path):
-      with open(path) as f:
-        for base, values in json.load(f).items():
-          if base not in seen:
-            seen.add(base)
-            rows.append([f"{base} (baseline)"] + [report._fmt(values.get(f"{split}/{m}"))
-                                                  for m in metrics]
-                        + [f"{values.get('seconds', float('nan')):.1f} s"])
-  return report._table(["Model"] + [f"{split}/{m}" for m in metrics] + ["Time"], rows,
-                       "l" + "r" * (len(metrics) + 1))
+def _load(path: str) -> Any:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _fmt(value: Any) -> str:
+  return f"{value:.4f}" if isinstance(value, (int, float)) else "—"
+
+
+def _default_metrics(summaries: Sequence[dict], split: str) -> list[str]:
+  """'<split>/<metric>' numbers every run has (no per-class keys or counts)."""
+  common = None
+  for s in summaries:
+    keys = {k for k, v in s.items() if k.startswith(f"{split}/") and k.count("/") == 1
+            and isinstance(v, (int, float)) and "num_examples" not in k}
+    common = keys if common is None else common & keys
+  return sorted(common or ())
+
+
+def comparison(workdirs: Sequence[str], metrics: Sequence[str] | None = None,
+               split: str = "test") -> str:
+  """The markdown text: one row per baseline (first seen), then one per run."""
+  summaries, configs = [], []
+  for w in workdirs:
+    summary = _load(os.path.join(w, "summary.json"))
+    if summary is None:
+      raise FileNotFoundError(f"{w} has no summary.json: is it a finished tools.train workdir?")
+    summaries.append(summary)
+    configs.append(_load(os.path.join(w, "config.json")) or {})
+  keys = ([m if "/" in m else f"{split}/{m}" for m in metrics] if metrics
+          else _default_metrics(summaries, split))
+  lines = ["| run | " + " | ".join(keys) + " | train time |",
+           "|---|" + "---:|" * (len(keys) + 1)]
+  seen = set()
+  for w in workdirs:
+    for name, values in (_load(os.path.join(w, "baselines.json")) or {}).items():
+      if name not in seen:
+        seen.add(name)
+        lines.append(f"| {name} (baseline, same split) | "
+                     + " | ".join(_fmt(values.get(k)) for k in keys) + " | — |")
+  refs = []
+  for w, summary, config in zip(workdirs, summaries, configs):
+    label = config.get("experiment", os.path.basename(os.path.normpath(w)))
+    lines.append(f"| {label} | " + " | ".join(_fmt(summary.get(k)) for k in keys)
+                 + f" | {summary.get('train_seconds', 0):.0f} s |")
+    for r in config.get("references", []):
+      if r.get("metric") in keys:
+        refs.append(f"- {label}: published {r['metric']} = {r['value']} ({r.get('source', '')})")
+  return "\n".join(lines + ([""] + refs if refs else [])) + "\n"
 
 
 def main(argv):
   del argv
-  lines = comparison(_WORKDIRS.value, _SPLIT.value, _METRICS.value)
-  text = "\n".join(lines) + "\n"
-  print(text)
+  text = comparison(_WORKDIRS.value, _METRICS.value, _SPLIT.value)
+  print(text, end="")
   if _OUTPUT.value:
+    from research.outputs import writer  # pylint: disable=import-outside-toplevel
     writer.atomic_write(_OUTPUT.value, text)
 
 

@@ -17,6 +17,11 @@ need the whole training split at once:
   samples random windows (nanoGPT's `get_batch`, as a shuffled source),
   evaluation uses contiguous windows covering every token once (exact) or a
   fresh sample of random windows (nanoGPT's `estimate_loss`).
+* format 'interactions' (recommendation): the split and ID vocabularies are
+  built once from the training split (`research.data.recsys`); ops get the
+  run's interaction data as context 'recsys' (negative sampling), the NCF
+  candidates are saved in the workdir, and model fields left None
+  (`num_users`, `num_items`, item features) are filled from the vocabularies.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from research.data.text.windows import LMWindows
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("examples", "lm_windows", "tabular")
+FORMATS = ("examples", "lm_windows", "tabular", "interactions")
 
 
 def check(data_config) -> None:
@@ -74,6 +79,8 @@ class DataBuilder:
   def raw(self, split: str, **extra_options):
     if split not in self._raw:
       options = dict(self.data.options.to_dict(), **extra_options)
+      if self.data.format == "interactions":
+        options.setdefault("workdir", self.workdir)  # where the NCF candidates are saved
       self._raw[split] = registry.get_source(self.data.name, split, data_dir=self.data_dir,
                                              **options)
     return self._raw[split]
@@ -148,8 +155,32 @@ class DataBuilder:
 
   # --- preprocessing ----------------------------------------------------------
   def ops(self, spec: str):
-    return pp_ops.parse(spec, context={"tokenizer": self.tokenizer} if self.data.tokenizer
-                        else None)
+    context = {}
+    if self.data.tokenizer:
+      context["tokenizer"] = self.tokenizer
+    if self.data.format == "interactions":
+      context["recsys"] = self.recsys
+    return pp_ops.parse(spec, context=context or None)
+
+  # --- interaction data -------------------------------------------------------
+  @property
+  def recsys(self):
+    """The run's `research.data.recsys.dataset.RecsysData` (format 'interactions' only)."""
+    source = self.raw(self.data.train_split)
+    if not hasattr(source, "recsys"):
+      raise ValueError(f"config.data.format='interactions' needs an interaction data set; "
+                       f"{self.data.name!r} is not one (use 'movielens').")
+    return source.recsys
+
+  def model_fields(self) -> dict[str, Any]:
+    """Model fields the data decides (filled where the config leaves them None)."""
+    if self.data.format != "interactions":
+      return {}
+    r = self.recsys
+    return {"num_users": r.num_users, "num_items": r.num_items,
+            "item_genres": r.item_genres, "item_year": r.item_year,
+            "user_genres": r.user_genres(),
+            "rating_mean": float(r.train["rating"].mean())}
 
   # --- sources the pipeline consumes -----------------------------------------
   def train_source(self):

