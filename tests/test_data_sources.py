@@ -194,7 +194,9 @@ def test_cifar_truncated_tarball(tmp_path):
 
 def test_check_dataset():
   assert set(registry.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "mnist1d",
-                                    "synthetic", "tiny_shakespeare", "imdb_reviews", "movielens"}
+                                    "synthetic", "tiny_shakespeare", "imdb_reviews", "movielens",
+                                    "credit_data", "lending_club", "default",
+                                    "german_credit_numeric", "table", "eu_stock_markets"}
   registry.check_dataset("mnist", ["train", "test"])
   with pytest.raises(ValueError, match="'mnistt'.*valid names.*fashion_mnist"):
     registry.check_dataset("mnistt")

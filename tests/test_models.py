@@ -62,15 +62,19 @@ TEXT_CLASSIFIERS = {'bert_classifier', 'transformer_classifier', 'lstm_classifie
 
 # Recommendation models score users x items (tests/test_recsys_models.py).
 RECSYS_MODELS = {'biased_mf', 'ncf', 'two_tower', 'sasrec'}
+# Finance risk: table classifiers (with num_classes) and return forecasters
+# (num_outputs; tests/test_finance_*.py).
+TABULAR_CLASSIFIERS = {'tabular_logistic', 'tabular_mlp', 'ft_transformer'}
+FORECASTERS = {'lstm_forecaster', 'transformer_forecaster'}
 
 
 def test_registry_is_exactly_the_documented_models():
   assert set(MODELS) == (set(SMALL) | set(BIG_RESNETS) | TOKEN_MODELS | TEXT_CLASSIFIERS
-                         | RECSYS_MODELS)
+                         | RECSYS_MODELS | TABULAR_CLASSIFIERS | FORECASTERS)
   for name in MODELS:
     fields = set(model_fields(name))
     assert {'dtype', 'param_dtype'} <= fields
-    assert ('num_classes' in fields) == (name not in TOKEN_MODELS | RECSYS_MODELS)
+    assert ('num_classes' in fields) == (name not in TOKEN_MODELS | RECSYS_MODELS | FORECASTERS)
     assert ('axis_name' in fields) == (name in BN_MODELS)
 
 

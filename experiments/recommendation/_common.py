@@ -34,16 +34,6 @@ def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
   return c.data
 
 
-def run_settings(c: ConfigDict) -> None:
-  """Settings every MovieLens experiment shares."""
-  # Synchronous checkpoints: with two XLA host devices (the CPU default of
-  # research/xla_flags.py) and these ~4 ms steps, an async save overlapping
-  # the next steps hung in an XLA CPU all-reduce rendezvous and aborted (twice,
-  # movielens_rating:mf and movielens_ncf:gmf); with async_save=False the same
-  # gmf run finished (63.7 s) with the same HR@10 as on one device.
-  c.ckpt.async_save = False
-
-
 def add_validation(c: ConfigDict, arg) -> None:
   """With `validation=True`: a validation split carved from the training split
   (same method; the models and the vocabulary then see neither it nor test),

@@ -23,7 +23,6 @@ FACTORS = 16  # predictive factors: GMF dim and the MLP's last layer
 def get_config(arg=None):
   arg = parse_arg(arg, variants=VARIANTS, gmf="runs/ml_gmf", mlp="runs/ml_mlp", **_common.ARGS)
   c = base_config()
-  _common.run_settings(c)
   _common.data_config(c, arg, view="pointwise", split_by="leave_last_out")
   c.data.pp_train = "sample_negatives(num=4)"
   c.task = ConfigDict(dict(name="pointwise", input_keys=("user", "items")))

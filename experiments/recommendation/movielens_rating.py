@@ -24,7 +24,6 @@ REG = {"bias": 0.02, "mf": 0.1}  # mf: 0.05 -> 0.8824, 0.1 -> 0.8733, 0.2 -> 0.8
 def get_config(arg=None):
   arg = parse_arg(arg, variants=tuple(MODELS), **_common.ARGS)
   c = base_config()
-  _common.run_settings(c)
   _common.data_config(c, arg, view="ratings", split_by="random")
   c.task = ConfigDict(dict(name="rating", reg=REG[arg.variant]))
   # num_users / num_items / rating_mean: None = from the training split.

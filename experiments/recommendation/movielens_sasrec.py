@@ -17,7 +17,6 @@ VARIANTS = ("sasrec",)
 def get_config(arg=None):
   arg = parse_arg(arg, variants=VARIANTS, max_len=50, **_common.ARGS)
   c = base_config()
-  _common.run_settings(c)
   _common.data_config(c, arg, view="sequence", split_by="leave_last_out")
   c.data.options.max_len = arg.max_len
   c.data.pp_train = "sequence_negatives(num=1)"

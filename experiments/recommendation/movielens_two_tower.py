@@ -17,7 +17,6 @@ VARIANTS = ("two_tower", "no_features")
 def get_config(arg=None):
   arg = parse_arg(arg, variants=VARIANTS, **_common.ARGS)
   c = base_config()
-  _common.run_settings(c)
   _common.data_config(c, arg, view="retrieval", split_by="leave_last_out")
   c.task = ConfigDict(dict(name="in_batch_softmax", input_keys=("user", "item"),
                            logq_correction=True))

@@ -16,6 +16,8 @@ the recent volatility the inputs and targets stay on one scale.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -48,11 +50,12 @@ def _head(module: nn.Module, h: jax.Array, scale, num_outputs: int,
   `tail_per_example`: with ~1% of days in the tail, a per-day tail estimate has
   a handful of examples to learn from and overfits them."""
   if num_outputs == 3 and not tail_per_example:
-    out = nn.Dense(2, name="head")(h)
-    tail = module.param("tail", nn.initializers.zeros, (1,))
+    out = nn.Dense(2, dtype=module.dtype, param_dtype=module.param_dtype, name="head")(h)
+    tail = module.param("tail", nn.initializers.zeros, (1,), module.param_dtype)
     out = jnp.concatenate([out, jnp.broadcast_to(tail, (h.shape[0], 1))], axis=-1)
   else:
-    out = nn.Dense(num_outputs, name="head")(h)
+    out = nn.Dense(num_outputs, dtype=module.dtype, param_dtype=module.param_dtype,
+                   name="head")(h)
   if scale is None or num_outputs != 3:
     return out.astype(jnp.float32)
   return jnp.concatenate([out, scale[:, None]], axis=-1).astype(jnp.float32)
@@ -72,12 +75,15 @@ class LSTMForecaster(nn.Module):
   ewma_decay: float = 0.94
   target_asset: int = 0
   tail_per_example: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     x, scale = _normalise(x, self.ewma_scale, self.ewma_decay, self.target_asset)
     for i in range(self.num_layers):
-      x = nn.RNN(nn.OptimizedLSTMCell(self.hidden), name=f"lstm_{i}")(x)  # [B, T, H]
+      cell = nn.OptimizedLSTMCell(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype)
+      x = nn.RNN(cell, name=f"lstm_{i}")(x)  # [B, T, H]
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return _head(self, x[:, -1], scale, self.num_outputs, self.tail_per_example)
 
@@ -99,16 +105,20 @@ class TransformerForecaster(nn.Module):
   ewma_decay: float = 0.94
   target_asset: int = 0
   tail_per_example: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     if x.shape[1] > self.max_len:
       raise ValueError(f"window {x.shape[1]} > max_len {self.max_len}; raise model.max_len.")
     x, scale = _normalise(x, self.ewma_scale, self.ewma_decay, self.target_asset)
-    h = nn.Dense(self.dim, name="embed")(x)
-    h = LearnedPositions(self.max_len, name="positions")(h)
+    h = nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype, name="embed")(x)
+    h = LearnedPositions(self.max_len, dtype=self.dtype, param_dtype=self.param_dtype,
+                         name="positions")(h)
     for i in range(self.num_layers):
       h = TransformerBlock(self.num_heads, dropout=self.dropout, causal=True, pre_ln=True,
+                           dtype=self.dtype, param_dtype=self.param_dtype,
                            name=f"block_{i}")(h, train=train)
-    h = nn.LayerNorm(name="final_ln")(h[:, -1])
+    h = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="final_ln")(h[:, -1])
     return _head(self, h, scale, self.num_outputs, self.tail_per_example)

@@ -61,7 +61,8 @@ def _embedded(module: nn.Module, inputs, dim: int, init=None) -> jax.Array:
   """[B, F_cat, dim]: the given 'categorical_embedded', else the embedding lookup."""
   given = inputs.get("categorical_embedded")
   kwargs = {} if init is None else dict(embedding_init=init)
-  embed = CategoricalEmbeddings(tuple(module.cardinalities), dim, name="categorical", **kwargs)
+  embed = CategoricalEmbeddings(tuple(module.cardinalities), dim, name="categorical",
+                                param_dtype=module.param_dtype, **kwargs)
   if given is not None:
     return given.astype(jnp.float32)
   return embed(inputs["categorical"].astype(jnp.int32))
@@ -76,12 +77,15 @@ class TabularLogistic(nn.Module):
 
   num_classes: int = 2
   cardinalities: Sequence[int] | None = None
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, *, train: bool) -> jax.Array:
     del train
     _check_inputs(inputs, self.cardinalities, "tabular_logistic")
-    logits = nn.Dense(self.num_classes, name="numeric")(inputs["numeric"].astype(jnp.float32))
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                      name="numeric")(inputs["numeric"].astype(jnp.float32))
     cats = _embedded(self, inputs, self.num_classes, init=nn.initializers.zeros)
     return (logits + cats.sum(axis=1)).astype(jnp.float32)
 
@@ -97,6 +101,8 @@ class TabularMLP(nn.Module):
   embed_dim: int = 8
   hidden: Sequence[int] = (256, 128)
   dropout: float = 0.1
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, *, train: bool) -> jax.Array:
@@ -105,10 +111,11 @@ class TabularMLP(nn.Module):
     cats = _embedded(self, inputs, self.embed_dim)
     x = jnp.concatenate([numeric, cats.reshape(cats.shape[0], -1)], axis=-1)
     for width in self.hidden:
-      x = nn.Dense(width)(x)
+      x = nn.Dense(width, dtype=self.dtype, param_dtype=self.param_dtype)(x)
       x = nn.relu(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name="head")(x).astype(jnp.float32)
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                    name="head")(x).astype(jnp.float32)
 
 
 class FTTransformer(nn.Module):
@@ -129,6 +136,8 @@ class FTTransformer(nn.Module):
   mlp_ratio: float = 4.0 / 3.0
   dropout: float = 0.1
   attention_dropout: float = 0.2
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, *, train: bool) -> jax.Array:
@@ -136,17 +145,21 @@ class FTTransformer(nn.Module):
     numeric = inputs["numeric"].astype(jnp.float32)            # [B, Fn]
     batch, num_numeric = numeric.shape
     init = nn.initializers.normal(stddev=1.0 / self.dim ** 0.5)
-    weight = self.param("numeric_weight", init, (num_numeric, self.dim))
-    bias = self.param("numeric_bias", init, (num_numeric, self.dim))
+    weight = self.param("numeric_weight", init, (num_numeric, self.dim), self.param_dtype)
+    bias = self.param("numeric_bias", init, (num_numeric, self.dim), self.param_dtype)
     tokens = [numeric[:, :, None] * weight + bias]               # [B, Fn, D]
     cats = _embedded(self, inputs, self.dim, init=init)          # [B, Fc, D]
     if cats.shape[1]:
-      tokens.append(cats + self.param("categorical_bias", init, (cats.shape[1], self.dim)))
-    cls = self.param("cls", init, (1, 1, self.dim))
+      tokens.append(cats + self.param("categorical_bias", init, (cats.shape[1], self.dim),
+                                      self.param_dtype))
+    cls = self.param("cls", init, (1, 1, self.dim), self.param_dtype)
     x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.dim))] + tokens, axis=1)
     for i in range(self.num_layers):
       x = TransformerBlock(self.num_heads, mlp_ratio=self.mlp_ratio, dropout=self.dropout,
                            attention_dropout=self.attention_dropout, pre_ln=True,
-                           activation="relu", name=f"block_{i}")(x, train=train)
-    h = nn.relu(nn.LayerNorm(name="final_ln")(x[:, 0]))
-    return nn.Dense(self.num_classes, name="head")(h).astype(jnp.float32)
+                           activation="relu", dtype=self.dtype, param_dtype=self.param_dtype,
+                           name=f"block_{i}")(x.astype(self.dtype), train=train)
+    h = nn.relu(nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype,
+                             name="final_ln")(x[:, 0]))
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                    name="head")(h).astype(jnp.float32)
