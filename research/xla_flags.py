@@ -36,18 +36,17 @@ import sys
 CPU_FLAGS = (
     "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",
 )
-# Two host "devices" on a CPU with >= 2 cores: the data-parallel step then runs
-# one half-batch per core, which XLA's intra-op threading alone does not
-# achieve for these small ops. Measured on the 2-core machine (tools.benchmark):
-# fashion_mnist:cnn 42.3 -> 33.1 ms/step, shakespeare_char:gpt_cpu 53.5 -> 36.1.
-# Two, not os.cpu_count(): every config's batch sizes divide by 2; set
-# XLA_FLAGS=--xla_force_host_platform_device_count=N yourself for more.
-HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+# Not set: two host "devices" (--xla_force_host_platform_device_count=2). On
+# the 2-core machine they made the data-parallel step run one half-batch per
+# core (fashion_mnist:cnn 42.3 -> 33.1 ms/step, shakespeare_char:gpt_cpu
+# 53.5 -> 36.1), but with jaxlib 0.10.2 some programs deadlock in XLA CPU's
+# in-process all-reduce: recommendation/movielens_rating:mf aborts within its
+# first two steps every time ("Expected 2 threads to join the rendezvous, but
+# only 1 of them arrived"), and movielens_ncf:gmf hung mid-run. Opt in for a
+# model you have checked with XLA_FLAGS=--xla_force_host_platform_device_count=2.
 
 
 def _cpu_flags() -> tuple[str, ...]:
-  if (os.cpu_count() or 1) >= 2:
-    return CPU_FLAGS + (f"{HOST_DEVICES_FLAG}=2",)
   return CPU_FLAGS
 
 # Modules whose presence means JAX may pick an accelerator when JAX_PLATFORMS is unset.

@@ -42,7 +42,7 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   c = config
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.ckpt.keep,
                                best_metric=c.ckpt.best_metric, best_mode=c.ckpt.best_mode,
-                               async_save=c.ckpt.async_save and not _cpu_multi_device(r))
+                               async_save=c.ckpt.async_save)
   writer = writer_lib.MetricWriter(workdir, enabled=primary)
   evaluators = builder.build_evaluators(r)
   ckpt_every = durations.to_steps("every", c.ckpt, r.steps_per_epoch, default=0) or 0
@@ -151,18 +151,6 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
     _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
                             class_names, baseline_results)
   return dict(result, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint)
-
-
-def _cpu_multi_device(r) -> bool:
-  """True when the state lives on several CPU devices of this process.
-
-  There, orbax's background save thread overlapping the next train steps'
-  in-process all-reduces has hung a run (two host devices, ~4 ms steps: an
-  all-reduce rendezvous waited forever a few hundred steps after a save; the
-  same run with synchronous saves finished with identical metrics). Saves are
-  synchronous there; on CPU the device-to-host copy they wait for is cheap.
-  """
-  return jax.default_backend() == "cpu" and r.backend.num_devices // jax.process_count() > 1
 
 
 def _log_train(pending, step, r, writer, progress, ckpt) -> None:
