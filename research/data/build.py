@@ -174,6 +174,10 @@ class DataBuilder:
 
   def model_fields(self) -> dict[str, Any]:
     """Model fields the data decides (filled where the config leaves them None)."""
+    if self.data.format == "tabular":
+      # One embedding table per categorical column, sized by the vocabularies
+      # fitted on the training split.
+      return {"cardinalities": self.preprocessor.cardinalities}
     if self.data.format != "interactions":
       return {}
     r = self.recsys

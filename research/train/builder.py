@@ -66,10 +66,6 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
       raise ValueError("config.model.vocab_size is None (= from the tokenizer), but "
                        "config.data.tokenizer is empty.")
     model_kwargs["vocab_size"] = data.tokenizer.vocab_size
-  if "cardinalities" in model_kwargs and model_kwargs["cardinalities"] is None:
-    # Tabular models: one embedding table per categorical column, sized by the
-    # vocabularies fitted on the training split.
-    model_kwargs["cardinalities"] = data.preprocessor.cardinalities
   fill_model_fields(model_kwargs, data)
   model = build_model(model_kwargs.pop("name"), axis_name=backend.axis_name, **model_kwargs)
   task = tasks.build_task(config.task)
