@@ -42,8 +42,11 @@ CPU_FLAGS = (
 # 53.5 -> 36.1), but with jaxlib 0.10.2 some programs deadlock in XLA CPU's
 # in-process all-reduce: recommendation/movielens_rating:mf aborts within its
 # first two steps every time ("Expected 2 threads to join the rendezvous, but
-# only 1 of them arrived"), and movielens_ncf:gmf hung mid-run. Opt in for a
-# model you have checked with XLA_FLAGS=--xla_force_host_platform_device_count=2.
+# only 1 of them arrived"), and movielens_ncf:gmf hung mid-run. It depends on
+# size: mf with 32-dim factors trains, with 128 (a ~5 MB gradient all-reduce)
+# it aborts, also with 4 devices, with pmap, without this module's flags, with
+# JAX_CPU_ENABLE_ASYNC_DISPATCH=false and with gloo CPU collectives. Opt in for
+# a model you have checked: XLA_FLAGS=--xla_force_host_platform_device_count=2.
 
 
 def _cpu_flags() -> tuple[str, ...]:
