@@ -17,9 +17,11 @@ import jax
 import numpy as np
 import pandas as pd
 
+from research.data import build as data_build
 from research.data.tabular import preprocess as tab_pp
 from research.metrics import credit
 from research.models import build_model
+from research.train import builder
 from research.train import checkpoint as ckpt_lib
 from research.train import evaluate as evaluate_lib
 
@@ -33,14 +35,15 @@ class ScoringModel:
     if self.config.data.format != "tabular":
       raise ValueError(f"{workdir}: not a tabular run (config.data.format="
                        f"{self.config.data.format!r}); tools.score scores table rows.")
-    path = os.path.join(workdir, tab_pp.PREPROCESSING_FILE)
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(workdir, tab_pp.PREPROCESSING_FILE)):
       raise FileNotFoundError(f"{workdir} has no {tab_pp.PREPROCESSING_FILE}; train it with "
                               "tools.train first.")
-    self.preprocessor = tab_pp.Preprocessor.load(path)
+    # The run's saved preprocessing (never refitted) and the model fields it
+    # decides, through the same path as training.
+    data = data_build.DataBuilder(self.config, workdir)
+    self.preprocessor = data.preprocessor
     kwargs = self.config.model.to_dict()
-    if kwargs.get("cardinalities") is None and "cardinalities" in kwargs:
-      kwargs["cardinalities"] = self.preprocessor.cardinalities
+    builder.fill_model_fields(kwargs, data)
     self.model = build_model(kwargs.pop("name"), **kwargs)
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  best_metric=self.config.ckpt.best_metric,
