@@ -65,3 +65,23 @@ def test_jit_pmap_and_single_device_agree(accum_steps):
   moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
                        one.params, init.params)
   assert max(jax.tree.leaves(moved)) > 1e-3
+
+
+@pytest.mark.parametrize("parallel", ["jit", "pmap"])
+def test_multi_cpu_device_steps_finish_before_the_next_dispatch(parallel):
+  """Several CPU devices: each train step / predict returns finished outputs
+  (see research.train.parallel.needs_step_sync: queued steps can deadlock XLA
+  CPU's all-reduce); one device keeps async dispatch."""
+  devices = jax.devices()
+  run = builder.build(_config(parallel), devices=devices[:2])
+  assert run.backend.sync_steps
+  assert not builder.build(_config(parallel), devices=devices[:1]).backend.sync_steps
+  state = run.backend.init_state(run.init_fn)
+  builder.compile_steps(run)
+  it = builder.train_iterator(run)
+  batch = run.backend.put_batch(next(it))
+  for _ in range(2):
+    state, metrics = run.backend.train_step(state, batch)
+    assert all(x.is_ready() for x in jax.tree.leaves((state, metrics)))
+  out = run.backend.predict(state, batch)
+  assert all(x.is_ready() for x in jax.tree.leaves(out))
