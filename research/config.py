@@ -55,6 +55,10 @@ def base_config() -> ConfigDict:
   c.experiment = ""             # filled by `load`: 'vision/digits:cnn'
   c.seed = 0
   c.parallel = "jit"            # 'jit' (Mesh + NamedSharding) or 'pmap'
+  # XLA host devices when the run is CPU-only (research/xla_flags.py): 2 runs
+  # one data-parallel half-batch per core. Ignored on GPU/TPU and when
+  # XLA_FLAGS already sets --xla_force_host_platform_device_count.
+  c.cpu_host_devices = 1
   c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
                            label_key="label", label_smoothing=0.0))
   c.data = ConfigDict(dict(
@@ -135,6 +139,9 @@ def validate(config: ConfigDict) -> None:
   if config.parallel not in parallel.BACKENDS:
     raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
                      f"{', '.join(parallel.BACKENDS)}.")
+  if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
+    raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "
+                     f"{config.cpu_host_devices!r}.")
   if config.total_steps is None and config.total_epochs is None:
     raise ValueError("Set config.total_steps or config.total_epochs (steps win if both are set).")
   for name, ev in config.evals.items():

@@ -16,11 +16,19 @@ runs are untouched):
       64) 38 ms vs 18 ms; forward and input-gradient convolutions run the same
       either way. This takes convolutions out of YNNPACK (dots stay).
 
+  --xla_force_host_platform_device_count=N
+      only through `set_host_devices(config.cpu_host_devices)` (an
+      experiment's choice): N host devices, one data-parallel slice of the
+      batch per core; see the comment at HOST_DEVICES_FLAG below.
+
 What was tried and is not set (measured on the 2-core CPU, 'cnn', batch 128):
 `--xla_cpu_use_thunk_runtime=false` (slower), `--xla_cpu_multi_thread_eigen=false`,
 `--xla_cpu_use_xnnpack`, `--xla_cpu_experimental_xnn_fusion_type=...`,
 `--xla_cpu_use_onednn`, `--xla_cpu_experimental_onednn_custom_call` (no
-measurable change).
+measurable change). For gpt_cpu's small matmuls (768x128 @ 128x384, ~150
+GFLOP/s on one device) YNNPACK without dots / eltwise / reduce fusions, XNNPACK
+or oneDNN dot fusions and `--xla_cpu_enable_concurrency_optimized_scheduler`
+changed nothing measurable either.
 
 An unknown flag name or value makes XLA abort at start-up, so flags are tied to
 the jaxlib range in pyproject.toml. Set RESEARCH_XLA_FLAGS=0 to set nothing; a
@@ -36,17 +44,24 @@ import sys
 CPU_FLAGS = (
     "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",
 )
-# Not set: two host "devices" (--xla_force_host_platform_device_count=2). On
-# the 2-core machine they made the data-parallel step run one half-batch per
-# core (fashion_mnist:cnn 42.3 -> 33.1 ms/step, shakespeare_char:gpt_cpu
-# 53.5 -> 36.1), but with jaxlib 0.10.2 some programs deadlock in XLA CPU's
-# in-process all-reduce: recommendation/movielens_rating:mf aborts within its
-# first two steps every time ("Expected 2 threads to join the rendezvous, but
-# only 1 of them arrived"), and movielens_ncf:gmf hung mid-run. It depends on
-# size: mf with 32-dim factors trains, with 128 (a ~5 MB gradient all-reduce)
-# it aborts, also with 4 devices, with pmap, without this module's flags, with
-# JAX_CPU_ENABLE_ASYNC_DISPATCH=false and with gloo CPU collectives. Opt in for
-# a model you have checked: XLA_FLAGS=--xla_force_host_platform_device_count=2.
+# Host "devices" (config.cpu_host_devices, default 1): with 2 on the 2-core
+# machine the data-parallel step runs one half-batch per core, which XLA's
+# intra-op threading alone does not achieve for small ops (a 768x128 @
+# 128x384 matmul runs at ~150 GFLOP/s, one core's worth, where PyTorch's runs
+# at ~300 on both cores). tools.benchmark: shakespeare_char:gpt_cpu 51.2 ->
+# 37.4 ms/step, fashion_mnist:cnn 42.3 -> 33.1. Not the default: steps of a
+# few ms lose more to the per-step cross-device sync than they gain
+# (movielens_ncf:gmf took 64 s on two devices against 33 s on one).
+#
+# Several in-process CPU devices need research.train.parallel.needs_step_sync:
+# with async dispatch, queued steps can starve XLA CPU's client thread pool and
+# abort in the all-reduce rendezvous ("Expected 2 threads to join the
+# rendezvous, but only 1 of them arrived"; movielens_rating:mf did every run).
+# The backends wait for each step before dispatching the next; that docstring
+# has the thread dump. Neither more pool threads (PJRT_NPROC=3 made gpt_cpu
+# abort too; 4 let mf finish but slowed gpt_cpu to 45 ms/step by
+# oversubscribing the 2 cores) nor JAX_CPU_ENABLE_ASYNC_DISPATCH=false fixed it.
+HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
 def _cpu_flags() -> tuple[str, ...]:
@@ -89,6 +104,25 @@ def apply() -> list[str]:
   if added:
     os.environ["XLA_FLAGS"] = " ".join(current_flags + added)
   return added
+
+
+def set_host_devices(count: int) -> bool:
+  """Asks for `count` XLA host devices (config.cpu_host_devices); True if set.
+
+  Call after the config is loaded and before JAX creates its backend. Does
+  nothing for count 1, off CPU-only processes, under RESEARCH_XLA_FLAGS=0, or
+  when XLA_FLAGS already names the device count (the user's choice wins).
+  """
+  if count <= 1 or os.environ.get("RESEARCH_XLA_FLAGS", "1") == "0" or not _cpu_only():
+    return False
+  current_flags = os.environ.get("XLA_FLAGS", "").split()
+  if any(f.split("=", 1)[0] == HOST_DEVICES_FLAG for f in current_flags):
+    return False
+  if _backend_started():
+    logging.warning("config.cpu_host_devices=%d ignored: JAX already started its backend.", count)
+    return False
+  os.environ["XLA_FLAGS"] = " ".join(current_flags + [f"{HOST_DEVICES_FLAG}={count}"])
+  return True
 
 
 def current() -> str:

@@ -25,6 +25,7 @@ def main(argv):
   del argv
   path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
   config = config_lib.finalize(_CONFIG.value, path, arg or None)
+  xla_flags.set_host_devices(config.cpu_host_devices)  # before anything starts JAX's backend
   print(json.dumps(benchmark.benchmark(config, steps=_STEPS.value)), flush=True)
 
 

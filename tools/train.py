@@ -30,6 +30,7 @@ def main(argv):
   # overrides, and we keep the arg so the workdir records the full experiment.
   path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
   config = config_lib.finalize(_CONFIG.value, path, arg or None)
+  xla_flags.set_host_devices(config.cpu_host_devices)  # before anything starts JAX's backend
   loop.run(config, _WORKDIR.value)
 
 

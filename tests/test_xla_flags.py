@@ -1,0 +1,39 @@
+"""research.xla_flags: the CPU flags and config.cpu_host_devices reach XLA before JAX starts."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from research import config as config_lib
+
+_PROBE = ("from research import xla_flags; xla_flags.apply(); "
+          "print(xla_flags.set_host_devices({count})); import jax; print(jax.device_count())")
+
+
+def _probe(count: int, xla_flags: str = "") -> list[str]:
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
+  env.pop("RESEARCH_XLA_FLAGS", None)
+  out = subprocess.run([sys.executable, "-c", _PROBE.format(count=count)], env=env,
+                       capture_output=True, text=True, timeout=120, check=True)
+  return out.stdout.split()
+
+
+def test_cpu_host_devices_sets_the_device_count():
+  assert _probe(2) == ["True", "2"]
+  assert _probe(1) == ["False", "1"]
+
+
+def test_an_explicit_xla_flags_device_count_wins():
+  assert _probe(2, "--xla_force_host_platform_device_count=3") == ["False", "3"]
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bad_cpu_host_devices_is_refused(bad):
+  c = config_lib.base_config()
+  c.data.name = "digits"
+  c.model = config_lib.ConfigDict(dict(name="mlp", num_classes=10))
+  c.total_steps = 1
+  c.cpu_host_devices = bad
+  with pytest.raises(ValueError, match="cpu_host_devices"):
+    config_lib.finalize(c, "tests/xla", None)
