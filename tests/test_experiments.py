@@ -116,6 +116,11 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
     assert (workdir / "tokenizer" / "tokenizer.json").exists()
   assert any((workdir / "tensorboard").iterdir())
   assert "2" in os.listdir(workdir / "checkpoints")  # the final checkpoint
+  # Every published number the config names has this run's value beside it.
+  report_rows = (workdir / "report.md").read_text().splitlines()
+  for ref in config.references:
+    row = next(l for l in report_rows if l.startswith(f"| {ref['metric']} |"))
+    assert not row.rstrip(" |").endswith("missing"), row
 
 
 def test_every_experiment_module_is_listed():

@@ -148,8 +148,10 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
                               params_fingerprint=fingerprint, extra=extra)
     class_names = {ev.name: getattr(ev, "class_names", None) for ev in evaluators}
     baseline_results = baselines_lib.run_baselines(c, r.data, workdir) if c.baselines else {}
-    _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
-                            class_names, baseline_results)
+    # `result` adds the run-level numbers (e.g. val_sampled/best_loss) that
+    # references may name.
+    _write_plots_and_report(workdir, c, artifacts, {**final, **result}, step, train_seconds,
+                            fingerprint, extra, class_names, baseline_results)
   return dict(result, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint)
 
 
