@@ -68,10 +68,10 @@ def test_jit_pmap_and_single_device_agree(accum_steps):
 
 
 @pytest.mark.parametrize("parallel", ["jit", "pmap"])
-def test_multi_cpu_device_steps_finish_before_the_next_dispatch(parallel):
-  """Several CPU devices: each train step / predict returns finished outputs
-  (see research.train.parallel.needs_step_sync: queued steps can deadlock XLA
-  CPU's all-reduce); one device keeps async dispatch."""
+def test_multi_cpu_device_steps_run_one_at_a_time(parallel):
+  """Several CPU devices: a step is dispatched only once the previous one is
+  done (see research.train.parallel.needs_step_sync: queued steps can deadlock
+  XLA CPU's all-reduce); one device keeps async dispatch."""
   devices = jax.devices()
   run = builder.build(_config(parallel), devices=devices[:2])
   assert run.backend.sync_steps
@@ -80,8 +80,10 @@ def test_multi_cpu_device_steps_finish_before_the_next_dispatch(parallel):
   builder.compile_steps(run)
   it = builder.train_iterator(run)
   batch = run.backend.put_batch(next(it))
-  for _ in range(2):
-    state, metrics = run.backend.train_step(state, batch)
-    assert all(x.is_ready() for x in jax.tree.leaves((state, metrics)))
+  state, first = run.backend.train_step(state, batch)
+  state, second = run.backend.train_step(state, batch)
+  assert all(x.is_ready() for x in jax.tree.leaves(first))
   out = run.backend.predict(state, batch)
-  assert all(x.is_ready() for x in jax.tree.leaves(out))
+  assert all(x.is_ready() for x in jax.tree.leaves((state, second)))
+  assert np.isfinite(run.backend.scalar_metrics(second)["loss"])
+  assert jax.tree.leaves(out)

@@ -27,6 +27,7 @@ xla_flags.apply()
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import math
 import statistics
+import time
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -217,7 +218,7 @@ def train_nanogpt(config, seed: int) -> dict:
     ratio = (it - warmup) / (total - warmup)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (o.lr - min_lr)
 
-  history = []
+  history, train_seconds = [], 0.0
   for it in range(total + 1):
     if it % _EVAL_INTERVAL.value == 0 or it == total:
       model.eval()
@@ -229,6 +230,9 @@ def train_nanogpt(config, seed: int) -> dict:
       print(json.dumps(dict(seed=seed, **history[-1])), flush=True)
     if it == total:
       break
+    # Timed like this codebase's train_seconds: the training iterations
+    # (batch, forward, backward, clip, step), evaluation excluded.
+    start = time.perf_counter()
     for group in opt.param_groups:
       group["lr"] = get_lr(it)
     loss = model(*get_batch("train"))
@@ -236,6 +240,7 @@ def train_nanogpt(config, seed: int) -> dict:
     torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
+    train_seconds += time.perf_counter() - start
   # Exact validation loss (every validation token once, like the 'contiguous'
   # evaluator): non-overlapping windows of `block` tokens, the last one shorter.
   val, total_loss, count = tokens["val"], 0.0, 0
@@ -247,9 +252,11 @@ def train_nanogpt(config, seed: int) -> dict:
       total_loss += float(model(x, y)) * y.shape[1]
       count += y.shape[1]
   exact = total_loss / count
-  print(json.dumps(dict(seed=seed, exact_val=exact)), flush=True)
+  ms_per_iter = 1e3 * train_seconds / total
+  print(json.dumps(dict(seed=seed, exact_val=exact, train_seconds=train_seconds,
+                        train_ms_per_iter=ms_per_iter)), flush=True)
   return dict(seed=seed, best_val=min(h["val"] for h in history), exact_val=exact,
-              history=history)
+              train_seconds=train_seconds, train_ms_per_iter=ms_per_iter, history=history)
 
 
 def flax_params_from_nanogpt(model, num_layers: int, num_heads: int) -> dict:
@@ -358,7 +365,9 @@ def main(argv):
                           seeds=[r["seed"] for r in runs], best_val=best,
                           mean_best_val=float(np.mean(best)),
                           exact_val=[r["exact_val"] for r in runs],
-                          mean_exact_val=float(np.mean([r["exact_val"] for r in runs])))),
+                          mean_exact_val=float(np.mean([r["exact_val"] for r in runs])),
+                          train_ms_per_iter=[round(r["train_ms_per_iter"], 2) for r in runs],
+                          torch_num_threads=import_torch(_TOOL).get_num_threads())),
         flush=True)
     return
   runners, info = {}, {}

@@ -19,7 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from research.train import builder, parallel
+from research.train import builder
 
 
 def measure_matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -56,14 +56,14 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   flops = _flops(compiled)
 
   for _ in range(warmup):
-    state, metrics = parallel.settle(backend, compiled(state, batch))
+    state, metrics = backend.dispatch(compiled, state, batch)
   jax.block_until_ready(metrics)
 
   # Latency per step, batch on device, synchronised each step.
   times = []
   for _ in range(steps):
     t = time.perf_counter()
-    state, metrics = parallel.settle(backend, compiled(state, batch))
+    state, metrics = backend.dispatch(compiled, state, batch)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t)
   step_s = statistics.median(times)
@@ -77,7 +77,7 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
     nonlocal state
     t = time.perf_counter()
     for _ in range(steps):
-      state, metrics = parallel.settle(backend, compiled(state, batch))
+      state, metrics = backend.dispatch(compiled, state, batch)
     jax.block_until_ready(metrics)
     return (time.perf_counter() - t) / steps
 
@@ -85,7 +85,7 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
     nonlocal state
     t = time.perf_counter()
     for _ in range(steps):
-      state, metrics = parallel.settle(backend, compiled(state, backend.put_batch(next(it))))
+      state, metrics = backend.dispatch(compiled, state, backend.put_batch(next(it)))
     jax.block_until_ready(metrics)
     return (time.perf_counter() - t) / steps
 
