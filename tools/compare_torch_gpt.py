@@ -61,6 +61,10 @@ _EQUIVALENCE = flags.DEFINE_integer(
     "along the way (the two implementations must agree to float32 rounding).")
 _SEEDS = flags.DEFINE_list("seeds", ["1337"], "--train: torch.manual_seed values, one run each.")
 _EVAL_INTERVAL = flags.DEFINE_integer("eval_interval", 250, "--train: nanoGPT's eval_interval.")
+_DRAWS = flags.DEFINE_integer(
+    "estimate_draws", 0, "--train: after training, repeat nanoGPT's validation estimate this "
+    "many times with fresh windows and report their mean and standard deviation (how noisy "
+    "one estimate is).")
 _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", None, "torch.set_num_threads (default: torch's, = cores). With the cores "
     "busy with other work, 2 OpenMP threads on 2 cores ran 30-50x slower (1.7 s/iter vs 34 ms).")
@@ -253,10 +257,17 @@ def train_nanogpt(config, seed: int) -> dict:
       count += y.shape[1]
   exact = total_loss / count
   ms_per_iter = 1e3 * train_seconds / total
+  draws = []
+  with torch.no_grad():
+    for _ in range(_DRAWS.value):
+      draws.append(float(torch.stack([model(*get_batch("val")) for _ in range(eval_iters)]).mean()))
+  spread = dict(estimate_mean=float(np.mean(draws)), estimate_sd=float(np.std(draws)),
+                estimate_draws=len(draws)) if draws else {}
   print(json.dumps(dict(seed=seed, exact_val=exact, train_seconds=train_seconds,
-                        train_ms_per_iter=ms_per_iter)), flush=True)
+                        train_ms_per_iter=ms_per_iter, **spread)), flush=True)
   return dict(seed=seed, best_val=min(h["val"] for h in history), exact_val=exact,
-              train_seconds=train_seconds, train_ms_per_iter=ms_per_iter, history=history)
+              train_seconds=train_seconds, train_ms_per_iter=ms_per_iter, history=history,
+              **spread)
 
 
 def flax_params_from_nanogpt(model, num_layers: int, num_heads: int) -> dict:
