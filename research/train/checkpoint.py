@@ -96,9 +96,19 @@ class Checkpointer:
 
   def restore_raw(self, step: int) -> dict:
     """The saved train state as a plain dict of arrays, without a target
-    structure (for reading part of another run's checkpoint)."""
+    structure (for reading part of another run's checkpoint).
+
+    Every array lands on this process's first device, whatever device layout
+    wrote it: a run trained on 2 host devices is read by tools that run on 1
+    (orbax refuses a topology change unless the target names the shardings).
+    """
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    path = os.path.join(self.directory, str(step), "state")
+    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          metadata.tree if hasattr(metadata, "tree") else metadata)
     restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
+        state=ocp.args.StandardRestore(target)))
     return dict(restored["state"])
 
   def read_meta(self, step: int) -> dict:
