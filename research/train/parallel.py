@@ -29,7 +29,7 @@ BACKENDS = ("jit", "pmap")
 
 
 def needs_step_sync(devices: Sequence[jax.Device]) -> bool:
-  """True when steps must finish one at a time: several CPU devices in this process.
+  """True when steps must run one at a time: several CPU devices in this process.
 
   Why: XLA CPU (jaxlib 0.10.2) launches each device's part of a step as a task
   on one small client thread pool (as many threads as cores), and a task
@@ -45,7 +45,8 @@ def needs_step_sync(devices: Sequence[jax.Device]) -> bool:
   the same run then completed all 6,240 steps. Accelerators and one-device
   CPU runs keep async dispatch.
   """
-  return len(devices) > 1 and all(d.platform == "cpu" for d in devices)
+  local = [d for d in devices if d.process_index == jax.process_index()]
+  return len(local) > 1 and all(d.platform == "cpu" for d in local)
 
 
 class OneInFlight:
