@@ -102,11 +102,13 @@ class Checkpointer:
     wrote it: a run trained on 2 host devices is read by tools that run on 1
     (orbax refuses a topology change unless the target names the shardings).
     """
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    path = os.path.join(self.directory, str(step), "state")
-    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          metadata.tree if hasattr(metadata, "tree") else metadata)
+    path = os.path.join(self.directory, str(step), "state")  # orbax's default step layout
+    target = None
+    if os.path.isdir(path):
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            metadata.tree if hasattr(metadata, "tree") else metadata)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target)))
     return dict(restored["state"])
