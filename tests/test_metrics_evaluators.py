@@ -71,6 +71,10 @@ def test_classification_evaluator_matches_sklearn_on_unpadded_data():
   again.run(_predict_fn(w))  # second run is re-iterable and gives the same numbers
   assert ev._counts_fn._cache_size() == 1
   assert ev.run(_predict_fn(w))[0] == scalars
+  # Without the one-batch lookahead (several CPU devices) the numbers are the same.
+  one_at_a_time = _predict_fn(w)
+  one_at_a_time.one_in_flight = True
+  assert ev.run(one_at_a_time)[0] == scalars
 
 
 def test_missing_prediction_key_and_empty_split():

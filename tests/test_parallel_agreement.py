@@ -87,3 +87,4 @@ def test_multi_cpu_device_steps_run_one_at_a_time(parallel):
   assert all(x.is_ready() for x in jax.tree.leaves((state, second)))
   assert np.isfinite(run.backend.scalar_metrics(second)["loss"])
   assert jax.tree.leaves(out)
+  assert builder.make_predict_fn(run, lambda: state).one_in_flight  # evaluators follow suit

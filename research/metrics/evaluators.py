@@ -121,7 +121,10 @@ class ClassificationEvaluator:
     acc = classification.ClassificationAccumulator(
         self.num_classes, self.topk, self.class_names)
     # One batch stays in flight: fetching batch i's counts after dispatching
-    # batch i+1 lets the host prepare input while the device computes.
+    # batch i+1 lets the host prepare input while the device computes. Not on
+    # several CPU devices (predict_fn.one_in_flight): queued work with
+    # collectives can deadlock there (research.train.parallel.needs_step_sync).
+    lookahead = not getattr(predict_fn, "one_in_flight", False)
     pending = None
     scores, labels = [], []
     for batch in self.batches_fn():
@@ -131,7 +134,11 @@ class ClassificationEvaluator:
         self._positive_scores(out, scores, labels)
       if pending is not None:
         acc.update(jax.tree.map(to_host, pending))
-      pending = counts
+        pending = None
+      if lookahead:
+        pending = counts
+      else:
+        acc.update(jax.tree.map(to_host, counts))
     if pending is not None:
       acc.update(jax.tree.map(to_host, pending))
     if acc.count == 0:
