@@ -64,9 +64,6 @@ CPU_FLAGS = (
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
-def _cpu_flags() -> tuple[str, ...]:
-  return CPU_FLAGS
-
 # Modules whose presence means JAX may pick an accelerator when JAX_PLATFORMS is unset.
 _ACCELERATOR_MODULES = ("jax_plugins", "jax_cuda12_plugin", "jax_cuda13_plugin",
                         "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu")
@@ -85,6 +82,26 @@ def _backend_started() -> bool:
   return bool(bridge is not None and getattr(bridge, "_backends", None))
 
 
+def _add_flags(flags: tuple[str, ...], caller: str) -> list[str]:
+  """Appends to XLA_FLAGS each flag whose name it does not already set; returns those added.
+
+  Nothing under RESEARCH_XLA_FLAGS=0, off CPU-only processes, or once JAX has
+  started its backend (XLA would not read them any more; warns then).
+  """
+  if os.environ.get("RESEARCH_XLA_FLAGS", "1") == "0" or not _cpu_only():
+    return []
+  current_flags = os.environ.get("XLA_FLAGS", "").split()
+  present = {f.split("=", 1)[0] for f in current_flags}
+  added = [f for f in flags if f.split("=", 1)[0] not in present]
+  if not added:
+    return []
+  if _backend_started():
+    logging.warning("%s called after JAX started its backend; XLA flags not changed.", caller)
+    return []
+  os.environ["XLA_FLAGS"] = " ".join(current_flags + added)
+  return added
+
+
 def apply() -> list[str]:
   """Adds this codebase's flags to XLA_FLAGS; returns the flags added.
 
@@ -92,18 +109,7 @@ def apply() -> list[str]:
   nothing when RESEARCH_XLA_FLAGS=0, off CPU-only processes, or for a flag
   whose name XLA_FLAGS already sets.
   """
-  if os.environ.get("RESEARCH_XLA_FLAGS", "1") == "0" or not _cpu_only():
-    return []
-  if _backend_started():
-    logging.warning("research.xla_flags.apply() called after JAX started its backend; "
-                    "XLA flags not changed.")
-    return []
-  current_flags = os.environ.get("XLA_FLAGS", "").split()
-  present = {f.split("=", 1)[0] for f in current_flags}
-  added = [f for f in _cpu_flags() if f.split("=", 1)[0] not in present]
-  if added:
-    os.environ["XLA_FLAGS"] = " ".join(current_flags + added)
-  return added
+  return _add_flags(CPU_FLAGS, "research.xla_flags.apply()")
 
 
 def set_host_devices(count: int) -> bool:
@@ -113,16 +119,8 @@ def set_host_devices(count: int) -> bool:
   nothing for count 1, off CPU-only processes, under RESEARCH_XLA_FLAGS=0, or
   when XLA_FLAGS already names the device count (the user's choice wins).
   """
-  if count <= 1 or os.environ.get("RESEARCH_XLA_FLAGS", "1") == "0" or not _cpu_only():
-    return False
-  current_flags = os.environ.get("XLA_FLAGS", "").split()
-  if any(f.split("=", 1)[0] == HOST_DEVICES_FLAG for f in current_flags):
-    return False
-  if _backend_started():
-    logging.warning("config.cpu_host_devices=%d ignored: JAX already started its backend.", count)
-    return False
-  os.environ["XLA_FLAGS"] = " ".join(current_flags + [f"{HOST_DEVICES_FLAG}={count}"])
-  return True
+  return count > 1 and bool(_add_flags((f"{HOST_DEVICES_FLAG}={count}",),
+                                       f"config.cpu_host_devices={count}"))
 
 
 def current() -> str:

@@ -33,6 +33,20 @@ def _per_example(batch_fn):
   return fn
 
 
+def _check_num(spec: str, num: Any) -> None:
+  if not isinstance(num, int) or num < 1:
+    raise ValueError(f"{spec}: num must be a positive int.")
+
+
+def _with_negatives(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """positives int [...], negatives int [..., num] -> (candidates int32 [..., 1 + num]
+  with the positive first, labels float32 [..., 1 + num]: 1 on the positive, 0 elsewhere)."""
+  candidates = np.concatenate([positives[..., None].astype(np.int32), negatives], axis=-1)
+  labels = np.zeros(candidates.shape, np.float32)
+  labels[..., 0] = 1.0
+  return candidates, labels
+
+
 @uses_context("recsys")
 def sample_negatives(num: int = 4, *, recsys: Any = None) -> base.NamedOp:
   """{'user' [b], 'item' [b]} -> {'user', 'items' int32 [b, 1 + num] (the positive
@@ -40,8 +54,7 @@ def sample_negatives(num: int = 4, *, recsys: Any = None) -> base.NamedOp:
   'labels' float32 [b, 1 + num] (1, 0, ..., 0)}: pointwise training with
   sampled negatives (NCF: 4 per positive)."""
   spec = base.spec_string("sample_negatives", num=num)
-  if not isinstance(num, int) or num < 1:
-    raise ValueError(f"{spec}: num must be a positive int.")
+  _check_num(spec, num)
   if recsys is None:
     return _needs_recsys(spec)
 
@@ -50,10 +63,7 @@ def sample_negatives(num: int = 4, *, recsys: Any = None) -> base.NamedOp:
     items = base.get(batch, "item", spec)
     negs = sampling.sample_negatives(users, num, recsys.num_items, recsys.train_pairs, rng)
     out = {k: v for k, v in batch.items() if k != "item"}
-    out["items"] = np.concatenate([items[:, None].astype(np.int32), negs], axis=1)
-    labels = np.zeros(out["items"].shape, np.float32)
-    labels[:, 0] = 1.0
-    out["labels"] = labels
+    out["items"], out["labels"] = _with_negatives(items, negs)
     return out
 
   return base.NamedOp(spec, _per_example(batch_fn), random=True, batch_fn=batch_fn)
@@ -67,8 +77,7 @@ def sequence_negatives(num: int = 1, *, recsys: Any = None) -> base.NamedOp:
   [b, L] (1 where a real item predicts a real next item). SASRec's BCE
   training with one negative per position (Kang & McAuley 2018)."""
   spec = base.spec_string("sequence_negatives", num=num)
-  if not isinstance(num, int) or num < 1:
-    raise ValueError(f"{spec}: num must be a positive int.")
+  _check_num(spec, num)
   if recsys is None:
     return _needs_recsys(spec)
 
@@ -79,10 +88,7 @@ def sequence_negatives(num: int = 1, *, recsys: Any = None) -> base.NamedOp:
     users_bl = np.broadcast_to(users[:, None], targets.shape)
     negs = sampling.sample_negatives(users_bl, num, recsys.num_items, recsys.train_pairs, rng)
     out = dict(batch)
-    out["candidates"] = np.concatenate([targets[..., None].astype(np.int32), negs], axis=-1)
-    labels = np.zeros(out["candidates"].shape, np.float32)
-    labels[..., 0] = 1.0
-    out["labels"] = labels
+    out["candidates"], out["labels"] = _with_negatives(targets, negs)
     out["weights"] = ((history != 0) & (targets != 0)).astype(np.float32)
     return out
 
