@@ -59,6 +59,11 @@ def base_config() -> ConfigDict:
   # one data-parallel half-batch per core. Ignored on GPU/TPU and when
   # XLA_FLAGS already sets --xla_force_host_platform_device_count.
   c.cpu_host_devices = 1
+  # How gradients are averaged across devices: 'xla' (as JAX/XLA place them,
+  # one all-reduce operand per leaf) or 'flat' (one raveled buffer: faster on
+  # several CPU host devices, with pmap's per-device loss semantics; see
+  # research.train.parallel.wants_flat_allreduce before turning it on).
+  c.grad_allreduce = "xla"
   c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
                            label_key="label", label_smoothing=0.0))
   c.data = ConfigDict(dict(
@@ -139,6 +144,9 @@ def validate(config: ConfigDict) -> None:
   if config.parallel not in parallel.BACKENDS:
     raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
                      f"{', '.join(parallel.BACKENDS)}.")
+  if config.grad_allreduce not in parallel.GRAD_ALLREDUCE:
+    raise ValueError(f"Unknown config.grad_allreduce {config.grad_allreduce!r}; valid: "
+                     f"{', '.join(parallel.GRAD_ALLREDUCE)}.")
   if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
     raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "
                      f"{config.cpu_host_devices!r}.")

@@ -1,9 +1,12 @@
 """The jit-sharded step, the pmap step and a single-device step give the same update.
 
-Same initial state, same global batch, BatchNorm included: under jit the
-batch statistics are over the global batch automatically; under pmap they are
-averaged across devices with `axis_name`; on one device there is nothing to
-average. All three must agree to float tolerance, for params and statistics.
+Same initial state, same global batch, BatchNorm included: under implicit jit
+the batch statistics are over the global batch automatically; under pmap and
+under jit with explicit collectives (shard_map, `grad_allreduce='flat'`) they
+are averaged across devices with `axis_name`; on one device there is nothing
+to average. All must agree to float tolerance, for params and statistics,
+whether gradients are averaged leaf by leaf ('xla') or as one raveled buffer
+('flat').
 """
 import jax
 import numpy as np
@@ -13,7 +16,7 @@ from research import config as config_lib
 from research.train import builder
 
 
-def _config(parallel: str, accum_steps: int = 1):
+def _config(parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla"):
   c = config_lib.base_config()
   c.data.name = "synthetic"
   c.data.options = config_lib.ConfigDict(dict(
@@ -24,12 +27,14 @@ def _config(parallel: str, accum_steps: int = 1):
   c.optimizer.name, c.optimizer.lr = "momentum", 0.1
   c.optimizer.accum_steps = accum_steps
   c.parallel = parallel
+  c.grad_allreduce = grad_allreduce
   c.evals.test = config_lib.eval_config("classification", "test")
   return config_lib.finalize(c, "tests/parallel", None)
 
 
-def _train(parallel, devices, steps=3, accum_steps=1):
-  run = builder.build(_config(parallel, accum_steps), devices=devices)
+def _train(parallel, devices, steps=3, accum_steps=1, grad_allreduce="xla"):
+  run = builder.build(_config(parallel, accum_steps, grad_allreduce), devices=devices)
+  assert run.backend.flat_allreduce == (grad_allreduce == "flat" and len(devices) > 1)
   state = run.backend.init_state(run.init_fn)
   builder.compile_steps(run)
   it = builder.train_iterator(run)
@@ -46,20 +51,20 @@ def _train(parallel, devices, steps=3, accum_steps=1):
 def test_jit_pmap_and_single_device_agree(accum_steps):
   assert jax.device_count() == 8, "tests/conftest.py should give 8 fake CPU devices"
   devices = jax.devices()
-  jit8, loss_jit = _train("jit", devices, accum_steps=accum_steps)
-  pmap8, loss_pmap = _train("pmap", devices, accum_steps=accum_steps)
-  one, loss_one = _train("jit", devices[:1], accum_steps=accum_steps)
-  np.testing.assert_allclose(loss_jit, loss_one, rtol=1e-5)
-  np.testing.assert_allclose(loss_pmap, loss_one, rtol=1e-5)
+  one, loss_one = _train("jit", devices[:1], accum_steps=accum_steps, grad_allreduce="xla")
   assert "batch_stats" in one.model_state
-  for other in (jit8, pmap8):
+  runs = {(parallel, mode): _train(parallel, devices, accum_steps=accum_steps,
+                                   grad_allreduce=mode)
+          for parallel in ("jit", "pmap") for mode in ("xla", "flat")}
+  for (parallel, mode), (other, losses) in runs.items():
+    np.testing.assert_allclose(losses, loss_one, rtol=1e-5, err_msg=f"{parallel}/{mode}")
     assert int(other.step) == int(one.step) == 3
     for tree in ("params", "model_state"):
       a = jax.tree_util.tree_leaves_with_path(getattr(other, tree))
       b = jax.tree_util.tree_leaves(getattr(one, tree))
       for (path, x), y in zip(a, b):
-        np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6,
-                                   err_msg=f"{tree}{jax.tree_util.keystr(path)}")
+        np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6, err_msg=(
+            f"{parallel}/{mode}: {tree}{jax.tree_util.keystr(path)}"))
   # The update really moved the parameters (the comparison is not vacuous).
   init = builder.build(_config("jit"), devices=devices[:1]).init_fn()
   moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
@@ -88,3 +93,34 @@ def test_multi_cpu_device_steps_run_one_at_a_time(parallel):
   assert np.isfinite(run.backend.scalar_metrics(second)["loss"])
   assert jax.tree.leaves(out)
   assert builder.make_predict_fn(run, lambda: state).one_in_flight  # evaluators follow suit
+
+
+def test_flat_allreduce_is_one_collective_operand():
+  """'flat' averages every gradient leaf and metric in one all-reduce operand;
+  'xla' leaves one operand per leaf (what costs a rendezvous each on XLA CPU)."""
+  import re
+  devices = jax.devices()[:2]
+
+  def config(mode):  # a model without BatchNorm, whose statistics are reduced per layer
+    c = _config("jit", grad_allreduce=mode)
+    c.model = config_lib.ConfigDict(dict(name="cnn", num_classes=10, features=(4, 8), hidden=16))
+    return c
+
+  def all_reduce_operands(mode):
+    run = builder.build(config(mode), devices=devices)
+    builder.compile_steps(run)
+    state = run.backend.init_state(run.init_fn)
+    batch = run.backend.put_batch(next(builder.train_iterator(run)))
+    hlo = run.backend.lower_train_step(state, batch).compile().as_text()
+    shapes = [m.group(1) for m in re.finditer(r"= (\(.*?\)|\S+) all-reduce(?:-start)?\(", hlo)]
+    return sum(max(1, s.count("[")) for s in shapes)
+
+  num_leaves = len(jax.tree.leaves(builder.build(config("xla"), devices=devices).init_fn().params))
+  assert num_leaves >= 6
+  assert all_reduce_operands("xla") >= num_leaves
+  assert all_reduce_operands("flat") == 1
+
+
+def test_unknown_grad_allreduce_is_refused():
+  with pytest.raises(ValueError, match="grad_allreduce"):
+    _config("jit", grad_allreduce="ring")

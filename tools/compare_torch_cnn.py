@@ -135,7 +135,9 @@ def flax_runner(batch: int, dropout: float, model_kwargs: dict):
   tx = optim.make_optimizer({"name": "adam"}, lr)
   init_fn = state_lib.make_init_fn(model, tx, jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32),
                                    seed=0)
-  backend.compile(step_lib.make_train_step(model, tx, task, lr), step_lib.make_predict(model, task))
+  step = step_lib.make_train_step(model, tx, task, lr, axis_name=backend.axis_name,
+                                 flat_allreduce=backend.flat_allreduce)
+  backend.compile(step, step_lib.make_predict(model, task))
   rng = np.random.default_rng(0)
   host = {"image": rng.standard_normal((batch, 28, 28, 1), np.float32),
           "label": rng.integers(0, _NUM_CLASSES, (batch,), np.int32)}

@@ -44,7 +44,7 @@ class Run:
 
 def build(config, *, devices=None, workdir: str | None = None) -> Run:
   """Everything a run needs. `workdir` keeps run artifacts such as the tokenizer."""
-  backend = parallel.make_backend(config.parallel, devices)
+  backend = parallel.make_backend(config.parallel, devices, grad_allreduce=config.grad_allreduce)
   n_dev = jax.device_count() if devices is None else len(devices)
   for key in ("batch_size", "eval_batch_size"):
     if config[key] % n_dev:
@@ -99,7 +99,8 @@ def _sample_input(source, train_ops, task):
 def compile_steps(run: Run) -> None:
   accum = int(run.config.optimizer.accum_steps or 1)
   train_step = step_lib.make_train_step(run.model, run.tx, run.task, run.lr_schedule,
-                                        accum_steps=accum, axis_name=run.backend.axis_name)
+                                        accum_steps=accum, axis_name=run.backend.axis_name,
+                                        flat_allreduce=run.backend.flat_allreduce)
   run.backend.compile(train_step, step_lib.make_predict(run.model, run.task))
 
 

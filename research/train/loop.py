@@ -161,7 +161,7 @@ def _log_train(pending, step, r, writer, progress, ckpt) -> None:
   metrics = {}
   for key in values[0]:
     series = np.asarray([v[key] for v in values], np.float64)
-    if r.backend.axis_name is not None:
+    if r.backend.per_device_metrics:
       series = series.reshape(len(values), -1)[:, 0]
     bad = ~np.isfinite(series)
     if bad.any():

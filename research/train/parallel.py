@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PMAP_AXIS = "batch"
 BACKENDS = ("jit", "pmap")
+GRAD_ALLREDUCE = ("xla", "flat")
 
 
 def needs_step_sync(devices: Sequence[jax.Device]) -> bool:
@@ -47,6 +48,33 @@ def needs_step_sync(devices: Sequence[jax.Device]) -> bool:
   """
   local = [d for d in devices if d.process_index == jax.process_index()]
   return len(local) > 1 and all(d.platform == "cpu" for d in local)
+
+
+def wants_flat_allreduce(mode: str, devices: Sequence[jax.Device]) -> bool:
+  """Whether the step averages gradients and metrics in one flat all-reduce.
+
+  mode (config.grad_allreduce): 'xla' (the default: collectives as JAX/XLA
+  place them, one all-reduce operand per gradient leaf) or 'flat' (one
+  raveled buffer; only with more than one device, there is nothing to reduce
+  on one). Why 'flat' exists: XLA CPU (jaxlib 0.10.2) runs a multi-operand
+  all-reduce as one rendezvous of the devices' threads per operand. gpt_cpu
+  on 2 host devices has 38 gradient leaves, so 38 rendezvous, about 4.5 ms of
+  a 35 ms step; raveled it is one (tools.benchmark 35 -> 29.5 ms/step). On
+  GPU/TPU XLA combines per-leaf all-reduces well and the ravel would copy
+  every gradient, so it stays opt-in.
+
+  What 'flat' changes besides speed: the step then runs with explicit
+  collectives (pmap's semantics; under parallel='jit' inside `jax.shard_map`):
+  each device's loss is the mean over its own slice of the batch and those
+  means are averaged with equal weight, and in-batch negatives or other
+  batch-wide terms see only the device's slice. That equals the global step
+  when every slice carries the same number of weighted targets (full
+  fixed-length LM windows, as in gpt_cpu); it does not for padded or masked
+  targets (MLM) or in-batch-softmax retrieval, so leave those on 'xla'.
+  """
+  if mode not in GRAD_ALLREDUCE:
+    raise ValueError(f"Unknown config.grad_allreduce {mode!r}; valid: {', '.join(GRAD_ALLREDUCE)}.")
+  return mode == "flat" and len(devices) > 1
 
 
 class OneInFlight:
@@ -73,17 +101,27 @@ class OneInFlight:
 
 
 class JitBackend(OneInFlight):
-  """`jax.jit` over a 1-D Mesh with axis 'data': batch sharded, state replicated."""
+  """`jax.jit` over a 1-D Mesh with axis 'data': batch sharded, state replicated.
 
-  axis_name = None  # no named axis inside the step: collectives are implicit
+  With `flat_allreduce` (see `wants_flat_allreduce`) the step runs under
+  `jax.shard_map` on the 'data' axis, so it can average one raveled buffer
+  with `pmean` itself; otherwise collectives are implicit (XLA's SPMD
+  partitioner inserts them) and the step has no named axis.
+  """
 
-  def __init__(self, devices: Sequence[jax.Device] | None = None):
+  per_device_metrics = False  # metrics come back as global scalars
+
+  def __init__(self, devices: Sequence[jax.Device] | None = None, *,
+               grad_allreduce: str = "xla"):
     devices = list(devices) if devices is not None else jax.devices()
     self.mesh = Mesh(np.asarray(devices), ("data",))
     self.replicated = NamedSharding(self.mesh, P())
     self.data_sharding = NamedSharding(self.mesh, P("data"))
     self.num_devices = len(devices)
     self.sync_steps = needs_step_sync(devices)
+    self.flat_allreduce = wants_flat_allreduce(grad_allreduce, devices)
+    # Explicit collectives need a named axis inside the step (and BatchNorm).
+    self.axis_name = "data" if self.flat_allreduce else None
 
   def abstract_state(self, init_fn: Callable[[], Any]):
     shapes = jax.eval_shape(init_fn)
@@ -97,6 +135,15 @@ class JitBackend(OneInFlight):
     return jax.jit(init_fn, out_shardings=shardings)()
 
   def compile(self, train_step: Callable, predict: Callable) -> None:
+    if self.axis_name is not None:
+      # Each device sees its slice of the batch and the whole state; the step
+      # averages across 'data' itself, so its outputs are replicated (P()).
+      # check_vma=False: with it, autodiff would psum the gradient of the
+      # replicated params leaf by leaf (the transpose of their implicit
+      # broadcast), which is exactly the per-leaf all-reduce this avoids; the
+      # step then has pmap's semantics, which the agreement tests pin down.
+      train_step = jax.shard_map(train_step, mesh=self.mesh, in_specs=(P(), P("data")),
+                                 out_specs=(P(), P()), check_vma=False)
     self._train_step = jax.jit(
         train_step, in_shardings=(self.replicated, self.data_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
@@ -134,14 +181,17 @@ class PmapBackend(OneInFlight):
   """`jax.pmap` over this process's devices; state replicated with a leading device axis."""
 
   axis_name = PMAP_AXIS
+  per_device_metrics = True  # metrics come back with a leading device axis
 
-  def __init__(self, devices: Sequence[jax.Device] | None = None):
+  def __init__(self, devices: Sequence[jax.Device] | None = None, *,
+               grad_allreduce: str = "xla"):
     if jax.process_count() > 1:
       raise ValueError("parallel='pmap' is single-process here; use parallel='jit' for "
                        "multi-process runs (the Mesh backend handles jax.distributed).")
     self.devices = list(devices) if devices is not None else jax.local_devices()
     self.num_devices = len(self.devices)
     self.sync_steps = needs_step_sync(self.devices)
+    self.flat_allreduce = wants_flat_allreduce(grad_allreduce, self.devices)
     # Since JAX 0.8 pmap runs on shard_map: its inputs are arrays whose leading
     # axis is sharded one slice per device (this replaces the deprecated
     # device_put_sharded / device_put_replicated).
@@ -196,9 +246,10 @@ class PmapBackend(OneInFlight):
     return {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
 
 
-def make_backend(name: str, devices: Sequence[jax.Device] | None = None):
+def make_backend(name: str, devices: Sequence[jax.Device] | None = None, *,
+                 grad_allreduce: str = "xla"):
   if name == "jit":
-    return JitBackend(devices)
+    return JitBackend(devices, grad_allreduce=grad_allreduce)
   if name == "pmap":
-    return PmapBackend(devices)
+    return PmapBackend(devices, grad_allreduce=grad_allreduce)
   raise ValueError(f"Unknown parallel backend {name!r}; valid: {', '.join(BACKENDS)}.")

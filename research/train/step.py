@@ -1,21 +1,24 @@
 """The pure update and predict functions, independent of how they are parallelised.
 
 `research.train.parallel` compiles the same `train_step` either with `jax.jit`
-over a device Mesh (batch sharded on 'data') or with `jax.pmap`; only the
-pmap variant needs explicit collectives, which is what `axis_name` switches on.
+over a device Mesh (batch sharded on 'data'; implicit collectives, or under
+`jax.shard_map` with explicit ones) or with `jax.pmap`; the explicit variants
+need collectives in the step, which is what `axis_name` switches on.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
 import jax
+from jax.flatten_util import ravel_pytree
 import optax
 
 from research.train.state import TrainState
 
 
 def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: optax.Schedule,
-                    *, accum_steps: int = 1, axis_name: str | None = None) -> Callable:
+                    *, accum_steps: int = 1, axis_name: str | None = None,
+                    flat_allreduce: bool = False) -> Callable:
   """Returns `train_step(state, batch) -> (new_state, metrics)`.
 
   Args:
@@ -24,9 +27,12 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
     task: provides `inputs(batch)` and `loss(outputs, batch) -> (loss, metrics)`.
     lr_schedule: for logging the learning rate of the update this step feeds.
     accum_steps: micro-batches per optimizer update (for the logged lr only).
-    axis_name: None under jit (the computation is already global); the pmap
-      axis name under pmap, where gradients, metrics and BatchNorm statistics
-      are averaged across devices with collectives.
+    axis_name: None under plain jit (the computation is already global); the
+      mapped axis name under pmap or shard_map, where gradients, metrics and
+      BatchNorm statistics are averaged across devices with collectives.
+    flat_allreduce: with `axis_name`, average gradients and metrics as one
+      raveled float32 buffer (one all-reduce operand instead of one per leaf;
+      see research.train.parallel.wants_flat_allreduce). Same values.
 
   metrics: scalars {'loss', task metrics..., 'grad_norm', 'param_norm', 'lr'},
   averaged over the global batch.
@@ -49,7 +55,9 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
       return loss, (metrics, new_model_state)
 
     grads, (metrics, new_model_state) = jax.grad(loss_fn, has_aux=True)(state.params)
-    if axis_name is not None:
+    if axis_name is not None and flat_allreduce:
+      grads, metrics = _flat_pmean((grads, metrics), axis_name)
+    elif axis_name is not None:
       grads = jax.lax.pmean(grads, axis_name)
       metrics = jax.lax.pmean(metrics, axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -63,6 +71,16 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
     return new_state, metrics
 
   return train_step
+
+
+def _flat_pmean(tree, axis_name: str):
+  """`pmean` of a pytree as one raveled buffer [total size] (one collective operand).
+
+  ravel_pytree promotes to the leaves' common dtype (float32 here) for the
+  reduction and casts each leaf back.
+  """
+  flat, unravel = ravel_pytree(tree)
+  return unravel(jax.lax.pmean(flat, axis_name))
 
 
 def make_predict(model, task) -> Callable:
