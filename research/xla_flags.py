@@ -49,7 +49,8 @@ CPU_FLAGS = (
 # intra-op threading alone does not achieve for small ops (a 768x128 @
 # 128x384 matmul runs at ~150 GFLOP/s, one core's worth, where PyTorch's runs
 # at ~300 on both cores). tools.benchmark: shakespeare_char:gpt_cpu 51.2 ->
-# 37.4 ms/step, fashion_mnist:cnn 42.3 -> 33.1. Not the default: steps of a
+# 37.4 ms/step (29-31 with config.grad_allreduce='flat', one all-reduce
+# operand instead of 38), fashion_mnist:cnn 42.3 -> 33.1. Not the default: steps of a
 # few ms lose more to the per-step cross-device sync than they gain
 # (movielens_ncf:gmf took 64 s on two devices against 33 s on one).
 #
