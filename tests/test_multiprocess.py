@@ -48,3 +48,14 @@ def test_two_processes_train_checkpoint_and_evaluate(tmp_path):
   assert codes == [0, 0], "\n---\n".join(o[-3000:] for o in outputs)
   again = json.loads((tmp_path / "summary.json").read_text())
   assert again["params_fingerprint"] == summary["params_fingerprint"]
+
+
+def test_two_processes_flat_allreduce(tmp_path):
+  """grad_allreduce='flat' (the step under shard_map, one raveled pmean) also
+  runs with its collective crossing the process boundary."""
+  codes, outputs = _launch(tmp_path, _free_port(), extra=("--config.grad_allreduce=flat",))
+  assert codes == [0, 0], "\n---\n".join(o[-3000:] for o in outputs)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["step"] == 6 and summary["devices"] == 4
+  assert 0.0 < summary["test/loss"] < 10.0
+  assert summary["test/num_examples"] == 360
