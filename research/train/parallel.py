@@ -66,8 +66,9 @@ def wants_flat_allreduce(mode: str, devices: Sequence[jax.Device]) -> bool:
   What 'flat' changes besides speed: the step then runs with explicit
   collectives (pmap's semantics; under parallel='jit' inside `jax.shard_map`):
   each device's loss is the mean over its own slice of the batch and those
-  means are averaged with equal weight, and in-batch negatives or other
-  batch-wide terms see only the device's slice. That equals the global step
+  means are averaged with equal weight, in-batch negatives or other
+  batch-wide terms see only the device's slice, and dropout draws one key per
+  device (`fold_in` of the axis index). That equals the global step
   when every slice carries the same number of weighted targets (full
   fixed-length LM windows, as in gpt_cpu); it does not for padded or masked
   targets (MLM) or in-batch-softmax retrieval, so leave those on 'xla'.
