@@ -100,6 +100,7 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   peak = measure_matmul_peak()
   result = dict(
       experiment=config.experiment, devices=backend.num_devices, parallel=config.parallel,
+      grad_allreduce="flat" if backend.flat_allreduce else "xla",
       global_batch=config.batch_size, examples_per_sec=config.batch_size / fed_s,
       examples_per_sec_resident=config.batch_size / resident_s, step_ms=step_s * 1e3,
       compile_s=compile_s, flops_per_step=flops, peak_flops=peak,

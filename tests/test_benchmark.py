@@ -1,0 +1,32 @@
+"""tools.benchmark's measurement runs end to end and reports what it measured.
+
+Only the plumbing is tested (the numbers are timings, which a unit test must
+not judge): every field is present, positive where it is a time or a rate,
+and 'grad_allreduce' says which gradient all-reduce the step used.
+"""
+import math
+
+import jax
+
+from research import config as config_lib
+from research.train import benchmark
+
+
+def _run(**overrides):
+  config = config_lib.load("vision/digits:cnn,smoke=True", overrides)
+  return benchmark.benchmark(config, steps=2, warmup=1, rounds=1)
+
+
+def test_benchmark_reports_every_field():
+  result = _run()
+  assert result["devices"] == jax.device_count() and result["parallel"] == "jit"
+  assert result["grad_allreduce"] == "xla"
+  for key in ("examples_per_sec", "examples_per_sec_resident", "step_ms", "compile_s",
+              "peak_flops"):
+    assert result[key] > 0 and math.isfinite(result[key]), key
+  assert result["flops_per_step"] is None or result["flops_per_step"] > 0
+  assert math.isfinite(result["input_overhead"])
+
+
+def test_benchmark_runs_the_flat_allreduce_step():
+  assert _run(grad_allreduce="flat")["grad_allreduce"] == "flat"
