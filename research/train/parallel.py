@@ -11,10 +11,15 @@ Both backends expose one interface so the loop does not care which runs:
                                         (what checkpoints and evals see)
   backend.from_canonical(state)      -> placed state
   backend.abstract_state(init_fn)    -> ShapeDtypeStructs with shardings, for restore
+  backend.axis_name                  -> the step's mapped axis name, or None (implicit)
+  backend.flat_allreduce             -> the step averages one raveled buffer
+  backend.per_device_metrics         -> metrics carry a leading device axis (pmap)
 
 'jit' is the default (the modern way: a global batch sharded on a 'data' mesh
-axis, XLA inserts the collectives). 'pmap' is kept because it is what many
-published JAX code bases use; tests prove both give the same update.
+axis, XLA inserts the collectives; with config.grad_allreduce='flat' the step
+runs under `jax.shard_map` with explicit ones instead). 'pmap' is kept because
+it is what many published JAX code bases use; tests prove all of them give the
+same update.
 """
 from __future__ import annotations
 
