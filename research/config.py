@@ -144,9 +144,7 @@ def validate(config: ConfigDict) -> None:
   if config.parallel not in parallel.BACKENDS:
     raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
                      f"{', '.join(parallel.BACKENDS)}.")
-  if config.grad_allreduce not in parallel.GRAD_ALLREDUCE:
-    raise ValueError(f"Unknown config.grad_allreduce {config.grad_allreduce!r}; valid: "
-                     f"{', '.join(parallel.GRAD_ALLREDUCE)}.")
+  parallel.check_grad_allreduce(config.grad_allreduce)
   if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
     raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "
                      f"{config.cpu_host_devices!r}.")
@@ -185,6 +183,24 @@ def finalize(config: ConfigDict, path: str, arg: str | None) -> ConfigDict:
     config.experiment = f"{name}:{arg}" if arg else name
   config.lock()
   validate(config)
+  return config
+
+
+def finalize_flag(config: ConfigDict, flag_name: str = "config") -> ConfigDict:
+  """`finalize` for an entry point's `config_flags.DEFINE_config_file` flag.
+
+  The flag's value is "path.py:arg"; ml_collections keeps the path and the
+  overrides, and the arg is kept here so the workdir records the full
+  experiment. Also asks for the config's XLA host devices
+  (`cpu_host_devices`), which must happen before JAX starts a backend.
+  """
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  from research import xla_flags  # pylint: disable=import-outside-toplevel
+
+  path, _, arg = config_flags.get_config_filename(flags.FLAGS[flag_name]).partition(":")
+  config = finalize(config, path, arg or None)
+  xla_flags.set_host_devices(config.cpu_host_devices)
   return config
 
 

@@ -23,9 +23,7 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   quiet_logs()
   del argv
-  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
-  config = config_lib.finalize(_CONFIG.value, path, arg or None)
-  xla_flags.set_host_devices(config.cpu_host_devices)  # before anything starts JAX's backend
+  config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   print(json.dumps(benchmark.benchmark(config, steps=_STEPS.value)), flush=True)
 
 

@@ -363,9 +363,7 @@ def jax_runner(config):
 
 def main(argv):
   del argv
-  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
-  config = config_lib.finalize(_CONFIG.value, path, arg or None)
-  xla_flags.set_host_devices(config.cpu_host_devices)  # before anything starts JAX's backend
+  config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   if _EQUIVALENCE.value:
     print(json.dumps(dict(experiment=config.experiment,
                           **check_equivalence(config, _EQUIVALENCE.value))), flush=True)

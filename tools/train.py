@@ -26,11 +26,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   distributed.initialize()
-  # The flag's value is "path.py:arg"; ml_collections keeps the path and the
-  # overrides, and we keep the arg so the workdir records the full experiment.
-  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
-  config = config_lib.finalize(_CONFIG.value, path, arg or None)
-  xla_flags.set_host_devices(config.cpu_host_devices)  # before anything starts JAX's backend
+  config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   loop.run(config, _WORKDIR.value)
 
 

@@ -27,9 +27,7 @@ def main(argv):
   quiet_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
-  config = config_lib.finalize(_CONFIG.value, path, arg or None)
-  xla_flags.set_host_devices(config.cpu_host_devices)  # before anything starts JAX's backend
+  config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   results = walk_forward.run(config, _WORKDIR.value)
   print(json.dumps(results, indent=2))
 

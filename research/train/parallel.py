@@ -78,9 +78,13 @@ def wants_flat_allreduce(mode: str, devices: Sequence[jax.Device]) -> bool:
   fixed-length LM windows, as in gpt_cpu); it does not for padded or masked
   targets (MLM) or in-batch-softmax retrieval, so leave those on 'xla'.
   """
+  check_grad_allreduce(mode)
+  return mode == "flat" and len(devices) > 1
+
+
+def check_grad_allreduce(mode: str) -> None:
   if mode not in GRAD_ALLREDUCE:
     raise ValueError(f"Unknown config.grad_allreduce {mode!r}; valid: {', '.join(GRAD_ALLREDUCE)}.")
-  return mode == "flat" and len(devices) > 1
 
 
 class OneInFlight:
