@@ -64,6 +64,11 @@ def base_config() -> ConfigDict:
   # several CPU host devices, with pmap's per-device loss semantics; see
   # research.train.parallel.wants_flat_allreduce before turning it on).
   c.grad_allreduce = "xla"
+  # Training steps per compiled call (Keras' steps_per_execution): n > 1 runs
+  # n steps in one `lax.scan`, one dispatch and one host round trip per n
+  # steps; for steps of a few ms, where launching a step costs as much as
+  # running it. Same updates as n single steps (research.train.loop).
+  c.steps_per_call = 1
   c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
                            label_key="label", label_smoothing=0.0))
   c.data = ConfigDict(dict(
@@ -145,6 +150,7 @@ def validate(config: ConfigDict) -> None:
     raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
                      f"{', '.join(parallel.BACKENDS)}.")
   parallel.check_grad_allreduce(config.grad_allreduce)
+  parallel.check_steps_per_call(config.steps_per_call)
   if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
     raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "
                      f"{config.cpu_host_devices!r}.")

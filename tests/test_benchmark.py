@@ -20,7 +20,7 @@ def _run(**overrides):
 def test_benchmark_reports_every_field():
   result = _run()
   assert result["devices"] == jax.device_count() and result["parallel"] == "jit"
-  assert result["grad_allreduce"] == "xla"
+  assert result["grad_allreduce"] == "xla" and result["steps_per_call"] == 1
   for key in ("examples_per_sec", "examples_per_sec_resident", "step_ms", "compile_s",
               "peak_flops"):
     assert result[key] > 0 and math.isfinite(result[key]), key
@@ -30,3 +30,9 @@ def test_benchmark_reports_every_field():
 
 def test_benchmark_runs_the_flat_allreduce_step():
   assert _run(grad_allreduce="flat")["grad_allreduce"] == "flat"
+
+
+def test_benchmark_times_steps_per_call():
+  result = _run(steps_per_call=3)
+  assert result["steps_per_call"] == 3
+  assert result["step_ms"] > 0 and result["flops_per_step"] > 0

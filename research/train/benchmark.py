@@ -2,8 +2,9 @@
 
 Numbers (one JSON object):
   examples_per_sec  global examples per second, fed by the real input pipeline
-  step_ms           median wall time of one step, batch already on device, synchronised per step
-  compile_s         lowering + XLA compilation of the train step
+  step_ms           median wall time of one step, batch already on device, synchronised per
+                    call (a call runs config.steps_per_call steps; its time / steps)
+  compile_s         lowering + XLA compilation of the train step (of all steps of one call)
   flops_per_step    XLA's cost analysis of the compiled step (forward + backward + update)
   peak_flops        a large float32 matmul measured here, in this run (the machine's practical peak)
   mfu               flops_per_step / device-resident step time / peak_flops
@@ -48,24 +49,35 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   builder.compile_steps(run)
   state = backend.init_state(run.init_fn)
   it = builder.train_iterator(run)
-  batch = backend.put_batch(next(it))
+  # One call runs config.steps_per_call steps, as in the loop; times are per step.
+  per_call = backend.steps_per_call
+  if per_call > 1:
+    feed = lambda: backend.put_batches([next(it) for _ in range(per_call)])
+    lower = backend.lower_train_steps
+  else:
+    feed = lambda: backend.put_batch(next(it))
+    lower = backend.lower_train_step
+  calls = max(1, -(-steps // per_call))
+  batch = feed()
 
   t0 = time.perf_counter()
-  compiled = backend.lower_train_step(state, batch).compile()
+  compiled = lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
-  flops = _flops(compiled)
+  # FLOPs of one step (XLA's cost analysis counts a loop body once).
+  single = backend.put_batch(next(it))
+  flops = _flops(backend.lower_train_step(state, single).compile())
 
   for _ in range(warmup):
     state, metrics = backend.dispatch(compiled, state, batch)
   jax.block_until_ready(metrics)
 
-  # Latency per step, batch on device, synchronised each step.
+  # Latency per step, batch on device, synchronised each call.
   times = []
-  for _ in range(steps):
+  for _ in range(calls):
     t = time.perf_counter()
     state, metrics = backend.dispatch(compiled, state, batch)
     jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t)
+    times.append((time.perf_counter() - t) / per_call)
   step_s = statistics.median(times)
 
   # Throughput with the batch on device (the ideal input pipeline) and fed by
@@ -76,18 +88,18 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   def resident_round():
     nonlocal state
     t = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(calls):
       state, metrics = backend.dispatch(compiled, state, batch)
     jax.block_until_ready(metrics)
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / (calls * per_call)
 
   def fed_round():
     nonlocal state
     t = time.perf_counter()
-    for _ in range(steps):
-      state, metrics = backend.dispatch(compiled, state, backend.put_batch(next(it)))
+    for _ in range(calls):
+      state, metrics = backend.dispatch(compiled, state, feed())
     jax.block_until_ready(metrics)
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / (calls * per_call)
 
   for _ in range(warmup):
     next(it)
@@ -100,7 +112,7 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   peak = measure_matmul_peak()
   result = dict(
       experiment=config.experiment, devices=backend.num_devices, parallel=config.parallel,
-      grad_allreduce="flat" if backend.flat_allreduce else "xla",
+      grad_allreduce="flat" if backend.flat_allreduce else "xla", steps_per_call=per_call,
       global_batch=config.batch_size, examples_per_sec=config.batch_size / fed_s,
       examples_per_sec_resident=config.batch_size / resident_s, step_ms=step_s * 1e3,
       compile_s=compile_s, flops_per_step=flops, peak_flops=peak,

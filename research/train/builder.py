@@ -101,7 +101,8 @@ def compile_steps(run: Run) -> None:
   train_step = step_lib.make_train_step(run.model, run.tx, run.task, run.lr_schedule,
                                         accum_steps=accum, axis_name=run.backend.axis_name,
                                         flat_allreduce=run.backend.flat_allreduce)
-  run.backend.compile(train_step, step_lib.make_predict(run.model, run.task))
+  run.backend.compile(train_step, step_lib.make_predict(run.model, run.task),
+                      steps_per_call=int(run.config.get("steps_per_call", 1)))
 
 
 def train_iterator(run: Run):

@@ -82,13 +82,20 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
     # Training time excludes this run's periodic evaluations (reported apart).
     train_time = lambda: (train_seconds + time.perf_counter() - t_start
                           - (eval_seconds - restored_eval_seconds))
+    per_call = r.backend.steps_per_call
+    events = [c.log_every_steps, ckpt_every] + [e.every_steps for e in evaluators]
     while step < r.total_steps:
-      host_batch = next(train_iter)
-      data_state = train_iter.get_state()  # position *after* this batch: saved with step+1
-      state, metrics = r.backend.train_step(state, r.backend.put_batch(host_batch))
-      step += 1
+      n = _steps_this_call(step, r.total_steps, per_call, events)
+      host_batches = [next(train_iter) for _ in range(n)]
+      data_state = train_iter.get_state()  # position *after* these batches: saved with step+n
+      if n == 1:
+        state, metrics = r.backend.train_step(state, r.backend.put_batch(host_batches[0]))
+      else:
+        state, metrics = r.backend.train_steps(state, r.backend.put_batches(host_batches))
+      first_call = step == start
+      step += n
       pending.append(metrics)
-      if step == start + 1:
+      if first_call:
         jax.block_until_ready(metrics)
         progress.first_step_done(step)
       is_last = step == r.total_steps
@@ -155,17 +162,37 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   return dict(result, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint)
 
 
+def _steps_this_call(step: int, total: int, per_call: int, event_every) -> int:
+  """Steps the next call runs: `per_call` (config.steps_per_call) when the call
+  starts on a multiple of it, ends by `total` and no log, evaluation or
+  checkpoint (every `event_every` steps; 0 = never) falls strictly inside it,
+  since those happen between calls; else 1. So at most two programs are
+  compiled (one step, `per_call` steps) and every event keeps its exact step;
+  events off the multiples of `per_call` cost a few single steps around them.
+  """
+  end = step + per_call
+  if per_call == 1 or step % per_call or end > total:
+    return 1
+  if any(every and (end - 1) // every > step // every for every in event_every):
+    return 1
+  return per_call
+
+
+def _per_step(value, per_device: bool) -> np.ndarray:
+  """One call's metric -> [steps]: jit gives [] or [n]; pmap [devices] or [devices, n]."""
+  value = np.asarray(value, np.float64)
+  return (value[0] if per_device else value).reshape(-1)
+
+
 def _log_train(pending, step, r, writer, progress, ckpt) -> None:
   """Fetches the metrics of the steps since the last log; stops on NaN/Inf."""
   values = jax.device_get(pending)
   metrics = {}
   for key in values[0]:
-    series = np.asarray([v[key] for v in values], np.float64)
-    if r.backend.per_device_metrics:
-      series = series.reshape(len(values), -1)[:, 0]
+    series = np.concatenate([_per_step(v[key], r.backend.per_device_metrics) for v in values])
     bad = ~np.isfinite(series)
     if bad.any():
-      first = step - len(values) + 1 + int(np.argmax(bad))
+      first = step - len(series) + 1 + int(np.argmax(bad))
       good = ckpt.latest_step()
       kept = (f"the last good checkpoint is step {good} in {ckpt.directory}; rerunning resumes "
               "from it" if good is not None else "no checkpoint had been saved yet")
@@ -235,7 +262,8 @@ def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, f
 
 @contextlib.contextmanager
 def _on_sigterm(callback):
-  """SIGTERM asks the loop to checkpoint and stop at the next step boundary."""
+  """SIGTERM asks the loop to checkpoint and stop at the next call boundary (after
+  at most config.steps_per_call steps)."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return

@@ -3,9 +3,12 @@
 Both backends expose one interface so the loop does not care which runs:
 
   backend.init_state(init_fn)        -> state placed for the step
-  backend.compile(train_step, predict)
+  backend.compile(train_step, predict, steps_per_call=1)
   backend.put_batch(host_batch)      -> device batch (per-process data in)
   backend.train_step(state, batch)   -> (state, metrics)      (state donated)
+  backend.put_batches(host_batches)  -> n batches stacked on a leading steps axis
+  backend.train_steps(state, batches) -> (state, metrics [n]): n steps, one call
+                                        (when compiled with steps_per_call > 1)
   backend.predict(state, batch)      -> outputs, global [batch, ...]
   backend.canonical(state)           -> state as one unreplicated global pytree
                                         (what checkpoints and evals see)
@@ -28,6 +31,8 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from research.train.step import scan_steps
 
 PMAP_AXIS = "batch"
 BACKENDS = ("jit", "pmap")
@@ -87,6 +92,12 @@ def check_grad_allreduce(mode: str) -> None:
     raise ValueError(f"Unknown config.grad_allreduce {mode!r}; valid: {', '.join(GRAD_ALLREDUCE)}.")
 
 
+def check_steps_per_call(n) -> int:
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"config.steps_per_call must be an integer >= 1, got {n!r}.")
+  return n
+
+
 class OneInFlight:
   """Runs compiled steps with at most one in flight when `sync_steps`.
 
@@ -96,7 +107,9 @@ class OneInFlight:
   """
 
   sync_steps = False
+  steps_per_call = 1
   _in_flight = None
+  _train_steps = None
 
   def dispatch(self, fn: Callable, *args):
     """fn(*args), after the previous `dispatch`'s outputs are ready (if `sync_steps`)."""
@@ -108,6 +121,15 @@ class OneInFlight:
         x.block_until_ready()
     self._in_flight = fn(*args)
     return self._in_flight
+
+  def train_steps(self, state, batches):
+    """`steps_per_call` steps in one dispatch: batches from `put_batches` -> (state, metrics [n])."""
+    if self._train_steps is None:
+      raise ValueError("train_steps needs compile(..., steps_per_call=n) with n > 1.")
+    return self.dispatch(self._train_steps, state, batches)
+
+  def lower_train_steps(self, state, batches):
+    return self._train_steps.lower(state, batches)
 
 
 class JitBackend(OneInFlight):
@@ -127,6 +149,7 @@ class JitBackend(OneInFlight):
     self.mesh = Mesh(np.asarray(devices), ("data",))
     self.replicated = NamedSharding(self.mesh, P())
     self.data_sharding = NamedSharding(self.mesh, P("data"))
+    self.steps_sharding = NamedSharding(self.mesh, P(None, "data"))  # [steps, batch, ...]
     self.num_devices = len(devices)
     self.sync_steps = needs_step_sync(devices)
     self.flat_allreduce = wants_flat_allreduce(grad_allreduce, devices)
@@ -144,7 +167,15 @@ class JitBackend(OneInFlight):
     shardings = jax.tree.map(lambda s: s.sharding, self.abstract_state(init_fn))
     return jax.jit(init_fn, out_shardings=shardings)()
 
-  def compile(self, train_step: Callable, predict: Callable) -> None:
+  def compile(self, train_step: Callable, predict: Callable, *, steps_per_call: int = 1) -> None:
+    self.steps_per_call = check_steps_per_call(steps_per_call)
+    self._train_step = self._jit_step(train_step, self.data_sharding)
+    if steps_per_call > 1:
+      self._train_steps = self._jit_step(scan_steps(train_step), self.steps_sharding)
+    self._predict = jax.jit(predict, in_shardings=(self.replicated, self.data_sharding),
+                            out_shardings=self.data_sharding)
+
+  def _jit_step(self, step: Callable, batch_sharding: NamedSharding):
     if self.axis_name is not None:
       # Each device sees its slice of the batch and the whole state; the step
       # averages across 'data' itself, so its outputs are replicated (P()).
@@ -152,18 +183,21 @@ class JitBackend(OneInFlight):
       # replicated params leaf by leaf (the transpose of their implicit
       # broadcast), which is exactly the per-leaf all-reduce this avoids; the
       # step then has pmap's semantics, which the agreement tests pin down.
-      train_step = jax.shard_map(train_step, mesh=self.mesh, in_specs=(P(), P("data")),
-                                 out_specs=(P(), P()), check_vma=False)
-    self._train_step = jax.jit(
-        train_step, in_shardings=(self.replicated, self.data_sharding),
-        out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
-    self._predict = jax.jit(predict, in_shardings=(self.replicated, self.data_sharding),
-                            out_shardings=self.data_sharding)
+      step = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_sharding.spec),
+                           out_specs=(P(), P()), check_vma=False)
+    return jax.jit(step, in_shardings=(self.replicated, batch_sharding),
+                   out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Per-process host batch [local_batch, ...] -> global array sharded on 'data'."""
     return {k: jax.make_array_from_process_local_data(self.data_sharding, np.asarray(v))
             for k, v in batch.items()}
+
+  def put_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> dict[str, jax.Array]:
+    """n per-process host batches -> global arrays [n, batch, ...] sharded on the batch axis."""
+    return {k: jax.make_array_from_process_local_data(
+                self.steps_sharding, np.stack([np.asarray(b[k]) for b in batches]))
+            for k in batches[0]}
 
   def train_step(self, state, batch):
     return self.dispatch(self._train_step, state, batch)
@@ -215,9 +249,13 @@ class PmapBackend(OneInFlight):
   def init_state(self, init_fn: Callable[[], Any]):
     return self.from_canonical(jax.jit(init_fn)())
 
-  def compile(self, train_step: Callable, predict: Callable) -> None:
+  def compile(self, train_step: Callable, predict: Callable, *, steps_per_call: int = 1) -> None:
+    self.steps_per_call = check_steps_per_call(steps_per_call)
     self._train_step = jax.pmap(train_step, axis_name=PMAP_AXIS, devices=self.devices,
                                 donate_argnums=(0,))
+    if steps_per_call > 1:
+      self._train_steps = jax.pmap(scan_steps(train_step), axis_name=PMAP_AXIS,
+                                   devices=self.devices, donate_argnums=(0,))
     self._predict = jax.pmap(predict, axis_name=PMAP_AXIS, devices=self.devices)
 
   def _split(self, x: np.ndarray) -> np.ndarray:
@@ -228,6 +266,12 @@ class PmapBackend(OneInFlight):
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     return {k: jax.device_put(self._split(np.asarray(v)), self._stacked) for k, v in batch.items()}
+
+  def put_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> dict[str, jax.Array]:
+    """n host batches -> [devices, n, per_device, ...] (each device scans its own n slices)."""
+    return {k: jax.device_put(np.stack([self._split(np.asarray(b[k])) for b in batches], axis=1),
+                              self._stacked)
+            for k in batches[0]}
 
   def train_step(self, state, batch):
     return self.dispatch(self._train_step, state, batch)

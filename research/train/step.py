@@ -73,6 +73,23 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
   return train_step
 
 
+def scan_steps(train_step: Callable) -> Callable:
+  """`train_step` -> `train_steps(state, batches) -> (state, metrics)`: n steps in one call.
+
+  batches: every leaf [n, batch, ...] (n steps' batches stacked); metrics:
+  every leaf [n] (step i's metrics at i). The n steps run in a `lax.scan`,
+  so one compiled program and one dispatch serve n updates
+  (config.steps_per_call; Keras calls it steps_per_execution). Each step is
+  the same `train_step`, keyed by `state.step`, so the updates are those of n
+  single calls.
+  """
+
+  def train_steps(state: TrainState, batches: Mapping[str, jax.Array]):
+    return jax.lax.scan(train_step, state, batches)
+
+  return train_steps
+
+
 def _flat_pmean(tree, axis_name: str):
   """`pmean` of a pytree as one raveled buffer [total size] (one collective operand).
 
