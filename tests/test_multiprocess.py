@@ -50,12 +50,16 @@ def test_two_processes_train_checkpoint_and_evaluate(tmp_path):
   assert again["params_fingerprint"] == summary["params_fingerprint"]
 
 
-def test_two_processes_flat_allreduce(tmp_path):
+def test_two_processes_flat_allreduce_and_steps_per_call(tmp_path):
   """grad_allreduce='flat' (the step under shard_map, one raveled pmean) also
-  runs with its collective crossing the process boundary."""
-  codes, outputs = _launch(tmp_path, _free_port(), extra=("--config.grad_allreduce=flat",))
+  runs with its collective crossing the process boundary, here 3 steps per
+  call (each process stacks its own shard of 3 batches: steps 1-3 and 4-6)."""
+  codes, outputs = _launch(tmp_path, _free_port(), extra=(
+      "--config.grad_allreduce=flat", "--config.steps_per_call=3", "--config.log_every_steps=3"))
   assert codes == [0, 0], "\n---\n".join(o[-3000:] for o in outputs)
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["step"] == 6 and summary["devices"] == 4
   assert 0.0 < summary["test/loss"] < 10.0
+  logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in logged if "train/loss" in l] == [3, 6]
   assert summary["test/num_examples"] == 360

@@ -357,8 +357,7 @@ def jax_runner(config):
   vocab = run.model.vocab_size
   for key in (run.task.input_key, run.task.target_key):
     host[key] = rng.integers(0, vocab, host[key].shape).astype(host[key].dtype)
-  return jax_step_runner(run.backend, run.backend.init_state(run.init_fn),
-                         run.backend.put_batch(host)), run
+  return jax_step_runner(run.backend, run.backend.init_state(run.init_fn), host), run
 
 
 def main(argv):

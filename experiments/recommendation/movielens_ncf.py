@@ -24,6 +24,7 @@ def get_config(arg=None):
   arg = parse_arg(arg, variants=VARIANTS, gmf="runs/ml_gmf", mlp="runs/ml_mlp", **_common.ARGS)
   c = base_config()
   _common.data_config(c, arg, view="pointwise", split_by="leave_last_out")
+  c.steps_per_call = _common.STEPS_PER_CALL
   c.data.pp_train = "sample_negatives(num=4)"
   c.task = ConfigDict(dict(name="pointwise", input_keys=("user", "items")))
   kind = "neumf" if arg.variant.startswith("neumf") else arg.variant

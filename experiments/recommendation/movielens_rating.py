@@ -25,6 +25,7 @@ def get_config(arg=None):
   arg = parse_arg(arg, variants=tuple(MODELS), **_common.ARGS)
   c = base_config()
   _common.data_config(c, arg, view="ratings", split_by="random")
+  c.steps_per_call = _common.STEPS_PER_CALL
   c.task = ConfigDict(dict(name="rating", reg=REG[arg.variant]))
   # num_users / num_items / rating_mean: None = from the training split.
   c.model = ConfigDict(dict(MODELS[arg.variant], num_users=None, num_items=None,

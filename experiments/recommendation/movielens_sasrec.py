@@ -18,6 +18,7 @@ def get_config(arg=None):
   arg = parse_arg(arg, variants=VARIANTS, max_len=50, **_common.ARGS)
   c = base_config()
   _common.data_config(c, arg, view="sequence", split_by="leave_last_out")
+  c.steps_per_call = _common.STEPS_PER_CALL
   c.data.options.max_len = arg.max_len
   c.data.pp_train = "sequence_negatives(num=1)"
   c.task = ConfigDict(dict(name="pointwise", input_keys=("history", "candidates")))

@@ -18,6 +18,7 @@ def get_config(arg=None):
   arg = parse_arg(arg, variants=VARIANTS, **_common.ARGS)
   c = base_config()
   _common.data_config(c, arg, view="retrieval", split_by="leave_last_out")
+  c.steps_per_call = _common.STEPS_PER_CALL
   c.task = ConfigDict(dict(name="in_batch_softmax", input_keys=("user", "item"),
                            logq_correction=True))
   c.model = ConfigDict(dict(name="two_tower", num_users=None, num_items=None, dim=64,
