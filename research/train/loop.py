@@ -168,7 +168,8 @@ def _steps_this_call(step: int, total: int, per_call: int, event_every) -> int:
   checkpoint (every `event_every` steps; 0 = never) falls strictly inside it,
   since those happen between calls; else 1. So at most two programs are
   compiled (one step, `per_call` steps) and every event keeps its exact step;
-  events off the multiples of `per_call` cost a few single steps around them.
+  events off the multiples of `per_call` cost a few single steps around them
+  (and the single step's compile, the first time, counts as training time).
   """
   end = step + per_call
   if per_call == 1 or step % per_call or end > total:
