@@ -1,4 +1,5 @@
-"""The jit-sharded step, the pmap step and a single-device step give the same update.
+"""The jit-sharded step, the pmap step and a single-device step give the same update
+(and n steps in one scanned call, config.steps_per_call, the same as n calls).
 
 Same initial state, same global batch, BatchNorm included: under implicit jit
 the batch statistics are over the global batch automatically; under pmap and
@@ -16,7 +17,8 @@ from research import config as config_lib
 from research.train import builder
 
 
-def _config(parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla"):
+def _config(parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla",
+            steps_per_call: int = 1):
   c = config_lib.base_config()
   c.data.name = "synthetic"
   c.data.options = config_lib.ConfigDict(dict(
@@ -28,6 +30,7 @@ def _config(parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla"):
   c.optimizer.accum_steps = accum_steps
   c.parallel = parallel
   c.grad_allreduce = grad_allreduce
+  c.steps_per_call = steps_per_call
   c.evals.test = config_lib.eval_config("classification", "test")
   return config_lib.finalize(c, "tests/parallel", None)
 
@@ -124,3 +127,30 @@ def test_flat_allreduce_is_one_collective_operand():
 def test_unknown_grad_allreduce_is_refused():
   with pytest.raises(ValueError, match="grad_allreduce"):
     _config("jit", grad_allreduce="ring")
+
+
+@pytest.mark.parametrize("parallel, num_devices, mode", [
+    ("jit", 1, "xla"), ("jit", 2, "xla"), ("jit", 2, "flat"), ("pmap", 2, "xla")])
+def test_train_steps_equal_single_steps(parallel, num_devices, mode):
+  """steps_per_call: 3 steps in one scanned call give the per-step losses and
+  the state of 3 single calls, BatchNorm statistics and optax.MultiSteps'
+  accumulator (accum_steps=2) included."""
+  run = builder.build(_config(parallel, accum_steps=2, grad_allreduce=mode, steps_per_call=3),
+                      devices=jax.devices()[:num_devices])
+  builder.compile_steps(run)
+  it = builder.train_iterator(run)
+  host = [next(it) for _ in range(3)]
+  single, losses = run.backend.init_state(run.init_fn), []
+  for batch in host:
+    single, metrics = run.backend.train_step(single, run.backend.put_batch(batch))
+    losses.append(run.backend.scalar_metrics(metrics)["loss"])
+  chunked = run.backend.init_state(run.init_fn)
+  chunked, metrics = run.backend.train_steps(chunked, run.backend.put_batches(host))
+  series = np.asarray(jax.device_get(metrics["loss"]))
+  if run.backend.per_device_metrics:
+    series = series[0]
+  np.testing.assert_allclose(series, losses, rtol=1e-5)
+  a, b = jax.device_get(run.backend.canonical(chunked)), jax.device_get(run.backend.canonical(single))
+  assert int(a.step) == int(b.step) == 3
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))
