@@ -129,3 +129,14 @@ def test_chunked_run_resumes_from_an_unaligned_step(tmp_path, calls):
 def test_steps_per_call_must_be_a_positive_integer():
   with pytest.raises(ValueError, match="config.steps_per_call must be an integer >= 1"):
     _config(0)
+
+
+def test_convolutional_model_on_cpu_is_warned_about(caplog):
+  from research.train import builder  # pylint: disable=import-outside-toplevel
+  cnn = builder.build(config_lib.load("experiments/vision/digits.py:cnn,smoke=True",
+                                      {"steps_per_call": 2}), devices=jax.devices()[:1])
+  with caplog.at_level("WARNING", logger="research.train.builder"):
+    builder.compile_steps(cnn)
+  assert "steps_per_call=2 with a convolutional model on CPU" in caplog.text
+  mlp = builder.build(_config(2), devices=jax.devices()[:1])
+  assert not builder.warn_if_scanned_steps_are_slow(mlp)

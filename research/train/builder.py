@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 from typing import Any, Callable
 
 import jax
@@ -21,6 +22,8 @@ from research.data import pipeline
 from research.metrics import evaluators as evaluators_lib
 from research.models import build_model
 from research.train import durations, optim, parallel, state as state_lib, step as step_lib
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -101,8 +104,28 @@ def compile_steps(run: Run) -> None:
   train_step = step_lib.make_train_step(run.model, run.tx, run.task, run.lr_schedule,
                                         accum_steps=accum, axis_name=run.backend.axis_name,
                                         flat_allreduce=run.backend.flat_allreduce)
+  steps_per_call = int(run.config.get("steps_per_call", 1))
+  if steps_per_call > 1:
+    warn_if_scanned_steps_are_slow(run)
   run.backend.compile(train_step, step_lib.make_predict(run.model, run.task),
-                      steps_per_call=int(run.config.get("steps_per_call", 1)))
+                      steps_per_call=steps_per_call)
+
+
+def warn_if_scanned_steps_are_slow(run: Run) -> bool:
+  """Warns (and returns True) for config.steps_per_call > 1 with a convolutional
+  model on CPU: inside the scan's loop body XLA CPU (jaxlib 0.10.2) runs the
+  weight-gradient convolutions on a slow generic path (research.train.step.
+  scan_steps; digits:cnn 2.6 -> 14.6 ms/step). Traces the init (its forward
+  pass) once, no compilation."""
+  if jax.default_backend() != "cpu":
+    return False
+  if "conv_general_dilated" not in str(jax.make_jaxpr(run.init_fn)()):
+    return False
+  log.warning("config.steps_per_call=%d with a convolutional model on CPU: XLA CPU runs the "
+              "weight-gradient convolutions inside the multi-step loop on a slow path "
+              "(vision/digits:cnn 2.6 -> 14.6 ms/step). Set --config.steps_per_call=1, or "
+              "compare both with python -m tools.benchmark.", run.config.steps_per_call)
+  return True
 
 
 def train_iterator(run: Run):
