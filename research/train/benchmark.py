@@ -63,9 +63,13 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   t0 = time.perf_counter()
   compiled = lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
-  # FLOPs of one step (XLA's cost analysis counts a loop body once).
-  single = backend.put_batch(next(it))
-  flops = _flops(backend.lower_train_step(state, single).compile())
+  # FLOPs of one step (XLA's cost analysis counts a loop body once, so a
+  # multi-step call's own count is not n steps' worth).
+  if per_call > 1:
+    compiled_one = backend.lower_train_step(state, backend.put_batch(next(it))).compile()
+  else:
+    compiled_one = compiled
+  flops = _flops(compiled_one)
 
   for _ in range(warmup):
     state, metrics = backend.dispatch(compiled, state, batch)
