@@ -5,6 +5,8 @@
       [--config=experiments/nlp/shakespeare_char.py:gpt_cpu]
   # nanoGPT's own validation loss for the config on this machine (full training):
   RESEARCH_DATA_DIR=... python -m tools.compare_torch_gpt --train --seeds=1337,1,2
+  # ... and with the recipe nanoGPT had when its README quoted the CPU loss:
+  RESEARCH_DATA_DIR=... python -m tools.compare_torch_gpt --train --early_recipe --seeds=1337,1,2
 
 The PyTorch side is karpathy/nanoGPT's model.py GPT (CausalSelfAttention with
 F.scaled_dot_product_attention(is_causal=True), MLP with exact GELU,
@@ -65,6 +67,11 @@ _DRAWS = flags.DEFINE_integer(
     "estimate_draws", 0, "--train: after training, repeat nanoGPT's validation estimate this "
     "many times with fresh windows and report their mean and standard deviation (how noisy "
     "one estimate is).")
+_EARLY = flags.DEFINE_bool(
+    "early_recipe", False, "--train: nanoGPT's recipe of early 2023 (when its README first "
+    "quoted the CPU config's loss) instead of today's: minGPT's configure_optimizers (only "
+    "nn.Linear weights decay, so the tied wte/lm_head and wpe do not), new_gelu's tanh "
+    "approximation, and warmup lr * it / warmup_iters (0 at iteration 0).")
 _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", None, "torch.set_num_threads (default: torch's, = cores). With the cores "
     "busy with other work, 2 OpenMP threads on 2 cores ran 30-50x slower (1.7 s/iter vs 34 ms).")
@@ -73,8 +80,11 @@ _TOOL = "tools.compare_torch_gpt"
 
 
 def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
-            bias: bool, lr: float, betas: tuple[float, float], weight_decay: float, seed: int = 1337):
-  """nanoGPT's GPT (model.py) and AdamW (configure_optimizers) -> (model, optimizer)."""
+            bias: bool, lr: float, betas: tuple[float, float], weight_decay: float, seed: int = 1337,
+            early: bool = False):
+  """nanoGPT's GPT (model.py) and AdamW (configure_optimizers) -> (model, optimizer).
+
+  early: the early-2023 model and decay groups (see --early_recipe)."""
   torch = import_torch(_TOOL)
   if _TORCH_THREADS.value:
     torch.set_num_threads(_TORCH_THREADS.value)
@@ -110,7 +120,7 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
     def __init__(self):
       super().__init__()
       self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
-      self.gelu = nn.GELU()
+      self.gelu = nn.GELU(approximate="tanh" if early else "none")
       self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
 
     def forward(self, x):
@@ -162,9 +172,13 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
   model = GPT()
   model.train()
   # nanoGPT's configure_optimizers: decay >= 2-D params, fused only on CUDA.
+  # Early 2023 (minGPT's version): nn.Linear weights only; lm_head is tied to
+  # wte, an nn.Embedding, so it was not decayed either.
   params = [p for p in model.parameters() if p.requires_grad]
-  groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+  embeddings = {id(model.transformer.wte.weight), id(model.transformer.wpe.weight)}
+  decays = [p.dim() >= 2 and not (early and id(p) in embeddings) for p in params]
+  groups = [{"params": [p for p, d in zip(params, decays) if d], "weight_decay": weight_decay},
+            {"params": [p for p, d in zip(params, decays) if not d], "weight_decay": 0.0}]
   opt = torch.optim.AdamW(groups, lr=lr, betas=betas, fused=False)
   return model, opt
 
@@ -205,7 +219,8 @@ def train_nanogpt(config, seed: int) -> dict:
   block, batch = m.block_size, config.batch_size
   model, opt = nanogpt(vocab_size=data.tokenizer.vocab_size, block_size=block,
                        n_layer=m.num_layers, n_head=m.num_heads, n_embd=m.embed_dim, bias=m.bias,
-                       lr=o.lr, betas=(o.b1, o.b2), weight_decay=o.weight_decay, seed=seed)
+                       lr=o.lr, betas=(o.b1, o.b2), weight_decay=o.weight_decay, seed=seed,
+                       early=_EARLY.value)
   eval_iters = config.evals.val_sampled.num_batches
   warmup, total = sch.warmup_steps, config.total_steps
   min_lr = o.lr * sch.end_factor
@@ -218,7 +233,7 @@ def train_nanogpt(config, seed: int) -> dict:
 
   def get_lr(it):
     if it < warmup:
-      return o.lr * (it + 1) / (warmup + 1)
+      return o.lr * it / warmup if _EARLY.value else o.lr * (it + 1) / (warmup + 1)
     ratio = (it - warmup) / (total - warmup)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (o.lr - min_lr)
 
@@ -371,6 +386,7 @@ def main(argv):
     runs = [train_nanogpt(config, int(seed)) for seed in _SEEDS.value]
     best = [r["best_val"] for r in runs]
     print(json.dumps(dict(experiment=config.experiment, framework="torch (nanoGPT)",
+                          recipe="early 2023" if _EARLY.value else "current",
                           seeds=[r["seed"] for r in runs], best_val=best,
                           mean_best_val=float(np.mean(best)),
                           exact_val=[r["exact_val"] for r in runs],
