@@ -109,6 +109,7 @@ class OneInFlight:
   sync_steps = False
   steps_per_call = 1
   _in_flight = None
+  _train_step = None  # set by the backend's compile()
   _train_steps = None
 
   def dispatch(self, fn: Callable, *args):
@@ -121,6 +122,13 @@ class OneInFlight:
         x.block_until_ready()
     self._in_flight = fn(*args)
     return self._in_flight
+
+  def train_step(self, state, batch):
+    """One step: a batch from `put_batch` -> (state, metrics)."""
+    return self.dispatch(self._train_step, state, batch)
+
+  def lower_train_step(self, state, batch):
+    return self._train_step.lower(state, batch)
 
   def train_steps(self, state, batches):
     """`steps_per_call` steps in one dispatch: batches from `put_batches` -> (state, metrics [n])."""
@@ -199,12 +207,6 @@ class JitBackend(OneInFlight):
                 self.steps_sharding, np.stack([np.asarray(b[k]) for b in batches]))
             for k in batches[0]}
 
-  def train_step(self, state, batch):
-    return self.dispatch(self._train_step, state, batch)
-
-  def lower_train_step(self, state, batch):
-    return self._train_step.lower(state, batch)
-
   def predict(self, state, batch):
     return self.dispatch(self._predict, state, batch)
 
@@ -272,12 +274,6 @@ class PmapBackend(OneInFlight):
     return {k: jax.device_put(np.stack([self._split(np.asarray(b[k])) for b in batches], axis=1),
                               self._stacked)
             for k in batches[0]}
-
-  def train_step(self, state, batch):
-    return self.dispatch(self._train_step, state, batch)
-
-  def lower_train_step(self, state, batch):
-    return self._train_step.lower(state, batch)
 
   def predict(self, state, batch):
     out = self.dispatch(self._predict, state, batch)
