@@ -45,6 +45,11 @@ def get_config(arg=None):
   c.optimizer.name = "adamw"
   c.schedule.name = "cosine"
   c.log_every_steps = 20
+  # 10 steps per compiled call (research.train.loop._steps_this_call): same
+  # weights to the last bit (params fingerprint) for every variant; training
+  # time 4.8 -> 3.7 s (mlp), 2.8 -> 1.9 s (logreg), 19.4 -> 18.8 s
+  # (ft_transformer) on the 2-core machine.
+  c.steps_per_call = 10
   if arg.variant in ("logreg", "scorecard"):
     c.model = ConfigDict(dict(name="tabular_logistic", num_classes=2, cardinalities=None))
     c.optimizer.lr, c.optimizer.weight_decay = 0.05, 0.0
