@@ -69,6 +69,11 @@ def get_config(arg=None):
   c.schedule.name = "cosine"
   c.schedule.warmup_epochs = 1
   c.log_every_steps = 50
+  # 10 steps per compiled call (research.train.loop._steps_this_call): same
+  # weights to the last bit (params fingerprint); training time, default fold,
+  # 2-core machine: transformer 16.4 -> 11.3 s, direction 3.1 -> 2.9 s, lstm
+  # 3.1 s both ways.
+  c.steps_per_call = 10
   # No periodic test evaluation: choosing a checkpoint on the test days would
   # look ahead. The final model is the one evaluated.
   c.ckpt.every_epochs = 10
