@@ -75,6 +75,9 @@ def get_config(arg=None):
     c.optimizer.clip_norm = 1.0
     c.schedule.warmup_steps = 100
   if arg.variant.startswith("bert"):
+    # On a CPU, one half-batch per core: with 10 steps per call 169 -> 154
+    # ms/step (pretrain), 157 -> 139 (finetune). (The bilstm is slower so.)
+    c.cpu_host_devices = 2
     # A smaller vocabulary keeps the MLM head ([batch, 19, vocab] logits)
     # cheap on a CPU; fine-tuning must share it.
     c.data.tokenizer.vocab_size = 2000
