@@ -206,7 +206,8 @@ def train_nanogpt(config, seed: int) -> dict:
   """nanoGPT's train.py on the config's data and sizes; returns its eval history.
 
   Mirrors train.py: `get_batch` draws `batch` windows uniformly with
-  replacement, lr = linear warmup `lr * (it + 1) / (warmup + 1)` then cosine
+  replacement, lr = linear warmup `lr * (it + 1) / (warmup + 1)` (`lr * it / warmup`
+  with --early_recipe) then cosine
   to lr * end_factor at total_steps, evaluation before the update at every
   `eval_interval`-th iteration (0 included, total_steps included) as the mean
   of `num_batches` random-window batches per split, model in eval mode.

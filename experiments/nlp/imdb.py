@@ -76,7 +76,7 @@ def get_config(arg=None):
     c.schedule.warmup_steps = 100
   if arg.variant.startswith("bert"):
     # On a CPU, one half-batch per core: with 10 steps per call 169 -> 154
-    # ms/step (pretrain), 157 -> 139 (finetune). (The bilstm is slower so.)
+    # ms/step (pretrain), 157 -> 139 (finetune). Not the bilstm: 345 -> 512.
     c.cpu_host_devices = 2
     # A smaller vocabulary keeps the MLM head ([batch, 19, vocab] logits)
     # cheap on a CPU; fine-tuning must share it.
