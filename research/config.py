@@ -69,6 +69,18 @@ def base_config() -> ConfigDict:
   # steps; for steps of a few ms, where launching a step costs as much as
   # running it. Same updates as n single steps (research.train.loop).
   c.steps_per_call = 1
+  # The device mesh (research.train.sharding): the batch is split over data x
+  # fsdp, large state leaves over fsdp, heads / MLP / embedding rows over
+  # tensor. -1 takes the devices the other axes leave.
+  c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+  # 'float32' | 'bfloat16' (compute; float32 master weights) | 'auto'
+  # (bfloat16 on GPU/TPU, float32 on CPU); research.train.precision.
+  c.precision = "float32"
+  # Rematerialisation of Transformer blocks: 'none' | 'block' | 'full'.
+  c.remat = "none"
+  # A jax.profiler trace of `num_steps` steps from `start_step` into
+  # <workdir>/profile/ (TensorBoard's profile plugin or xprof open it).
+  c.profile = ConfigDict(dict(start_step=placeholder(int), num_steps=5))
   c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
                            label_key="label", label_smoothing=0.0))
   c.data = ConfigDict(dict(
@@ -129,7 +141,7 @@ def validate(config: ConfigDict) -> None:
   from research.data import ops, registry
   from research.metrics import evaluators
   from research.models import check_model_config
-  from research.train import optim, parallel
+  from research.train import optim, parallel, precision, sharding
 
   if not config.data.name:
     raise ValueError("config.data.name is empty; set the data set to train on.")
@@ -150,6 +162,12 @@ def validate(config: ConfigDict) -> None:
     raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
                      f"{', '.join(parallel.BACKENDS)}.")
   parallel.check_grad_allreduce(config.grad_allreduce)
+  sharding.check_mesh_config(config.mesh.to_dict())
+  precision.check(config)
+  if config.profile.start_step is not None and (config.profile.start_step < 0
+                                                or config.profile.num_steps < 1):
+    raise ValueError(f"config.profile needs start_step >= 0 and num_steps >= 1, got "
+                     f"{config.profile.to_dict()}.")
   parallel.check_steps_per_call(config.steps_per_call)
   if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
     raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "

@@ -1,10 +1,11 @@
 """Faster formulations in the Transformer blocks compute the same GPT.
 
-research.models.transformer rewrites three things for speed on XLA CPU (see
-their docstrings): dense layers as one 2-D matmul (`flat_dot_general`), exact
-GELU via erf instead of erfc (`gelu_exact`), and attention written out with
-heads-major layouts (`softmax_attention` instead of
-`jax.nn.dot_product_attention`). Each must give the same values and gradients
+On CPU the Transformer blocks use faster formulations (research.platforms.cpu
+and research.models.transformer, see their docstrings): dense layers as one
+2-D matmul (`flat_dot_general`), exact GELU via erf instead of erfc
+(`gelu_exact`), and attention written out with heads-major layouts
+(`softmax_attention` instead of `jax.nn.dot_product_attention`, which GPU/TPU
+runs use). Each must give the same values and gradients
 as the formulation it replaced, the whole GPT too, and the parameter tree
 (names, shapes) must not change so checkpoints stay loadable.
 """
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from research.models import build_model
+from research import platforms
 from research.models import transformer
+from research.platforms import cpu
 
 _TOL = dict(rtol=1e-5, atol=1e-6)
 
@@ -40,7 +43,7 @@ def test_flat_dot_general_values_and_gradients(x_shape, k_shape, n_contract):
   n = len(x_shape)
   dims = ((tuple(range(n - n_contract, n)), tuple(range(n_contract))), ((), ()))
   ref = lambda x, k: jax.lax.dot_general(x, k, dims)
-  fast = lambda x, k: transformer.flat_dot_general(x, k, dims)
+  fast = lambda x, k: cpu.flat_dot_general(x, k, dims)
   y_ref, vjp_ref = jax.vjp(ref, x, k)
   y, vjp = jax.vjp(fast, x, k)
   np.testing.assert_allclose(y, y_ref, **_TOL)
@@ -52,7 +55,7 @@ def test_flat_dot_general_passes_other_dimension_numbers_through():
   x = jax.random.normal(jax.random.key(1), (2, 3, 4))
   y = jax.random.normal(jax.random.key(2), (2, 4, 5))
   dims = (((2,), (1,)), ((0,), (0,)))  # a batched matmul: not the dense pattern
-  np.testing.assert_array_equal(transformer.flat_dot_general(x, y, dims),
+  np.testing.assert_array_equal(cpu.flat_dot_general(x, y, dims),
                                 jax.lax.dot_general(x, y, dims))
 
 
@@ -75,20 +78,18 @@ def test_softmax_attention_gradients_match_dot_product_attention(mask_kind):
                                                          [1] * 2 + [0] * 7])),
           'none': None}[mask_kind]
   out_ref, vjp_ref = jax.vjp(lambda *a: jax.nn.dot_product_attention(*a, mask=mask), q, k, v)
-  out, vjp = jax.vjp(lambda *a: transformer.softmax_attention(*a, mask), q, k, v)
+  out, vjp = jax.vjp(lambda *a: cpu.softmax_attention(*a, mask), q, k, v)
   np.testing.assert_allclose(out, out_ref, **_TOL)
   g = jax.random.normal(kg, out.shape)
   _assert_trees_close(vjp(g), vjp_ref(g))
 
 
 def _reference_formulations(monkeypatch):
-  """Puts back what the faster code replaced: lax.dot_general in the dense
-  layers, flax's erfc GELU, jax.nn.dot_product_attention."""
-  monkeypatch.setattr(transformer, 'flat_dot_general', jax.lax.dot_general)
+  """Puts back what the faster code replaced: the GPU/TPU path of
+  research.platforms (lax.dot_general in the dense layers,
+  jax.nn.dot_product_attention) and flax's erfc GELU."""
+  monkeypatch.setattr(platforms, 'on_cpu', lambda: False)
   monkeypatch.setitem(transformer.ACTIVATIONS, 'gelu', lambda x: nn.gelu(x, approximate=False))
-  monkeypatch.setattr(transformer, 'softmax_attention',
-                      lambda q, k, v, mask=None, dropout=None:
-                      jax.nn.dot_product_attention(q, k, v, mask=mask))
 
 
 def _gpt():
@@ -101,7 +102,7 @@ def test_gpt_param_tree_unchanged_and_same_loss_and_gradients(monkeypatch):
   model = _gpt()
   tokens = jax.random.randint(jax.random.key(5), (4, 64), 0, 65)
   targets = jax.random.randint(jax.random.key(6), (4, 64), 0, 65)
-  params = model.init(jax.random.key(7), tokens, train=False)['params']
+  params = nn.meta.unbox(model.init(jax.random.key(7), tokens, train=False)['params'])
 
   def loss(params):
     logits = model.apply({'params': params}, tokens, train=True)
@@ -111,7 +112,7 @@ def test_gpt_param_tree_unchanged_and_same_loss_and_gradients(monkeypatch):
   (l_fast, logits_fast), g_fast = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
   with monkeypatch.context() as m:
     _reference_formulations(m)
-    ref_params = model.init(jax.random.key(7), tokens, train=False)['params']
+    ref_params = nn.meta.unbox(model.init(jax.random.key(7), tokens, train=False)['params'])
     (l_ref, logits_ref), g_ref = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
 
   # Same parameter names, shapes and initial values (checkpoints stay compatible).

@@ -10,6 +10,7 @@ cached per (model, input shapes), and most calls use the same [B, T] shape.
 """
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,8 +22,8 @@ from research.models import decoding
 from research.models.bert import BertEncoder
 from research.models.gpt import GPT
 from research.models.seq2seq import greedy_decode
-from research.models.transformer import (TransformerBlock, causal_mask, padding_mask,
-                                         softmax_attention)
+from research.models.transformer import TransformerBlock, causal_mask, padding_mask
+from research.platforms.cpu import softmax_attention
 
 # The tests compile many tiny programs once each: XLA's backend optimisations
 # cost several times more than they save there.
@@ -86,7 +87,7 @@ def init(model, x, key=0):
 @functools.lru_cache(maxsize=None)
 def _init(model, treedef, leaves, key):
   x = jax.tree.unflatten(treedef, [jnp.zeros(l.shape, l.dtype) for l in leaves])
-  return fast_jit(lambda k: model.init(k, x, train=False))(jax.random.key(key))
+  return nn.meta.unbox(fast_jit(lambda k: model.init(k, x, train=False))(jax.random.key(key)))
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'train'), compiler_options=FAST_COMPILE)
@@ -156,7 +157,7 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(name):
   # Traced only (eval_shape / make_jaxpr): dtypes, no compute.
   model = build_model(name, **NLP_MODELS[name], dtype='bfloat16')
   x = model_input(name, tokens())
-  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  variables = nn.meta.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False)))
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
   out = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
   assert out.dtype == jnp.float32
@@ -167,8 +168,8 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(name):
 def test_full_size_parameter_counts():
   def count(name, x, **kwargs):
     model = build_model(name, **kwargs)
-    return param_count(jax.eval_shape(lambda: model.init(jax.random.key(0), x,
-                                                         train=False))['params'])
+    return param_count(jax.eval_shape(lambda: nn.meta.unbox(model.init(
+        jax.random.key(0), x, train=False)))['params'])
 
   one = jnp.zeros((1, 8), jnp.int32)
   # GPT-2 small (HF GPT2LMHeadModel, tied head): 124,439,808.
@@ -249,8 +250,8 @@ def test_transformer_block_on_embeddings_self_and_cross():
   context = normal(1, (2, 3, 8))
   block = TransformerBlock(num_heads=2, mlp_ratio=2, pre_ln=False, cross_attention=True,
                            use_bias=False)
-  variables = fast_jit(lambda: block.init(jax.random.key(2), x, context=context,
-                                          train=False))()
+  variables = fast_jit(lambda: nn.meta.unbox(block.init(jax.random.key(2), x, context=context,
+                                                        train=False)))()
   params = variables['params']
   assert set(params) == {'attn', 'cross_attn', 'mlp', 'ln_1', 'ln_cross', 'ln_2'}
   assert params['mlp']['fc']['kernel'].shape == (16, 32) and 'bias' not in params['mlp']['fc']
@@ -456,7 +457,7 @@ def test_bert_mlm_ties_decoder_to_token_embedding_and_takes_segments():
   # BERT is post-LN; the pre-LN variant ends with a final LayerNorm (traced only).
   assert 'final_ln' not in params['encoder']
   pre_ln = build_model('bert_mlm', **LMS['bert_mlm'], pre_ln=True)
-  shapes = jax.eval_shape(lambda: pre_ln.init(jax.random.key(0), x, train=False))
+  shapes = nn.meta.unbox(jax.eval_shape(lambda: pre_ln.init(jax.random.key(0), x, train=False)))
   assert 'final_ln' in shapes['params']['encoder']
   assert jax.eval_shape(lambda v: pre_ln.apply(v, x, train=False), shapes).shape == (B, T, V)
 

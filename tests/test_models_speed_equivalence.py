@@ -1,6 +1,6 @@
 """Faster formulations compute the same network: values and gradients.
 
-`research.models.pooling.max_pool` (the 'cnn' model's default pooling) must
+`research.platforms.cpu_pooling.max_pool` (the 'cnn' model's pooling on CPU) must
 equal `flax.linen.max_pool` (reduce_window, gradient by select-and-scatter),
 including which element of a tied window gets the gradient.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from research.models import build_model
-from research.models import pooling
+from research.platforms import cpu_pooling as pooling
 
 
 def _reference_pool(x, window=(2, 2)):
@@ -96,9 +96,9 @@ def test_cnn_pool_impls_are_the_same_network():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g_new, g_ref)
 
 
-def test_cnn_default_pool_is_reshape_and_param_tree_unchanged():
+def test_cnn_default_pool_is_the_platforms_and_param_tree_unchanged():
   model = build_model('cnn', num_classes=10)
-  assert model.pool_impl == 'reshape'
+  assert model.pool_impl == 'auto'
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)['params']
   shapes = {'/'.join(k): v.shape for k, v in flax.traverse_util.flatten_dict(params).items()}
   assert shapes == {

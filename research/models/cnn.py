@@ -7,7 +7,7 @@ Kept deliberately plain and NHWC (XLA CPU's native convolution layout), since
 this is the model the CPU benchmarks time. The one speed choice is `pool_impl`:
 both implementations compute the same function with the same gradients (bit for
 bit; tests/test_models_speed_equivalence.py), the default one is ~10x cheaper to
-differentiate on XLA CPU (see research/models/pooling.py). It has no parameters,
+differentiate on XLA CPU (see research/platforms/cpu_pooling.py). It has no parameters,
 so the parameter tree (and checkpoints) do not depend on it.
 """
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from research.models import pooling
+from research import platforms
+from research.platforms import cpu_pooling
 
-POOL_IMPLS = ("reshape", "reduce_window")
+POOL_IMPLS = ("auto", "reshape", "reduce_window")
 
 
 class CNN(nn.Module):
@@ -29,10 +30,11 @@ class CNN(nn.Module):
   output float32 logits [batch, num_classes]. Convolutions use 'SAME' padding,
   so a 28x28 input reaches the dense layer as 7x7x64.
 
-  pool_impl: how the 2x2 max pools are computed, 'reshape' (reshape + max with
-    an explicit select-the-first-max derivative, `pooling.max_pool`) or
-    'reduce_window' (`nn.max_pool`, whose gradient is XLA's select-and-scatter).
-    Same values and gradients either way; 'reshape' is much faster on CPU.
+  pool_impl: how the 2x2 max pools are computed: 'auto' (the platform's
+    choice, research.platforms.max_pool), 'reshape' (reshape + max with an
+    explicit select-the-first-max derivative, `cpu_pooling.max_pool`, much
+    faster on CPU) or 'reduce_window' (`nn.max_pool`, whose gradient is XLA's
+    select-and-scatter). Same values and gradients either way.
   """
 
   num_classes: int
@@ -41,7 +43,7 @@ class CNN(nn.Module):
   dropout: float = 0.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
-  pool_impl: str = "reshape"
+  pool_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
@@ -51,8 +53,10 @@ class CNN(nn.Module):
     for features in self.features:
       x = nn.Conv(features, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype)(x)
       x = nn.relu(x)
-      if self.pool_impl == "reshape":
-        x = pooling.max_pool(x, (2, 2))
+      if self.pool_impl == "auto":
+        x = platforms.max_pool(x, (2, 2))
+      elif self.pool_impl == "reshape":
+        x = cpu_pooling.max_pool(x, (2, 2))
       else:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import LearnedPositions, TransformerBlock
+from research.models.transformer import LearnedPositions, remat_block
 
 
 class GPT(nn.Module):
@@ -40,6 +40,7 @@ class GPT(nn.Module):
   bias: bool = True
   tie_embeddings: bool = True
   mlp_ratio: float = 4.0
+  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -52,25 +53,30 @@ class GPT(nn.Module):
                        f'{self.block_size}.')
     init = nn.initializers.normal(stddev=0.02)
     residual_init = nn.initializers.normal(stddev=0.02 / math.sqrt(2 * self.num_layers))
-    wte = nn.Embed(self.vocab_size, self.embed_dim, embedding_init=init, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name='wte')
+    wte = nn.Embed(self.vocab_size, self.embed_dim,
+                   embedding_init=nn.with_logical_partitioning(init, ('vocab', 'embed')),
+                   dtype=self.dtype, param_dtype=self.param_dtype, name='wte')
     x = wte(tokens)
     x = LearnedPositions(self.block_size, embedding_init=init, dtype=self.dtype,
                          param_dtype=self.param_dtype, name='wpe')(x, decode=decode)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    # Decoding runs no backward pass: nothing to rematerialise (same parameters).
+    block = remat_block('none' if decode else self.remat)
     for i in range(self.num_layers):
-      x = TransformerBlock(
+      x = block(
           self.num_heads, mlp_ratio=self.mlp_ratio, dropout=self.dropout,
           attention_dropout=self.dropout, pre_ln=True, causal=True, use_bias=self.bias,
           activation='gelu', layer_norm_eps=1e-5, kernel_init=init,
           residual_init=residual_init, dtype=self.dtype, param_dtype=self.param_dtype,
-          name=f'h_{i}')(x, train=train, decode=decode)
+          name=f'h_{i}')(x, None, None, None, train, decode)
     x = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype,
                      param_dtype=self.param_dtype, name='ln_f')(x)
     if self.tie_embeddings:
       logits = wte.attend(x)
     else:
-      logits = nn.Dense(self.vocab_size, use_bias=False, kernel_init=init, dtype=self.dtype,
+      logits = nn.Dense(self.vocab_size, use_bias=False,
+                        kernel_init=nn.with_logical_partitioning(init, ('embed', 'vocab')),
+                        dtype=self.dtype,
                         param_dtype=self.param_dtype, name='lm_head')(x)
     return logits.astype(jnp.float32)
 

@@ -27,6 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research import platforms
+
 Initializer = Callable[..., jax.Array]
 
 
@@ -57,42 +59,6 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
     return ACTIVATIONS[name]
   except KeyError:
     raise ValueError(f'Unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}.') from None
-
-
-# --------------------------------------------------------------------------- dense layers
-
-
-def flat_dot_general(x: jax.Array, kernel: jax.Array, dimension_numbers, precision=None,
-                     preferred_element_type=None) -> jax.Array:
-  """`lax.dot_general` for dense layers, computed as one 2-D matmul.
-
-  For the dense-layer pattern, x [*lead, *K] contracted over its trailing
-  dims with kernel [*K, *N] over its leading dims (no batch dims) -> [*lead,
-  *N], it reshapes to x2 [prod(lead), prod(K)] @ kernel2 [prod(K), prod(N)]:
-  the same products and sums, so the same function and gradients. Any other
-  dimension numbers go to `lax.dot_general` unchanged.
-
-  Why: the kernel gradient of the N-D form is dot_general(g, x) contracting
-  the *leading* (batch, seq) dims of the cotangent g; XLA CPU's dot
-  canonicalisation then transposes g, and that transpose gets fused into the
-  producer of g (e.g. the exact-GELU backward), which makes the elementwise
-  fusion walk memory in transposed order: ~7 ms per [768, 512] MLP layer of
-  shakespeare_char:gpt_cpu on a 2-core CPU (4 layers: ~30% of the step). On
-  2-D operands the same gradient is a plain transposed matmul (gpt_cpu
-  forward + backward: 150 -> 92 ms, measured interleaved in one process).
-  """
-  (x_contract, k_contract), (x_batch, k_batch) = dimension_numbers
-  n = len(x_contract)
-  if (x_batch or k_batch or tuple(x_contract) != tuple(range(x.ndim - n, x.ndim))
-      or tuple(k_contract) != tuple(range(n)) or x.ndim - n < 1):
-    return jax.lax.dot_general(x, kernel, dimension_numbers, precision=precision,
-                               preferred_element_type=preferred_element_type)
-  lead, out = x.shape[:x.ndim - n], kernel.shape[n:]
-  contract = math.prod(kernel.shape[:n])
-  y = jax.lax.dot_general(x.reshape(-1, contract), kernel.reshape(contract, -1),
-                          (((1,), (0,)), ((), ())), precision=precision,
-                          preferred_element_type=preferred_element_type)
-  return y.reshape(lead + out)
 
 
 # --------------------------------------------------------------------------- masks
@@ -128,37 +94,6 @@ def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
 # --------------------------------------------------------------------------- attention
 
 
-def softmax_attention(query: jax.Array, key: jax.Array, value: jax.Array,
-                      mask: jax.Array | None = None,
-                      dropout: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
-  """Attention with the softmax written out, so dropout can act on the probabilities.
-
-  Same contract as `jax.nn.dot_product_attention` (query [B, T, N, H], key/value
-  [B, S, N, H], mask broadcastable to [B, N, T, S]) -> [B, T, N, H], and the
-  same computation as its XLA implementation (which is also what
-  implementation=None picks on GPU unless cuDNN is asked for).
-
-  The heads are moved in front first ([B, N, T, H]), so both matmuls are
-  batched over the leading (B, N) dims and the softmax (and its backward)
-  reduces over the minor dim of a contiguous [B, N, T, S] array; with
-  'btnh,bsnh->bnts' XLA CPU ran the softmax backward on transposed layouts
-  (shakespeare_char:gpt_cpu: ~5% of the step slower).
-  """
-  scale = 1.0 / math.sqrt(query.shape[-1])
-  query, key, value = (z.transpose(0, 2, 1, 3) for z in (query, key, value))
-  # Logits and softmax in float32 whatever the compute dtype (bfloat16 softmax is lossy).
-  logits = jnp.einsum('bnth,bnsh->bnts', query, key,
-                      preferred_element_type=jnp.float32) * scale
-  if mask is not None:
-    # A large finite negative (not -inf), like jax.nn.dot_product_attention:
-    # a fully masked row then gives uniform weights instead of NaNs.
-    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
-  if dropout is not None:
-    probs = dropout(probs)
-  return jnp.einsum('bnts,bnsh->bnth', probs, value).transpose(0, 2, 1, 3)
-
-
 class MultiHeadAttention(nn.Module):
   """Multi-head dot-product attention (self- or cross-), with an optional KV cache.
 
@@ -191,10 +126,14 @@ class MultiHeadAttention(nn.Module):
     head_dim = self.head_dim or dim // self.num_heads
     if self.head_dim is None and dim % self.num_heads:
       raise ValueError(f'dim {dim} is not divisible by num_heads {self.num_heads}.')
+    dot_general = platforms.dense_dot_general()
+    # Logical axes (research.train.sharding maps them to mesh axes): Megatron's
+    # layout shards the heads of q/k/v and of the output projection.
     proj = lambda name: nn.DenseGeneral(
-        (self.num_heads, head_dim), use_bias=self.use_bias, kernel_init=self.kernel_init,
-        bias_init=self.bias_init, dtype=self.dtype, param_dtype=self.param_dtype,
-        dot_general=flat_dot_general, name=name)
+        (self.num_heads, head_dim), use_bias=self.use_bias,
+        kernel_init=nn.with_logical_partitioning(self.kernel_init, ('embed', 'heads', 'kv')),
+        bias_init=nn.with_logical_partitioning(self.bias_init, ('heads', 'kv')),
+        dtype=self.dtype, param_dtype=self.param_dtype, dot_general=dot_general, name=name)
     kv_input = x if context is None else context
     query, key, value = proj('query')(x), proj('key')(kv_input), proj('value')(kv_input)
 
@@ -203,18 +142,19 @@ class MultiHeadAttention(nn.Module):
         raise ValueError('decode=True is for causal self-attention only.')
       key, value, decode_mask = self._update_cache(key, value)
       mask = combine_masks(mask, decode_mask)
-    elif self.causal:
-      mask = combine_masks(mask, causal_mask(x.shape[1], key.shape[1]))
 
-    # Written out rather than jax.nn.dot_product_attention (whose implementation=None
-    # is the same XLA computation; cuDNN would be opt-in): heads-major layouts are
-    # faster on CPU, and dropout on the probabilities needs the softmax anyway.
+    # The platform picks the kernel (research.platforms): written out on CPU
+    # or with dropout on the probabilities, jax.nn.dot_product_attention
+    # (cuDNN's fused kernel on GPU where it applies) elsewhere.
     drop = nn.Dropout(self.dropout, deterministic=False) if self.dropout > 0.0 and train else None
-    out = softmax_attention(query, key, value, mask, dropout=drop)
+    out = platforms.attention(query, key, value, mask=mask, causal=self.causal and not decode,
+                              dropout=drop)
     return nn.DenseGeneral(
         self.out_dim or dim, axis=(-2, -1), use_bias=self.use_bias,
-        kernel_init=self.out_kernel_init or self.kernel_init, bias_init=self.bias_init,
-        dtype=self.dtype, param_dtype=self.param_dtype, dot_general=flat_dot_general,
+        kernel_init=nn.with_logical_partitioning(self.out_kernel_init or self.kernel_init,
+                                                 ('heads', 'kv', 'embed')),
+        bias_init=nn.with_logical_partitioning(self.bias_init, ('embed',)),
+        dtype=self.dtype, param_dtype=self.param_dtype, dot_general=dot_general,
         name='out')(out)
 
   def _update_cache(self, key: jax.Array, value: jax.Array):
@@ -324,12 +264,16 @@ class FeedForward(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    dense = lambda features, init, name: nn.Dense(
-        features, use_bias=self.use_bias, kernel_init=init, dtype=self.dtype,
-        param_dtype=self.param_dtype, dot_general=flat_dot_general, name=name)
-    y = dense(self.hidden_dim, self.kernel_init, 'fc')(x)
+    # Megatron's layout: the hidden ('mlp') axis is the one tensor parallelism shards.
+    dense = lambda features, init, axes, name: nn.Dense(
+        features, use_bias=self.use_bias, kernel_init=nn.with_logical_partitioning(init, axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
+        dtype=self.dtype, param_dtype=self.param_dtype,
+        dot_general=platforms.dense_dot_general(), name=name)
+    y = dense(self.hidden_dim, self.kernel_init, ('embed', 'mlp'), 'fc')(x)
     y = activation_fn(self.activation)(y)
-    return dense(x.shape[-1], self.out_kernel_init or self.kernel_init, 'proj')(y)
+    return dense(x.shape[-1], self.out_kernel_init or self.kernel_init, ('mlp', 'embed'),
+                 'proj')(y)
 
 
 class TransformerBlock(nn.Module):
@@ -364,9 +308,13 @@ class TransformerBlock(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, mask: jax.Array | None = None,
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None,
                context: jax.Array | None = None, context_mask: jax.Array | None = None,
-               train: bool, decode: bool = False) -> jax.Array:
+               train: bool | None = None, decode: bool = False) -> jax.Array:
+    # Positional-or-keyword so that `remat_block`'s nn.remat can mark `train`
+    # and `decode` static by position; `train` is still required.
+    if train is None:
+      raise TypeError('TransformerBlock needs train=True or train=False.')
     if self.cross_attention != (context is not None):
       raise ValueError('Pass `context` exactly when cross_attention=True.')
     dim = x.shape[-1]
@@ -394,3 +342,30 @@ class TransformerBlock(nn.Module):
                       out_kernel_init=self.residual_init, dtype=self.dtype,
                       param_dtype=self.param_dtype, name='mlp')
     return sublayer(x, mlp, 'ln_2')
+
+
+# Rematerialisation (config.remat): what the backward pass may keep from the
+# forward pass of each block. 'block' keeps the outputs of the dense layers'
+# matmuls (dots without batch dimensions: the projections and the MLP) and
+# recomputes the rest (norms, activations, the [T, S] attention scores);
+# 'full' keeps nothing but the block's input.
+REMAT_POLICIES = {
+    'block': jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    'full': jax.checkpoint_policies.nothing_saveable,
+}
+REMAT_MODES = ('none',) + tuple(REMAT_POLICIES)
+
+
+def remat_block(remat: str = 'none'):
+  """The block class to stack: `TransformerBlock`, or it under `nn.remat`.
+
+  Call the result positionally, `block(x, mask, context, context_mask, train,
+  decode)` (nn.remat marks train and decode static by position). The
+  parameter tree is the same either way, so checkpoints do not depend on it.
+  """
+  if remat == 'none':
+    return TransformerBlock
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f'Unknown remat {remat!r}; valid: {", ".join(REMAT_MODES)}.')
+  # static_argnums count `self` as 0: train is 5, decode is 6.
+  return nn.remat(TransformerBlock, static_argnums=(5, 6), policy=REMAT_POLICIES[remat])

@@ -21,7 +21,8 @@ from research.data import ops as pp_ops
 from research.data import pipeline
 from research.metrics import evaluators as evaluators_lib
 from research.models import build_model
-from research.train import durations, optim, parallel, state as state_lib, step as step_lib
+from research.train import durations, optim, parallel, precision as precision_lib
+from research.train import state as state_lib, step as step_lib
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class Run:
 
 def build(config, *, devices=None, workdir: str | None = None) -> Run:
   """Everything a run needs. `workdir` keeps run artifacts such as the tokenizer."""
-  backend = parallel.make_backend(config.parallel, devices, grad_allreduce=config.grad_allreduce)
+  backend = parallel.make_backend(config.parallel, devices, grad_allreduce=config.grad_allreduce,
+                                 mesh=config.mesh.to_dict())
   n_dev = jax.device_count() if devices is None else len(devices)
   for key in ("batch_size", "eval_batch_size"):
     if config[key] % n_dev:
@@ -70,12 +72,14 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
                        "config.data.tokenizer is empty.")
     model_kwargs["vocab_size"] = data.tokenizer.vocab_size
   fill_model_fields(model_kwargs, data)
+  model_kwargs.update(precision_lib.model_fields(config, model_kwargs["name"]))
   model = build_model(model_kwargs.pop("name"), axis_name=backend.axis_name, **model_kwargs)
   task = tasks.build_task(config.task)
   train_ops = data.ops(config.data.pp_train)
   eval_ops = data.ops(config.data.pp_eval)
-  init_fn = state_lib.make_init_fn(model, tx, _sample_input(train_source, train_ops, task),
-                                   config.seed)
+  sample = _sample_input(train_source, train_ops, task)
+  init_fn = state_lib.make_init_fn(model, tx, sample, config.seed)
+  backend.set_param_axes(state_lib.param_logical_axes(model, sample))
   return Run(config=config, data=data, train_source=train_source, task=task, model=model, tx=tx,
              lr_schedule=lr, backend=backend, init_fn=init_fn, steps_per_epoch=spe,
              total_steps=total, train_ops=train_ops, eval_ops=eval_ops)

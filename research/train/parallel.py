@@ -1,4 +1,4 @@
-"""Data parallelism: the same step compiled with `jax.jit` over a Mesh, or `jax.pmap`.
+"""The same step compiled with `jax.jit` over a named Mesh (data, FSDP, tensor parallel), or `jax.pmap`.
 
 Both backends expose one interface so the loop does not care which runs:
 
@@ -26,38 +26,19 @@ same update.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from research.platforms import needs_step_sync
+from research.train import sharding as sharding_lib
 from research.train.step import scan_steps
 
 PMAP_AXIS = "batch"
 BACKENDS = ("jit", "pmap")
 GRAD_ALLREDUCE = ("xla", "flat")
-
-
-def needs_step_sync(devices: Sequence[jax.Device]) -> bool:
-  """True when steps must run one at a time: several CPU devices in this process.
-
-  Why: XLA CPU (jaxlib 0.10.2) launches each device's part of a step as a task
-  on one small client thread pool (as many threads as cores), and a task
-  blocks that thread while it waits for the device's in-flight slot or for
-  the other devices to join an all-reduce. With steps queued ahead by async
-  dispatch the pool can fill with one device's waiting tasks while the other
-  device's part of the same step never gets a thread: the all-reduce
-  rendezvous then aborts the process after 40 s ("Expected 2 threads to join
-  the rendezvous, but only 1 of them arrived"). Seen with
-  movielens_rating:mf on 2 host devices every run (thread dump: one client
-  thread in the all-reduce, the other blocked in Semaphore::Acquire for the
-  next launch). Keeping at most one step in flight (`OneInFlight`) fixes it:
-  the same run then completed all 6,240 steps. Accelerators and one-device
-  CPU runs keep async dispatch.
-  """
-  local = [d for d in devices if d.process_index == jax.process_index()]
-  return len(local) > 1 and all(d.platform == "cpu" for d in local)
 
 
 def wants_flat_allreduce(mode: str, devices: Sequence[jax.Device]) -> bool:
@@ -141,46 +122,64 @@ class OneInFlight:
 
 
 class JitBackend(OneInFlight):
-  """`jax.jit` over a 1-D Mesh with axis 'data': batch sharded, state replicated.
+  """`jax.jit` over a named Mesh ('data', 'fsdp', 'tensor'; research.train.sharding).
 
-  With `flat_allreduce` (see `wants_flat_allreduce`) the step runs under
-  `jax.shard_map` on the 'data' axis, so it can average one raveled buffer
-  with `pmean` itself; otherwise collectives are implicit (XLA's SPMD
-  partitioner inserts them) and the step has no named axis.
+  The batch is split over ('data', 'fsdp'); each leaf of the state is placed
+  by `sharding.state_shardings` (replicated on a data-only mesh; split under
+  fsdp / tensor), and XLA's SPMD partitioner inserts the collectives.
+
+  With `flat_allreduce` (see `wants_flat_allreduce`; data parallelism only)
+  the step runs under `jax.shard_map` on the 'data' axis, so it can average
+  one raveled buffer with `pmean` itself; otherwise collectives are implicit
+  and the step has no named axis.
   """
 
   per_device_metrics = False  # metrics come back as global scalars
 
   def __init__(self, devices: Sequence[jax.Device] | None = None, *,
-               grad_allreduce: str = "xla"):
+               grad_allreduce: str = "xla", mesh: Mapping[str, int] | None = None):
     devices = list(devices) if devices is not None else jax.devices()
-    self.mesh = Mesh(np.asarray(devices), ("data",))
+    self.mesh = sharding_lib.make_mesh(mesh or {"data": -1}, devices)
+    self.mesh_shape = dict(self.mesh.shape)
     self.replicated = NamedSharding(self.mesh, P())
-    self.data_sharding = NamedSharding(self.mesh, P("data"))
-    self.steps_sharding = NamedSharding(self.mesh, P(None, "data"))  # [steps, batch, ...]
+    self.data_sharding = NamedSharding(self.mesh, sharding_lib.batch_spec())
+    self.steps_sharding = NamedSharding(self.mesh, sharding_lib.batch_spec(1))  # [steps, batch, ...]
     self.num_devices = len(devices)
     self.sync_steps = needs_step_sync(devices)
     self.flat_allreduce = wants_flat_allreduce(grad_allreduce, devices)
+    if self.flat_allreduce and (self.mesh_shape["fsdp"] > 1 or self.mesh_shape["tensor"] > 1):
+      raise ValueError("config.grad_allreduce='flat' is for data parallelism only; with "
+                       f"config.mesh={self.mesh_shape} keep grad_allreduce='xla'.")
     # Explicit collectives need a named axis inside the step (and BatchNorm).
     self.axis_name = "data" if self.flat_allreduce else None
+    self.param_axes: Mapping[tuple[str, ...], tuple] = {}
+    self._state_shardings = None
+
+  def set_param_axes(self, param_axes: Mapping[tuple[str, ...], tuple]) -> None:
+    """The model's logical parameter axes (research.train.state.param_logical_axes)."""
+    self.param_axes, self._state_shardings = dict(param_axes), None
 
   def abstract_state(self, init_fn: Callable[[], Any]):
     shapes = jax.eval_shape(init_fn)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated),
-                        shapes)
+    if self._state_shardings is None:
+      self._state_shardings = sharding_lib.state_shardings(shapes, self.param_axes, self.mesh)
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        shapes, self._state_shardings)
 
   def init_state(self, init_fn: Callable[[], Any]):
     # Shapes first, then shardings, then init: params are created directly
-    # where they live instead of on one device and then copied.
+    # where they live (split, under fsdp/tensor) instead of on one device.
     shardings = jax.tree.map(lambda s: s.sharding, self.abstract_state(init_fn))
     return jax.jit(init_fn, out_shardings=shardings)()
 
   def compile(self, train_step: Callable, predict: Callable, *, steps_per_call: int = 1) -> None:
+    if self._state_shardings is None:
+      raise ValueError("compile() needs the state layout: call init_state or abstract_state first.")
     self.steps_per_call = check_steps_per_call(steps_per_call)
     self._train_step = self._jit_step(train_step, self.data_sharding)
     if steps_per_call > 1:
       self._train_steps = self._jit_step(scan_steps(train_step), self.steps_sharding)
-    self._predict = jax.jit(predict, in_shardings=(self.replicated, self.data_sharding),
+    self._predict = jax.jit(predict, in_shardings=(self._state_shardings, self.data_sharding),
                             out_shardings=self.data_sharding)
 
   def _jit_step(self, step: Callable, batch_sharding: NamedSharding):
@@ -193,8 +192,8 @@ class JitBackend(OneInFlight):
       # step then has pmap's semantics, which the agreement tests pin down.
       step = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_sharding.spec),
                            out_specs=(P(), P()), check_vma=False)
-    return jax.jit(step, in_shardings=(self.replicated, batch_sharding),
-                   out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
+    return jax.jit(step, in_shardings=(self._state_shardings, batch_sharding),
+                   out_shardings=(self._state_shardings, self.replicated), donate_argnums=(0,))
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Per-process host batch [local_batch, ...] -> global array sharded on 'data'."""
@@ -217,7 +216,9 @@ class JitBackend(OneInFlight):
     return state
 
   def from_canonical(self, state):
-    return jax.device_put(state, self.replicated)
+    if self._state_shardings is None:
+      return jax.device_put(state, self.replicated)
+    return jax.device_put(state, self._state_shardings)
 
   def scalar_metrics(self, metrics) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -230,7 +231,11 @@ class PmapBackend(OneInFlight):
   per_device_metrics = True  # metrics come back with a leading device axis
 
   def __init__(self, devices: Sequence[jax.Device] | None = None, *,
-               grad_allreduce: str = "xla"):
+               grad_allreduce: str = "xla", mesh: Mapping[str, int] | None = None):
+    mesh = dict(mesh or {})
+    if mesh.get("fsdp", 1) != 1 or mesh.get("tensor", 1) != 1:
+      raise ValueError(f"parallel='pmap' is data parallelism only (config.mesh={mesh}); use "
+                       "parallel='jit' for fsdp or tensor parallelism.")
     if jax.process_count() > 1:
       raise ValueError("parallel='pmap' is single-process here; use parallel='jit' for "
                        "multi-process runs (the Mesh backend handles jax.distributed).")
@@ -242,6 +247,9 @@ class PmapBackend(OneInFlight):
     # axis is sharded one slice per device (this replaces the deprecated
     # device_put_sharded / device_put_replicated).
     self._stacked = NamedSharding(Mesh(np.asarray(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+
+  def set_param_axes(self, param_axes) -> None:
+    """pmap replicates every leaf: logical axes do not apply."""
 
   def abstract_state(self, init_fn: Callable[[], Any]):
     sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
@@ -297,9 +305,9 @@ class PmapBackend(OneInFlight):
 
 
 def make_backend(name: str, devices: Sequence[jax.Device] | None = None, *,
-                 grad_allreduce: str = "xla"):
+                 grad_allreduce: str = "xla", mesh: Mapping[str, int] | None = None):
   if name == "jit":
-    return JitBackend(devices, grad_allreduce=grad_allreduce)
+    return JitBackend(devices, grad_allreduce=grad_allreduce, mesh=mesh)
   if name == "pmap":
-    return PmapBackend(devices, grad_allreduce=grad_allreduce)
+    return PmapBackend(devices, grad_allreduce=grad_allreduce, mesh=mesh)
   raise ValueError(f"Unknown parallel backend {name!r}; valid: {', '.join(BACKENDS)}.")

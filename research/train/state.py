@@ -38,7 +38,9 @@ def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
     # `sample_input`: ShapeDtypeStruct(s) of the model input, batch dimension 1.
     x = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sample_input)
     variables = model.init({"params": params_rng, "dropout": dropout_rng}, x, train=False)
-    variables = flax.core.unfreeze(variables)
+    # Plain arrays in the state: the logical axis names some models attach
+    # (nn.with_logical_partitioning) are read separately by `param_logical_axes`.
+    variables = flax.core.unfreeze(nn.meta.unbox(variables))
     params = variables.pop("params")
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                       opt_state=tx.init(params), rng=train_rng)
@@ -46,5 +48,29 @@ def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
   return init
 
 
-def count_params(params) -> int:
-  return int(sum(x.size for x in jax.tree.leaves(params)))
+def param_logical_axes(model: nn.Module, sample_input: Any) -> dict[tuple[str, ...], tuple]:
+  """The logical axis names of each annotated parameter, by its path in `params`:
+  {('h_0', 'mlp', 'fc', 'kernel'): ('embed', 'mlp'), ...}. Parameters the model
+  does not annotate (nn.with_logical_partitioning) are absent. Shapes only:
+  nothing is initialised."""
+  def init():
+    x = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sample_input)
+    rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    return model.init(rngs, x, train=False)["params"]
+
+  boxed = jax.eval_shape(init)
+  leaves, _ = jax.tree_util.tree_flatten_with_path(
+      flax.core.unfreeze(boxed), is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+  return {path_names(path): tuple(leaf.names) for path, leaf in leaves
+          if isinstance(leaf, nn.LogicallyPartitioned)}
+
+
+def path_names(path) -> tuple[str, ...]:
+  """A jax tree path -> its keys as strings (dict keys, attribute names, indices)."""
+  names = []
+  for key in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        names.append(str(getattr(key, attr)))
+        break
+  return tuple(names)
