@@ -62,6 +62,7 @@ def get_config(arg=None):
     c.optimizer.lr, c.optimizer.weight_decay = 1e-3, 1e-3
     c.total_epochs = 40
   else:
+    c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
     c.model = ConfigDict(dict(name="ft_transformer", num_classes=2, cardinalities=None, dim=32,
                               num_layers=2, num_heads=4, dropout=0.1, attention_dropout=0.1))
     c.optimizer.lr, c.optimizer.weight_decay = 5e-4, 1e-4

@@ -42,6 +42,7 @@ def get_config(arg=None):
                                    validation_days=arg.validation_days))
   outputs = 2 if arg.variant == "direction" else 3
   if arg.variant == "transformer":
+    c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
     c.model = ConfigDict(dict(name="transformer_forecaster", num_outputs=outputs, dim=32,
                               num_layers=2, num_heads=4, max_len=arg.window, dropout=0.1,
                               target_asset=target_asset))

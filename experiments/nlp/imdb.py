@@ -53,6 +53,7 @@ def get_config(arg=None):
   if arg.variant == "transformer":
     # The Keras example "Text classification with Transformer": embed 32,
     # 2 heads, feed-forward 32, average pooling, dense 20, 2 epochs, batch 32.
+    c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
     c.model = ConfigDict(dict(name="transformer_classifier", vocab_size=None, num_classes=2,
                               max_len=length, embed_dim=32, num_heads=2, mlp_dim=32,
                               num_layers=1, hidden=20, dropout=0.1))
@@ -91,6 +92,7 @@ def get_config(arg=None):
     # 20 of 128), not on all 128.
     c.task = ConfigDict(dict(name="mlm", input_key="inputs", target_key="targets",
                              weight_key="weights", positions_key="positions"))
+    c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
     c.model = ConfigDict(dict(name="bert_mlm", vocab_size=None, max_len=length, **_BERT))
     c.batch_size, c.total_steps = 32, 1500
     c.optimizer.lr = 5e-4
@@ -102,6 +104,7 @@ def get_config(arg=None):
     c.evals.test = eval_config("language_model", "test", topk=())
     c.ckpt.best_metric, c.ckpt.best_mode = "test/loss", "min"
   elif arg.variant == "bert_finetune":
+    c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
     c.model = ConfigDict(dict(name="bert_classifier", vocab_size=None, num_classes=2,
                               max_len=length, **_BERT))
     c.init_from.workdir = arg.pretrained

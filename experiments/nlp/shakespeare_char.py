@@ -45,6 +45,7 @@ def get_config(arg=None):
   model = dict(v["model"], vocab_size=None)  # None: the tokenizer's vocabulary (65)
   if model["name"] == "gpt":
     model.update(block_size=v["block"], bias=False)
+    c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
   c.model = ConfigDict(model)
   c.batch_size = c.eval_batch_size = v["batch"]
   c.total_steps = v["steps"]

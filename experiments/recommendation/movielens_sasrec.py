@@ -22,6 +22,7 @@ def get_config(arg=None):
   c.data.options.max_len = arg.max_len
   c.data.pp_train = "sequence_negatives(num=1)"
   c.task = ConfigDict(dict(name="pointwise", input_keys=("history", "candidates")))
+  c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
   c.model = ConfigDict(dict(name="sasrec", num_items=None, max_len=arg.max_len, dim=64,
                             num_layers=2, num_heads=1, dropout=0.2))
   c.batch_size = 64

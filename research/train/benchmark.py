@@ -5,9 +5,16 @@ Numbers (one JSON object):
   step_ms           median wall time of one step, batch already on device, synchronised per
                     call (a call runs config.steps_per_call steps; its time / steps)
   compile_s         lowering + XLA compilation of the train step (of all steps of one call)
-  flops_per_step    XLA's cost analysis of the compiled step (forward + backward + update)
-  peak_flops        a large float32 matmul measured here, in this run (the machine's practical peak)
-  mfu               flops_per_step / device-resident step time / peak_flops
+  flops_per_step    XLA's cost analysis of the compiled step (forward + backward + update),
+                    per device (the partitioned program one device runs)
+  peak_flops        the device's peak FLOP/s at the run's precision from `CHIP_PEAK_FLOPS`
+                    (bf16, or what float32 matmuls run as), or on an unknown chip (and CPU)
+                    a large float32 matmul measured here, in this run (`peak_source` says which)
+  mfu               flops_per_step / device-resident step time / peak_flops (per device)
+  mesh, precision   the device mesh and the compute precision the step ran with
+  state_bytes_per_device  parameters + optimizer state held by one device (the most loaded)
+  peak_bytes_per_device   the allocator's peak on device 0 where the backend reports memory
+                    stats (GPU/TPU; None on CPU)
   input_overhead    (step time fed by the pipeline) / (step time with the batch on device) - 1
 
 Throughputs are medians over `rounds` alternating (resident, fed) rounds of `steps` steps.
@@ -20,7 +27,37 @@ import time
 import jax
 import jax.numpy as jnp
 
-from research.train import builder
+from research.train import builder, precision as precision_lib, sharding
+
+# Dense peak FLOP/s per chip from the vendors' data sheets, by a substring of
+# `device.device_kind`: bfloat16, and float32 matmuls as XLA runs them by
+# default (TF32 tensor cores on NVIDIA Ampere and later; bf16 passes on TPU).
+CHIP_PEAK_FLOPS = {
+    "H200": {"bfloat16": 989e12, "float32": 494e12},
+    "H100": {"bfloat16": 989e12, "float32": 494e12},
+    "A100": {"bfloat16": 312e12, "float32": 156e12},
+    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
+    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},
+    "TPU v5e": {"bfloat16": 197e12, "float32": 197e12},
+    "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
+}
+
+
+def chip_peak_flops(device_kind: str, precision: str) -> float | None:
+  """The table's peak for this chip and precision, or None for an unknown chip."""
+  for name, peaks in CHIP_PEAK_FLOPS.items():
+    if name.lower() in device_kind.lower():
+      return peaks[precision]
+  return None
+
+
+def peak_bytes_in_use(device) -> int | None:
+  """The allocator's peak on `device`, where the backend keeps memory stats."""
+  try:
+    stats = device.memory_stats()
+  except (AttributeError, NotImplementedError, RuntimeError):
+    return None
+  return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
 def measure_matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -113,13 +150,22 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
     fed.append(fed_round())
   resident_s, fed_s = statistics.median(resident), statistics.median(fed)
 
-  peak = measure_matmul_peak()
+  precision = precision_lib.resolve(config.precision)
+  device = jax.devices()[0]
+  peak = chip_peak_flops(device.device_kind, precision)
+  peak_source = "table" if peak else "measured_fp32_matmul"
+  peak = peak or measure_matmul_peak()
+  mesh = getattr(backend, "mesh_shape", {"data": backend.num_devices})
   result = dict(
-      experiment=config.experiment, devices=backend.num_devices, parallel=config.parallel,
+      experiment=config.experiment, device_kind=device.device_kind,
+      devices=backend.num_devices, parallel=config.parallel, mesh=mesh, precision=precision,
+      remat=config.remat,
+      state_bytes_per_device=sharding.bytes_per_device(state)["per_device"],
+      peak_bytes_per_device=peak_bytes_in_use(device),
       grad_allreduce="flat" if backend.flat_allreduce else "xla", steps_per_call=per_call,
       global_batch=config.batch_size, examples_per_sec=config.batch_size / fed_s,
       examples_per_sec_resident=config.batch_size / resident_s, step_ms=step_s * 1e3,
-      compile_s=compile_s, flops_per_step=flops, peak_flops=peak,
+      compile_s=compile_s, flops_per_step=flops, peak_flops=peak, peak_source=peak_source,
       mfu=(flops / resident_s / peak) if flops else None,
       input_overhead=fed_s / resident_s - 1.0)
   return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}

@@ -80,6 +80,7 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
   sample = _sample_input(train_source, train_ops, task)
   init_fn = state_lib.make_init_fn(model, tx, sample, config.seed)
   backend.set_param_axes(state_lib.param_logical_axes(model, sample))
+  backend.abstract_state(init_fn)  # fixes the state's layout before anything compiles
   return Run(config=config, data=data, train_source=train_source, task=task, model=model, tx=tx,
              lr_schedule=lr, backend=backend, init_fn=init_fn, steps_per_epoch=spe,
              total_steps=total, train_ops=train_ops, eval_ops=eval_ops)

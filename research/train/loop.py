@@ -238,9 +238,8 @@ def _best_eval_losses(workdir, evaluators) -> dict[str, float]:
 
 
 def _host_variables(state) -> dict:
-  """Params and model state as host numpy (replicated arrays: this process's copy)."""
-  def to_host(x):
-    return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x)
+  """Params and model state as host numpy, whole (gathered when split over fsdp/tensor)."""
+  from research.metrics.evaluators import to_host  # pylint: disable=import-outside-toplevel
   return jax.tree.map(to_host, {"params": state.params, "model_state": state.model_state})
 
 
