@@ -66,6 +66,12 @@ def quiet_logs() -> None:
 def _one_line(e: BaseException) -> str:
   # KeyError's str() is the repr of its argument (quotes, escaped newlines).
   text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+  if "Traceback (most recent call last)" in text:
+    # ml_collections puts get_config's whole traceback in the flag error; the
+    # user's mistake is its last line ("ValueError: Unknown data 'x'; ...").
+    head = text.split("Traceback (most recent call last)", 1)[0]
+    lines = [line for line in text.splitlines() if line.strip()]
+    text = f"{head.rstrip().rstrip(':')}: {lines[-1].strip()}"
   return " ".join(text.split()) or type(e).__name__
 
 
