@@ -100,7 +100,12 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run(main: Callable[[list[str]], Any]) -> None:
   """`app.run(main)` for the tools: user errors as one line (see the module docstring)."""
-  check_config_overrides()
+  try:
+    check_config_overrides()
+  except SystemExit as e:
+    if isinstance(e.code, str):
+      fail(e.code.removeprefix("error: "))
+    raise
 
   def wrapped(argv):
     try:
@@ -135,8 +140,8 @@ def check_config_overrides(argv: list[str] | None = None, flag: str = "config") 
       if not hasattr(node, "keys") or part not in node:
         where = ".".join(dotted.split(".")[:i]) or "(top level)"
         valid = sorted(node.keys()) if hasattr(node, "keys") else []
-        fail(f"unknown config key --{flag}.{dotted}: {part!r} is not a key of {where}. "
-             f"Valid keys there: {', '.join(valid) or '(none)'}.")
+        sys.exit(f"error: unknown config key --{flag}.{dotted}: {part!r} is not a key of "
+                 f"{where}. Valid keys there: {', '.join(valid) or '(none)'}.")
       node = node[part]
 
 
