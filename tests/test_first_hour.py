@@ -27,6 +27,18 @@ CREDIT = "experiments/finance_risk/credit_scoring.py"
 RATING = "experiments/recommendation/movielens_rating.py"
 
 
+def tool_env() -> dict[str, str]:
+  """The environment of a tool run as a user runs it: without the 8 fake devices
+  tests/conftest.py asks for, with this checkout importable."""
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  xla = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=8", "").strip()
+  if xla:
+    env["XLA_FLAGS"] = xla
+  else:
+    env.pop("XLA_FLAGS", None)
+  return env
+
+
 def parse_config(*args: str):
   """The config a tool gets from `--config=... --config.x=...` (ml_collections flags)."""
   fv = flags.FlagValues()
@@ -161,7 +173,7 @@ logs.run(main)
 
 def _tool(*args):
   return subprocess.run([sys.executable, "-c", _TOOL, *args], capture_output=True, text=True,
-                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+                        cwd=ROOT, env=tool_env(), timeout=120)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -298,7 +310,7 @@ def test_train_a_csv_from_the_command_line(tmp_path):
       [sys.executable, "-m", "tools.train", f"--config={CREDIT}:mlp,data=table,smoke=True",
        f"--config.data.options.path={path}", "--config.data.options.target=default",
        "--config.data.options.positive=yes", f"--workdir={workdir}"],
-      capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+      capture_output=True, text=True, cwd=ROOT, env=tool_env(),
       timeout=600)
   assert p.returncode == 0, p.stderr[-3000:]
   out = p.stdout.strip().splitlines()
