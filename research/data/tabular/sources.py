@@ -238,8 +238,9 @@ def load_table(name: str, data_dir: str | None = None, *, path: str | None = Non
       table_schema = TableSchema.from_dict(schema)
   elif name == "table":
     if not path:
-      raise ValueError("Data set 'table' needs a file: --config.data.options.path=FILE (.csv or "
-                       ".parquet) and --config.data.options.target=COLUMN.")
+      raise ValueError("Data set 'table' needs config.data.options.path, a .csv or .parquet "
+                       "file (--config.data.options.path=FILE), and the label column "
+                       "(--config.data.options.target=COLUMN).")
     if not os.path.isabs(path) and data_dir and not os.path.exists(path):
       path = os.path.join(data_dir, path)
     frame = read_table(path)
