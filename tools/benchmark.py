@@ -4,12 +4,13 @@
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
-from research.logs import check_config_overrides, quiet_logs
 from ml_collections import config_flags
 
 from research import config as config_lib
+from research import logs
+from research.logs import quiet_logs
 from research import xla_flags
 from research.train import benchmark
 
@@ -28,5 +29,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  check_config_overrides()
-  app.run(main)
+  logs.run(main)

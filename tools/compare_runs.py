@@ -15,7 +15,9 @@ import json
 import os
 from typing import Any, Sequence
 
-from absl import app, flags
+from absl import flags
+
+from research import logs
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Finished tools.train workdirs, in row order.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split of metrics given without one.")
@@ -89,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

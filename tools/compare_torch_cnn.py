@@ -22,11 +22,12 @@ import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research import logs
 from research import tasks
 from research.models import build_model
 from research.train import optim, parallel, state as state_lib, step as step_lib
@@ -183,4 +184,4 @@ if __name__ == "__main__":
   _DROPOUT = flags.DEFINE_float("dropout", 0.3, "Dropout before the last layer (both frameworks).")
   _MODEL_KWARGS = flags.DEFINE_string("model_kwargs", "{}", "JSON: extra fields of the Flax 'cnn'.")
   _ONLY = flags.DEFINE_enum("only", None, ["torch", "flax"], "Time one framework only.")
-  app.run(main)
+  logs.run(main)

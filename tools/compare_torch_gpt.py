@@ -31,7 +31,7 @@ import math
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,7 @@ import numpy as np
 import optax
 
 from research import config as config_lib
+from research import logs
 from research.data import build as data_build
 from research.models import build_model
 from research.train import builder, optim
@@ -425,4 +426,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

@@ -4,9 +4,10 @@
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
 from research import distributed
+from research import logs
 from research import xla_flags
 from research.logs import quiet_logs
 from research.train import evaluate
@@ -29,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

@@ -5,8 +5,9 @@
 
 Same workdir, prompt, settings and seed -> the same text.
 """
-from absl import app, flags
+from absl import flags
 
+from research import logs
 from research.generate import generate_text
 from research.logs import quiet_logs
 
@@ -37,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

@@ -2,8 +2,9 @@
 
   python -m tools.recommend --workdir=runs/ml_two_tower --user=1 --k=10 [--checkpoint=latest]
 """
-from absl import app, flags
+from absl import flags
 
+from research import logs
 from research import xla_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A recommendation workdir written by tools.train.")
@@ -26,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

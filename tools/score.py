@@ -8,6 +8,7 @@ refused with an error naming the column and the CSV line; no row is dropped.
 """
 from absl import app, flags
 
+from research import logs
 from research import xla_flags
 from research.logs import quiet_logs
 
@@ -36,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  logs.run(main)

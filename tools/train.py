@@ -10,8 +10,9 @@ from ml_collections import config_flags
 
 from research import config as config_lib
 from research import distributed
+from research import logs
 from research import xla_flags
-from research.logs import check_config_overrides, quiet_logs
+from research.logs import quiet_logs
 from research.train import loop
 
 xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
@@ -28,8 +29,8 @@ def main(argv):
   distributed.initialize()
   config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   loop.run(config, _WORKDIR.value)
+  logs.print_closing_line(_WORKDIR.value, config)
 
 
 if __name__ == "__main__":
-  check_config_overrides()
-  app.run(main)
+  logs.run(main)

@@ -12,8 +12,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from research import config as config_lib
+from research import logs
 from research import xla_flags
-from research.logs import check_config_overrides, quiet_logs
+from research.logs import quiet_logs
 from research.train import walk_forward
 
 xla_flags.apply()
@@ -33,5 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  check_config_overrides()
-  app.run(main)
+  logs.run(main)

@@ -1,9 +1,17 @@
 """Credit scoring: deep models judged the way risk teams judge models.
 
 Data (`data=`): 'credit_data' (modeldata, 4,454 applicants, Status good/bad,
-with missing values; the default), 'lending_club', 'default' (ISLR), TFDS
-'german_credit_numeric', or 'table' (any CSV/Parquet file: pass
-`--config.data.options.path=... --config.data.options.schema=...`). Seeded
+with missing values; the default), 'lending_club', 'default' (ISLR),
+'german_credit_numeric' (UCI `german.data-numeric` in $RESEARCH_DATA_DIR, else
+TFDS), or 'table', any CSV/Parquet file:
+
+  python -m tools.train --config=experiments/finance_risk/credit_scoring.py:mlp,data=table \
+      --config.data.options.path=loans.csv --config.data.options.target=default \
+      --config.data.options.positive=yes [--config.data.options.schema=schema.json] \
+      --workdir=runs/loans_mlp
+
+(feature columns inferred and printed unless schema.json lists them; see
+research/data/tabular/sources.py). Seeded
 stratified 60/20/20 train/validation/test split; preprocessing fitted on the
 training split only and saved in the workdir (`preprocessing.json`).
 
@@ -21,6 +29,8 @@ scikit-learn logistic regression; report.md puts them in one table.
   python -m tools.train --config=experiments/finance_risk/credit_scoring.py:mlp --workdir=runs/credit_mlp
   python -m tools.score --workdir=runs/credit_mlp --input=applicants.csv --output=scores.csv
 """
+from ml_collections.config_dict import placeholder
+
 from research.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("logreg", "scorecard", "mlp", "ft_transformer")
@@ -38,6 +48,11 @@ def get_config(arg=None):
   c.data.format = "tabular"
   c.data.options = ConfigDict(dict(seed=arg.seed, fractions=(0.6, 0.2, 0.2),
                                    split_by="stratified"))
+  if arg.data == "table":
+    # Declared so the command line can set them (the config is locked); the
+    # data source checks them when it reads the file.
+    c.data.options.update(dict(path=placeholder(str), target=placeholder(str),
+                               positive=placeholder(str), schema=placeholder(str)))
   c.data.tabular = ConfigDict(dict(numeric="standardize", min_count=1))
   c.task = ConfigDict(dict(name="tabular_classification", num_classes=2, label_key="label",
                            input_keys=("numeric", "categorical")))
@@ -76,7 +91,9 @@ def get_config(arg=None):
   c.ckpt.best_metric, c.ckpt.best_mode = "val/roc_auc", "max"
   c.baselines.scorecard = dict(type="scorecard", split="test", pdo=20.0, odds=50.0,
                                points=600.0, cutoff=arg.cutoff)
-  c.baselines.lightgbm = dict(type="lightgbm", split="test", cutoff=arg.cutoff)
+  # n_jobs None: research.baselines.finance.default_threads (no oversubscription).
+  c.baselines.lightgbm = dict(type="lightgbm", split="test", cutoff=arg.cutoff,
+                              n_jobs=placeholder(int))
   c.baselines.logreg_sklearn = dict(type="logreg_sklearn", split="test", cutoff=arg.cutoff)
   if arg.data == "credit_data":
     c.references = (dict(

@@ -5,7 +5,13 @@ release is only a config change, e.g. ml-100k's original files:
 
   --config=experiments/recommendation/movielens_rating.py:mf,source=ml-100k,path=/data/ml-100k
 
-(or `--config.data.options.source=ml-1m --config.data.options.path=...`).
+(or `--config.data.options.source=ml-1m --config.data.options.path=...`). Any CSV of
+user,item,rating[,timestamp] rows:
+
+  --config=experiments/recommendation/movielens_rating.py:mf,source=csv,path=ratings.csv
+
+with `--config.data.options.user_col=...` (`item_col`, `rating_col`, `timestamp_col`,
+`sep`) when the columns are named otherwise.
 """
 from ml_collections.config_dict import placeholder
 
@@ -30,7 +36,10 @@ def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
       view=view, source=arg.source, split_by=split_by, test_fraction=test_fraction, seed=0,
       path=placeholder(str), fold=placeholder(str), prefix=placeholder(str),
       tfds_name=placeholder(str), min_rating=placeholder(float), max_len=50,
-      validation=False))
+      validation=False,
+      # source='csv' only; None = the source's default (research/data/recsys/sources.py).
+      user_col=placeholder(str), item_col=placeholder(str), rating_col=placeholder(str),
+      timestamp_col=placeholder(str), sep=placeholder(str)))
   for key in ("path", "fold", "prefix", "tfds_name"):
     if arg[key]:
       options[key] = arg[key]

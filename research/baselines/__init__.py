@@ -25,6 +25,7 @@ Baselines run on the primary process only, on host data (numpy, scikit-learn).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -96,6 +97,22 @@ def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -
   if split not in eval_splits:
     raise ValueError(f"config.baselines.{name}.split={split!r} is not an eval split of this "
                      f"experiment; config.evals uses: {sorted(set(eval_splits))}.")
+  # The arguments go to the baseline function after training; an unknown one
+  # must fail now, not after the model has trained.
+  valid = baseline_arguments(type_name)
+  if valid is not None:
+    unknown = sorted(set(baseline) - {"type", "split"} - set(valid))
+    if unknown:
+      raise ValueError(f"config.baselines.{name}: baseline type {type_name!r} takes no "
+                       f"argument(s) {unknown}; valid: {', '.join(valid) or '(none)'}.")
+
+
+def baseline_arguments(type_name: str) -> tuple[str, ...] | None:
+  """The keyword arguments a baseline type accepts (None: any, it takes **kwargs)."""
+  params = list(inspect.signature(BASELINES[type_name]).parameters.values())[1:]  # after ctx
+  if any(p.kind is p.VAR_KEYWORD for p in params):
+    return None
+  return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def run_baselines(config, data, workdir: str) -> dict[str, dict[str, float]]:

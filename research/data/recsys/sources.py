@@ -14,7 +14,9 @@
   and `<prefix>.test.negative` (predefined leave-one-out split and 99
   negatives per test user; IDs are already 0-based ints).
 * 'csv': any CSV; the user/item/rating/timestamp column names come from the
-  config (`user_col`, `item_col`, `rating_col` (None: implicit), `timestamp_col`).
+  config (`user_col` 'user', `item_col` 'item', `rating_col` 'rating' ('' for
+  implicit feedback), `timestamp_col` 'timestamp' when the file has one, else
+  row order; `sep` ',').
 * 'tfds': TFDS `movielens/*-ratings` (`tfds_name`), prepared data only
   (`tfds.data_source(..., download=False)`, array_record files): a run never
   downloads.
@@ -107,7 +109,13 @@ def _read_tsv(path: str, name: str) -> Interactions:
                                  timestamp="timestamp", name=name)
 
 
+ML100K_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
 def load_ml100k(path, data_dir, fold: str | None = None) -> Loaded:
+  if fold and fold not in ML100K_FOLDS:
+    raise ValueError(f"ml-100k has no fold {fold!r}; valid: {', '.join(ML100K_FOLDS)} (the "
+                     "<fold>.base/<fold>.test files of the archive).")
   if fold:
     names = (f"{fold}.base", f"{fold}.test")
     folder = _find(path, data_dir, "ml-100k", names)
@@ -171,13 +179,18 @@ def load_ncf(path, data_dir, prefix: str = "ml-1m") -> Loaded:
 
 
 def load_csv(path, data_dir, *, user_col="user", item_col="item", rating_col="rating",
-             timestamp_col="timestamp", sep=",") -> Loaded:
+             timestamp_col=None, sep=",") -> Loaded:
+  """timestamp_col None: 'timestamp' if the file has it, else row order ('' forces row order)."""
   if not path:
-    raise ValueError("source='csv' needs config.data.options.path (the CSV file).")
+    raise ValueError("source='csv' needs the file: --config.data.options.path=FILE (columns "
+                     "user,item,rating[,timestamp]).")
   full = path if os.path.exists(path) or not data_dir else os.path.join(data_dir, path)
   if not os.path.isfile(full):
-    raise FileNotFoundError(f"source='csv': no file {path!r} (also tried {full!r}).")
+    raise FileNotFoundError(f"source='csv': no file {path!r}"
+                            + (f" (also tried {full!r})." if full != path else "."))
   df = pd.read_csv(full, sep=sep)
+  if timestamp_col is None:
+    timestamp_col = "timestamp" if "timestamp" in df.columns else None
   return Loaded(Interactions.from_frame(df, user=user_col, item=item_col, rating=rating_col or None,
                                         timestamp=timestamp_col or None, name=f"csv {full}"))
 

