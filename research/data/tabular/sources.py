@@ -60,16 +60,24 @@ def _rdataset(package: str, item: str) -> pd.DataFrame:
   return frame.drop(columns=[c for c in ("rownames",) if c in frame.columns])
 
 
-def read_table(path: str) -> pd.DataFrame:
-  """A CSV or Parquet file as a DataFrame; clear errors for a missing or unknown file."""
+def read_table(path: str, schema: TableSchema | None = None) -> pd.DataFrame:
+  """A CSV or Parquet file as a DataFrame; clear errors for a missing or unknown file.
+
+  With `schema`, a CSV's categorical columns are read as text, so pandas does
+  not guess their type from the other rows (integer codes with one empty cell
+  would become floats); the categories' normaliser
+  (`schema.category_string`) then gives every cell the same category however
+  the column was typed, in training and in `tools.score` alike.
+  """
   if not os.path.exists(path):
     raise FileNotFoundError(f"Table {path!r} does not exist; set config.data.options.path to "
                             "a .csv or .parquet file.")
   lower = path.lower()
   if lower.endswith((".parquet", ".pq")):
-    return pd.read_parquet(path)
+    return pd.read_parquet(path)  # typed by the file itself
   if lower.endswith((".csv", ".csv.gz", ".txt")):
-    return pd.read_csv(path)
+    dtype = {c: str for c in schema.categorical} if schema is not None else None
+    return pd.read_csv(path, dtype=dtype)
   raise ValueError(f"Table {path!r}: unknown format; use .csv or .parquet.")
 
 
@@ -124,8 +132,8 @@ def load_table(name: str, data_dir: str | None = None, *, path: str | None = Non
                        "dict(target='y', positive=1, numeric=('x1',), categorical=('c',)).")
     if not os.path.isabs(path) and data_dir and not os.path.exists(path):
       path = os.path.join(data_dir, path)
-    frame = read_table(path)
     table_schema = TableSchema.from_dict(schema)
+    frame = read_table(path, table_schema)
   else:
     raise ValueError(f"Unknown table {name!r}; valid: {sorted(EMBEDDED) + ['german_credit_numeric', 'table']}.")
   table_schema.check_frame(frame, where=f"{name} table", row_offset=0)
