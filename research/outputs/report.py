@@ -1,7 +1,8 @@
 """report.md: a run's result next to the published one, readable by a researcher.
 
-Sections: verdict line, "Result vs published" table, run facts, final
-metrics, per-class table (optional), plots (relative links), resolved config.
+Sections: which checkpoint the metrics are of, verdict line, "Result vs
+published" table, run facts, final metrics, per-class table (optional), plots
+(relative links), resolved config.
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ _FACTS = {
     "device_kind": "Device kind",
     "processes": "Processes",
     "compile_seconds": "Compile time",
+    "checkpoint_step": "Checkpoint of the final metrics (step)",
+    "checkpoint": "Checkpoint chosen as",
+    "checkpoint_params_fingerprint": "Checkpoint params fingerprint (sha256)",
 }
 _PER_CLASS_METRICS = ("precision", "recall", "f1")
 
@@ -142,6 +146,19 @@ def compare_to_references(summary: Mapping[str, Any], references: Sequence[Mappi
   return rows
 
 
+def checkpoint_note(summary: Mapping[str, Any]) -> list[str]:
+  """Which checkpoint the metrics are of (summary 'checkpoint_step' and
+  'checkpoint', from research.train.final_eval); no lines when not recorded."""
+  if "checkpoint_step" not in summary:
+    return []
+  how = summary.get("checkpoint", "")
+  last = summary.get("step")
+  tail = (f"; training ran to step {last}" if isinstance(last, int) and
+          last != summary["checkpoint_step"] else "")
+  return [f"Metrics are those of checkpoint step {summary['checkpoint_step']} ({how}), the one "
+          f"tools.evaluate, score, recommend and generate use by default{tail}.", ""]
+
+
 def _run_data(config: Any) -> Mapping[str, Any] | None:
   """config.data of a resolved config (ConfigDict or dict), None when absent."""
   data = config.get("data") if hasattr(config, "get") else None
@@ -216,7 +233,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     sections: extra markdown lines placed before the plots (e.g. from
       `artifact_sections`).
   """
-  lines = [f"# {experiment}", ""]
+  lines = [f"# {experiment}", ""] + checkpoint_note(summary)
 
   data = _run_data(config)
   all_rows = compare_to_references(summary, references, data)
@@ -257,7 +274,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
         value = _duration(float(value))
       elif key == "compile_seconds" and isinstance(value, (int, float)):
         value = _duration(float(value))
-      elif key == "params_fingerprint":
+      elif key in ("params_fingerprint", "checkpoint_params_fingerprint"):
         value = f"`{value}`"
       facts.append([label, value if isinstance(value, str) else _fmt(value)])
   facts += [[k, _fmt(v)] for k, v in sorted(summary.items())
@@ -274,6 +291,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     # Per-class keys ('test/f1/cat') are in their own table below.
     metric_keys = [k for k in metric_keys if k.count("/") == 1]
   lines += ["## Final metrics", ""]
+  lines += checkpoint_note(summary)
   lines += _table(["Metric", "Value"], [[k, _fmt(summary[k])] for k in metric_keys], "lr") + [""]
 
   if per_class:
