@@ -5,9 +5,16 @@
 names the column and row otherwise), encodes it with the run's own
 `preprocessing.json` (never refitted), restores the best checkpoint (by the
 run's `ckpt.best_metric`, else the latest) and returns one row per input row,
-in input order: p(positive class), the decision at the cut-off, and the
-input's identifier columns. Rows are never dropped: a value that cannot be
-scored is an error, not a skipped row.
+in input order: p(positive class), the decision at the cut-off, the
+input's identifier columns, and per-row flags naming the columns the
+preprocessing filled in (`imputed_columns`) or did not know
+(`unknown_categories`). Rows are never dropped: a value that cannot be scored
+is an error, not a skipped row.
+
+A row's score depends on that row only: the file is read with the schema's
+types (categoricals as text) and categories go through the same normaliser as
+in training, so an integer code is the same category whether its column also
+holds empty cells or `2.0`-style values.
 """
 from __future__ import annotations
 
@@ -77,11 +84,13 @@ def score_csv(workdir: str, input_path: str, output_path: str, *, checkpoint: st
   """Scores `input_path` (CSV or Parquet) into `output_path` (CSV); returns the scores.
 
   Output columns: row (0-based position in the input), the `keep_columns`,
-  p_<positive> and decision ('decline' at p >= the run's cut-off, else 'approve').
+  p_<positive>, decision ('decline' at p >= the run's cut-off, else 'approve'),
+  unknown_categories and imputed_columns (';'-joined column names, empty
+  when none; see `Preprocessor.row_flags`).
   """
   from research.data.tabular.sources import read_table  # pylint: disable=import-outside-toplevel
   scorer = ScoringModel(workdir, checkpoint)
-  frame = read_table(input_path)
+  frame = read_table(input_path, scorer.preprocessor.schema)
   if len(frame) == 0:
     raise ValueError(f"{input_path} has no rows to score.")
   missing = [c for c in keep_columns if c not in frame.columns]
@@ -95,6 +104,21 @@ def score_csv(workdir: str, input_path: str, output_path: str, *, checkpoint: st
     result[col] = frame[col].to_numpy()
   result[f"p_{scorer.preprocessor.schema.positive}"] = p
   result["decision"] = np.where(p >= scorer.cutoff, "decline", "approve")
+  for key, per_row in scorer.preprocessor.row_flags(frame).items():
+    result[key] = [";".join(cols) for cols in per_row]
   os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
   result.to_csv(output_path, index=False)
   return result
+
+
+def flag_summary(result: pd.DataFrame) -> list[str]:
+  """One line per flag column that is set on some row: how many rows, which columns."""
+  lines = []
+  for key, what in (("unknown_categories", "a category unseen in training (scored as unknown)"),
+                    ("imputed_columns", "missing values filled by the preprocessing")):
+    flagged = result[key][result[key] != ""]
+    if len(flagged):
+      columns = sorted({c for cell in flagged for c in cell.split(";")})
+      lines.append(f"{len(flagged)} of {len(result)} rows had {what} in column(s) {columns}; "
+                   f"see the {key!r} column of the output.")
+  return lines

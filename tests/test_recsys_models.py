@@ -95,8 +95,10 @@ def test_oov_ids_fall_back_to_biases_and_mean():
 def test_ncf_run_resumed_midway_ends_bitwise_identical(tmp_path):
   """Sampled negatives come from the pipeline's per-batch rng: a run stopped at
   step 3 and resumed ends with exactly the parameters of an uninterrupted run."""
+  # No best metric: the 3-step run's final evaluation would make step 3 the
+  # "best" checkpoint, whose metrics the resumed run's summary then reports.
   overrides = {"total_steps": 6, "ckpt.every_steps": 3, "progress": False,
-               "evals.test.every_steps": None}
+               "evals.test.every_steps": None, "ckpt.best_metric": None}
   spec = "recommendation/movielens_ncf:gmf,smoke=True"
   straight = loop.run(config_lib.load(spec, overrides), str(tmp_path / "straight"))
   loop.run(config_lib.load(spec, dict(overrides, total_steps=3)), str(tmp_path / "resumed"))

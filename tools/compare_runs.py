@@ -7,7 +7,8 @@
 Rows: each baseline once (baselines.json; a baseline scored in several runs of
 one split gives the same numbers, so the first run's are shown), then one row
 per run (its summary.json: final metrics and train time). The published
-references of every run's config that name a shown metric are listed below.
+references of every run's config that name a shown metric, published for that run's data,
+are listed below.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import Any, Sequence
 from absl import flags
 
 from research import logs
+
+from research.outputs import report
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Finished tools.train workdirs, in row order.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split of metrics given without one.")
@@ -76,7 +79,8 @@ def comparison(workdirs: Sequence[str], metrics: Sequence[str] | None = None,
     lines.append(f"| {label} | " + " | ".join(_fmt(summary.get(k)) for k in keys)
                  + f" | {summary.get('train_seconds', 0):.0f} s |")
     for r in config.get("references", []):
-      if r.get("metric") in keys:
+      # Only numbers published for this run's data (research.outputs.report).
+      if r.get("metric") in keys and report.reference_applies(r, config.get("data")):
         refs.append(f"- {label}: published {r['metric']} = {r['value']} ({r.get('source', '')})")
   return "\n".join(lines + ([""] + refs if refs else [])) + "\n"
 

@@ -5,6 +5,9 @@
 The input needs every feature column of the run's schema (the target may be
 absent); numeric columns must hold numbers (empty = missing). A mismatch is
 refused with an error naming the column and the CSV line; no row is dropped.
+Each output row says which columns were missing and filled (`imputed_columns`)
+and which held a category unseen in training (`unknown_categories`); a count
+of both is printed.
 """
 from absl import app, flags
 
@@ -34,6 +37,8 @@ def main(argv):
   except SchemaError as e:
     raise SystemExit(f"Refused: {e}") from None
   print(f"Scored {len(result)} rows -> {_OUTPUT.value}")
+  for line in score.flag_summary(result):
+    print(f"Note: {line}")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def get_config(arg=None):
   if arg.data == "credit_data":
     c.references = (dict(
         metric="test/roc_auc", value=0.832, higher_is_better=True, tolerance=0.0,
-        source="public notebook: XGBoost on modeldata credit_data, test ROC AUC 0.832"),)
+        source="public notebook: XGBoost on modeldata credit_data, test ROC AUC 0.832",
+        data=dict(name="credit_data")),)
   if arg.smoke:
     if c.model.name == "tabular_mlp":
       c.model.hidden, c.model.embed_dim = (8,), 2

@@ -65,7 +65,8 @@ def get_config(arg=None):
     c.cpu_host_devices = 2
     c.references = (dict(metric="test/accuracy", value=0.868, higher_is_better=True,
                          tolerance=0.0, source="Keras example 'Text classification with "
-                         "Transformer' (IMDb, 200 tokens, 2 epochs)"),)
+                         "Transformer' (IMDb, 200 tokens, 2 epochs)",
+                         data=dict(name="imdb_reviews")),)
   elif arg.variant == "bilstm":
     # The flax examples' SST-2 classifier design (embedding -> bidirectional
     # LSTM -> dense), sized for a CPU.
@@ -113,13 +114,14 @@ def get_config(arg=None):
     c.batch_size, c.total_epochs = 32, 2
     c.optimizer.lr = 1e-4
     c.schedule.warmup_steps = 200
+    imdb = dict(name="imdb_reviews")
     c.references = (
         dict(metric="test/accuracy", value=0.902, higher_is_better=True, tolerance=0.0,
-             source="Published BERT fine-tune on IMDb (accuracy 0.902)"),
+             source="Published BERT fine-tune on IMDb (accuracy 0.902)", data=imdb),
         dict(metric="test/recall/pos", value=0.886, higher_is_better=True, tolerance=0.0,
-             source="Published BERT fine-tune on IMDb (recall 0.886)"),
+             source="Published BERT fine-tune on IMDb (recall 0.886)", data=imdb),
         dict(metric="test/f1/pos", value=0.893, higher_is_better=True, tolerance=0.0,
-             source="Published BERT fine-tune on IMDb (F1 0.893)"))
+             source="Published BERT fine-tune on IMDb (F1 0.893)", data=imdb))
   if arg.smoke:
     c.data.tokenizer.vocab_size = 40  # what a tiny test corpus supports
     small = dict(embed_dim=16, num_heads=2, mlp_dim=32, num_layers=1)

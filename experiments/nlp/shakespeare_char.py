@@ -81,7 +81,8 @@ def get_config(arg=None):
   if v["reference"] is not None:
     c.references = (dict(metric="val_sampled/best_loss", value=v["reference"],
                          higher_is_better=False, tolerance=0.0,
-                         source=f"{_NANOGPT} ({arg.variant}): validation loss"),)
+                         source=f"{_NANOGPT} ({arg.variant}): validation loss",
+                         data=dict(name="tiny_shakespeare")),)
   if arg.smoke:
     c.model.update(dict(num_layers=1, embed_dim=16) if model["name"] == "gpt"
                    else dict(embed_dim=8, hidden=16, num_layers=1))

@@ -36,7 +36,8 @@ def get_config(arg=None):
   c.references = (dict(
       metric="test/accuracy", value=0.97, higher_is_better=True, tolerance=0.0,
       source="scikit-learn example 'Recognizing hand-written digits' (SVC, gamma=0.001, "
-             "50/50 split): 0.97 accuracy"),)
+             "50/50 split): 0.97 accuracy",
+      data=dict(name="digits")),)
   if arg.smoke:
     c.model.hidden = 16 if c.model.name == "cnn" else (16,)
     if c.model.name == "cnn":

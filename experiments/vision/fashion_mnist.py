@@ -44,7 +44,8 @@ def get_config(arg=None):
   c.ckpt.every_epochs = 1
   c.ckpt.best_metric = "test/accuracy"
   c.references = (dict(metric="test/accuracy", value=v["reference"], higher_is_better=True,
-                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})"),)
+                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})",
+                       data=dict(name="fashion_mnist")),)
   if arg.smoke:
     _shrink(c)
   return c

@@ -34,7 +34,7 @@ def get_config(arg=None):
   c.ckpt.every_epochs, c.ckpt.best_metric = 1, "test/accuracy"
   value, source = v["reference"]
   c.references = (dict(metric="test/accuracy", value=value, source=source,
-                       higher_is_better=True, tolerance=0.0),)
+                       higher_is_better=True, tolerance=0.0, data=dict(name="mnist")),)
   if arg.smoke:
     fashion_mnist._shrink(c)
     c.eval_batch_size = 16

@@ -30,7 +30,8 @@ def get_config(arg=None):
   c.evals.test = eval_config("classification", "test", every_steps=1000)
   c.ckpt.every_steps, c.ckpt.every_epochs, c.ckpt.best_metric = 1000, None, "test/accuracy"
   c.references = (dict(metric="test/accuracy", value=v["reference"], higher_is_better=True,
-                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})"),)
+                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})",
+                       data=dict(name="mnist1d")),)
   if arg.smoke:
     c.batch_size, c.eval_batch_size = 16, 200
     c.total_steps = 2

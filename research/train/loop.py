@@ -22,7 +22,7 @@ import numpy as np
 
 from research import baselines as baselines_lib
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
-from research.train import builder, checkpoint as ckpt_lib, durations, init_from
+from research.train import builder, checkpoint as ckpt_lib, durations, final_eval, init_from
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,9 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
             meta=dict(train_seconds=train_seconds, eval_seconds=eval_seconds,
                       compile_seconds=progress.compile_seconds),
             metrics=final or None)
+  # summary.json and report.md describe the checkpoint the tools default to.
+  final, artifacts, reported = final_eval.reported_checkpoint(r, ckpt, step, final, artifacts,
+                                                              workdir)
   ckpt.close()
   writer.close()
   fingerprint = summary_lib.params_fingerprint(_host_variables(r.backend.canonical(state)))
@@ -148,7 +151,7 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
   if primary:
     result.update(_best_eval_losses(workdir, evaluators))
     extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
-                 processes=jax.process_count(), eval_seconds=eval_seconds)
+                 processes=jax.process_count(), eval_seconds=eval_seconds, **reported)
     if progress.compile_seconds is not None:  # None when a finished run is rerun
       extra["compile_seconds"] = progress.compile_seconds
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
@@ -247,7 +250,8 @@ def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, f
                             class_names, baseline_results):
   paths = list(plots.plot_curves(workdir))
   # Each artifact kind has its plot (confusion matrix, ROC, calibration, ...).
-  paths += plots.plot_artifacts(workdir, artifacts, experiment=c.experiment, step=step,
+  paths += plots.plot_artifacts(workdir, artifacts, experiment=c.experiment,
+                                step=extra.get("checkpoint_step", step),
                                 class_names=class_names)
   writer_lib.save_artifacts(workdir, artifacts)
   summary = dict(final, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint,

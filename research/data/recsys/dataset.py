@@ -29,6 +29,7 @@ import os
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from research.data.core import ArraySource
 from research.data.recsys import sampling, sources, splits
@@ -137,7 +138,8 @@ class RecsysData:
         if i is None:
           continue
         row = meta.iloc[i]
-        self.titles[j] = str(row.get("title", "")) if "title" in meta else ""
+        title = row.get("title", "") if "title" in meta else ""
+        self.titles[j] = "" if pd.isna(title) else str(title)
         genres[j] = str(row.get("genres", "")) if "genres" in meta else ""
         years[j] = row.get("year", np.nan) if "year" in meta else np.nan
     names = sorted({g for gs in genres for g in gs.split("|") if g and g != "nan"

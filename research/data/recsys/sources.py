@@ -99,8 +99,11 @@ def _ml100k_items(folder: str) -> pd.DataFrame | None:
   raw = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
   flags = raw.iloc[:, 5:5 + len(ML100K_GENRES)].to_numpy(bool)
   genres = ["|".join(g for g, f in zip(ML100K_GENRES, row) if f) for row in flags]
-  return pd.DataFrame({"title": raw[1].astype(str), "genres": genres,
-                       "year": _year_from_title(raw[1])}, index=raw[0].to_numpy())
+  # Plain arrays: Series columns would be aligned on their own 0..n-1 row
+  # labels against the item-ID index, giving item i the title of item i + 1.
+  return pd.DataFrame({"title": raw[1].astype(str).to_numpy(), "genres": genres,
+                       "year": _year_from_title(raw[1]).to_numpy()},
+                      index=pd.Index(raw[0].to_numpy(), name="item"))
 
 
 def _read_tsv(path: str, name: str) -> Interactions:

@@ -25,7 +25,6 @@ the schema declares a sensitive attribute}.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -33,7 +32,8 @@ import pandas as pd
 from scipy import stats
 
 from research.data.core import ArraySource
-from research.data.tabular.schema import SchemaError, TableSchema
+from research.data.tabular.schema import (SchemaError, TableSchema, category_string,
+                                          category_strings)
 
 PREPROCESSING_FILE = "preprocessing.json"
 NUMERIC_METHODS = ("standardize", "quantile", "woe")
@@ -51,19 +51,16 @@ def check_options(options: Mapping[str, Any]) -> None:
     raise ValueError(f"config.data.tabular.numeric={method!r}; valid: {list(NUMERIC_METHODS)}.")
 
 
-def _category_strings(values: pd.Series) -> list:
-  """Category values as strings (None for missing): '1' and 1 are the same category."""
-  return [None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA)
-          else str(v) for v in values.tolist()]
-
-
 class Preprocessor:
   """Fitted transform from a raw table to model arrays. Build with `fit`."""
 
   def __init__(self, schema: TableSchema, state: Mapping[str, Any]):
     self.schema = schema
     self.state = dict(state)
-    self._index = [{v: i + 1 for i, v in enumerate(vocab)} for vocab in state["vocab"]]
+    # Keys through the same normaliser as the rows: a workdir fitted before
+    # integer codes were normalised (vocabulary '2.0') still matches a '2'.
+    self._index = [{category_string(v): i + 1 for i, v in reversed(list(enumerate(vocab)))}
+                   for vocab in state["vocab"]]
 
   # --- fitting ---------------------------------------------------------------
   @classmethod
@@ -93,7 +90,7 @@ class Preprocessor:
         indicators.append(col)
     vocab = []
     for col in schema.categorical:
-      counts = pd.Series([v for v in _category_strings(frame[col]) if v is not None]).value_counts()
+      counts = pd.Series([v for v in category_strings(frame[col]) if v is not None]).value_counts()
       vocab.append(sorted(counts[counts >= min_count].index.tolist()))
     group_names = schema.groups(frame)[1] if schema.sensitive else []
     state = dict(group_names=group_names, numeric_method=numeric, min_count=int(min_count), median=medians, mean=means,
@@ -148,7 +145,7 @@ class Preprocessor:
     for col in s["indicators"]:
       cols.append(pd.to_numeric(frame[col], errors="coerce").isna().to_numpy(np.float64))
     numeric = (np.stack(cols, axis=1) if cols else np.zeros((n, 0))).astype(np.float32)
-    cats = [np.asarray([index.get(v, 0) for v in _category_strings(frame[col])], np.int32)
+    cats = [np.asarray([index.get(v, 0) for v in category_strings(frame[col])], np.int32)
             for col, index in zip(self.schema.categorical, self._index)]
     categorical = np.stack(cats, axis=1) if cats else np.zeros((n, 0), np.int32)
     out = {"numeric": numeric, "categorical": categorical}
@@ -157,6 +154,34 @@ class Preprocessor:
     if self.schema.sensitive:
       out["group"] = self.schema.groups(frame, self.state["group_names"])[0]
     return out
+
+  def row_flags(self, frame: pd.DataFrame) -> dict[str, list[list[str]]]:
+    """Per row, which feature columns the transform had to fill in or could not place.
+
+    {'imputed_columns': [[column, ...] per row]: the value was missing and was
+    filled (numeric: the training median or the missing-value bin;
+    categorical: the unknown bucket or missing bin),
+    'unknown_categories': [[column, ...] per row]: a categorical value not in
+    the training vocabulary (unseen, or rarer than min_count), encoded as
+    unknown}. Columns in schema order.
+    """
+    n, woe = len(frame), self.state["numeric_method"] == "woe"
+    imputed = [[] for _ in range(n)]
+    unknown = [[] for _ in range(n)]
+    for col in self.schema.features:
+      if col in self.schema.numeric:
+        missing = pd.to_numeric(frame[col], errors="coerce").isna().to_numpy()
+        for i in np.flatnonzero(missing):
+          imputed[i].append(col)
+        continue
+      known = ({category_string(v) for v in self.state["woe"][col]["woe"]} if woe else
+               self._index[self.schema.categorical.index(col)])
+      for i, v in enumerate(category_strings(frame[col])):
+        if v is None:
+          imputed[i].append(col)
+        elif v not in known:
+          unknown[i].append(col)
+    return {"imputed_columns": imputed, "unknown_categories": unknown}
 
   def encode_source(self, raw) -> ArraySource:
     """An `ArraySource` of encoded examples from a raw `TableSource` split."""
@@ -205,7 +230,7 @@ def _fit_woe(frame: pd.DataFrame, schema: TableSchema) -> dict[str, dict]:
       missing = float(ob.transform(np.asarray([np.nan]), metric="woe", metric_missing="empirical")[0])
       out[col] = dict(kind="numeric", splits=splits, woe=woe, missing=missing)
     else:
-      x = np.asarray(_category_strings(frame[col]), dtype=object)
+      x = np.asarray(category_strings(frame[col]), dtype=object)
       x = np.where(pd.isna(x), np.nan, x)
       ob = OptimalBinning(name=col, dtype="categorical").fit(x, y)
       seen = sorted({v for v in x if isinstance(v, str)})
@@ -224,8 +249,9 @@ def _apply_woe(values: pd.Series, fitted: Mapping[str, Any]) -> np.ndarray:
     out = np.asarray(fitted["woe"])[np.searchsorted(np.asarray(fitted["splits"]), x,
                                                      side="right")]
     return np.where(np.isnan(x), fitted["missing"], out)
-  return np.asarray([fitted["woe"].get(v, fitted["missing"]) if v is not None
-                     else fitted["missing"] for v in _category_strings(values)], np.float64)
+  woe = {category_string(k): v for k, v in fitted["woe"].items()}  # as the rows are normalised
+  return np.asarray([woe.get(v, fitted["missing"]) if v is not None
+                     else fitted["missing"] for v in category_strings(values)], np.float64)
 
 
 __all__ = ["Preprocessor", "SchemaError", "PREPROCESSING_FILE", "check_options"]

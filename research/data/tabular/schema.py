@@ -9,6 +9,8 @@ message that says what to fix rather than being silently coerced.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -17,6 +19,48 @@ import pandas as pd
 
 class SchemaError(ValueError):
   """A table does not match its declared schema (message names the column and row)."""
+
+
+def category_string(value: Any) -> str | None:
+  """One categorical cell as its category string (None = missing).
+
+  The one normaliser of categories, used when preprocessing is fitted and
+  whenever rows are encoded (training, evaluation, `tools.score`), so a
+  category is the same whatever pandas made of its column: an integer code is
+  one category whether it arrives as `2`, `2.0` (the column holds an empty
+  cell, so pandas read it as floats) or the text `"2"` / `"2.0"`. Numbers
+  written as text are read as numbers ('02' is the code 2, as pandas reads an
+  integer column); other text is kept as it is.
+  """
+  if value is None or value is pd.NA or value is pd.NaT:
+    return None
+  if isinstance(value, (bool, np.bool_)):
+    return str(bool(value))
+  if isinstance(value, numbers.Number):
+    number = float(value)
+    if math.isnan(number):
+      return None
+    return _number_string(number) if math.isfinite(number) else str(value)
+  text = str(value)
+  if not text.strip():
+    return None  # an empty cell read as text
+  try:
+    number = float(text)
+  except ValueError:
+    return text
+  return _number_string(number) if math.isfinite(number) else text
+
+
+def _number_string(number: float) -> str:
+  # Integral values without a decimal point ('2', not '2.0'), others in the
+  # shortest form that round-trips ('2.5').
+  return str(int(number)) if number.is_integer() else repr(number)
+
+
+def category_strings(values) -> list[str | None]:
+  """`category_string` of every cell of a column (a Series or any sequence)."""
+  values = values.tolist() if hasattr(values, "tolist") else list(values)
+  return [category_string(v) for v in values]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +148,10 @@ class TableSchema:
       bounds = ["-inf"] + [f"{e:g}" for e in edges] + ["inf"]
       names = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(edges) + 1)]
       return ids, names
-    text = col.astype("string")
-    names = list(names) if names is not None else sorted(text.dropna().unique().tolist())
+    text = category_strings(col)  # the categories' own normaliser: 2, 2.0 and '2' are one group
+    names = list(names) if names is not None else sorted({v for v in text if v is not None})
     index = {n: i for i, n in enumerate(names)}
-    ids = np.asarray([index.get(v, -1) if v is not pd.NA else -1 for v in text], np.int32)
+    ids = np.asarray([index.get(v, -1) if v is not None else -1 for v in text], np.int32)
     return ids, names
 
   def check_frame(self, frame: pd.DataFrame, *, require_target: bool = True,

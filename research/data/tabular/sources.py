@@ -74,16 +74,24 @@ def _rdataset(package: str, item: str) -> pd.DataFrame:
   return frame.drop(columns=[c for c in ("rownames",) if c in frame.columns])
 
 
-def read_table(path: str) -> pd.DataFrame:
-  """A CSV or Parquet file as a DataFrame; clear errors for a missing or unknown file."""
+def read_table(path: str, schema: TableSchema | None = None) -> pd.DataFrame:
+  """A CSV or Parquet file as a DataFrame; clear errors for a missing or unknown file.
+
+  With `schema`, a CSV's categorical columns are read as text, so pandas does
+  not guess their type from the other rows (integer codes with one empty cell
+  would become floats); the categories' normaliser
+  (`schema.category_string`) then gives every cell the same category however
+  the column was typed, in training and in `tools.score` alike.
+  """
   if not os.path.exists(path):
     raise FileNotFoundError(f"Table {path!r} does not exist; set config.data.options.path to "
                             "a .csv or .parquet file.")
   lower = path.lower()
   if lower.endswith((".parquet", ".pq")):
-    return pd.read_parquet(path)
+    return pd.read_parquet(path)  # typed by the file itself
   if lower.endswith((".csv", ".csv.gz", ".txt")):
-    return pd.read_csv(path)
+    dtype = {c: str for c in schema.categorical} if schema is not None else None
+    return pd.read_csv(path, dtype=dtype)
   raise ValueError(f"Table {path!r}: unknown format; use .csv or .parquet.")
 
 
@@ -245,6 +253,9 @@ def load_table(name: str, data_dir: str | None = None, *, path: str | None = Non
       path = os.path.join(data_dir, path)
     frame = read_table(path)
     table_schema = file_schema(frame, path, schema, target, positive)
+    if table_schema.categorical:
+      # Again with the categorical columns read as text (see read_table).
+      frame = read_table(path, table_schema)
   else:
     raise ValueError(f"Unknown table {name!r}; valid: {sorted(EMBEDDED) + ['german_credit_numeric', 'table']}.")
   table_schema.check_frame(frame, where=f"{name} table", row_offset=0)
