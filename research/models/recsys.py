@@ -18,8 +18,11 @@ import numpy as np
 
 
 def _embed(module, num, dim, **kwargs) -> nn.Embed:
-  """nn.Embed in `module`'s dtype and param_dtype."""
-  return nn.Embed(num, dim, dtype=module.dtype, param_dtype=module.param_dtype, **kwargs)
+  """nn.Embed in `module`'s dtype and param_dtype; its rows are the 'vocab'
+  axis, which tensor parallelism splits (research.train.sharding)."""
+  init = kwargs.pop("embedding_init", nn.linear.default_embed_init)
+  return nn.Embed(num, dim, dtype=module.dtype, param_dtype=module.param_dtype,
+                  embedding_init=nn.with_logical_partitioning(init, ("vocab", "embed")), **kwargs)
 
 
 def _dense(module, features, **kwargs) -> nn.Dense:
