@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -46,6 +47,7 @@ class CorruptCheckpointError(RuntimeError):
   """A saved step that cannot be read back (damaged or incomplete files)."""
 
   def __init__(self, step: int, directory: str, error: BaseException | str):
+    _quiet_closed_loop_callbacks()
     self.step, self.directory = step, directory
     self.file = _damaged_file(error, os.path.join(directory, str(step)))
     self.detail = _innermost(error)
@@ -198,12 +200,18 @@ class Checkpointer:
   def _saved_tree(self, step: int):
     """The saved train state's tree of orbax ArrayMetadata (shape, dtype per leaf)."""
     try:
-      metadata = self._manager.item_metadata(step)
+      # Quiet: without its metadata orbax logs advice about handler registries
+      # that has nothing to do with a damaged step; the error below says it.
+      with _quiet_orbax():
+        metadata = self._manager.item_metadata(step)
       item = metadata["state"] if "state" in metadata.keys() else None
     except Exception as e:  # pylint: disable=broad-except
       raise CorruptCheckpointError(step, self.directory, e) from e
     if item is None:
-      raise CorruptCheckpointError(step, self.directory, "its 'state' item is missing")
+      folder = os.path.join(self.directory, str(step), "state")
+      raise CorruptCheckpointError(step, self.directory, (
+          f"the train state's metadata in {folder} is missing or unreadable"
+          if os.path.isdir(folder) else f"the train state {folder} is missing"))
     return item.tree if hasattr(item, "tree") else item
 
   def restore_raw(self, step: int) -> dict:
@@ -281,6 +289,26 @@ def _quiet_orbax():
     logger.setLevel(level)
 
 
+def _quiet_closed_loop_callbacks() -> None:
+  """Drops one known artefact of a failed orbax read from the log: after one
+  array fails, tensorstore still completes the other reads and calls back
+  into the asyncio loop orbax has already closed; each callback prints a
+  'RuntimeError: Event loop is closed' traceback (dozens per damaged step)
+  through sys.unraisablehook, burying the one-line report of the damage.
+  Installed once, after the first failed read; every other unraisable
+  exception still goes to the previous hook."""
+  previous = sys.unraisablehook
+  if getattr(previous, "quiet_closed_loop", False):
+    return
+
+  def hook(info):
+    if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
+      return
+    previous(info)
+  hook.quiet_closed_loop = True
+  sys.unraisablehook = hook
+
+
 def _json_safe(value):
   if isinstance(value, Mapping):
     return {str(k): _json_safe(v) for k, v in value.items()}
@@ -342,18 +370,19 @@ def _innermost(error: BaseException | str) -> str:
     return error
   inner = next((e for e in reversed(_chain(error)) if str(e).strip()), error)
   text = " ".join(str(inner).split()) or repr(inner)
+  text = text.split(" [tensorstore_spec", 1)[0]  # a page of JSON spec, no news
   return f"{type(inner).__name__}: {text[:400]}{'...' if len(text) > 400 else ''}"
 
 
 def _damaged_file(error: BaseException | str, step_dir: str) -> str | None:
-  """The file an orbax / tensorstore error names, if any."""
+  """The file an orbax / tensorstore error names (and the array, when it says), if any."""
   for text in map(str, reversed(_chain(error))):  # the innermost error is the most specific
-    m = re.search(r'Error reading "([^"]+)" in OCDBT database at local file "([^"]+)"', text)
-    if m:
-      return f"{m.group(2).rstrip('/')}, array {m.group(1).split('/')[0]}"
-    m = re.search(r'Error decoding local file "([^"]+)"', text)
-    if m:
-      return m.group(1)
+    array = re.search(r'Error reading "([^"/]+)[^"]*" in OCDBT database at local file "([^"]+)"',
+                      text)
+    files = [f for f in re.findall(r'local file "([^"]+)"', text) if not f.endswith("/")]
+    if array or files:
+      where = files[-1] if files else array.group(2).rstrip("/")
+      return f"{where}, array {array.group(1)}" if array else where
     m = re.search(r"named (\S+)\) does not exist at (\S+)", text)
     if m:
       return os.path.join(m.group(2).rstrip("."), m.group(1))
