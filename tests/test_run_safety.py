@@ -123,6 +123,7 @@ def test_resume_with_a_changed_config_is_refused_and_config_json_kept(copy_of):
   assert "--allow_config_change=optimizer.lr,total_steps" in message
   assert (copy_of / "config.json").read_bytes() == before
   assert not (copy_of / config_pin.CHANGES_FILE).exists()
+  assert (copy_of / workdir_lock.LOCK_FILE).read_text() == ""  # released on the way out
   # Exempt keys (display only) pass without asking.
   assert config_pin.check(str(copy_of), _config(progress=True)) == {}
   with pytest.raises(ValueError, match="names 'optimizer.learning_rate', which is not a config"):
@@ -153,6 +154,10 @@ def test_bad_batch_sizes_fail_when_the_config_loads():
 
 def test_a_run_that_fails_to_build_leaves_a_finished_workdir_evaluable(copy_of, finished):
   before = (copy_of / "config.json").read_bytes()
+  zero = _config()
+  zero.batch_size = 0  # as --config.batch_size=0 would set it, past the check at load time
+  with pytest.raises(ValueError, match="config.batch_size must be an integer >= 1"):
+    loop.run(zero, str(copy_of), allow_config_change=("batch_size",))
   # Valid on its own, but not a multiple of the 8 test devices: builder.build refuses it.
   with pytest.raises(ValueError, match="batch_size=12 must be a multiple of the 8 devices"):
     loop.run(_config(batch_size=12), str(copy_of), allow_config_change=("batch_size",))

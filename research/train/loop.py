@@ -4,7 +4,10 @@ It knows nothing about domains: the config names a data set, a task, a model
 and evaluators; the loop feeds batches to the compiled step, logs, evaluates,
 checkpoints, and at the end writes summary.json, plots and report.md.
 Rerunning the same command in the same workdir resumes from the last
-checkpoint (see `research.train.checkpoint` for the resume order).
+checkpoint (see `research.train.checkpoint` for the resume order, and what
+happens to a damaged one). One run at a time holds a workdir
+(`research.train.workdir_lock`), and a resume keeps the workdir's config
+unless told which keys may change (`research.train.config_pin`).
 """
 from __future__ import annotations
 
