@@ -261,6 +261,7 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+    self._closed = True
 
   def close_after_error(self) -> None:
     """`close` while an exception propagates: lets the save in flight finish
@@ -268,6 +269,8 @@ class Checkpointer:
     shutdown with pages of tracebacks that bury the real error. Orbax's own
     error logs are held back meanwhile; a failure here is one WARNING, never
     raised over the error being handled."""
+    if getattr(self, "_closed", False):
+      return
     with _quiet_orbax():
       try:
         self.close()

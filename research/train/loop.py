@@ -50,14 +50,23 @@ def run(config, workdir: str, *, devices=None, allow_config_change=()) -> dict[s
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   lock = workdir_lock.lock_for_run(workdir)
+  on_error = []  # closers of what _train opened, run if it raises
   try:
-    return _run(config, workdir, devices, allow_config_change)
+    return _train(config, workdir, devices, allow_config_change, on_error)
+  except BaseException:
+    # Every exit by exception (NaN, Ctrl-C, SIGTERM's SystemExit, a crash)
+    # lets the save in flight finish first: "the last good checkpoint" then
+    # exists, and orbax's threads do not die at interpreter shutdown with
+    # pages of tracebacks over the real error, which is what propagates.
+    for close in reversed(on_error):
+      close()
+    raise
   finally:
     if lock is not None:
       lock.release()
 
 
-def _run(config, workdir, devices, allow_config_change) -> dict[str, Any]:
+def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str, Any]:
   primary = jax.process_index() == 0
   config_changes = config_pin.check(workdir, config, allow_config_change)  # reads only
   r = builder.build(config, devices=devices, workdir=workdir)
@@ -65,126 +74,117 @@ def _run(config, workdir, devices, allow_config_change) -> dict[str, Any]:
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.ckpt.keep,
                                best_metric=c.ckpt.best_metric, best_mode=c.ckpt.best_mode,
                                async_save=c.ckpt.async_save)
+  on_error.append(ckpt.close_after_error)
   writer = writer_lib.MetricWriter(workdir, enabled=primary)
-  progress = None
-  try:
-    evaluators = builder.build_evaluators(r)
-    ckpt_every = durations.to_steps("every", c.ckpt, r.steps_per_epoch, default=0) or 0
-    train_iter = builder.train_iterator(r)
+  on_error.append(writer.close)
+  evaluators = builder.build_evaluators(r)
+  ckpt_every = durations.to_steps("every", c.ckpt, r.steps_per_epoch, default=0) or 0
+  train_iter = builder.train_iterator(r)
 
-    # --- Fresh start or resume (order documented in research/train/checkpoint.py);
-    # a damaged newest checkpoint is moved aside and the one before it used.
-    resumed = ckpt.restore_newest_good(r.backend.abstract_state(r.init_fn))
-    train_seconds = eval_seconds = 0.0
-    if resumed is None:
-      start = 0
-      state = r.backend.init_state(r.init_fn)
-      if c.init_from.workdir or c.init_from.get("sources"):
-        canonical, desc = init_from.restore_all(c.init_from, r.backend.canonical(state))
-        state = r.backend.from_canonical(canonical)
-        log.info("Initialised from %s", desc)
-    else:
-      start, state, data_state, meta = resumed
-      state = r.backend.from_canonical(state)
-      train_iter.set_state(data_state)
-      train_seconds = float(meta.get("train_seconds", 0.0))
-      eval_seconds = float(meta.get("eval_seconds", 0.0))
-      log.info("Resumed from step %d in %s", start, ckpt.directory)
-    # Only now, with the config validated, the run built and the checkpoint
-    # read, does the workdir change: config.json (atomically), the allowed
-    # config changes, and metrics.jsonl cut back to the step training goes on
-    # from (all of it when starting from scratch: a run killed before its
-    # first checkpoint left lines that would otherwise be duplicated).
-    if primary:
-      writer_lib.write_config(workdir, config)
-      config_pin.record(workdir, start, config_changes)
-    writer.truncate_after(start)
-    builder.compile_steps(r)
+  # --- Fresh start or resume (order documented in research/train/checkpoint.py);
+  # a damaged newest checkpoint is moved aside and the one before it used.
+  resumed = ckpt.restore_newest_good(r.backend.abstract_state(r.init_fn))
+  train_seconds = eval_seconds = 0.0
+  if resumed is None:
+    start = 0
+    state = r.backend.init_state(r.init_fn)
+    if c.init_from.workdir or c.init_from.get("sources"):
+      canonical, desc = init_from.restore_all(c.init_from, r.backend.canonical(state))
+      state = r.backend.from_canonical(canonical)
+      log.info("Initialised from %s", desc)
+  else:
+    start, state, data_state, meta = resumed
+    state = r.backend.from_canonical(state)
+    train_iter.set_state(data_state)
+    train_seconds = float(meta.get("train_seconds", 0.0))
+    eval_seconds = float(meta.get("eval_seconds", 0.0))
+    log.info("Resumed from step %d in %s", start, ckpt.directory)
+  # Only now, with the config validated, the run built and the checkpoint
+  # read, does the workdir change: config.json (atomically), the allowed
+  # config changes, and metrics.jsonl cut back to the step training goes on
+  # from (all of it when starting from scratch: a run killed before its
+  # first checkpoint left lines that would otherwise be duplicated).
+  if primary:
+    writer_lib.write_config(workdir, config)
+    config_pin.record(workdir, start, config_changes)
+  writer.truncate_after(start)
+  builder.compile_steps(r)
 
-    progress = Progress(total_steps=r.total_steps, start_step=start, global_batch=c.batch_size,
-                        enabled=primary and c.progress)
-    if primary and start == 0:
-      progress.write(f"{c.experiment}: {r.total_steps} steps ({r.steps_per_epoch} per epoch), "
-                     f"batch {c.batch_size} on {r.backend.num_devices} device(s) "
-                     f"[{c.parallel}], workdir {workdir}")
+  progress = Progress(total_steps=r.total_steps, start_step=start, global_batch=c.batch_size,
+                      enabled=primary and c.progress)
+  on_error.append(progress.close)
+  if primary and start == 0:
+    progress.write(f"{c.experiment}: {r.total_steps} steps ({r.steps_per_epoch} per epoch), "
+                   f"batch {c.batch_size} on {r.backend.num_devices} device(s) "
+                   f"[{c.parallel}], workdir {workdir}")
 
-    step, data_state, pending = start, train_iter.get_state(), []
-    stop_requested = threading.Event()
-    with _on_sigterm(stop_requested.set):
-      t_start, restored_eval_seconds = time.perf_counter(), eval_seconds
-      # Training time excludes this run's periodic evaluations (reported apart).
-      train_time = lambda: (train_seconds + time.perf_counter() - t_start
-                            - (eval_seconds - restored_eval_seconds))
-      per_call = r.backend.steps_per_call
-      events = [c.log_every_steps, ckpt_every] + [e.every_steps for e in evaluators]
-      while step < r.total_steps:
-        n = _steps_this_call(step, r.total_steps, per_call, events)
-        host_batches = [next(train_iter) for _ in range(n)]
-        data_state = train_iter.get_state()  # position *after* these batches: saved with step+n
-        if n == 1:
-          state, metrics = r.backend.train_step(state, r.backend.put_batch(host_batches[0]))
-        else:
-          state, metrics = r.backend.train_steps(state, r.backend.put_batches(host_batches))
-        first_call = step == start
-        step += n
-        pending.append(metrics)
-        if first_call:
-          jax.block_until_ready(metrics)
-          progress.first_step_done(step)
-        is_last = step == r.total_steps
-        preempted = stop_requested.is_set() or ckpt.reached_preemption(step)
-        if step % c.log_every_steps == 0 or is_last or preempted:
+  step, data_state, pending = start, train_iter.get_state(), []
+  stop_requested = threading.Event()
+  with _on_sigterm(stop_requested.set):
+    t_start, restored_eval_seconds = time.perf_counter(), eval_seconds
+    # Training time excludes this run's periodic evaluations (reported apart).
+    train_time = lambda: (train_seconds + time.perf_counter() - t_start
+                          - (eval_seconds - restored_eval_seconds))
+    per_call = r.backend.steps_per_call
+    events = [c.log_every_steps, ckpt_every] + [e.every_steps for e in evaluators]
+    while step < r.total_steps:
+      n = _steps_this_call(step, r.total_steps, per_call, events)
+      host_batches = [next(train_iter) for _ in range(n)]
+      data_state = train_iter.get_state()  # position *after* these batches: saved with step+n
+      if n == 1:
+        state, metrics = r.backend.train_step(state, r.backend.put_batch(host_batches[0]))
+      else:
+        state, metrics = r.backend.train_steps(state, r.backend.put_batches(host_batches))
+      first_call = step == start
+      step += n
+      pending.append(metrics)
+      if first_call:
+        jax.block_until_ready(metrics)
+        progress.first_step_done(step)
+      is_last = step == r.total_steps
+      preempted = stop_requested.is_set() or ckpt.reached_preemption(step)
+      if step % c.log_every_steps == 0 or is_last or preempted:
+        _log_train(pending, step, r, writer, progress, ckpt)
+        pending = []
+      due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0 and not is_last]
+      eval_metrics = {}
+      if due:
+        t_eval = time.perf_counter()
+        eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt)
+        eval_seconds += time.perf_counter() - t_eval
+      # The last step is saved after the final evaluation, with its metrics,
+      # so the best-checkpoint policy can pick it.
+      if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)):
+        if pending:  # the guard must see every step before its state is saved
           _log_train(pending, step, r, writer, progress, ckpt)
           pending = []
-        due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0 and not is_last]
-        eval_metrics = {}
-        if due:
-          t_eval = time.perf_counter()
-          eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt)
-          eval_seconds += time.perf_counter() - t_eval
-        # The last step is saved after the final evaluation, with its metrics,
-        # so the best-checkpoint policy can pick it.
-        if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)):
-          if pending:  # the guard must see every step before its state is saved
-            _log_train(pending, step, r, writer, progress, ckpt)
-            pending = []
-          ckpt.save(step, r.backend.canonical(state), data_state=data_state,
-                    meta=dict(train_seconds=train_time(), eval_seconds=eval_seconds,
-                              compile_seconds=progress.compile_seconds),
-                    metrics=eval_metrics or None)
-        if preempted and not is_last:
-          ckpt.wait()
-          progress.close()
-          writer.close()
-          progress.write(f"Stopped at step {step} on request; checkpoint saved. Rerun the same "
-                         "command to resume.")
-          raise SystemExit(143)
-      train_seconds = train_time()
-    progress.close()
+        ckpt.save(step, r.backend.canonical(state), data_state=data_state,
+                  meta=dict(train_seconds=train_time(), eval_seconds=eval_seconds,
+                            compile_seconds=progress.compile_seconds),
+                  metrics=eval_metrics or None)
+      if preempted and not is_last:
+        ckpt.wait()
+        progress.close()
+        writer.close()
+        progress.write(f"Stopped at step {step} on request; checkpoint saved. Rerun the same "
+                       "command to resume.")
+        raise SystemExit(143)
+    train_seconds = train_time()
+  progress.close()
 
-    # --- Final evaluation, summary, plots and report.
-    final, artifacts = {}, {}
-    for ev in evaluators:
-      scalars, arts = ev.run(builder.make_predict_fn(r, lambda: state))
-      final.update(scalars)
-      artifacts.update(arts)
-    if final:
-      writer.write_scalars(step, final)
-    ckpt.save(step, r.backend.canonical(state), data_state=data_state,
-              meta=dict(train_seconds=train_seconds, eval_seconds=eval_seconds,
-                        compile_seconds=progress.compile_seconds),
-              metrics=final or None)
-    ckpt.close()
-  except BaseException:
-    # Every exit by exception (NaN, Ctrl-C, SIGTERM's SystemExit, a crash)
-    # lets the save in flight finish first: "the last good checkpoint" then
-    # exists, and orbax's threads do not die at interpreter shutdown with
-    # pages of tracebacks over the real error, which is what propagates.
-    ckpt.close_after_error()
-    if progress is not None:
-      progress.close()
-    writer.close()
-    raise
+  # --- Final evaluation, summary, plots and report.
+  final, artifacts = {}, {}
+  for ev in evaluators:
+    scalars, arts = ev.run(builder.make_predict_fn(r, lambda: state))
+    final.update(scalars)
+    artifacts.update(arts)
+  if final:
+    writer.write_scalars(step, final)
+  ckpt.save(step, r.backend.canonical(state), data_state=data_state,
+            meta=dict(train_seconds=train_seconds, eval_seconds=eval_seconds,
+                      compile_seconds=progress.compile_seconds),
+            metrics=final or None)
+  ckpt.close()
   writer.close()
   fingerprint = summary_lib.params_fingerprint(_host_variables(r.backend.canonical(state)))
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
