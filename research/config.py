@@ -172,6 +172,9 @@ def validate(config: ConfigDict) -> None:
   if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
     raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "
                      f"{config.cpu_host_devices!r}.")
+  for key in ("batch_size", "eval_batch_size"):  # else found only when training (or its final eval) runs
+    if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 1:
+      raise ValueError(f"config.{key} must be an integer >= 1, got {config[key]!r}.")
   if config.total_steps is None and config.total_epochs is None:
     raise ValueError("Set config.total_steps or config.total_epochs (steps win if both are set).")
   for name, ev in config.evals.items():

@@ -15,7 +15,7 @@ from research import config as config_lib
 from research.data.text import tokenizers as tok_lib
 from research.models import build_model, decoding
 from research.train import checkpoint as ckpt_lib
-from research.train.evaluate import _pick_step, load_workdir_config
+from research.train.evaluate import load_workdir_config, restore_raw_picked
 
 
 def generate_text(workdir: str, prompt: str, *, max_new_tokens: int = 500,
@@ -39,8 +39,7 @@ def generate_text(workdir: str, prompt: str, *, max_new_tokens: int = 500,
   model = build_model(model_kwargs.pop("name"), **model_kwargs)
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
                                best_metric=config.ckpt.best_metric, best_mode=config.ckpt.best_mode)
-  step = _pick_step(ckpt, checkpoint, workdir)
-  saved = ckpt.restore_raw(step)
+  _, saved = restore_raw_picked(ckpt, checkpoint, workdir)
   ckpt.close()
   variables = {"params": saved["params"], **dict(saved.get("model_state") or {})}
   prompt_ids = np.tile(np.asarray(ids, np.int32)[None], (num_samples, 1))

@@ -13,7 +13,7 @@ import numpy as np
 
 from research import config as config_lib
 from research.train import builder, checkpoint as ckpt_lib
-from research.train.evaluate import _pick_step, load_workdir_config
+from research.train.evaluate import load_workdir_config, restore_raw_picked
 
 
 def score_items(model_name: str, model, variables, data, user: int,
@@ -58,7 +58,7 @@ def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best")
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
                                best_metric=config.ckpt.best_metric,
                                best_mode=config.ckpt.best_mode)
-  saved = ckpt.restore_raw(_pick_step(ckpt, checkpoint, workdir))
+  _, saved = restore_raw_picked(ckpt, checkpoint, workdir)
   ckpt.close()
   variables = {"params": saved["params"], **dict(saved.get("model_state") or {})}
   max_len = config.model.get("max_len")

@@ -55,8 +55,7 @@ class ScoringModel:
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  best_metric=self.config.ckpt.best_metric,
                                  best_mode=self.config.ckpt.best_mode)
-    self.step = evaluate_lib._pick_step(ckpt, checkpoint, workdir)  # pylint: disable=protected-access
-    raw = ckpt.restore_raw(self.step)
+    self.step, raw = evaluate_lib.restore_raw_picked(ckpt, checkpoint, workdir)
     ckpt.close()
     self.variables = {"params": raw["params"], **dict(raw.get("model_state") or {})}
     self.cutoff = float(next((e.get("cutoff", 0.5) for e in self.config.evals.values()

@@ -70,7 +70,8 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
   with pytest.raises(loop.NonFiniteError, match=r"Non-finite train/\w+ \(.*\) at step 3\. "
                                                 r"Stopped without saving; the last good "
                                                 r"checkpoint is step 2 in .*; rerunning resumes"):
-    loop.run(config_lib.load("vision/digits:mlp,smoke=True", overrides), str(tmp_path))
+    loop.run(config_lib.load("vision/digits:mlp,smoke=True", overrides), str(tmp_path),
+             allow_config_change=("optimizer.lr", "total_steps"))
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps == [1, 2]
   # The kept checkpoint is the good one: it still evaluates to the same params.
@@ -91,4 +92,6 @@ def test_resume_with_an_incompatible_config_names_the_problem(tmp_path):
   changed = config_lib.load("vision/digits:mlp,smoke=True", {"optimizer.name": "sgd",
                                                              "total_steps": 4})
   with pytest.raises(ValueError, match="does not match the state this config builds"):
-    loop.run(changed, str(tmp_path))
+    loop.run(changed, str(tmp_path), allow_config_change=("optimizer.name", "total_steps"))
+  # A changed config is not damage: the checkpoint stays where it was.
+  assert not (tmp_path / "checkpoints" / "corrupt").exists()

@@ -19,6 +19,9 @@ xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config, metrics, checkpoints).")
+_ALLOW_CHANGE = flags.DEFINE_list(
+    "allow_config_change", [], "Config keys (dotted, e.g. optimizer.lr) a resume may change from "
+    "the workdir's config.json; recorded in config_changes.jsonl. Other changes are refused.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,7 +31,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   distributed.initialize()
   config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
-  loop.run(config, _WORKDIR.value)
+  loop.run(config, _WORKDIR.value, allow_config_change=_ALLOW_CHANGE.value)
   logs.print_closing_line(_WORKDIR.value, config)
 
 

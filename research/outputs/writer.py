@@ -166,15 +166,20 @@ class MetricWriter:
       self._tb.add_scalar(k, float("nan") if v is None else v, global_step=step)
 
   def truncate_after(self, step: int) -> None:
-    """Keeps only metrics.jsonl lines with step <= `step` (call on resume).
+    """Keeps only metrics.jsonl lines with step <= `step` (call on every start).
 
     A run resumed from a checkpoint at `step` replays the steps after it; this
-    drops their first copies. TensorBoard is reopened with purge_step=step+1,
-    which tells TensorBoard to hide the old events after `step`.
+    drops their first copies. A run that starts from scratch in a workdir that
+    already has metrics (killed before its first checkpoint) calls it with 0,
+    which drops them all. TensorBoard's event files stay; the writer is
+    reopened with purge_step=step+1, which tells TensorBoard to hide the old
+    events after `step`.
     """
     if not self.enabled:
       return
     step = int(step)
+    if not os.path.getsize(self.path):
+      return  # nothing written yet (a fresh workdir): nothing to drop
     self.close()
     records, _ = _read_lines(self.path)  # drops a half-written last line too
     kept = [r for r in records if int(r.get("step", 0)) <= step]

@@ -71,8 +71,9 @@ def evaluate(workdir: str, *, split: str | None = None, which: str = "best") -> 
   run = builder.build(config, workdir=workdir)
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
                                best_metric=config.ckpt.best_metric, best_mode=config.ckpt.best_mode)
-  step = _pick_step(ckpt, which, workdir)
-  state, _, _ = ckpt.restore(step, run.backend.abstract_state(run.init_fn))
+  abstract = run.backend.abstract_state(run.init_fn)
+  step, (state, _, _) = restore_picked(ckpt, which, workdir,
+                                       lambda s: ckpt.restore(s, abstract))
   state = run.backend.from_canonical(state)
   builder.compile_steps(run)
   names = None if split is None else matching
@@ -101,3 +102,23 @@ def _pick_step(ckpt, which: str, workdir: str) -> int:
   if str(which).isdigit() and int(which) in steps:
     return int(which)
   raise ValueError(f"Checkpoint {which!r} not found; choose 'best', 'latest' or one of {steps}.")
+
+
+def restore_picked(ckpt, which: str, workdir: str, read):
+  """(step, read(step)) for the checkpoint `which` names ('best', 'latest' or a
+  step number). When 'best' or 'latest' turns out unreadable, the other kept
+  steps are tried, newest first, each skip one WARNING; a step asked for by
+  number is that step or a clear error. Read-only: a damaged step is left
+  where it is (the next training resume moves it to checkpoints/corrupt/),
+  since a tool reading a workdir must not rearrange it under a running job.
+  """
+  step = _pick_step(ckpt, which, workdir)
+  candidates = [step]
+  if which in ("best", "latest"):
+    candidates += [s for s in reversed(ckpt.all_steps()) if s != step]
+  return ckpt.first_good(candidates, read)
+
+
+def restore_raw_picked(ckpt, which: str, workdir: str):
+  """`restore_picked` for `Checkpointer.restore_raw` (tools.score, tools.generate, ...)."""
+  return restore_picked(ckpt, which, workdir, ckpt.restore_raw)

@@ -4,7 +4,10 @@ It knows nothing about domains: the config names a data set, a task, a model
 and evaluators; the loop feeds batches to the compiled step, logs, evaluates,
 checkpoints, and at the end writes summary.json, plots and report.md.
 Rerunning the same command in the same workdir resumes from the last
-checkpoint (see `research.train.checkpoint` for the resume order).
+checkpoint (see `research.train.checkpoint` for the resume order, and what
+happens to a damaged one). One run at a time holds a workdir
+(`research.train.workdir_lock`), and a resume keeps the workdir's config
+unless told which keys may change (`research.train.config_pin`).
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ import jax
 import numpy as np
 
 from research import baselines as baselines_lib
+from research import config as config_lib
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
-from research.train import builder, checkpoint as ckpt_lib, durations, final_eval, init_from
+from research.train import builder, checkpoint as ckpt_lib, config_pin, durations, final_eval
+from research.train import init_from, workdir_lock
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -32,26 +37,55 @@ class NonFiniteError(FloatingPointError):
   """Training produced NaN/Inf; the last good checkpoint is left untouched."""
 
 
-def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
-  """Trains (or resumes) the experiment `config` in `workdir`; returns summary.json's dict."""
+def run(config, workdir: str, *, devices=None, allow_config_change=()) -> dict[str, Any]:
+  """Trains (or resumes) the experiment `config` in `workdir`; returns summary.json's dict.
+
+  One run per workdir at a time (`research.train.workdir_lock`). A resume
+  keeps the config the workdir was started with (its config.json) unless
+  `allow_config_change` names the keys that may differ (dotted; see
+  `research.train.config_pin`). Nothing is written to the workdir before the
+  config has validated, the run has been built and the checkpoint to resume
+  from (if any) has been read.
+  """
+  config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
+  lock = workdir_lock.lock_for_run(workdir)
+  on_error = []  # closers of what _train opened, run if it raises
+  try:
+    return _train(config, workdir, devices, allow_config_change, on_error)
+  except BaseException:
+    # Every exit by exception (NaN, Ctrl-C, SIGTERM's SystemExit, a crash)
+    # lets the save in flight finish first: "the last good checkpoint" then
+    # exists, and orbax's threads do not die at interpreter shutdown with
+    # pages of tracebacks over the real error, which is what propagates.
+    for close in reversed(on_error):
+      close()
+    raise
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str, Any]:
   primary = jax.process_index() == 0
-  if primary:
-    writer_lib.write_config(workdir, config)
+  config_changes = config_pin.check(workdir, config, allow_config_change)  # reads only
   r = builder.build(config, devices=devices, workdir=workdir)
   c = config
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.ckpt.keep,
                                best_metric=c.ckpt.best_metric, best_mode=c.ckpt.best_mode,
                                async_save=c.ckpt.async_save)
+  on_error.append(ckpt.close_after_error)
   writer = writer_lib.MetricWriter(workdir, enabled=primary)
+  on_error.append(writer.close)
   evaluators = builder.build_evaluators(r)
   ckpt_every = durations.to_steps("every", c.ckpt, r.steps_per_epoch, default=0) or 0
   train_iter = builder.train_iterator(r)
 
-  # --- Fresh start or resume (order documented in research/train/checkpoint.py).
-  start = ckpt.latest_step()
+  # --- Fresh start or resume (order documented in research/train/checkpoint.py);
+  # a damaged newest checkpoint is moved aside and the one before it used.
+  resumed = ckpt.restore_newest_good(r.backend.abstract_state(r.init_fn))
   train_seconds = eval_seconds = 0.0
-  if start is None:
+  if resumed is None:
     start = 0
     state = r.backend.init_state(r.init_fn)
     if c.init_from.workdir or c.init_from.get("sources"):
@@ -59,17 +93,26 @@ def run(config, workdir: str, *, devices=None) -> dict[str, Any]:
       state = r.backend.from_canonical(canonical)
       log.info("Initialised from %s", desc)
   else:
-    state, data_state, meta = ckpt.restore(start, r.backend.abstract_state(r.init_fn))
+    start, state, data_state, meta = resumed
     state = r.backend.from_canonical(state)
     train_iter.set_state(data_state)
     train_seconds = float(meta.get("train_seconds", 0.0))
     eval_seconds = float(meta.get("eval_seconds", 0.0))
-    writer.truncate_after(start)
     log.info("Resumed from step %d in %s", start, ckpt.directory)
+  # Only now, with the config validated, the run built and the checkpoint
+  # read, does the workdir change: config.json (atomically), the allowed
+  # config changes, and metrics.jsonl cut back to the step training goes on
+  # from (all of it when starting from scratch: a run killed before its
+  # first checkpoint left lines that would otherwise be duplicated).
+  if primary:
+    writer_lib.write_config(workdir, config)
+    config_pin.record(workdir, start, config_changes)
+  writer.truncate_after(start)
   builder.compile_steps(r)
 
   progress = Progress(total_steps=r.total_steps, start_step=start, global_batch=c.batch_size,
                       enabled=primary and c.progress)
+  on_error.append(progress.close)
   if primary and start == 0:
     progress.write(f"{c.experiment}: {r.total_steps} steps ({r.steps_per_epoch} per epoch), "
                    f"batch {c.batch_size} on {r.backend.num_devices} device(s) "
@@ -197,7 +240,7 @@ def _log_train(pending, step, r, writer, progress, ckpt) -> None:
     bad = ~np.isfinite(series)
     if bad.any():
       first = step - len(series) + 1 + int(np.argmax(bad))
-      good = ckpt.latest_step()
+      good = ckpt.last_finished_step()  # waits for a save in flight: name only what exists
       kept = (f"the last good checkpoint is step {good} in {ckpt.directory}; rerunning resumes "
               "from it" if good is not None else "no checkpoint had been saved yet")
       raise NonFiniteError(
@@ -218,8 +261,10 @@ def _evaluate(evaluators, r, state_ref, step, writer, progress, ckpt) -> dict[st
     results.update(scalars)
   loss = {k: v for k, v in results.items() if k.endswith("/loss") and not math.isfinite(v)}
   if loss:
-    raise NonFiniteError(f"Non-finite eval loss {loss} at step {step}; the last good checkpoint "
-                         f"is step {ckpt.latest_step()} in {ckpt.directory}.")
+    good = ckpt.last_finished_step()
+    kept = (f"the last good checkpoint is step {good} in {ckpt.directory}" if good is not None
+            else "no checkpoint had been saved yet")
+    raise NonFiniteError(f"Non-finite eval loss {loss} at step {step}; {kept}.")
   writer.write_scalars(step, results)
   headline = {k: v for k, v in results.items() if k.count("/") == 1 and "num_examples" not in k}
   progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(headline.items())))
