@@ -160,3 +160,15 @@ def test_bad_mesh_is_one_clear_error(mesh, message):
 def test_pmap_refuses_fsdp(text_dir):
   with pytest.raises(ValueError, match="data parallelism only"):
     builder.build(_gpt(text_dir, dict(fsdp=8), parallel="pmap"))
+
+
+def test_profile_window_writes_a_trace_and_summary_names_mesh_and_precision(text_dir, tmp_path):
+  from research.train import loop
+  config = _gpt(text_dir, dict(data=1), total_steps=3,
+                **{"profile.start_step": 1, "profile.num_steps": 1, "progress": False})
+  summary = loop.run(config, str(tmp_path / "run"), devices=jax.devices()[:1])
+  traces = [f for _, _, files in os.walk(tmp_path / "run" / "profile") for f in files]
+  assert any(f.endswith((".xplane.pb", ".trace.json.gz")) for f in traces), traces
+  written = __import__("json").loads((tmp_path / "run" / "summary.json").read_text())
+  assert written["mesh"] == "data=1,fsdp=1,tensor=1" and written["precision"] == "float32"
+  assert summary["step"] == 3

@@ -27,7 +27,7 @@ from research import baselines as baselines_lib
 from research import config as config_lib
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
 from research.train import builder, checkpoint as ckpt_lib, config_pin, durations, final_eval
-from research.train import init_from, workdir_lock
+from research.train import init_from, precision as precision_lib, profiling, workdir_lock
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -127,16 +127,20 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
                           - (eval_seconds - restored_eval_seconds))
     per_call = r.backend.steps_per_call
     events = [c.log_every_steps, ckpt_every] + [e.every_steps for e in evaluators]
+    profiler = profiling.StepProfiler(c.profile, workdir)
+    on_error.append(profiler.stop)
     while step < r.total_steps:
       n = _steps_this_call(step, r.total_steps, per_call, events)
       host_batches = [next(train_iter) for _ in range(n)]
       data_state = train_iter.get_state()  # position *after* these batches: saved with step+n
+      profiler.before_call(step)
       if n == 1:
         state, metrics = r.backend.train_step(state, r.backend.put_batch(host_batches[0]))
       else:
         state, metrics = r.backend.train_steps(state, r.backend.put_batches(host_batches))
       first_call = step == start
       step += n
+      profiler.after_call(step, metrics)
       pending.append(metrics)
       if first_call:
         jax.block_until_ready(metrics)
@@ -170,6 +174,7 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
                        "command to resume.")
         raise SystemExit(143)
     train_seconds = train_time()
+  profiler.stop(state)
   progress.close()
 
   # --- Final evaluation, summary, plots and report.
@@ -194,7 +199,10 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
   if primary:
     result.update(_best_eval_losses(workdir, evaluators))
     extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
-                 processes=jax.process_count(), eval_seconds=eval_seconds, **reported)
+                 processes=jax.process_count(), eval_seconds=eval_seconds,
+                 mesh=",".join(f"{k}={v}" for k, v in getattr(
+                     r.backend, "mesh_shape", {"data": r.backend.num_devices}).items()),
+                 precision=precision_lib.resolve(c.precision), **reported)
     if progress.compile_seconds is not None:  # None when a finished run is rerun
       extra["compile_seconds"] = progress.compile_seconds
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
