@@ -29,11 +29,14 @@ import math
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
+from research import lazy
 from research.data.core import ArraySource
 from research.data.tabular.schema import SchemaError, TableSchema
+
+with lazy.imports():
+  import pandas as pd
 
 PREPROCESSING_FILE = "preprocessing.json"
 NUMERIC_METHODS = ("standardize", "quantile", "woe")
