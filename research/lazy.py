@@ -15,6 +15,8 @@ at first use with an ImportError that says how to install it.
 Only whole modules can be lazy (`from sklearn import metrics` works, `from
 matplotlib.figure import Figure` does not); modules using it need
 `from __future__ import annotations` so type hints do not trigger the import.
+etils swaps `builtins.__import__` only while the `with` block runs, i.e. while
+the importing module itself is being imported.
 """
 from __future__ import annotations
 
