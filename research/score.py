@@ -22,8 +22,8 @@ import os
 
 import jax
 import numpy as np
-import pandas as pd
 
+from research import lazy
 from research.data import build as data_build
 from research.data.tabular import preprocess as tab_pp
 from research.metrics import credit
@@ -31,6 +31,9 @@ from research.models import build_model
 from research.train import builder
 from research.train import checkpoint as ckpt_lib
 from research.train import evaluate as evaluate_lib
+
+with lazy.imports():
+  import pandas as pd
 
 
 class ScoringModel:

@@ -36,10 +36,13 @@ import logging
 import os
 
 import numpy as np
-import pandas as pd
 
+from research import lazy
 from research.baselines import BaselineContext, register
 from research.metrics import credit, market
+
+with lazy.imports():
+  import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-from sklearn import metrics as skm
 
+from research import lazy
 from research.metrics import fairness
+
+with lazy.imports():
+  from sklearn import metrics as skm
 
 _EPS = 1e-6
 

@@ -15,10 +15,13 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from sklearn import metrics
 
+from research import lazy
 from research.metrics import classification, language
 from research.metrics import ranking as _ranking
+
+with lazy.imports():
+  from sklearn import metrics
 
 HostBatch = Mapping[str, np.ndarray]
 PredictFn = Callable[[HostBatch], Mapping[str, jax.Array]]

@@ -11,7 +11,11 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
-import pandas as pd
+
+from research import lazy
+
+with lazy.imports():
+  import pandas as pd
 
 
 @dataclasses.dataclass

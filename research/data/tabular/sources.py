@@ -23,10 +23,13 @@ import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
+from research import lazy
 from research.data.core import Feature
 from research.data.tabular.schema import SchemaError, TableSchema
+
+with lazy.imports():
+  import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 OPTIONS = ("seed", "fractions", "split_by")
