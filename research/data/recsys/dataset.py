@@ -29,12 +29,15 @@ import os
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from research import lazy
 from research.data.core import ArraySource
 from research.data.recsys import sampling, sources, splits
 from research.data.recsys.interactions import Interactions
 from research.data.recsys.vocab import OOV, Vocab
+
+with lazy.imports():
+  import pandas as pd
 
 log = logging.getLogger(__name__)
 
