@@ -172,3 +172,39 @@ def test_profile_window_writes_a_trace_and_summary_names_mesh_and_precision(text
   written = __import__("json").loads((tmp_path / "run" / "summary.json").read_text())
   assert written["mesh"] == "data=1,fsdp=1,tensor=1" and written["precision"] == "float32"
   assert summary["step"] == 3
+
+
+@pytest.mark.parametrize("spec", ["finance_risk/credit_scoring:ft_transformer,smoke=True",
+                                  "finance_risk/market_risk:transformer,smoke=True",
+                                  "recommendation/movielens_sasrec:smoke=True"])
+def test_remat_gives_the_same_gradients_in_every_transformer_family_model(spec):
+  grads = {}
+  for mode in ("none", "full"):
+    run = builder.build(config_lib.load(spec, {"remat": mode}), devices=jax.devices()[:1])
+    state = run.init_fn()
+    batch = jax.tree.map(jnp.asarray, next(builder.train_iterator(run)))
+
+    def loss(params):
+      variables = {"params": params, **state.model_state}
+      out = run.model.apply(variables, run.task.inputs(batch), train=True,
+                            rngs={"dropout": jax.random.key(0)})
+      return run.task.loss(out, batch)[0]
+
+    grads[mode] = jax.jit(jax.grad(loss))(state.params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               grads["none"], grads["full"])
+
+
+def test_remat_in_bert_keeps_the_parameter_tree():
+  from research.models import build_model
+  import flax.linen as nn
+  tokens = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
+  trees = {}
+  for mode in ("none", "block"):
+    model = build_model("bert_classifier", vocab_size=16, num_layers=2, num_heads=2, embed_dim=8,
+                        num_classes=2, max_len=4, remat=mode)
+    variables = nn.meta.unbox(model.init(jax.random.key(0), tokens, train=False))
+    trees[mode] = variables
+    out = model.apply(variables, tokens, train=True, rngs={"dropout": jax.random.key(1)})
+    assert out.shape == (2, 2)
+  jax.tree.map(np.testing.assert_array_equal, trees["none"], trees["block"])

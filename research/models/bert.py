@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import LearnedPositions, TransformerBlock, padding_mask
+from research.models.transformer import LearnedPositions, remat_block, padding_mask
 
 # BERT initialises every kernel and embedding with a truncated normal, std 0.02.
 _bert_init = nn.initializers.truncated_normal(stddev=0.02)
@@ -62,6 +62,7 @@ class BertEncoder(nn.Module):
   pre_ln: bool = False
   pad_id: int = 0
   layer_norm_eps: float = 1e-12
+  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -78,7 +79,7 @@ class BertEncoder(nn.Module):
     self.embed_ln = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype,
                                  param_dtype=self.param_dtype)
     self.blocks = [
-        TransformerBlock(self.num_heads, mlp_dim=self.mlp_dim or 4 * self.embed_dim,
+        remat_block(self.remat)(self.num_heads, mlp_dim=self.mlp_dim or 4 * self.embed_dim,
                          dropout=self.dropout, attention_dropout=self.attention_dropout,
                          pre_ln=self.pre_ln, activation='gelu',
                          layer_norm_eps=self.layer_norm_eps, kernel_init=_bert_init,
@@ -96,7 +97,7 @@ class BertEncoder(nn.Module):
     x = self.drop(self.embed_ln(x), deterministic=not train)
     mask = padding_mask(tokens, self.pad_id)
     for block in self.blocks:
-      x = block(x, mask=mask, train=train)
+      x = block(x, mask, None, None, train, False)  # positional: see remat_block
     return self.final_ln(x) if self.final_ln is not None else x
 
   def attend(self, x: jax.Array) -> jax.Array:
@@ -118,6 +119,7 @@ class _EncoderFields(nn.Module):
   attention_dropout: float = 0.1
   pre_ln: bool = False
   pad_id: int = 0
+  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -126,7 +128,7 @@ class _EncoderFields(nn.Module):
         self.vocab_size, self.num_layers, self.num_heads, self.embed_dim, mlp_dim=self.mlp_dim,
         max_len=self.max_len, type_vocab_size=self.type_vocab_size, dropout=self.dropout,
         attention_dropout=self.attention_dropout, pre_ln=self.pre_ln, pad_id=self.pad_id,
-        dtype=self.dtype, param_dtype=self.param_dtype, name='encoder')
+        remat=self.remat, dtype=self.dtype, param_dtype=self.param_dtype, name='encoder')
 
 
 class BertMLM(_EncoderFields):
@@ -202,6 +204,7 @@ class TransformerClassifier(nn.Module):
   hidden: int = 20
   dropout: float = 0.1
   pad_id: int = 0
+  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -214,12 +217,12 @@ class TransformerClassifier(nn.Module):
                          name='position_embed')(x)
     mask = padding_mask(tokens, self.pad_id)
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, mlp_dim=self.mlp_dim,
+      x = remat_block(self.remat)(self.num_heads, mlp_dim=self.mlp_dim,
                            head_dim=self.head_dim or self.embed_dim, dropout=self.dropout,
                            pre_ln=False, activation='relu', layer_norm_eps=1e-6,
                            kernel_init=nn.initializers.glorot_uniform(), dtype=self.dtype,
                            param_dtype=self.param_dtype, name=f'block_{i}')(
-                               x, mask=mask, train=train)
+                               x, mask, None, None, train, False)
     weights = (tokens != self.pad_id)[..., None].astype(x.dtype)
     x = (x * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1)
     drop = nn.Dropout(self.dropout, deterministic=not train)

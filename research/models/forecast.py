@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import LearnedPositions, TransformerBlock
+from research.models.transformer import LearnedPositions, remat_block
 
 
 def ewma_volatility(x: jax.Array, decay: float) -> jax.Array:
@@ -105,6 +105,7 @@ class TransformerForecaster(nn.Module):
   ewma_decay: float = 0.94
   target_asset: int = 0
   tail_per_example: bool = False
+  remat: str = "none"  # "none" | "block" | "full" (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -117,8 +118,8 @@ class TransformerForecaster(nn.Module):
     h = LearnedPositions(self.max_len, dtype=self.dtype, param_dtype=self.param_dtype,
                          name="positions")(h)
     for i in range(self.num_layers):
-      h = TransformerBlock(self.num_heads, dropout=self.dropout, causal=True, pre_ln=True,
+      h = remat_block(self.remat)(self.num_heads, dropout=self.dropout, causal=True, pre_ln=True,
                            dtype=self.dtype, param_dtype=self.param_dtype,
-                           name=f"block_{i}")(h, train=train)
+                           name=f"block_{i}")(h, None, None, None, train, False)
     h = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="final_ln")(h[:, -1])
     return _head(self, h, scale, self.num_outputs, self.tail_per_example)

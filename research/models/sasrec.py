@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import LearnedPositions, TransformerBlock, padding_mask
+from research.models.transformer import LearnedPositions, remat_block, padding_mask
 
 
 class SASRec(nn.Module):
@@ -30,6 +30,7 @@ class SASRec(nn.Module):
   num_layers: int = 2
   num_heads: int = 1
   dropout: float = 0.2
+  remat: str = "none"  # "none" | "block" | "full" (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -51,10 +52,10 @@ class SASRec(nn.Module):
     eye = jnp.eye(length, dtype=bool)[None, None]
     mask = jnp.logical_or(padding_mask(history), eye)
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, mlp_ratio=1.0, dropout=self.dropout,
+      x = remat_block(self.remat)(self.num_heads, mlp_ratio=1.0, dropout=self.dropout,
                            attention_dropout=self.dropout, causal=True, activation="relu",
                            dtype=self.dtype, param_dtype=self.param_dtype,
-                           name=f"block_{i}")(x, mask=mask, train=train) * real
+                           name=f"block_{i}")(x, mask, None, None, train, False) * real
     x = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="ln_f")(x)
     if "candidates" in inputs:
       c = embed(inputs["candidates"])  # [B, L, C, D]

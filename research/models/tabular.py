@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import TransformerBlock
+from research.models.transformer import remat_block
 
 
 class CategoricalEmbeddings(nn.Module):
@@ -136,6 +136,7 @@ class FTTransformer(nn.Module):
   mlp_ratio: float = 4.0 / 3.0
   dropout: float = 0.1
   attention_dropout: float = 0.2
+  remat: str = "none"  # "none" | "block" | "full" (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -155,10 +156,10 @@ class FTTransformer(nn.Module):
     cls = self.param("cls", init, (1, 1, self.dim), self.param_dtype)
     x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.dim))] + tokens, axis=1)
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, mlp_ratio=self.mlp_ratio, dropout=self.dropout,
+      x = remat_block(self.remat)(self.num_heads, mlp_ratio=self.mlp_ratio, dropout=self.dropout,
                            attention_dropout=self.attention_dropout, pre_ln=True,
                            activation="relu", dtype=self.dtype, param_dtype=self.param_dtype,
-                           name=f"block_{i}")(x.astype(self.dtype), train=train)
+                           name=f"block_{i}")(x.astype(self.dtype), None, None, None, train, False)
     h = nn.relu(nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype,
                              name="final_ln")(x[:, 0]))
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
