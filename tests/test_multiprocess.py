@@ -63,3 +63,34 @@ def test_two_processes_flat_allreduce_and_steps_per_call(tmp_path):
   logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in logged if "train/loss" in l] == [3, 6]
   assert summary["test/num_examples"] == 360
+
+
+def test_checkpoint_saved_under_fsdp8_resumes_in_two_processes_on_another_mesh(tmp_path):
+  """A run trained under mesh fsdp=8 in one process (8 devices) is read back by
+  two processes of 2 devices each under data=2,fsdp=2: the checkpoint holds
+  global arrays, orbax reshards them to the reader's mesh, and the restored
+  parameters are bit-identical (same params fingerprint)."""
+  common = ["--config=experiments/vision/digits.py:mlp,smoke=True", "--config.total_steps=3",
+            "--config.ckpt.every_steps=3", f"--workdir={tmp_path}"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  one = subprocess.run([sys.executable, "-m", "tools.train", *common, "--config.mesh.data=1",
+                        "--config.mesh.fsdp=8"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
+  first = json.loads((tmp_path / "summary.json").read_text())
+  assert first["mesh"] == "data=1,fsdp=8,tensor=1"
+  port, procs = _free_port(), []
+  for pid in range(2):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+               JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid))
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "tools.train", *common, "--config.mesh.data=2",
+         "--config.mesh.fsdp=2", "--allow_config_change=mesh"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  outputs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-3000:] for o in outputs)
+  again = json.loads((tmp_path / "summary.json").read_text())
+  assert again["processes"] == 2 and again["mesh"] == "data=2,fsdp=2,tensor=1"
+  assert again["params_fingerprint"] == first["params_fingerprint"]
