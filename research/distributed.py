@@ -3,7 +3,11 @@
 On TPU pods and on SLURM/Open MPI GPU clusters `jax.distributed.initialize()`
 discovers the coordinator, process count and id from the environment by
 itself. Elsewhere (e.g. two local processes in a test) set
-`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`.
+`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`. Where
+nothing in the environment says "multi-process" but JAX can discover the job
+itself (a Cloud TPU VM slice, whose workers it finds through the VM metadata
+server), set `RESEARCH_DISTRIBUTED=auto` to call `jax.distributed.initialize()`
+with no arguments.
 Nothing here schedules work: that is the cluster's job.
 """
 from __future__ import annotations
@@ -29,5 +33,6 @@ def initialize() -> None:
     jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
-  elif any(k in os.environ for k in _CLUSTER_HINTS):
+  elif (any(k in os.environ for k in _CLUSTER_HINTS)
+        or os.environ.get("RESEARCH_DISTRIBUTED") == "auto"):
     jax.distributed.initialize()
