@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import subprocess
 import warnings
 from typing import Any, Mapping
 
@@ -52,6 +53,25 @@ def params_fingerprint(tree: Any) -> str:
     h.update(header)
     h.update(data)
   return h.hexdigest()
+
+
+def code_commit() -> str:
+  """The git commit of this code ('<sha>', '<sha>-dirty' when research/ or
+  experiments/ differ from it), or 'unknown' outside a git checkout.
+
+  Recorded in summary.json so a results page can say which code made a number.
+  """
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  try:
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                         text=True, timeout=10, check=True).stdout.strip()
+    # Only the code a run executes decides "dirty"; docs and tests do not.
+    diff = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                           "research", "experiments"], cwd=root, capture_output=True,
+                          text=True, timeout=10, check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  return f"{sha}-dirty" if diff else (sha or "unknown")
 
 
 def _number(key: str, value: Any) -> float | int:
