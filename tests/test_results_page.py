@@ -1,0 +1,87 @@
+"""tools.results: the results table generated from two tiny runs' files."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from research import config as config_lib
+from research.outputs import results_page, summary as summary_lib
+from research.train import loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+  """digits:cnn and digits:mlp in tiny mode; the mlp's summary stripped of its
+  commit, as a run made before commits were recorded."""
+  root = tmp_path_factory.mktemp("runs")
+  for variant in ("cnn", "mlp"):
+    loop.run(config_lib.load(f"vision/digits:{variant},smoke=True"), str(root / variant))
+  path = root / "mlp" / "summary.json"
+  summary = json.loads(path.read_text())
+  del summary["commit"]
+  path.write_text(json.dumps(summary))
+  return root
+
+
+def _cells(text: str, experiment: str) -> list[str]:
+  row = next(line for line in text.splitlines() if line.startswith(f"| {experiment} |"))
+  return [c.strip() for c in row.strip("|").split(" | ")]
+
+
+@pytest.mark.slow
+def test_table_rows_come_from_each_runs_files(two_runs):
+  text = results_page.page(results_page.expand([str(two_runs / "*")]), title="Vision")
+  header = _cells(text, "experiment")
+  assert tuple(header) == results_page.COLUMNS
+  for variant in ("cnn", "mlp"):
+    summary = json.loads((two_runs / variant / "summary.json").read_text())
+    config = json.loads((two_runs / variant / "config.json").read_text())
+    ref = config["references"][0]
+    cells = dict(zip(header, _cells(text, f"vision/digits:{variant},smoke=True")))
+    value = summary[ref["metric"]]
+    assert cells["metric"] == ref["metric"] == "test/accuracy"
+    assert cells["this run"] == f"{value:.4f}"
+    assert cells["published"] == f"{ref['value']:.4f}"
+    assert cells["delta"] == f"{value - ref['value']:+.4f}"
+    assert cells["verdict"] == ("reproduced" if value >= ref["value"] else "not reproduced")
+    assert cells["checkpoint"] == f"step {summary['checkpoint_step']} ({summary['checkpoint']})"
+    assert cells["devices"] == f"{summary['devices']} x {summary['device_kind']}"
+    assert cells["precision / mesh"] == f"{summary['precision']} / {summary['mesh']}"
+  commit = summary_lib.code_commit()
+  assert _cells(text, "vision/digits:cnn,smoke=True")[-1] == (
+      "unknown" if commit == "unknown" else commit.split("-")[0][:12]
+      + ("-dirty" if commit.endswith("-dirty") else ""))
+  assert _cells(text, "vision/digits:mlp,smoke=True")[-1] == "unknown"
+  # The same-run majority baseline, once per run.
+  assert len(re.findall(r"^\| vision/digits:\w+,smoke=True \| majority \| test/accuracy \|",
+                        text, re.M)) == 2
+
+
+@pytest.mark.slow
+def test_tool_writes_the_page_and_keeps_the_hand_kept_tail(two_runs, tmp_path):
+  out = tmp_path / "docs" / "vision.md"
+  out.parent.mkdir()
+  tail = f"{results_page.KEEP_MARKER}\n\n## From earlier runs\n\n| a | b |\n"
+  out.write_text("# old page\n\n" + tail)
+  cmd = [sys.executable, "-m", "tools.results", f"--workdirs={two_runs}/cnn,{two_runs}/mlp",
+         f"--output={out}", "--title=Vision"]
+  p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                     env={**os.environ, "PYTHONPATH": ROOT})
+  assert p.returncode == 0, p.stderr[-2000:]
+  text = out.read_text()
+  assert text.startswith("# Vision\n") and "# old page" not in text
+  assert text.endswith(tail)
+  assert text.index("| vision/digits:cnn,smoke=True |") < text.index(
+      "| vision/digits:mlp,smoke=True |")
+
+
+def test_a_workdir_without_summary_is_refused(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no summary.json"):
+    results_page.expand([str(tmp_path)])
+  with pytest.raises(FileNotFoundError, match="matches no directory"):
+    results_page.expand([str(tmp_path / "nothing_*")])
