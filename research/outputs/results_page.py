@@ -74,8 +74,8 @@ def _duration(seconds: Any) -> str:
 
 
 def _checkpoint(summary: Mapping[str, Any]) -> str:
-  if "checkpoint_step" not in summary:
-    return f"last step ({summary.get('step', '?')})"
+  if "checkpoint_step" not in summary:  # a run older than final_eval's record
+    return f"not recorded (trained to step {summary.get('step', '?')})"
   return f"step {summary['checkpoint_step']} ({summary.get('checkpoint', '')})"
 
 
