@@ -35,7 +35,9 @@ def main(argv):
   if title is None:
     experiment = results_page.rows(workdirs[:1])[0]["experiment"]
     title = f"Results: {experiment.split('/')[0]}"
-  command = shlex.join(["python", "-m", "tools.results", *sys.argv[1:]])
+  # The note is printed under the command already; the command shows its flag only.
+  args = ["--note=..." if a.startswith("--note=") else a for a in sys.argv[1:]]
+  command = shlex.join(["python", "-m", "tools.results", *args])
   text = results_page.page(workdirs, title=title, command=command, note=_NOTE.value)
   if _OUTPUT.value:
     from research.outputs import writer  # pylint: disable=import-outside-toplevel
