@@ -125,20 +125,23 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
 
 
 def _baseline_lines(workdirs: Sequence[str], table_rows: Sequence[dict]) -> list[str]:
-  """Same-run baselines (baselines.json) on the metrics of each run's rows."""
-  lines = []
+  """Same-run baselines (baselines.json) on the metrics of each run's rows; a
+  baseline that scored the same in several runs (same split) is one row."""
+  found: dict[tuple, list[str]] = {}
   for w in workdirs:
     baselines = _load(os.path.join(w, "baselines.json")) or {}
-    metrics = [r["metric"] for r in table_rows if r["workdir"] == w and r["metric"]]
+    mine = [r for r in table_rows if r["workdir"] == w and r["metric"]]
     for name, values in baselines.items():
-      for metric in metrics:
+      for metric in dict.fromkeys(r["metric"] for r in mine):
         if isinstance(values.get(metric), (int, float)):
-          label = next(r["experiment"] for r in table_rows if r["workdir"] == w)
-          lines.append([label, name, metric, report._fmt(values[metric])])  # pylint: disable=protected-access
-  if not lines:
+          found.setdefault((name, metric, values[metric]), []).append(mine[0]["experiment"])
+  if not found:
     return []
-  return (["", "Baselines scored in the same run, on the same split:", ""]
-          + report._table(["run", "baseline", "metric", "value"], lines, "llll"))  # pylint: disable=protected-access
+  fmt = report._fmt  # pylint: disable=protected-access
+  body = [[name, metric, fmt(value), ", ".join(runs)]
+          for (name, metric, value), runs in found.items()]
+  return (["", "Baselines scored in the same runs, on the same split:", ""]
+          + report._table(["baseline", "metric", "value", "in the runs of"], body, "llrl"))  # pylint: disable=protected-access
 
 
 def page(workdirs: Sequence[str], *, title: str, command: str = "", note: str = "") -> str:
