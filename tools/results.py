@@ -23,6 +23,9 @@ _WORKDIRS = flags.DEFINE_list(
 _OUTPUT = flags.DEFINE_string("output", None, "Write the page here (else print it only).")
 _TITLE = flags.DEFINE_string("title", None, "Page title. Default: 'Results: <domain of the "
                              "first run>'.")
+_METRICS = flags.DEFINE_list(
+    "metrics", [], "Also show these metrics of every run that has them ('test/ndcg@10'), beside "
+    "those its published references name.")
 _NOTE = flags.DEFINE_string("note", "", "A paragraph under the header (e.g. what code made the "
                             "runs and why).")
 flags.mark_flag_as_required("workdirs")
@@ -38,7 +41,8 @@ def main(argv):
   # The note is printed under the command already; the command shows its flag only.
   args = ["--note=..." if a.startswith("--note=") else a for a in sys.argv[1:]]
   command = shlex.join(["python", "-m", "tools.results", *args])
-  text = results_page.page(workdirs, title=title, command=command, note=_NOTE.value)
+  text = results_page.page(workdirs, title=title, command=command, note=_NOTE.value,
+                           metrics=_METRICS.value)
   if _OUTPUT.value:
     from research.outputs import writer  # pylint: disable=import-outside-toplevel
     tail = results_page.kept_tail(_OUTPUT.value)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from typing import Any, Mapping, Sequence
 
 from research.outputs import report
@@ -76,7 +77,7 @@ def _duration(seconds: Any) -> str:
 def _checkpoint(summary: Mapping[str, Any]) -> str:
   if "checkpoint_step" not in summary:  # a run older than final_eval's record
     return f"not recorded (trained to step {summary.get('step', '?')})"
-  return f"step {summary['checkpoint_step']} ({summary.get('checkpoint', '')})"
+  return f"step {summary['checkpoint_step']}: {summary.get('checkpoint', '')}"
 
 
 def _devices(summary: Mapping[str, Any]) -> str:
@@ -94,15 +95,30 @@ def _commit(summary: Mapping[str, Any]) -> str:
   return commit if commit == "unknown" else sha[:12] + sep + rest
 
 
-def rows(workdirs: Sequence[str]) -> list[dict]:
-  """One dict per table row, with the COLUMNS as keys (numbers unformatted)."""
+def _label(experiment: str) -> str:
+  """'ncf:neumf_pretrained,gmf=/tmp/runs/ml_gmf' -> '...,gmf=ml_gmf': a path given
+  as a variant argument shortened to its last part, to keep the column narrow."""
+  return re.sub(r"=(/[^,]*)", lambda m: "=" + os.path.basename(m.group(1).rstrip("/")),
+                experiment)
+
+
+def rows(workdirs: Sequence[str], metrics: Sequence[str] = ()) -> list[dict]:
+  """One dict per table row, with the COLUMNS as keys (numbers unformatted).
+
+  Rows per run: one per published reference of a shown metric (a reference
+  published for other data is shown with verdict 'other data: <its data>' and
+  no delta), then one per entry of `metrics` the run has and no reference
+  names; a run without references first shows the test counterpart of its
+  selection metric.
+  """
   out = []
   for w in workdirs:
     summary = _load(os.path.join(w, "summary.json"))
     if summary is None:
       raise FileNotFoundError(f"{w} has no summary.json: is it a finished tools.train workdir?")
     config = _load(os.path.join(w, "config.json")) or {}
-    facts = {"experiment": config.get("experiment") or os.path.basename(os.path.normpath(w)),
+    facts = {"experiment": _label(config.get("experiment")
+                                  or os.path.basename(os.path.normpath(w))),
              "checkpoint": _checkpoint(summary),
              "train time": _duration(summary.get("train_seconds")),
              "devices": _devices(summary),
@@ -110,13 +126,16 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
                                             if k in summary) or "—",
              "commit": _commit(summary), "workdir": w}
     data = config.get("data") if isinstance(config.get("data"), dict) else None
-    compared = [r for r in report.compare_to_references(summary, config.get("references") or (),
-                                                        data)
-                if r["verdict"] != "other data"]
-    if not compared:
-      metric = _test_metric(summary, config)
-      compared = [{"metric": metric, "this_run": summary.get(metric), "published": None,
-                   "source": "", "difference": None, "verdict": "no published reference"}]
+    compared = report.compare_to_references(summary, config.get("references") or (), data)
+    for r in compared:
+      if r["verdict"] == "other data":
+        r["verdict"], r["difference"] = f"other data: {r['data']}", None
+    extra = [] if compared else [_test_metric(summary, config)]
+    extra += [m for m in metrics if m in summary]
+    for m in dict.fromkeys(extra):
+      if m not in {r["metric"] for r in compared}:
+        compared.append({"metric": m, "this_run": summary.get(m), "published": None,
+                         "source": "", "difference": None, "verdict": "no published reference"})
     for r in compared:
       out.append({**facts, "metric": r["metric"], "this run": r["this_run"],
                   "published": r["published"], "source": r["source"], "delta": r["difference"],
@@ -144,9 +163,10 @@ def _baseline_lines(workdirs: Sequence[str], table_rows: Sequence[dict]) -> list
           + report._table(["baseline", "metric", "value", "in the runs of"], body, "llrl"))  # pylint: disable=protected-access
 
 
-def page(workdirs: Sequence[str], *, title: str, command: str = "", note: str = "") -> str:
+def page(workdirs: Sequence[str], *, title: str, command: str = "", note: str = "",
+         metrics: Sequence[str] = ()) -> str:
   """The markdown page: header (how it was made, which commits), table, baselines."""
-  table_rows = rows(workdirs)
+  table_rows = rows(workdirs, metrics)
   fmt = report._fmt  # pylint: disable=protected-access
   body = [[r["experiment"], r["metric"] or "—", fmt(r["this run"]), fmt(r["published"]),
            report._source(r["source"]) if r["source"] else "—",  # pylint: disable=protected-access
