@@ -2,14 +2,15 @@
 
   page(["runs/digits_cnn", "runs/m1d_cnn"], title="Vision")
 
-One row per (run, published reference that names a metric of the run's data):
-the run's value, the published value and its source, the difference and the
-verdict of `research.outputs.report.compare_to_references`, then the facts of
-the run that make the number reproducible: which checkpoint the metrics are of,
-train time, devices, precision and mesh, and the git commit of the code. A run
-without a reference for its data gets one row for its selection metric's test
-value (or its first test metric), with no published value. Below the table:
-the same-run baselines of every shown metric (baselines.json).
+One row per (run, published reference): the run's value, the published value
+and its source, the difference and the verdict of
+`research.outputs.report.compare_to_references` (a reference published for
+other data than the run's is shown, not judged), then the facts of the run
+that make the number reproducible: which checkpoint the metrics are of, train
+time, devices, precision and mesh, and the git commit of the code. Extra
+metrics (`metrics=`) add rows without a published value; a run with no
+reference at all gets one row for the test value of its selection metric.
+Below the table: the same-run baselines of every shown metric (baselines.json).
 
 Everything comes from the files a run writes (summary.json, config.json,
 baselines.json); nothing here trains or evaluates. Numbers a run did not
