@@ -1,6 +1,7 @@
 """The README's commands run as written.
 
-* Every `python -m tools.<name> ...` command anywhere in README.md parses: the
+* Every `python -m tools.<name> ...` command anywhere in README.md or the
+  documentation it links (docs/*.md, where the per-domain commands live) parses: the
   config tools' `--config=...` with every override, loaded, locked and
   validated as tools.train does; the other tools' flags are flags they define.
 * The Tour's commands run, rewritten to tiny mode (`,smoke=True` on the
@@ -10,6 +11,7 @@
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shlex
@@ -52,6 +54,15 @@ def readme() -> str:
     return f.read()
 
 
+def documented() -> str:
+  """README.md and docs/*.md (the domain protocols the README links), one text."""
+  texts = [readme()]
+  for path in sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))):
+    with open(path) as f:
+      texts.append(f.read())
+  return "\n".join(texts)
+
+
 def _flag(args: list[str], name: str) -> str | None:
   return next((a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")), None)
 
@@ -64,14 +75,16 @@ def _tool_flags(module: str) -> set[str]:
 
 
 def test_readme_has_commands():
-  found = commands(readme())
+  found = commands(documented())
   assert len(found) >= 30
   assert {m for m, _ in found} >= {"tools.train", "tools.evaluate", "tools.score",
                                    "tools.recommend", "tools.generate", "tools.walk_forward",
-                                   "tools.compare_runs", "tools.benchmark"}
+                                   "tools.compare_runs", "tools.benchmark", "tools.results"}
+  assert {m for m, _ in commands(readme())} >= {"tools.train", "tools.evaluate",
+                                                "tools.generate", "tools.results"}
 
 
-@pytest.mark.parametrize("module, args", commands(readme()),
+@pytest.mark.parametrize("module, args", commands(documented()),
                          ids=lambda x: x if isinstance(x, str) else " ".join(x)[:80])
 def test_every_readme_command_parses(module, args):
   spec = _flag(args, "config")

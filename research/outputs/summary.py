@@ -12,10 +12,12 @@ step'; see research.train.final_eval). 'step' is where training ended and
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
+import subprocess
 import warnings
 from typing import Any, Mapping
 
@@ -52,6 +54,28 @@ def params_fingerprint(tree: Any) -> str:
     h.update(header)
     h.update(data)
   return h.hexdigest()
+
+
+@functools.cache
+def code_commit() -> str:
+  """The git commit of this code ('<sha>', '<sha>-dirty' when research/ or
+  experiments/ differ from it), or 'unknown' outside a git checkout.
+
+  Recorded in summary.json so a results page can say which code made a number.
+  Asked once per process, at import (below): the code a run executes is the
+  code it imported, whatever is checked out by the time it ends.
+  """
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  try:
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                         text=True, timeout=10, check=True).stdout.strip()
+    # Only the code a run executes decides "dirty"; docs and tests do not.
+    diff = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                           "research", "experiments"], cwd=root, capture_output=True,
+                          text=True, timeout=10, check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  return f"{sha}-dirty" if diff else (sha or "unknown")
 
 
 def _number(key: str, value: Any) -> float | int:
@@ -110,3 +134,6 @@ def write_summary(workdir: str, metrics: Mapping[str, Any], *, step: int,
 def read_summary(workdir: str) -> dict:
   with open(os.path.join(workdir, SUMMARY_FILE)) as f:
     return json.load(f)
+
+
+code_commit()  # at import: the commit of the code this process runs

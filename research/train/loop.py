@@ -202,7 +202,8 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
                  processes=jax.process_count(), eval_seconds=eval_seconds,
                  mesh=",".join(f"{k}={v}" for k, v in getattr(
                      r.backend, "mesh_shape", {"data": r.backend.num_devices}).items()),
-                 precision=precision_lib.resolve(c.precision), **reported)
+                 precision=precision_lib.resolve(c.precision),
+                 commit=summary_lib.code_commit(), **reported)
     if progress.compile_seconds is not None:  # None when a finished run is rerun
       extra["compile_seconds"] = progress.compile_seconds
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
