@@ -2,6 +2,7 @@
 SASRec is causal, the in-batch softmax applies the log-Q correction."""
 import json
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,7 +84,7 @@ def test_in_batch_softmax_log_q_and_duplicate_masking():
 def test_oov_ids_fall_back_to_biases_and_mean():
   model = build_model("biased_mf", num_users=5, num_items=4, dim=3, rating_mean=3.5)
   x = {"user": jnp.array([0, 1]), "item": jnp.array([2, 0])}
-  params = model.init(jax.random.PRNGKey(0), x)
+  params = nn.meta.unbox(model.init(jax.random.PRNGKey(0), x))
   params = jax.tree.map(lambda a: a + 1.0, params)  # non-zero everywhere, OOV rows too
   pred = model.apply(params, x)
   b = params["params"]
