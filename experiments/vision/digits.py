@@ -13,10 +13,11 @@ MODELS = {
     "mlp": dict(name="mlp", hidden=(256, 128), dropout=0.1),
     "cnn": dict(name="cnn", features=(32, 64), hidden=128, dropout=0.25),
 }
+VARIANTS = tuple(MODELS)
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, variants=tuple(MODELS), smoke=False)
+  arg = parse_arg(arg, variants=VARIANTS, smoke=False)
   c = base_config()
   c.data.name = "digits"
   # 8x8 digits shifted by one pixel are still the same digit; flips are not.
