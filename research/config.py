@@ -8,6 +8,7 @@ computation is compiled.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import os
@@ -90,7 +91,10 @@ def base_config() -> ConfigDict:
       format="examples",            # or 'lm_windows' (see research/data/build.py)
       tokenizer=ConfigDict(),       # e.g. {'type': 'char'}; empty = no tokenizer
       tabular=ConfigDict(),         # format 'tabular': {'numeric': 'standardize'|'quantile'|'woe', 'min_count': 1}
-      block_size=placeholder(int))) # language-model window length
+      block_size=placeholder(int),  # language-model window length
+      # Carve a 'validation' split out of train_split (format 'examples', data
+      # sets without their own): this share, stratified by label, seeded.
+      validation_fraction=placeholder(float), validation_seed=0))
   c.model = ConfigDict(dict(name=""))  # plus the model's own fields
   c.batch_size = 128            # global, over all devices and processes
   c.eval_batch_size = 500
@@ -133,12 +137,31 @@ def eval_config(type: str = "classification", split: str = "test", **kw) -> Conf
   return c
 
 
+def select_on_validation(c: ConfigDict, metric: str, mode: str = "max", *,
+                         fraction: float | None = 0.1, like: str = "test") -> None:
+  """The selection protocol of every experiment: nothing is chosen on test.
+
+  `c.evals.val` becomes a copy of `c.evals[like]` on the 'validation' split and
+  takes over its cadence; `c.evals[like]` then runs once, at the end, on the
+  checkpoint chosen by `val/<metric>` (`mode` 'max' or 'min'). `fraction`
+  carves the validation split out of the training split (stratified, seeded;
+  `research.data.holdout`); None where the data set brings its own.
+  """
+  val = copy.deepcopy(c.evals[like])
+  val.split = "validation"
+  c.evals.val = val
+  c.evals[like].every_steps, c.evals[like].every_epochs = None, None
+  if fraction is not None:
+    c.data.validation_fraction = fraction
+  c.ckpt.best_metric, c.ckpt.best_mode = f"val/{metric}", mode
+
+
 def validate(config: ConfigDict) -> None:
   """Checks every name in the config; raises ValueError naming the bad key."""
   # Imported here so `research.config` stays importable without jax work.
   from research import baselines, tasks
   from research.data import build as data_build
-  from research.data import ops, registry
+  from research.data import holdout, ops, registry
   from research.metrics import evaluators
   from research.models import check_model_config
   from research.train import optim, parallel, precision, sharding
@@ -147,6 +170,8 @@ def validate(config: ConfigDict) -> None:
     raise ValueError("config.data.name is empty; set the data set to train on.")
   splits = ([config.data.train_split] + list(config.data.extra_train_splits)
             + [e.split for e in config.evals.values()])
+  if data_build.carves_validation(config.data):
+    splits = [s for s in splits if s != holdout.VALIDATION]
   registry.check_dataset(config.data.name, splits)
   data_build.check(config.data)
   for key in ("pp_train", "pp_eval"):
@@ -187,6 +212,21 @@ def validate(config: ConfigDict) -> None:
     if prefix not in config.evals:
       raise ValueError(f"config.ckpt.best_metric={best!r} names eval {prefix!r}, but "
                        f"config.evals has: {', '.join(config.evals) or '(none)'}.")
+    check_not_test(f"config.ckpt.best_metric={best!r}", prefix, config.evals[prefix].split)
+
+
+def is_test_eval(name: str, split: str) -> bool:
+  """Whether an eval reads a test split (by its split or by its name)."""
+  return name.startswith("test") or split.startswith("test")
+
+
+def check_not_test(what: str, eval_name: str, split: str) -> None:
+  """ValueError when a selection knob (`what`) reads a test eval: nothing may be
+  chosen on the test split, else the test metrics stop being an estimate."""
+  if is_test_eval(eval_name, split):
+    raise ValueError(f"{what} selects on eval {eval_name!r} (split {split!r}), a test split; "
+                     "select on a validation eval instead (e.g. 'val/...' on split "
+                     "'validation').")
 
 
 def load(spec: str, overrides: dict[str, Any] | None = None) -> ConfigDict:

@@ -45,8 +45,8 @@ def test_bad_baseline_configs_name_the_field():
   with pytest.raises(ValueError, match=r"config.baselines.x: unknown baseline type"):
     config_lib.validate(config)
   with config.unlocked():
-    config.baselines.x = dict(type="majority_class", split="validation")
-  with pytest.raises(ValueError, match=r"config.baselines.x.split='validation'.*test"):
+    config.baselines.x = dict(type="majority_class", split="unsupervised")
+  with pytest.raises(ValueError, match=r"config.baselines.x.split='unsupervised'.*test"):
     config_lib.validate(config)
 
 

@@ -40,11 +40,40 @@ def test_locked_config_rejects_new_keys():
     ("schedule.name", "poly", "Unknown schedule 'poly'"),
     ("data.pp_train", "value_range(0, 1)|solarize", "pp_train.*solarize"),
     ("parallel", "pjit", "Unknown config.parallel 'pjit'"),
-    ("ckpt.best_metric", "val/accuracy", "names eval 'val'"),
+    ("ckpt.best_metric", "valid/accuracy", "names eval 'valid'"),
+    ("data.validation_fraction", 1.5, "validation_fraction must be in \\(0, 1\\)"),
 ])
 def test_bad_names_fail_when_the_config_loads(key, value, message):
   with pytest.raises(ValueError, match=message):
     config_lib.load("vision/digits:cnn", {key: value})
+
+
+@pytest.mark.parametrize("evals,best", [
+    ({"test": ("classification", "test")}, "test/accuracy"),          # by its name
+    ({"holdout": ("classification", "test")}, "holdout/accuracy"),    # by its split
+    ({"test_clean": ("classification", "validation")}, "test_clean/accuracy"),
+])
+def test_a_best_metric_on_a_test_eval_is_refused_in_one_line(evals, best):
+  config = config_lib.load("vision/digits:cnn")
+  with config.unlocked():
+    for name, (kind, split) in evals.items():
+      config.evals[name] = config_lib.eval_config(kind, split)
+    config.ckpt.best_metric = best
+  with pytest.raises(ValueError, match="select on a validation eval") as e:
+    config_lib.validate(config)
+  assert "\n" not in str(e.value) and best in str(e.value)
+
+
+def test_every_experiment_selects_on_its_validation_eval():
+  config = config_lib.load("vision/digits:cnn")
+  assert config.ckpt.best_metric == "val/accuracy"
+  assert config.evals.val.split == "validation" and config.evals.test.split == "test"
+  assert config.data.validation_fraction == 0.1
+
+
+def test_validation_fraction_is_refused_where_the_data_set_has_its_own():
+  with pytest.raises(ValueError, match="has its own 'validation' split"):
+    config_lib.load("finance_risk/market_risk:lstm", {"data.validation_fraction": 0.1})
 
 
 def test_unknown_experiment_name():

@@ -103,6 +103,9 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   headline = next(k for k in ("test/accuracy", "val/loss", "test/loss", "test/rmse",
                               "test/ndcg@10") if k in summary)
   assert np.isfinite(summary[headline])
+  # The checkpoint is chosen on a validation eval, which ran.
+  assert config.evals[config.ckpt.best_metric.split("/")[0]].split == "validation"
+  assert np.isfinite(summary[config.ckpt.best_metric])
   on_disk = json.loads((workdir / "summary.json").read_text())
   assert on_disk["params_fingerprint"] == summary["params_fingerprint"]
   assert all(isinstance(v, (int, float, str)) for v in on_disk.values())
@@ -145,7 +148,7 @@ def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   # Same tokenizer, and with lr 0 the encoder after one step is exactly the
   # pretrained one (loaded, not re-initialised); the new head is not in it.
   assert (finetune / "tokenizer").exists() is False  # reused from the pretraining run
-  best = ckpt_lib.Checkpointer(str(pretrain / "checkpoints"), best_metric="test/loss",
+  best = ckpt_lib.Checkpointer(str(pretrain / "checkpoints"), best_metric="val/loss",
                                best_mode="min").best_step()
   source = ckpt_lib.Checkpointer(str(pretrain / "checkpoints")).restore_raw(best)
   tuned = ckpt_lib.Checkpointer(str(finetune / "checkpoints")).restore_raw(1)

@@ -134,11 +134,11 @@ def test_movielens_csv_columns_from_the_command_line(tmp_path):
   config_lib.finalize(config, RATING, "mf,smoke=True")
   source = data_build.DataBuilder(config).raw("train")
   r = source.recsys
-  assert len(r.train["user"]) + len(r.test["user"]) == n
+  parts = (r.train, r.validation, r.test)  # validation: carved from train by default
+  assert sum(len(p["user"]) for p in parts) == n
   assert 1 < r.num_users <= 31
   # No timestamp column: row order.
-  assert (np.sort(np.concatenate([r.train["timestamp"], r.test["timestamp"]]))
-          == np.arange(n)).all()
+  assert (np.sort(np.concatenate([p["timestamp"] for p in parts])) == np.arange(n)).all()
 
 
 # --- None for numbers, one-line errors ----------------------------------------------

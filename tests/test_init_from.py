@@ -1,4 +1,6 @@
 """Transfer learning: a fresh run copies mapped subtrees from another run's checkpoint."""
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -44,6 +46,13 @@ def test_bad_mapping_and_missing_source_are_clear(tmp_path):
   with config.unlocked():
     config.init_from.mapping = (("encoder", "encoder"),)
   with pytest.raises(KeyError, match="has no 'encoder'"):
+    init_from.restore_subtrees(config.init_from, run.backend.init_state(run.init_fn))
+  # A source run whose best checkpoint was chosen on test (a run from before
+  # the validation split): 'best' would carry that choice over.
+  saved = json.loads((source_dir / "config.json").read_text())
+  saved["ckpt"]["best_metric"] = "test/accuracy"
+  (source_dir / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match="checkpoint='best'.*select on a validation eval"):
     init_from.restore_subtrees(config.init_from, run.backend.init_state(run.init_fn))
   with config.unlocked():
     config.init_from.workdir = str(tmp_path / "nowhere")

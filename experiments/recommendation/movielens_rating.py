@@ -18,11 +18,12 @@ MODELS = {
     "bias": dict(name="biased_mf", dim=0),
     "mf": dict(name="biased_mf", dim=128, init_scale=0.05),
 }
+VARIANTS = tuple(MODELS)
 REG = {"bias": 0.02, "mf": 0.1}  # mf: 0.05 -> 0.8824, 0.1 -> 0.8733, 0.2 -> 0.8790 (test RMSE)
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, variants=tuple(MODELS), **_common.ARGS)
+  arg = parse_arg(arg, variants=VARIANTS, **_common.ARGS)
   c = base_config()
   _common.data_config(c, arg, view="ratings", split_by="random")
   c.steps_per_call = _common.STEPS_PER_CALL

@@ -8,7 +8,8 @@ ResNet-18 (small-image stem, SGD, crop+flip, ~200 epochs) 0.9502 in kuangliu/pyt
   python -m tools.train --config=experiments/vision/cifar10.py:resnet18 --workdir=runs/c10_r18
 """
 from experiments.vision import fashion_mnist
-from research.config import ConfigDict, base_config, eval_config, parse_arg
+from research.config import (ConfigDict, base_config, eval_config, parse_arg,
+                             select_on_validation)
 
 # Per-channel mean/std of the CIFAR-10 training images.
 _NORM = "value_range(0, 1)|standardize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))"
@@ -37,7 +38,8 @@ def get_config(arg=None):
   c.schedule.name, c.schedule.warmup_epochs = "cosine", 1
   c.log_every_steps = 100
   c.evals.test = eval_config("classification", "test", every_epochs=5)
-  c.ckpt.every_epochs, c.ckpt.best_metric = 1, "test/accuracy"
+  c.ckpt.every_epochs = 1
+  select_on_validation(c, "accuracy")  # 5,000 training images held out, stratified
   value, source = v["reference"]
   c.references = (dict(metric="test/accuracy", value=value, source=source,
                        higher_is_better=True, tolerance=0.0, data=dict(name="cifar10")),)

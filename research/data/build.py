@@ -4,6 +4,10 @@ Every domain goes through here, so the loop never learns what kind of data it
 runs on. Besides looking data sets up in the registry it does the steps that
 need the whole training split at once:
 
+* validation carve: with `config.data.validation_fraction` set, the training
+  split is split once into training and 'validation' parts, stratified by
+  label and seeded (`research.data.holdout`); every consumer (training, evals,
+  baselines, the tokenizer, `tools.evaluate`) sees the same two parts.
 * tokenizer: trained on the training split only (or loaded when already
   saved), kept in `<workdir>/tokenizer/` so evaluation, generation and a
   resumed run reuse exactly the same one; `init_from` runs reuse the source
@@ -32,6 +36,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from research.data import holdout
 from research.data import ops as pp_ops
 from research.data import registry
 from research.data.core import ConcatSource, IndexedSource
@@ -44,11 +49,25 @@ log = logging.getLogger(__name__)
 FORMATS = ("examples", "lm_windows", "tabular", "interactions")
 
 
+def carves_validation(data_config) -> bool:
+  """Whether the run carves a 'validation' split out of its `train_split`."""
+  return data_config.get("validation_fraction") is not None
+
+
 def check(data_config) -> None:
   """Config-load-time checks of the data section (no I/O)."""
   if data_config.format not in FORMATS:
     raise ValueError(f"Unknown config.data.format {data_config.format!r}; valid: "
                      f"{', '.join(FORMATS)}.")
+  if carves_validation(data_config):
+    holdout.check_fraction(data_config.validation_fraction)
+    if data_config.format != "examples":
+      raise ValueError(f"config.data.validation_fraction carves examples; format "
+                       f"{data_config.format!r} data sets bring their own validation split "
+                       "(leave validation_fraction None).")
+    if holdout.VALIDATION in registry.DATASETS[data_config.name].splits:
+      raise ValueError(f"Data set {data_config.name!r} has its own 'validation' split; leave "
+                       "config.data.validation_fraction None and evaluate on that split.")
   if data_config.tokenizer:
     tok_lib.check_tokenizer_spec(data_config.tokenizer.to_dict())
   if data_config.get("tabular"):
@@ -74,16 +93,34 @@ class DataBuilder:
     self._tokens: dict[str, np.ndarray] = {}
     self._preprocessor = None
     self._encoded: dict[str, Any] = {}
+    self._holdout: holdout.Carve | None = None
 
   # --- raw data -------------------------------------------------------------
   def raw(self, split: str, **extra_options):
     if split not in self._raw:
-      options = dict(self.data.options.to_dict(), **extra_options)
-      if self.data.format == "interactions":
-        options.setdefault("workdir", self.workdir)  # where the NCF candidates are saved
-      self._raw[split] = registry.get_source(self.data.name, split, data_dir=self.data_dir,
-                                             **options)
+      if carves_validation(self.data) and split in (self.data.train_split, holdout.VALIDATION):
+        self._raw[split] = self._carve().part(
+            holdout.VALIDATION if split == holdout.VALIDATION else "train")
+        return self._raw[split]
+      self._raw[split] = self._registry_source(split, **extra_options)
     return self._raw[split]
+
+  def _registry_source(self, split: str, **extra_options):
+    options = dict(self.data.options.to_dict(), **extra_options)
+    if self.data.format == "interactions":
+      options.setdefault("workdir", self.workdir)  # where the NCF candidates are saved
+    return registry.get_source(self.data.name, split, data_dir=self.data_dir, **options)
+
+  def _carve(self) -> holdout.Carve:
+    """The train/validation carve of `train_split` (`config.data.validation_fraction`)."""
+    if self._holdout is None:
+      self._holdout = holdout.Carve(self._registry_source(self.data.train_split),
+                                    self.data.validation_fraction, self.data.validation_seed,
+                                    label_key=self.config.task.get("label_key") or "label")
+      log.info("Validation split: %d of %d %s:%s examples held out (stratified, seed %d).",
+               len(self._holdout.val_indices), len(self._holdout.source), self.data.name,
+               self.data.train_split, self.data.validation_seed)
+    return self._holdout
 
   def _raw_train(self):
     """The training split plus any `extra_train_splits` that exist (e.g. IMDb's

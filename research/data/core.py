@@ -93,6 +93,12 @@ class ArraySource:
     indices = _check_indices(indices, self._len, self.name)
     return {k: v[indices] for k, v in self._arrays.items()}
 
+  def column(self, key: str) -> np.ndarray:
+    """`key` of every example, `[num_examples, ...]` (a read-only view, no copy)."""
+    view = self._arrays[key].view()
+    view.flags.writeable = False
+    return view
+
   def __repr__(self) -> str:
     return f"ArraySource({self.name!r}, n={self._len}, features={self.features})"
 

@@ -6,12 +6,15 @@ preprocessing and data the run trained with.
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import jax
 
 from research import config as config_lib
 from research.train import builder, checkpoint as ckpt_lib
+
+log = logging.getLogger(__name__)
 
 
 def load_workdir_config(workdir: str) -> config_lib.ConfigDict:
@@ -97,6 +100,11 @@ def _pick_step(ckpt, which: str, workdir: str) -> int:
   if which == "latest":
     return steps[-1]
   if which == "best":
+    if ckpt.best_metric and config_lib.is_test_eval(ckpt.best_metric.split("/", 1)[0], ""):
+      # A run from before the validation split: its "best" was chosen on test.
+      log.warning("%s chose its best checkpoint by %s, a test metric; its test numbers are "
+                  "optimistic. Retrain (experiments now select on validation) or pass "
+                  "--checkpoint=latest.", workdir, ckpt.best_metric)
     best = ckpt.best_step()
     return best if best is not None else steps[-1]
   if str(which).isdigit() and int(which) in steps:

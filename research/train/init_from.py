@@ -26,6 +26,7 @@ from typing import Mapping
 import jax
 import numpy as np
 
+from research import config as config_lib
 from research.train import checkpoint as ckpt_lib
 
 
@@ -84,6 +85,14 @@ def restore_subtrees(init_config, state):
   if which == "latest":
     step = steps[-1]
   elif which == "best":
+    if best_metric:
+      # A source run selected on test would carry that choice into this run.
+      with open(config_path) as f:
+        source_evals = json.load(f).get("evals", {})
+      name = best_metric.split("/", 1)[0]
+      config_lib.check_not_test(
+          f"init_from.checkpoint='best' of {workdir!r} (its ckpt.best_metric={best_metric!r})",
+          name, str(source_evals.get(name, {}).get("split", "")))
     step = ckpt.best_step() or steps[-1]
   elif which.isdigit() and int(which) in steps:
     step = int(which)

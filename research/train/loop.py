@@ -197,7 +197,10 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
   fingerprint = summary_lib.params_fingerprint(_host_variables(r.backend.canonical(state)))
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
   if primary:
-    result.update(_best_eval_losses(workdir, evaluators))
+    # Not of test evals: the lowest test loss over evaluations is a choice made on test.
+    result.update(_best_eval_losses(workdir, [
+        ev for ev in evaluators
+        if not config_lib.is_test_eval(ev.name, config.evals[ev.name].split)]))
     extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
                  processes=jax.process_count(), eval_seconds=eval_seconds,
                  mesh=",".join(f"{k}={v}" for k, v in getattr(

@@ -42,8 +42,10 @@ def fold_config(config, fold: int):
 
 
 def _market_eval(config) -> tuple[str, float]:
+  # The backtest is of the evaluated period, not of the validation days the
+  # checkpoint was chosen on.
   names = [(n, float(e.get("level", 0.99))) for n, e in config.evals.items()
-           if e.type == "market_risk"]
+           if e.type == "market_risk" and e.split != "validation"]
   if not names:
     raise ValueError("Walk-forward backtests need a 'market_risk' eval in config.evals; found "
                      f"{[e.type for e in config.evals.values()]}.")
