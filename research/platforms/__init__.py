@@ -54,7 +54,8 @@ def attention(query: jax.Array, key: jax.Array, value: jax.Array, *,
 
   CPU, or dropout on the probabilities (which needs the softmax written out on
   any platform): `cpu.softmax_attention`. GPU: cuDNN's fused kernel where it
-  applies (bfloat16/float16 inputs), else XLA's. TPU: XLA's.
+  applies (bfloat16/float16 inputs, no mask beyond the causal one, head dim a
+  multiple of 8 up to 128), else XLA's. TPU: XLA's.
   """
   if on_cpu() or dropout is not None:
     if causal:
@@ -76,6 +77,7 @@ def attention(query: jax.Array, key: jax.Array, value: jax.Array, *,
 
 
 def _causal(query_len: int, key_len: int) -> jax.Array:
+  """bool [1, 1, T, S] (models.transformer.causal_mask; not imported: it imports this module)."""
   q = jnp.arange(query_len)[:, None] + (key_len - query_len)
   return (jnp.arange(key_len)[None, :] <= q)[None, None]
 
