@@ -123,3 +123,23 @@ def contains(spec: tuple, value: Any) -> bool:
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
     return False
   return spec[1] <= value <= spec[2]
+
+
+def scoring_metric(config) -> tuple[str, str]:
+  """(metric, 'min'|'max') tools.tune scores a trial on: config.ckpt.best_metric
+  (the checkpoint the tools use is chosen by it), else early_stopping.metric.
+  ValueError when neither is set or the metric is a test eval's."""
+  from research.train import early_stopping  # pylint: disable=import-outside-toplevel
+  if config.ckpt.best_metric:
+    metric, mode = config.ckpt.best_metric, config.ckpt.best_mode
+  elif config.early_stopping.metric:
+    metric, mode = config.early_stopping.metric, config.early_stopping.mode
+  else:
+    raise ValueError("tools.tune scores trials on config.ckpt.best_metric (or "
+                     "early_stopping.metric); set one to a validation metric, e.g. "
+                     "--config.ckpt.best_metric=val/accuracy.")
+  if early_stopping.is_test_metric(config, metric):
+    raise ValueError(f"tools.tune refuses to select on the test metric {metric!r} "
+                     "(config.ckpt.best_metric); name a validation eval's metric, e.g. "
+                     "--config.ckpt.best_metric=val/accuracy.")
+  return metric, mode

@@ -89,25 +89,7 @@ def split_space_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
   return space, rest
 
 
-_SPACE_FLAGS, sys.argv[:] = split_space_args(sys.argv)
-
-
-def scoring_metric(config) -> tuple[str, str]:
-  """(metric, 'min'|'max') a trial is scored on; ValueError for none or a test metric."""
-  from research.train import early_stopping  # pylint: disable=import-outside-toplevel
-  if config.ckpt.best_metric:
-    metric, mode = config.ckpt.best_metric, config.ckpt.best_mode
-  elif config.early_stopping.metric:
-    metric, mode = config.early_stopping.metric, config.early_stopping.mode
-  else:
-    raise ValueError("tools.tune scores trials on config.ckpt.best_metric (or "
-                     "early_stopping.metric); set one to a validation metric, e.g. "
-                     "--config.ckpt.best_metric=val/accuracy.")
-  if early_stopping.is_test_metric(config, metric):
-    raise ValueError(f"tools.tune refuses to select on the test metric {metric!r} "
-                     "(config.ckpt.best_metric); name a validation eval's metric, e.g. "
-                     "--config.ckpt.best_metric=val/accuracy.")
-  return metric, mode
+_SPACE_FLAGS: dict[str, str] = {}  # filled from argv when run as a program
 
 
 def _optuna():
@@ -405,7 +387,7 @@ def main(argv):
     raise logs.UserError(f"Unexpected arguments: {argv[1:]}")
   config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
-  metric = scoring_metric(config)
+  metric = space_lib.scoring_metric(config)
   variant = arg.split(",")[0].strip() if arg and "=" not in arg.split(",")[0] else ""
   space = (space_lib.from_file(_SPACE.value, variant) if _SPACE.value else
            space_lib.from_module(config_lib._import_experiment(path), variant))  # pylint: disable=protected-access
@@ -445,4 +427,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _SPACE_FLAGS.update(split_space_args(sys.argv)[0])
+  sys.argv[:] = split_space_args(sys.argv)[1]
   logs.run(main)
