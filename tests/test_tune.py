@@ -133,3 +133,13 @@ def test_search_killed_mid_trial_resumes_to_exactly_n_trials(tmp_path):
   report = (workdir / "report.md").read_text()
   assert f"Trial {best.number}: val/accuracy = {best.value:.4f}" in report
   assert "resumed trials/1" in report and (workdir / "optimization_history.png").exists()
+
+
+@pytest.mark.parametrize("spec", ["experiments/vision/mnist1d.py:cnn",
+                                  "experiments/finance_risk/credit_scoring.py:mlp"])
+def test_declared_search_spaces_name_config_keys(spec):
+  path, _, variant = spec.partition(":")
+  config = config_lib.load(spec)
+  space = search_space.check(
+      search_space.from_module(config_lib._import_experiment(path), variant), config)
+  assert "optimizer.lr" in space
