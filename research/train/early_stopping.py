@@ -6,7 +6,9 @@
 after each periodic evaluation; `state()` goes into each checkpoint's meta
 and `from_state` restores it, so a run killed and resumed stops at the same
 step as one that was not. The best checkpoint is the one the tools default to
-(`ckpt.best_metric`, which `check` requires to be set), so stopping keeps it.
+(`ckpt.best_metric`, which `check` requires to be set); with early stopping
+on, the loop saves a checkpoint at each evaluation of that metric, so the best
+one exists whenever the run stops.
 
 `Stop` is also how a caller of `research.train.loop.run` (tools.tune's
 pruner, through `on_eval`) ends a run cleanly: the loop catches it at an

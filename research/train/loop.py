@@ -159,20 +159,20 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
         _log_train(pending, step, r, writer, progress, ckpt)
         pending = []
       due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0 and not is_last]
-      eval_metrics, improved = {}, False
+      eval_metrics = {}
       if due:
         t_eval = time.perf_counter()
         eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt)
         eval_seconds += time.perf_counter() - t_eval
-        improved = early_stopping.after_eval(stopper, step, eval_metrics, on_eval)
+        early_stopping.after_eval(stopper, step, eval_metrics, on_eval)
         if stopper.stopped:
           progress.write(f"Stopped early at step {step}: {stopper.reason}.")
       # The last step is saved after the final evaluation, with its metrics,
       # so the best-checkpoint policy can pick it.
-      # An improvement of the early-stopping metric is saved so that the best
-      # checkpoint exists when the run stops.
+      # With early stopping every evaluation of ckpt.best_metric is saved, so
+      # the best checkpoint exists whenever the run stops (keep=N prunes the rest).
       if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)
-                          or (improved and c.ckpt.best_metric in eval_metrics)):
+                          or (stopper.metric and c.ckpt.best_metric in eval_metrics)):
         if pending:  # the guard must see every step before its state is saved
           _log_train(pending, step, r, writer, progress, ckpt)
           pending = []
