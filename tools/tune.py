@@ -427,6 +427,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  _SPACE_FLAGS.update(split_space_args(sys.argv)[0])
-  sys.argv[:] = split_space_args(sys.argv)[1]
+  _space_flags, sys.argv[:] = split_space_args(sys.argv)
+  _SPACE_FLAGS.update(_space_flags)
   logs.run(main)
