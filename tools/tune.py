@@ -188,12 +188,19 @@ class Objective:
     self._adopt_dead_run(trial, workdir)
     trial.set_user_attr("workdir", os.path.relpath(workdir, self.workdir))
     pruned = []
+    # Reported by evaluation number, not step: with batch_size in the space,
+    # the k-th evaluation (every N epochs) falls on different steps, and the
+    # pruner compares trials at equal keys. A retry inherits the steps of the
+    # dead trial's evaluations, so its numbering carries on.
+    eval_steps = list(trial.user_attrs.get("eval_steps", []))
 
     def on_eval(step, metrics):
       value = metrics.get(self.metric)
       if value is None or not math.isfinite(value):
         return
-      trial.report(float(value), step)
+      eval_steps[:] = [s for s in eval_steps if s < step] + [step]
+      trial.set_user_attr("eval_steps", eval_steps)
+      trial.report(float(value), len(eval_steps))
       if trial.should_prune():
         pruned.append(step)
         raise early_stopping.Stop(f"pruned by tools.tune at step {step} ({self.metric}="
