@@ -2,7 +2,8 @@
 
   python -m tools.tune --config=experiments/vision/mnist1d.py:cnn --workdir=runs/tune_m1d \
       --trials=12 [--sampler=tpe|random|grid] [--pruner=median|halving|none] \
-      [--space=space.py | --space.optimizer.lr=log:1e-4:1e-1 ...] [--config.<key>=...]
+      [--space=space.py | --space.optimizer.lr=log:1e-4:1e-1 ...] [--prune_after=2] \
+      [--config.<key>=...]
 
 Trial n trains in `<workdir>/trials/<n>/` through `research.train.loop.run`
 and is scored on the config's validation metric (`ckpt.best_metric`, else
@@ -60,6 +61,9 @@ _PRUNER = flags.DEFINE_enum("pruner", "median", ["median", "halving", "none"],
                             "Stops bad trials from their intermediate validation evaluations.")
 _SPACE = flags.DEFINE_string("space", None, "A .py file with search_space(variant) or SEARCH_SPACE; "
                              "default: the experiment's own. Add keys with --space.<key>=<spec>.")
+_PRUNE_AFTER = flags.DEFINE_integer(
+    "prune_after", 2, "Evaluations a trial runs before the pruner may stop it (the first "
+    "ones are noisy).")
 _GRID_POINTS = flags.DEFINE_integer("grid_points", 3, "Values per range for --sampler=grid.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampler seed.")
 _HEARTBEAT = flags.DEFINE_integer(
@@ -139,12 +143,13 @@ def make_sampler(name: str, space: dict, seed: int, points: int):
   return optuna.samplers.TPESampler(seed=seed), None
 
 
-def make_pruner(name: str):
+def make_pruner(name: str, prune_after: int):
+  """Intermediate values are keyed by evaluation number (1, 2, ...)."""
   optuna = _optuna()
   if name == "median":
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=prune_after)
   if name == "halving":
-    return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(prune_after, 1))
   return optuna.pruners.NopPruner()
 
 
@@ -402,6 +407,7 @@ def main(argv):
   space = space_lib.check(space, config)
   workdir = _WORKDIR.value
   identity = dict(config=config.experiment, sampler=_SAMPLER.value, pruner=_PRUNER.value,
+                  prune_after=_PRUNE_AFTER.value,
                   metric=metric[0], space={k: [space_lib.encode(v) for v in s]
                                            for k, s in space.items()},
                   overrides=sorted(a for a in sys.argv[1:] if a.startswith("--config.")))
@@ -411,7 +417,7 @@ def main(argv):
   offset = int(time.time_ns() % 1_000_003) if os.path.exists(study_db) else 0
   sampler, grid = make_sampler(_SAMPLER.value, space, _SEED.value + offset, _GRID_POINTS.value)
   study = open_study(workdir, "minimize" if metric[1] == "min" else "maximize", sampler,
-                     make_pruner(_PRUNER.value), _HEARTBEAT.value, identity)
+                     make_pruner(_PRUNER.value, _PRUNE_AFTER.value), _HEARTBEAT.value, identity)
   enqueue_hand_set(study, config, space, grid)
   objective = Objective(study, _CONFIG.value, path, arg or None, space, grid, workdir, metric)
   search(study, objective, _TRIALS.value, grid)
