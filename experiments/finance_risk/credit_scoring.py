@@ -116,3 +116,12 @@ def get_config(arg=None):
     c.baselines.lightgbm.early_stopping_rounds = 5
     c.baselines.lightgbm.num_leaves = 4
   return c
+
+
+def search_space(variant):
+  """tools.tune's default space (research/search_space.py), scored on val/roc_auc."""
+  space = {"optimizer.lr": ("log", 1e-4, 1e-1), "optimizer.weight_decay": ("log", 1e-6, 1e-2),
+           "batch_size": ("choice", 64, 128, 256)}
+  if variant == "mlp":
+    space["model.dropout"] = ("float", 0.0, 0.5)
+  return space

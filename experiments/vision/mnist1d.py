@@ -42,3 +42,11 @@ def get_config(arg=None):
     c.ckpt.every_steps = 1
     c.log_every_steps = 1
   return c
+
+
+def search_space(variant):
+  """tools.tune's default space (research/search_space.py); the hand-set values lie in it."""
+  del variant  # the same optimiser knobs for every model
+  return {"optimizer.lr": ("log", 1e-3, 5e-2),
+          "batch_size": ("choice", 50, 100, 200),
+          "schedule.name": ("choice", "constant", "cosine")}

@@ -27,6 +27,7 @@ _FACTS = {
     "compile_seconds": "Compile time",
     "checkpoint_step": "Checkpoint of the final metrics (step)",
     "checkpoint": "Checkpoint chosen as",
+    "stopped_early": "Stopped early",
     "checkpoint_params_fingerprint": "Checkpoint params fingerprint (sha256)",
 }
 _PER_CLASS_METRICS = ("precision", "recall", "f1")

@@ -27,7 +27,8 @@ from research import baselines as baselines_lib
 from research import config as config_lib
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
 from research.train import builder, checkpoint as ckpt_lib, config_pin, durations, final_eval
-from research.train import init_from, precision as precision_lib, profiling, workdir_lock
+from research.train import early_stopping, init_from, precision as precision_lib, profiling
+from research.train import workdir_lock
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class NonFiniteError(FloatingPointError):
   """Training produced NaN/Inf; the last good checkpoint is left untouched."""
 
 
-def run(config, workdir: str, *, devices=None, allow_config_change=()) -> dict[str, Any]:
+def run(config, workdir: str, *, devices=None, allow_config_change=(),
+        on_eval=None) -> dict[str, Any]:
   """Trains (or resumes) the experiment `config` in `workdir`; returns summary.json's dict.
 
   One run per workdir at a time (`research.train.workdir_lock`). A resume
@@ -46,13 +48,17 @@ def run(config, workdir: str, *, devices=None, allow_config_change=()) -> dict[s
   `research.train.config_pin`). Nothing is written to the workdir before the
   config has validated, the run has been built and the checkpoint to resume
   from (if any) has been read.
+
+  `on_eval(step, metrics)`, when given, is called after each periodic
+  evaluation; raising `research.train.early_stopping.Stop` there ends the run
+  as early stopping does (tools.tune's pruner).
   """
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   lock = workdir_lock.lock_for_run(workdir)
   on_error = []  # closers of what _train opened, run if it raises
   try:
-    return _train(config, workdir, devices, allow_config_change, on_error)
+    return _train(config, workdir, devices, allow_config_change, on_error, on_eval)
   except BaseException:
     # Every exit by exception (NaN, Ctrl-C, SIGTERM's SystemExit, a crash)
     # lets the save in flight finish first: "the last good checkpoint" then
@@ -66,7 +72,7 @@ def run(config, workdir: str, *, devices=None, allow_config_change=()) -> dict[s
       lock.release()
 
 
-def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str, Any]:
+def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> dict[str, Any]:
   primary = jax.process_index() == 0
   config_changes = config_pin.check(workdir, config, allow_config_change)  # reads only
   r = builder.build(config, devices=devices, workdir=workdir)
@@ -80,6 +86,7 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
   evaluators = builder.build_evaluators(r)
   ckpt_every = durations.to_steps("every", c.ckpt, r.steps_per_epoch, default=0) or 0
   train_iter = builder.train_iterator(r)
+  stopper = early_stopping.EarlyStopping.from_config(c)  # its state rides in checkpoint meta
 
   # --- Fresh start or resume (order documented in research/train/checkpoint.py);
   # a damaged newest checkpoint is moved aside and the one before it used.
@@ -98,6 +105,7 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
     train_iter.set_state(data_state)
     train_seconds = float(meta.get("train_seconds", 0.0))
     eval_seconds = float(meta.get("eval_seconds", 0.0))
+    stopper.restore(meta.get("early_stopping"))
     log.info("Resumed from step %d in %s", start, ckpt.directory)
   # Only now, with the config validated, the run built and the checkpoint
   # read, does the workdir change: config.json (atomically), the allowed
@@ -129,7 +137,7 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
     events = [c.log_every_steps, ckpt_every] + [e.every_steps for e in evaluators]
     profiler = profiling.StepProfiler(c.profile, workdir)
     on_error.append(profiler.stop)
-    while step < r.total_steps:
+    while step < r.total_steps and not stopper.stopped:
       n = _steps_this_call(step, r.total_steps, per_call, events)
       host_batches = [next(train_iter) for _ in range(n)]
       data_state = train_iter.get_state()  # position *after* these batches: saved with step+n
@@ -156,15 +164,22 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
         t_eval = time.perf_counter()
         eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt)
         eval_seconds += time.perf_counter() - t_eval
+        early_stopping.after_eval(stopper, step, eval_metrics, on_eval)
+        if stopper.stopped:
+          progress.write(f"Stopped early at step {step}: {stopper.reason}.")
       # The last step is saved after the final evaluation, with its metrics,
       # so the best-checkpoint policy can pick it.
-      if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)):
+      # With early stopping every evaluation of ckpt.best_metric is saved, so
+      # the best checkpoint exists whenever the run stops (keep=N prunes the rest).
+      if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)
+                          or (stopper.metric and c.ckpt.best_metric in eval_metrics)):
         if pending:  # the guard must see every step before its state is saved
           _log_train(pending, step, r, writer, progress, ckpt)
           pending = []
         ckpt.save(step, r.backend.canonical(state), data_state=data_state,
                   meta=dict(train_seconds=train_time(), eval_seconds=eval_seconds,
-                            compile_seconds=progress.compile_seconds),
+                            compile_seconds=progress.compile_seconds,
+                            early_stopping=stopper.state()),
                   metrics=eval_metrics or None)
       if preempted and not is_last:
         ckpt.wait()
@@ -187,7 +202,7 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
     writer.write_scalars(step, final)
   ckpt.save(step, r.backend.canonical(state), data_state=data_state,
             meta=dict(train_seconds=train_seconds, eval_seconds=eval_seconds,
-                      compile_seconds=progress.compile_seconds),
+                      compile_seconds=progress.compile_seconds, early_stopping=stopper.state()),
             metrics=final or None)
   # summary.json and report.md describe the checkpoint the tools default to.
   final, artifacts, reported = final_eval.reported_checkpoint(r, ckpt, step, final, artifacts,
@@ -207,6 +222,8 @@ def _train(config, workdir, devices, allow_config_change, on_error) -> dict[str,
                      r.backend, "mesh_shape", {"data": r.backend.num_devices}).items()),
                  precision=precision_lib.resolve(c.precision),
                  commit=summary_lib.code_commit(), **reported)
+    if stopper.stopped:
+      extra["stopped_early"] = stopper.reason
     if progress.compile_seconds is not None:  # None when a finished run is rerun
       extra["compile_seconds"] = progress.compile_seconds
     summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
