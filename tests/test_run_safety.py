@@ -277,3 +277,17 @@ def test_a_restart_from_scratch_drops_the_metrics_of_the_killed_run(tmp_path):
   train = [r["step"] for r in records if "train/loss" in r]
   assert train == [1, 2, 3]
   assert all(r["train/loss"] != 99.0 for r in records if "train/loss" in r)
+
+
+def test_keys_added_by_newer_code_at_their_default_do_not_block_a_resume(copy_of):
+  """A workdir written before config.mesh / precision / early_stopping existed
+  resumes: its config.json lacks them, and their defaults are what it ran."""
+  path = copy_of / "config.json"
+  old = json.loads(path.read_text())
+  for key in ("mesh", "precision", "remat", "early_stopping"):
+    old.pop(key, None)
+  path.write_text(json.dumps(old))
+  changes = config_pin.check(str(copy_of), _config())
+  assert {"precision", "remat"} <= set(changes) and changes["precision"][1] == "float32"
+  with pytest.raises(config_pin.ConfigChangedError, match="precision"):
+    config_pin.check(str(copy_of), _config(precision="bfloat16"))  # not the old behaviour

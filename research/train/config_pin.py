@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any, Iterable
 
+from research import config as config_lib
 from research.outputs import writer as writer_lib
 
 CHANGES_FILE = "config_changes.jsonl"
@@ -51,7 +52,14 @@ def check(workdir: str, config: Any, allow: Iterable[str] = ()) -> dict[str, tup
   changed = {k: (old.get(k, _ABSENT), new.get(k, _ABSENT)) for k in sorted(set(old) | set(new))
              if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
   changed = {k: v for k, v in changed.items() if not any(_covers(e, k) for e in EXEMPT)}
-  refused = [k for k in changed if not any(_covers(a, k) for a in allow)]
+  # A key the workdir's config.json lacks because it was written by older code
+  # (e.g. mesh, precision, early_stopping) at its default value describes the
+  # run the older code ran: taken (and recorded) without asking.
+  defaults = _flat(json.loads(json.dumps(writer_lib.json_safe(config_lib.base_config()))))
+  added_at_default = {k for k, (was, now) in changed.items()
+                      if was == _ABSENT and k in defaults and now == defaults[k]}
+  refused = [k for k in changed
+             if k not in added_at_default and not any(_covers(a, k) for a in allow)]
   if refused:
     shown = "\n".join(f"  {k}: {_show(changed[k][0])} -> {_show(changed[k][1])}"
                       for k in refused[:20])
