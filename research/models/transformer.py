@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from research import platforms
+from research.models import partitioning
 
 Initializer = Callable[..., jax.Array]
 
@@ -135,7 +136,11 @@ class MultiHeadAttention(nn.Module):
         bias_init=nn.with_logical_partitioning(self.bias_init, ('heads', 'kv')),
         dtype=self.dtype, param_dtype=self.param_dtype, dot_general=dot_general, name=name)
     kv_input = x if context is None else context
-    query, key, value = proj('query')(x), proj('key')(kv_input), proj('value')(kv_input)
+    # Split by batch (and heads under tensor parallelism), never gathered: see
+    # research.models.partitioning (no-ops outside a sharded step).
+    heads = lambda y: partitioning.constrain(y, ('batch', 'length', 'heads', 'kv'))
+    query, key, value = (heads(proj('query')(x)), heads(proj('key')(kv_input)),
+                         heads(proj('value')(kv_input)))
 
     if decode:
       if context is not None or not self.causal:
@@ -271,6 +276,7 @@ class FeedForward(nn.Module):
         dtype=self.dtype, param_dtype=self.param_dtype,
         dot_general=platforms.dense_dot_general(), name=name)
     y = dense(self.hidden_dim, self.kernel_init, ('embed', 'mlp'), 'fc')(x)
+    y = partitioning.constrain(y, ('batch', 'length', 'mlp'))
     y = activation_fn(self.activation)(y)
     return dense(x.shape[-1], self.out_kernel_init or self.kernel_init, ('mlp', 'embed'),
                  'proj')(y)
@@ -315,6 +321,10 @@ class TransformerBlock(nn.Module):
     # and `decode` static by position; `train` is still required.
     if train is None:
       raise TypeError('TransformerBlock needs train=True or train=False.')
+    # Keeps the residual stream split by batch under FSDP / tensor parallelism
+    # (weights are then gathered, activations are not); a no-op unless the
+    # step is traced for such a mesh (research.models.partitioning).
+    x = partitioning.constrain(x, ('batch', 'length', 'embed'))
     if self.cross_attention != (context is not None):
       raise ValueError('Pass `context` exactly when cross_attention=True.')
     dim = x.shape[-1]

@@ -175,6 +175,11 @@ class JitBackend(OneInFlight):
   def compile(self, train_step: Callable, predict: Callable, *, steps_per_call: int = 1) -> None:
     if self._state_shardings is None:
       raise ValueError("compile() needs the state layout: call init_state or abstract_state first.")
+    if self.mesh_shape["fsdp"] > 1 or self.mesh_shape["tensor"] > 1:
+      # Activations stay split by batch (the models' logical constraints);
+      # a data-only mesh compiles exactly the program it always did.
+      train_step = sharding_lib.with_activation_rules(train_step, self.mesh)
+      predict = sharding_lib.with_activation_rules(predict, self.mesh)
     self.steps_per_call = check_steps_per_call(steps_per_call)
     self._train_step = self._jit_step(train_step, self.data_sharding)
     if steps_per_call > 1:

@@ -42,6 +42,12 @@ BATCH_AXES = ("data", "fsdp")  # the batch dimension is split over both
 LOGICAL_RULES: dict[str, str | None] = {
     "heads": "tensor", "mlp": "tensor", "vocab": "tensor", "embed": None, "kv": None,
 }
+# Logical activation axis -> mesh axes, for `nn.with_logical_constraint` in the
+# models (the residual stream [batch, length, embed]): batch split like the
+# input batch, the rest whole (Megatron keeps the residual stream replicated
+# across 'tensor').
+ACTIVATION_RULES = (("batch", BATCH_AXES), ("length", None), ("embed", None),
+                    ("heads", "tensor"), ("mlp", "tensor"), ("vocab", "tensor"), ("kv", None))
 # Smaller leaves stay whole: splitting them saves little memory and costs a
 # collective each.
 FSDP_MIN_SIZE = 2 ** 12
@@ -88,6 +94,19 @@ def make_mesh(mesh_config: Mapping[str, int], devices: Sequence[jax.Device]) -> 
   except (ValueError, NotImplementedError, AssertionError):
     grid = np.asarray(devices).reshape(tuple(shape.values()))
   return Mesh(grid, MESH_AXES)
+
+
+def with_activation_rules(fn, mesh: Mesh):
+  """`fn` traced with the models' activation constraints on (research.models.
+  partitioning.constrain; no-ops otherwise): activations stay split by batch
+  under FSDP instead of following the split parameters."""
+  from research.models import partitioning  # pylint: disable=import-outside-toplevel
+
+  def constrained(*args, **kwargs):
+    with partitioning.activation_sharding(mesh, ACTIVATION_RULES):
+      return fn(*args, **kwargs)
+
+  return constrained
 
 
 def batch_spec(leading: int = 0) -> P:
