@@ -54,7 +54,7 @@ CPU_FLAGS = (
 # few ms lose more to the per-step cross-device sync than they gain
 # (movielens_ncf:gmf took 64 s on two devices against 33 s on one).
 #
-# Several in-process CPU devices need research.train.parallel.needs_step_sync:
+# Several in-process CPU devices need research.platforms.cpu.needs_step_sync:
 # with async dispatch, queued steps can starve XLA CPU's client thread pool and
 # abort in the all-reduce rendezvous ("Expected 2 threads to join the
 # rendezvous, but only 1 of them arrived"; movielens_rating:mf did every run).

@@ -78,7 +78,7 @@ def test_jit_pmap_and_single_device_agree(accum_steps):
 @pytest.mark.parametrize("parallel", ["jit", "pmap"])
 def test_multi_cpu_device_steps_run_one_at_a_time(parallel):
   """Several CPU devices: a step is dispatched only once the previous one is
-  done (see research.train.parallel.needs_step_sync: queued steps can deadlock
+  done (see research.platforms.cpu.needs_step_sync: queued steps can deadlock
   XLA CPU's all-reduce); one device keeps async dispatch."""
   devices = jax.devices()
   run = builder.build(_config(parallel), devices=devices[:2])

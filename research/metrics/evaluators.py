@@ -126,7 +126,7 @@ class ClassificationEvaluator:
     # One batch stays in flight: fetching batch i's counts after dispatching
     # batch i+1 lets the host prepare input while the device computes. Not on
     # several CPU devices (predict_fn.one_in_flight): queued work with
-    # collectives can deadlock there (research.train.parallel.needs_step_sync).
+    # collectives can deadlock there (research.platforms.cpu.needs_step_sync).
     lookahead = not getattr(predict_fn, "one_in_flight", False)
     pending = None
     scores, labels = [], []

@@ -197,7 +197,7 @@ def make_predict_fn(run: Run, state_ref: Callable[[], Any]):
   predict_fn.model = run.model
   predict_fn.task = run.task
   # Several CPU devices: evaluators must not queue device work ahead either
-  # (research.train.parallel.needs_step_sync).
+  # (research.platforms.cpu.needs_step_sync).
   predict_fn.one_in_flight = backend.sync_steps
   predict_fn.variables = lambda: _variables(backend.canonical(state_ref()))
   return predict_fn
