@@ -50,16 +50,16 @@ def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
   return c.data
 
 
-def add_validation(c: ConfigDict, arg) -> None:
+def add_validation(c: ConfigDict, arg, metric: str, mode: str) -> None:
   """A validation split carved from the training split by the test split's own
   method (the models and the vocabulary then see neither it nor test),
   evaluated as 'val' on the test eval's cadence; the best checkpoint is picked
-  on it and test is evaluated once, at the end (`select_on_validation`).
+  by `val/<metric>` (`mode` 'max' or 'min') and test is evaluated once, at the
+  end (`select_on_validation`).
   `validation=False` trains on the whole training split and keeps the last
   checkpoint (nothing is selected).
   """
   c.data.options.validation = bool(arg.validation)
-  metric, mode = c.ckpt.best_metric.split("/", 1)[1], c.ckpt.best_mode
   if arg.validation:
     select_on_validation(c, metric, mode, fraction=None)
   else:

@@ -40,8 +40,6 @@ def get_config(arg=None):
   c.evals.test = eval_config("ranking", "test", every_epochs=5, ks=(10,), full_ranking=False)
   c.baselines.popularity = dict(type="popularity", split="test", ks=(10,))
   c.ckpt.every_epochs = 5
-  c.ckpt.best_metric = "test/hr@10"
-  c.ckpt.best_mode = "max"
   if arg.variant == "neumf_pretrained":
     # The paper: GMF and MLP trained first, NeuMF initialised from both, then
     # trained with plain SGD (Adam's moments are not carried over).
@@ -66,7 +64,7 @@ def get_config(arg=None):
   elif arg.variant == "neumf":
     c.references = (dict(metric="test/hr@10", value=0.701, source=paper, data=ml1m),
                     dict(metric="test/ndcg@10", value=0.425, source=paper, data=ml1m))
-  _common.add_validation(c, arg)
+  _common.add_validation(c, arg, "hr@10", "max")
   if arg.smoke:
     c.model.gmf_dim, c.model.mlp_layers = 4, (8, 4)
     _common.smoke(c)

