@@ -52,11 +52,9 @@ def chip_peak_flops(device_kind: str, precision: str) -> float | None:
 
 
 def peak_bytes_in_use(device) -> int | None:
-  """The allocator's peak on `device`, where the backend keeps memory stats."""
-  try:
-    stats = device.memory_stats()
-  except (AttributeError, NotImplementedError, RuntimeError):
-    return None
+  """The allocator's peak on `device`, where the backend keeps memory stats
+  (GPU/TPU; CPU devices return None)."""
+  stats = device.memory_stats()
   return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
