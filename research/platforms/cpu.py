@@ -36,10 +36,9 @@ def flat_dot_general(x: jax.Array, kernel: jax.Array, dimension_numbers, precisi
   the *leading* (batch, seq) dims of the cotangent g; XLA CPU's dot
   canonicalisation then transposes g, and that transpose gets fused into the
   producer of g (e.g. the exact-GELU backward), which makes the elementwise
-  fusion walk memory in transposed order: ~7 ms per [768, 512] MLP layer of
-  shakespeare_char:gpt_cpu on a 2-core CPU (4 layers: ~30% of the step). On
-  2-D operands the same gradient is a plain transposed matmul (gpt_cpu
-  forward + backward: 150 -> 92 ms, measured interleaved in one process).
+  fusion walk memory in transposed order, a large share of gpt_cpu's step.
+  On 2-D operands the same gradient is a plain transposed matmul
+  (docs/performance_cpu.md, "CPU kernels", has the measurements).
   """
   (x_contract, k_contract), (x_batch, k_batch) = dimension_numbers
   n = len(x_contract)
@@ -69,8 +68,8 @@ def softmax_attention(query: jax.Array, key: jax.Array, value: jax.Array,
   The heads are moved in front first ([B, N, T, H]), so both matmuls are
   batched over the leading (B, N) dims and the softmax (and its backward)
   reduces over the minor dim of a contiguous [B, N, T, S] array; with
-  'btnh,bsnh->bnts' XLA CPU ran the softmax backward on transposed layouts
-  (shakespeare_char:gpt_cpu: ~5% of the step slower).
+  'btnh,bsnh->bnts' XLA CPU ran the softmax backward on transposed layouts,
+  measurably slower (docs/performance_cpu.md, "CPU kernels").
   """
   scale = 1.0 / math.sqrt(query.shape[-1])
   query, key, value = (z.transpose(0, 2, 1, 3) for z in (query, key, value))

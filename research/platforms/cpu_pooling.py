@@ -1,9 +1,9 @@
 """Non-overlapping max pooling with a cheap, exact gradient (for XLA CPU).
 
 `flax.linen.max_pool` is `lax.reduce_window(max)`, whose gradient is XLA's
-`select-and-scatter`. On XLA CPU that op is a slow scalar loop: for the 'cnn'
-model (batch 128, 28x28x32 and 14x14x64 pooled) it took ~70 ms + ~25 ms of a
-~165 ms training step, more than both convolutions together.
+`select-and-scatter`. On XLA CPU that op is a slow scalar loop that cost the
+'cnn' model more than both its convolutions (docs/performance_cpu.md, "CPU
+kernels").
 
 `max_pool` here computes the same function with a reshape and a max over the
 window axes, and defines its derivative explicitly: the cotangent of each
