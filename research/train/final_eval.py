@@ -16,11 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-import jax
-import numpy as np
-
 from research.outputs import summary as summary_lib
-from research.train import builder
+from research.train import builder, state as state_lib
 from research.train.evaluate import _pick_step
 
 log = logging.getLogger(__name__)
@@ -65,13 +62,9 @@ def reported_checkpoint(run: builder.Run, ckpt, last_step: int, final: Mapping[s
     metrics.update(scalars)
     arts.update(extra)
   canonical = run.backend.canonical(state)
-  facts["checkpoint_params_fingerprint"] = summary_lib.params_fingerprint(jax.tree.map(
-      _to_host, {"params": canonical.params, "model_state": canonical.model_state}))
+  facts["checkpoint_params_fingerprint"] = summary_lib.params_fingerprint(
+      state_lib.host_variables(canonical))
   log.info("Final metrics are those of checkpoint step %d (%s), the one the tools use; the last "
            "step is %d.", step, facts["checkpoint"], last_step)
   return metrics, arts, facts
 
-
-def _to_host(x):
-  # Replicated arrays: this process's copy.
-  return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x)

@@ -28,7 +28,7 @@ from research import config as config_lib
 from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
 from research.train import builder, checkpoint as ckpt_lib, config_pin, durations, final_eval
 from research.train import early_stopping, init_from, precision as precision_lib, profiling
-from research.train import workdir_lock
+from research.train import state as state_lib, workdir_lock
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,8 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
                                                               workdir)
   ckpt.close()
   writer.close()
-  fingerprint = summary_lib.params_fingerprint(_host_variables(r.backend.canonical(state)))
+  fingerprint = summary_lib.params_fingerprint(
+      state_lib.host_variables(r.backend.canonical(state)))
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
   if primary:
     # Not of test evals: the lowest test loss over evaluations is a choice made on test.
@@ -312,12 +313,6 @@ def _best_eval_losses(workdir, evaluators) -> dict[str, float]:
         key = f"{ev.name}/best_loss"
         best[key] = min(best.get(key, math.inf), value)
   return best
-
-
-def _host_variables(state) -> dict:
-  """Params and model state as host numpy, whole (gathered when split over fsdp/tensor)."""
-  from research.metrics.evaluators import to_host  # pylint: disable=import-outside-toplevel
-  return jax.tree.map(to_host, {"params": state.params, "model_state": state.model_state})
 
 
 def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,

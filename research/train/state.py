@@ -48,6 +48,13 @@ def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
   return init
 
 
+def host_variables(state: TrainState) -> dict:
+  """{'params', 'model_state'} as host numpy, whole: leaves split over fsdp /
+  tensor are gathered (across processes too), replicated ones copied once."""
+  from research.metrics.evaluators import to_host  # pylint: disable=import-outside-toplevel
+  return jax.tree.map(to_host, {"params": state.params, "model_state": state.model_state})
+
+
 def param_logical_axes(model: nn.Module, sample_input: Any) -> dict[tuple[str, ...], tuple]:
   """The logical axis names of each annotated parameter, by its path in `params`:
   {('h_0', 'mlp', 'fc', 'kernel'): ('embed', 'mlp'), ...}. Parameters the model
