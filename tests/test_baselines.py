@@ -1,11 +1,13 @@
 """Baselines run in the same run, on the same split, and land in the report."""
+
 import json
 
 import numpy as np
 import pytest
 
-from research import baselines, config as config_lib
+from research import baselines
 from research.baselines import classification
+from research.core import config as config_lib
 from research.data.core import ArraySource
 from research.train import loop
 

@@ -4,11 +4,12 @@ Only the plumbing is tested (the numbers are timings, which a unit test must
 not judge): every field is present, positive where it is a time or a rate,
 and 'grad_allreduce' says which gradient all-reduce the step used.
 """
+
 import math
 
 import jax
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.train import benchmark
 
 
@@ -21,8 +22,13 @@ def test_benchmark_reports_every_field():
   result = _run()
   assert result["devices"] == jax.device_count() and result["parallel"] == "jit"
   assert result["grad_allreduce"] == "xla" and result["steps_per_call"] == 1
-  for key in ("examples_per_sec", "examples_per_sec_resident", "step_ms", "compile_s",
-              "peak_flops"):
+  for key in (
+    "examples_per_sec",
+    "examples_per_sec_resident",
+    "step_ms",
+    "compile_s",
+    "peak_flops",
+  ):
     assert result[key] > 0 and math.isfinite(result[key]), key
   assert result["flops_per_step"] is None or result["flops_per_step"] > 0
   assert math.isfinite(result["input_overhead"])

@@ -1,11 +1,12 @@
 """The experiment catalogue: every experiment:variant loads and selects on validation."""
+
 import json
 import os
 import subprocess
 import sys
 
-from research import catalogue
-from research import config as config_lib
+from research.apps import catalogue
+from research.core import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -14,8 +15,12 @@ def test_every_experiment_variant_loads_and_names_a_validation_metric():
   rows = catalogue.entries()
   modules = catalogue.experiment_modules()
   assert len(rows) == sum(len(catalogue.variants(m)) for m in modules.values())
-  assert {"vision/digits", "nlp/imdb", "finance_risk/credit_scoring",
-          "recommendation/movielens_ncf"} <= set(modules)
+  assert {
+    "vision/digits",
+    "nlp/imdb",
+    "finance_risk/credit_scoring",
+    "recommendation/movielens_ncf",
+  } <= set(modules)
   for row in rows:
     selection = row["selection"]
     assert selection is not None, f"{row['experiment']} selects nothing"
@@ -38,9 +43,15 @@ def test_the_catalogue_flags_a_test_selection_and_shows_no_selection():
 
 
 def test_tools_experiments_json_parses_and_selects_nothing_on_test():
-  out = subprocess.run([sys.executable, "-m", "tools.experiments", "--json"], cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
-                       timeout=300, check=True)
+  out = subprocess.run(
+    [sys.executable, "-m", "tools.experiments", "--json"],
+    cwd=ROOT,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=True,
+  )
   rows = json.loads(out.stdout)
   assert len(rows) >= 30
   assert not [r["experiment"] for r in rows if r["selects_on_test"]]

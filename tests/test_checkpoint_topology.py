@@ -6,6 +6,7 @@ those tools run on 1. Orbax refuses that topology change unless the restore
 target names the shardings, so each step runs in its own process with its own
 device count.
 """
+
 import os
 import subprocess
 import sys
@@ -38,10 +39,12 @@ print(int(raw["step"]))
 
 
 def _python(code: str, devices: int) -> str:
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=180)
+  env = dict(
+    os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   return out.stdout
 

@@ -1,8 +1,9 @@
 """Clear errors for bad input: unknown config keys, data set / model / op names, NaN losses."""
+
 import pytest
 
-from research import config as config_lib
-from research.logs import check_config_overrides
+from research.apps.cli import check_config_overrides
+from research.core import config as config_lib
 from research.train import durations, loop
 
 
@@ -19,12 +20,15 @@ def test_parse_arg_variants_and_typed_overrides():
 def test_unknown_override_key_lists_valid_keys():
   with pytest.raises(KeyError, match="valid keys here: .*'lr'"):
     config_lib.load("vision/digits:cnn", {"optimizer.learning_rate": 1.0})
-  with pytest.raises(SystemExit, match="'learning_rat' is not a key of optimizer. Valid keys "
-                                       "there: accum_steps, b1"):
-    check_config_overrides(["train", "--config=experiments/vision/digits.py:cnn",
-                            "--config.optimizer.learning_rat=0.1"])
-  check_config_overrides(["train", "--config=experiments/vision/digits.py:cnn",
-                          "--config.optimizer.lr=0.1"])  # a valid key passes
+  with pytest.raises(
+    SystemExit, match="'learning_rat' is not a key of optimizer. Valid keys there: accum_steps, b1"
+  ):
+    check_config_overrides(
+      ["train", "--config=experiments/vision/digits.py:cnn", "--config.optimizer.learning_rat=0.1"]
+    )
+  check_config_overrides(
+    ["train", "--config=experiments/vision/digits.py:cnn", "--config.optimizer.lr=0.1"]
+  )  # a valid key passes
 
 
 def test_locked_config_rejects_new_keys():
@@ -33,7 +37,9 @@ def test_locked_config_rejects_new_keys():
     config.batchsize = 3
 
 
-@pytest.mark.parametrize("key,value,message", [
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
     ("data.name", "imagenet21k", "imagenet21k.*digits"),
     ("model.name", "vit_h14", "Unknown model 'vit_h14'"),
     ("optimizer.name", "lion", "Unknown optimizer 'lion'; valid: sgd, momentum, adam, adamw"),
@@ -42,17 +48,21 @@ def test_locked_config_rejects_new_keys():
     ("parallel", "pjit", "Unknown config.parallel 'pjit'"),
     ("ckpt.best_metric", "valid/accuracy", "names eval 'valid'"),
     ("data.validation_fraction", 1.5, "validation_fraction must be in \\(0, 1\\)"),
-])
+  ],
+)
 def test_bad_names_fail_when_the_config_loads(key, value, message):
   with pytest.raises(ValueError, match=message):
     config_lib.load("vision/digits:cnn", {key: value})
 
 
-@pytest.mark.parametrize("evals,best", [
-    ({"test": ("classification", "test")}, "test/accuracy"),          # by its name
-    ({"holdout": ("classification", "test")}, "holdout/accuracy"),    # by its split
+@pytest.mark.parametrize(
+  "evals,best",
+  [
+    ({"test": ("classification", "test")}, "test/accuracy"),  # by its name
+    ({"holdout": ("classification", "test")}, "holdout/accuracy"),  # by its split
     ({"test_clean": ("classification", "validation")}, "test_clean/accuracy"),
-])
+  ],
+)
 def test_a_best_metric_on_a_test_eval_is_refused_in_one_line(evals, best):
   config = config_lib.load("vision/digits:cnn")
   with config.unlocked():
@@ -96,30 +106,39 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
   # Continue the same workdir with a learning rate of 1e30: the first update
   # after the resume (step 3) overflows the parameters.
   overrides.update({"total_steps": 6, "optimizer.lr": 1e30})
-  with pytest.raises(loop.NonFiniteError, match=r"Non-finite train/\w+ \(.*\) at step 3\. "
-                                                r"Stopped without saving; the last good "
-                                                r"checkpoint is step 2 in .*; rerunning resumes"):
-    loop.run(config_lib.load("vision/digits:mlp,smoke=True", overrides), str(tmp_path),
-             allow_config_change=("optimizer.lr", "total_steps"))
+  with pytest.raises(
+    loop.NonFiniteError,
+    match=r"Non-finite train/\w+ \(.*\) at step 3\. "
+    r"Stopped without saving; the last good "
+    r"checkpoint is step 2 in .*; rerunning resumes",
+  ):
+    loop.run(
+      config_lib.load("vision/digits:mlp,smoke=True", overrides),
+      str(tmp_path),
+      allow_config_change=("optimizer.lr", "total_steps"),
+    )
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps == [1, 2]
   # The kept checkpoint is the good one: it still evaluates to the same params.
   from research.train import evaluate
+
   assert evaluate.evaluate(str(tmp_path), split="test", which="latest")["step"] == 2
   assert good["step"] == 2
 
 
 def test_nan_at_the_first_step_says_nothing_was_saved(tmp_path):
-  config = config_lib.load("vision/digits:mlp,smoke=True", {
-      "optimizer.lr": 1e30, "total_steps": 3, "log_every_steps": 1})
+  config = config_lib.load(
+    "vision/digits:mlp,smoke=True", {"optimizer.lr": 1e30, "total_steps": 3, "log_every_steps": 1}
+  )
   with pytest.raises(loop.NonFiniteError, match="at step 1.*no checkpoint had been saved yet"):
     loop.run(config, str(tmp_path))
 
 
 def test_resume_with_an_incompatible_config_names_the_problem(tmp_path):
   loop.run(config_lib.load("vision/digits:mlp,smoke=True"), str(tmp_path))
-  changed = config_lib.load("vision/digits:mlp,smoke=True", {"optimizer.name": "sgd",
-                                                             "total_steps": 4})
+  changed = config_lib.load(
+    "vision/digits:mlp,smoke=True", {"optimizer.name": "sgd", "total_steps": 4}
+  )
   with pytest.raises(ValueError, match="does not match the state this config builds"):
     loop.run(changed, str(tmp_path), allow_config_change=("optimizer.name", "total_steps"))
   # A changed config is not damage: the checkpoint stays where it was.

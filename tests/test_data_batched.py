@@ -5,11 +5,11 @@ must draw from the same distribution (uniform crop offsets, flip rate p) and
 be reproducible from the seed. Sources' `get_batch` must equal stacking
 `source[i]`.
 """
+
 import numpy as np
 import pytest
 
-from research.data import ops
-from research.data import pipeline
+from research.data import ops, pipeline
 from research.data.core import ArraySource, ConcatSource, IndexedSource
 from research.data.text.windows import LMWindows
 
@@ -25,8 +25,9 @@ def _batch(b=8, **kwargs):
 def _per_example(ops_list, batch, rng=None):
   """The reference: `ops.apply` on each example, then stacked."""
   b = len(next(iter(batch.values())))
-  return ops.stack([ops.apply(ops_list, {k: v[i] for k, v in batch.items()}, rng)
-                    for i in range(b)])
+  return ops.stack(
+    [ops.apply(ops_list, {k: v[i] for k, v in batch.items()}, rng) for i in range(b)]
+  )
 
 
 def _assert_batches_equal(a, b):
@@ -53,23 +54,46 @@ class _Plain:
 
 
 def test_batched_ops_are_the_vectorisable_ones():
-  specs = {"keep": "keep('a')", "rename": "rename(a='b')", "cast": "cast('a', 'int8')",
-           "value_range": "value_range(0, 1)", "standardize": "standardize(0, 1)",
-           "random_crop": "random_crop(2)", "center_crop": "center_crop(2)",
-           "flip_lr": "flip_lr", "random_rotate_scale": "random_rotate_scale()",
-           "truncate_pad": "truncate_pad(4)", "drop": "drop('a')"}
+  specs = {
+    "keep": "keep('a')",
+    "rename": "rename(a='b')",
+    "cast": "cast('a', 'int8')",
+    "value_range": "value_range(0, 1)",
+    "standardize": "standardize(0, 1)",
+    "random_crop": "random_crop(2)",
+    "center_crop": "center_crop(2)",
+    "flip_lr": "flip_lr",
+    "random_rotate_scale": "random_rotate_scale()",
+    "truncate_pad": "truncate_pad(4)",
+    "drop": "drop('a')",
+  }
   # tokenize/mlm_mask need a tokenizer, the negative samplers a run's interactions.
-  assert set(specs) == set(ops.OPS) - {"tokenize", "mlm_mask", "sample_negatives",
-                                       "sequence_negatives"}
+  assert set(specs) == set(ops.OPS) - {
+    "tokenize",
+    "mlm_mask",
+    "sample_negatives",
+    "sequence_negatives",
+  }
   batched = {name for name, spec in specs.items() if ops.parse(spec)[0].batched}
-  assert batched == {"keep", "rename", "cast", "value_range", "standardize", "random_crop",
-                     "center_crop", "flip_lr", "drop"}
+  assert batched == {
+    "keep",
+    "rename",
+    "cast",
+    "value_range",
+    "standardize",
+    "random_crop",
+    "center_crop",
+    "flip_lr",
+    "drop",
+  }
 
 
 # --- deterministic ops: identical to per-example ---------------------------------
 
 
-@pytest.mark.parametrize("spec", [
+@pytest.mark.parametrize(
+  "spec",
+  [
     "value_range(0, 1)",
     "value_range(-1, 1, in_max=200)|standardize(0.2860, 0.3530)",
     "standardize((1, 2), (2, 4))",
@@ -77,7 +101,8 @@ def test_batched_ops_are_the_vectorisable_ones():
     "center_crop((3, 2))",
     "cast('label', 'float32')|rename(y='label')|keep('image', 'y')",
     "drop('label')",
-])
+  ],
+)
 def test_deterministic_batched_equals_per_example(spec):
   parsed = ops.parse(spec)
   batch = _batch()
@@ -87,9 +112,14 @@ def test_deterministic_batched_equals_per_example(spec):
 def test_batched_ops_do_not_mutate_and_check_shapes():
   batch = _batch()
   before = {k: v.copy() for k, v in batch.items()}
-  ops.apply_batch(ops.parse("random_crop(4, pad=1)|flip_lr(1.0)|value_range(0, 1)|"
-                            "center_crop(2)|standardize(0.5, 0.2)|cast('label', 'int64')"),
-                  batch, np.random.default_rng(0))
+  ops.apply_batch(
+    ops.parse(
+      "random_crop(4, pad=1)|flip_lr(1.0)|value_range(0, 1)|"
+      "center_crop(2)|standardize(0.5, 0.2)|cast('label', 'int64')"
+    ),
+    batch,
+    np.random.default_rng(0),
+  )
   _assert_batches_equal(batch, before)
   with pytest.raises(ValueError, match="per-channel"):
     ops.apply_batch(ops.parse("standardize((1, 2, 3), 1)"), batch, None)
@@ -107,8 +137,9 @@ def test_batched_ops_do_not_mutate_and_check_shapes():
 def test_random_crop_is_a_window_with_uniform_offsets():
   b, pad, (h, w) = 6000, 2, (4, 3)
   images = _images(b, h=6, w=5)
-  out = ops.apply_batch(ops.parse(f"random_crop({(h, w)}, pad={pad})"), {"image": images},
-                        np.random.default_rng(3))["image"]
+  out = ops.apply_batch(
+    ops.parse(f"random_crop({(h, w)}, pad={pad})"), {"image": images}, np.random.default_rng(3)
+  )["image"]
   assert out.shape == (b, h, w, 2) and out.dtype == np.uint8
   # Recover each example's offsets by matching against every window of its padded image.
   padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
@@ -130,8 +161,9 @@ def test_random_crop_is_a_window_with_uniform_offsets():
 def test_flip_lr_flips_each_example_with_probability_p(p):
   b = 4000
   images = _images(b, h=3, w=4, c=1)
-  out = ops.apply_batch(ops.parse(f"flip_lr(p={p})"), {"image": images},
-                        np.random.default_rng(1))["image"]
+  out = ops.apply_batch(ops.parse(f"flip_lr(p={p})"), {"image": images}, np.random.default_rng(1))[
+    "image"
+  ]
   same = (out == images).all(axis=(1, 2, 3))
   flipped = (out == images[:, :, ::-1]).all(axis=(1, 2, 3))
   assert (same | flipped).all()
@@ -139,8 +171,9 @@ def test_flip_lr_flips_each_example_with_probability_p(p):
   assert abs(rate - p) <= 5 * np.sqrt(p * (1 - p) / b) + 1e-12, rate
 
 
-@pytest.mark.parametrize("spec", ["random_crop(4, pad=2)", "flip_lr",
-                                  "value_range(0, 1)|random_rotate_scale(20)|flip_lr"])
+@pytest.mark.parametrize(
+  "spec", ["random_crop(4, pad=2)", "flip_lr", "value_range(0, 1)|random_rotate_scale(20)|flip_lr"]
+)
 def test_random_batches_reproducible_from_the_seed(spec):
   parsed = ops.parse(spec)
   batch = _batch(16, h=8, w=8)
@@ -163,8 +196,11 @@ def test_unbatched_ops_run_per_example_inside_the_batch():
     seen.append(rng)
     return dict(example, extra=np.float32(rng.random()))
 
-  parsed = ops.parse("value_range(0, 1)|random_rotate_scale(30)") + [plain] + \
-      ops.parse("flip_lr|standardize(0.5, 0.25)")
+  parsed = (
+    ops.parse("value_range(0, 1)|random_rotate_scale(30)")
+    + [plain]
+    + ops.parse("flip_lr|standardize(0.5, 0.25)")
+  )
   out = ops.apply_batch(parsed, _batch(5, h=7, w=7), np.random.default_rng(0))
   assert out["image"].shape == (5, 7, 7, 2) and out["image"].dtype == np.float32
   assert out["extra"].shape == (5,) and len(set(out["extra"].tolist())) == 5
@@ -175,8 +211,10 @@ def test_unbatched_ops_run_per_example_inside_the_batch():
 
 def test_ragged_examples_are_stacked_only_when_an_op_needs_arrays():
   # Raw ragged values (like text before tokenize) stay per example until dropped.
-  examples = [{"text": np.str_("a" * (i + 1)), "n": np.int32(i),
-               "tokens": np.arange(i + 1, dtype=np.int32)} for i in range(4)]
+  examples = [
+    {"text": np.str_("a" * (i + 1)), "n": np.int32(i), "tokens": np.arange(i + 1, dtype=np.int32)}
+    for i in range(4)
+  ]
   pad = lambda ex, rng: dict(ex, tokens=np.pad(ex["tokens"], (0, 6 - len(ex["tokens"]))))
   out = ops.apply_batch([pad] + ops.parse("drop('text')|cast('n', 'int64')"), examples, None)
   assert set(out) == {"n", "tokens"} and out["tokens"].shape == (4, 6)
@@ -190,8 +228,9 @@ def test_example_rng_makes_random_ops_per_example():
   batch = _batch(6)
   rng_of = lambda i: np.random.default_rng([9, i])
   got = ops.apply_batch(parsed, batch, None, example_rng=rng_of)
-  want = ops.stack([ops.apply(parsed, {k: v[i] for k, v in batch.items()}, rng_of(i))
-                    for i in range(6)])
+  want = ops.stack(
+    [ops.apply(parsed, {k: v[i] for k, v in batch.items()}, rng_of(i)) for i in range(6)]
+  )
   _assert_batches_equal(got, want)
 
 
@@ -221,8 +260,9 @@ def test_array_indexed_and_concat_get_batch_equal_stacking():
   assert not hasattr(IndexedSource(_Plain(a), [0]), "get_batch")
 
 
-@pytest.mark.parametrize("mode, n", [("random", 40), ("contiguous", 40), ("contiguous", 41),
-                                     ("contiguous", 33)])
+@pytest.mark.parametrize(
+  "mode, n", [("random", 40), ("contiguous", 40), ("contiguous", 41), ("contiguous", 33)]
+)
 def test_lm_windows_get_batch_equals_stacking(mode, n):
   windows = LMWindows(np.arange(n) * 3 + 1, block_size=8, mode=mode, pad_id=5)
   idx = np.arange(len(windows))[::-1]
@@ -241,8 +281,9 @@ def _source(n=20):
 
 def test_train_batches_do_not_depend_on_how_the_source_is_read():
   augment = ops.parse("random_crop(4, pad=1)|flip_lr|value_range(0, 1)")
-  make = lambda src: pipeline.train_iterator(src, global_batch_size=4, ops=augment, seed=2,
-                                             shard=(0, 1), num_threads=0)
+  make = lambda src: pipeline.train_iterator(
+    src, global_batch_size=4, ops=augment, seed=2, shard=(0, 1), num_threads=0
+  )
   fast, slow = make(_source()), make(_Plain(_source()))
   for _ in range(7):
     _assert_batches_equal(next(fast), next(slow))
@@ -258,8 +299,9 @@ def test_eval_batched_ops_and_seeded_random_ops_match_per_example():
   random_ops = ops.parse("random_crop(4, pad=1)|flip_lr")
   for gbs, count in ((4, 1), (6, 2)):
     for index in range(count):
-      for b in pipeline.eval_iterator(src, global_batch_size=gbs, ops=random_ops, seed=11,
-                                      shard=(index, count)):
+      for b in pipeline.eval_iterator(
+        src, global_batch_size=gbs, ops=random_ops, seed=11, shard=(index, count)
+      ):
         for t, i in enumerate(b["id"]):
           want = ops.apply(random_ops, src[int(i)], np.random.default_rng([11, int(i)]))
           np.testing.assert_array_equal(b["image"][t], want["image"])
@@ -268,17 +310,19 @@ def test_eval_batched_ops_and_seeded_random_ops_match_per_example():
 def test_train_epochs_are_shard_permutations_and_resume_exactly():
   n, gbs = 21, 4
   for index in range(2):
-    it = pipeline.train_iterator(_source(n), global_batch_size=gbs, seed=0, shard=(index, 2),
-                                 num_epochs=3)
+    it = pipeline.train_iterator(
+      _source(n), global_batch_size=gbs, seed=0, shard=(index, 2), num_epochs=3
+    )
     ids = [b["id"].tolist() for b in it]
     assert len(ids) == 3 * 5  # 10 examples per shard, 5 batches of 2 per epoch
     for e in range(3):
-      epoch = sum(ids[5 * e:5 * e + 5], [])
+      epoch = sum(ids[5 * e : 5 * e + 5], [])
       assert sorted(epoch) == list(range(index, 20, 2))
   # Resuming in the middle of an epoch, with prefetch threads, is exact.
   augment = ops.parse("random_crop(4, pad=2)|flip_lr")
-  make = lambda: pipeline.train_iterator(_source(n), global_batch_size=gbs, ops=augment, seed=4,
-                                         shard=(0, 1), num_threads=2, prefetch=4)
+  make = lambda: pipeline.train_iterator(
+    _source(n), global_batch_size=gbs, ops=augment, seed=4, shard=(0, 1), num_threads=2, prefetch=4
+  )
   it = make()
   for _ in range(7):
     next(it)

@@ -1,4 +1,5 @@
 """Tests for research.data.ops: parsing, each op's behaviour, determinism, no mutation."""
+
 import numpy as np
 import pytest
 
@@ -33,7 +34,9 @@ def test_parse_string_argument_may_contain_bar():
   assert set(op({"a|b": np.int32(1)}, None)) == {"new"}
 
 
-@pytest.mark.parametrize("spec, words", [
+@pytest.mark.parametrize(
+  "spec, words",
+  [
     ("nope", ["'nope'", "valid ops", "flip_lr"]),
     ("flip_lr|bogus(1)", ["'bogus'", "valid ops"]),
     ("random_crop()", ["random_crop", "size"]),
@@ -45,7 +48,8 @@ def test_parse_string_argument_may_contain_bar():
     ("random_crop(4", ["not valid syntax"]),
     ("a.b(1)", ["expected `name` or `name(args)`"]),
     ("keep()", ["keep"]),
-])
+  ],
+)
 def test_check_errors_name_the_problem(spec, words):
   with pytest.raises(ValueError) as e:
     ops.check(spec)
@@ -54,10 +58,23 @@ def test_check_errors_name_the_problem(spec, words):
 
 
 def test_ops_table_is_explicit_and_complete():
-  assert set(ops.OPS) == {"keep", "rename", "cast", "value_range", "standardize",
-                          "random_crop", "center_crop", "flip_lr", "random_rotate_scale",
-                          "tokenize", "truncate_pad", "mlm_mask", "drop",
-                          "sample_negatives", "sequence_negatives"}
+  assert set(ops.OPS) == {
+    "keep",
+    "rename",
+    "cast",
+    "value_range",
+    "standardize",
+    "random_crop",
+    "center_crop",
+    "flip_lr",
+    "random_rotate_scale",
+    "tokenize",
+    "truncate_pad",
+    "mlm_mask",
+    "drop",
+    "sample_negatives",
+    "sequence_negatives",
+  }
 
 
 # --- generic ops -------------------------------------------------------------
@@ -107,8 +124,11 @@ def test_random_crop_shapes_and_content():
     assert out.shape == (4, 3, 2) and out.dtype == np.uint8
     # The crop is a window of the zero-padded image.
     padded = np.pad(ex["image"], ((2, 2), (2, 2), (0, 0)))
-    assert any(np.array_equal(out, padded[i:i + 4, j:j + 3])
-               for i in range(padded.shape[0] - 3) for j in range(padded.shape[1] - 2))
+    assert any(
+      np.array_equal(out, padded[i : i + 4, j : j + 3])
+      for i in range(padded.shape[0] - 3)
+      for j in range(padded.shape[1] - 2)
+    )
   # Without padding a full-size crop is the image itself.
   same = ops.parse("random_crop((6, 5))")[0](ex, _rng())["image"]
   np.testing.assert_array_equal(same, ex["image"])
@@ -169,9 +189,11 @@ def test_random_ops_same_seed_same_output_and_need_rng(spec):
 def test_ops_never_mutate_input():
   ex = _example(h=8, w=8)
   before = {k: np.array(v, copy=True) for k, v in ex.items()}
-  all_ops = ops.parse("random_rotate_scale(30)|random_crop(6, pad=1)|flip_lr(1.0)|"
-                      "center_crop(4)|value_range(0, 1)|standardize(0.5, 0.2)|"
-                      "cast('label', 'int64')|rename(y='label')|keep('image', 'y')")
+  all_ops = ops.parse(
+    "random_rotate_scale(30)|random_crop(6, pad=1)|flip_lr(1.0)|"
+    "center_crop(4)|value_range(0, 1)|standardize(0.5, 0.2)|"
+    "cast('label', 'int64')|rename(y='label')|keep('image', 'y')"
+  )
   out = ops.apply(all_ops, ex, _rng())
   assert set(out) == {"image", "y"} and set(ex) == {"image", "label"}
   for k in ex:

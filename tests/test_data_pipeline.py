@@ -1,11 +1,11 @@
 """Tests for research.data.pipeline: shuffling, sharding, resume, eval padding."""
+
 import json
 
 import numpy as np
 import pytest
 
-from research.data import ops
-from research.data import pipeline
+from research.data import ops, pipeline
 from research.data.core import ArraySource
 
 
@@ -34,11 +34,12 @@ def test_batches_shape_and_dtype():
 
 def test_shuffle_is_seeded_and_differs_per_epoch():
   n, bs = 12, 4
-  run = lambda seed: _ids(_take(pipeline.train_iterator(
-      _source(n), global_batch_size=bs, seed=seed, shard=(0, 1)), 9))
+  run = lambda seed: _ids(
+    _take(pipeline.train_iterator(_source(n), global_batch_size=bs, seed=seed, shard=(0, 1)), 9)
+  )
   a, b, c = run(0), run(0), run(1)
   assert a == b and a != c
-  epochs = [sum(a[i:i + 3], []) for i in (0, 3, 6)]
+  epochs = [sum(a[i : i + 3], []) for i in (0, 3, 6)]
   for epoch in epochs:  # each epoch is a permutation of all examples
     assert sorted(epoch) == list(range(n))
   assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != list(range(n))
@@ -49,8 +50,11 @@ def test_epochs_are_whole_batches_and_finite_num_epochs_stops():
   n, gbs = 23, 4
   assert pipeline.steps_per_epoch(n, gbs) == 5
   for index in range(2):
-    batches = list(pipeline.train_iterator(_source(n), global_batch_size=gbs, seed=3,
-                                           num_epochs=2, shard=(index, 2)))
+    batches = list(
+      pipeline.train_iterator(
+        _source(n), global_batch_size=gbs, seed=3, num_epochs=2, shard=(index, 2)
+      )
+    )
     assert len(batches) == 2 * pipeline.steps_per_epoch(n, gbs)
     ids = _ids(batches)
     first, second = sum(ids[:5], []), sum(ids[5:], [])
@@ -61,8 +65,9 @@ def test_sharding_disjoint_and_covering():
   n, gbs = 16, 4
   seen = []
   for index in range(2):
-    it = pipeline.train_iterator(_source(n), global_batch_size=gbs, seed=0, num_epochs=1,
-                                 shard=(index, 2))
+    it = pipeline.train_iterator(
+      _source(n), global_batch_size=gbs, seed=0, num_epochs=1, shard=(index, 2)
+    )
     batches = list(it)
     assert all(b["id"].shape == (2,) for b in batches)
     seen.append(set(sum(_ids(batches), [])))
@@ -72,8 +77,9 @@ def test_sharding_disjoint_and_covering():
 
 def test_resume_is_exact_with_augmentation():
   augment = ops.parse("random_crop(4, pad=1)|flip_lr|random_rotate_scale(15)|value_range(0, 1)")
-  make = lambda: pipeline.train_iterator(_source(10), global_batch_size=4, ops=augment,
-                                         seed=5, shard=(0, 1), num_threads=2, prefetch=3)
+  make = lambda: pipeline.train_iterator(
+    _source(10), global_batch_size=4, ops=augment, seed=5, shard=(0, 1), num_threads=2, prefetch=3
+  )
   it = make()
   _take(it, 5)  # crosses an epoch boundary (2 batches per epoch)
   state = json.loads(json.dumps(it.get_state()))  # must survive JSON
@@ -89,8 +95,9 @@ def test_resume_is_exact_with_augmentation():
 
 def test_augmentation_reproducible_across_iterators_and_new_each_epoch():
   augment = ops.parse("random_crop(6, pad=2)")
-  make = lambda: pipeline.train_iterator(_source(4), global_batch_size=4, ops=augment,
-                                         seed=1, shard=(0, 1))
+  make = lambda: pipeline.train_iterator(
+    _source(4), global_batch_size=4, ops=augment, seed=1, shard=(0, 1)
+  )
   a, b = _take(make(), 3), _take(make(), 3)
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x["image"], y["image"])
@@ -115,14 +122,14 @@ def test_default_shard_is_this_jax_process():
   assert next(it)["id"].shape == (4,)  # one CPU process: the whole batch
 
 
-@pytest.mark.parametrize("n, gbs, count", [(23, 4, 1), (23, 4, 2), (7, 6, 2), (5, 8, 2),
-                                           (12, 4, 2)])
+@pytest.mark.parametrize(
+  "n, gbs, count", [(23, 4, 1), (23, 4, 2), (7, 6, 2), (5, 8, 2), (12, 4, 2)]
+)
 def test_eval_counts_each_example_once(n, gbs, count):
   counts = np.zeros(n, int)
   num_batches = []
   for index in range(count):
-    batches = list(pipeline.eval_iterator(_source(n), global_batch_size=gbs,
-                                          shard=(index, count)))
+    batches = list(pipeline.eval_iterator(_source(n), global_batch_size=gbs, shard=(index, count)))
     num_batches.append(len(batches))
     for b in batches:
       assert b["mask"].dtype == np.bool_ and b["mask"].shape == (gbs // count,)
@@ -133,9 +140,14 @@ def test_eval_counts_each_example_once(n, gbs, count):
 
 
 def test_eval_padding_is_masked_copies_and_ops_apply():
-  batches = list(pipeline.eval_iterator(_source(5), global_batch_size=4,
-                                        ops=ops.parse("center_crop(4)|value_range(0, 1)"),
-                                        shard=(0, 1)))
+  batches = list(
+    pipeline.eval_iterator(
+      _source(5),
+      global_batch_size=4,
+      ops=ops.parse("center_crop(4)|value_range(0, 1)"),
+      shard=(0, 1),
+    )
+  )
   assert len(batches) == 2
   last = batches[1]
   assert last["mask"].tolist() == [True, False, False, False]
@@ -145,8 +157,7 @@ def test_eval_padding_is_masked_copies_and_ops_apply():
 
 def test_eval_rejects_random_ops():
   with pytest.raises(ValueError, match="deterministic.*flip_lr"):
-    pipeline.eval_iterator(_source(5), global_batch_size=4, ops=ops.parse("flip_lr"),
-                           shard=(0, 1))
+    pipeline.eval_iterator(_source(5), global_batch_size=4, ops=ops.parse("flip_lr"), shard=(0, 1))
 
 
 def test_batch_counts():

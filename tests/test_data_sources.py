@@ -1,4 +1,5 @@
 """Tests for research.data sources and registry: IDX/CIFAR readers, resolution order, TFDS path."""
+
 import gzip
 import io
 import os
@@ -9,11 +10,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from research.data import cifar
-from research.data import idx
-from research.data import mnist1d_source
-from research.data import registry
-from research.data import tfds_source
+from research.data import registry, tfds_source
+from research.data.vision import cifar, idx
+from research.data.vision import mnist1d as mnist1d_source
+from research.data.vision import sources as vision_sources
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -23,7 +23,7 @@ def isolated(tmp_path, monkeypatch):
   """Empty data dirs: no env data dir, TFDS pointed at an empty folder, no system copies."""
   monkeypatch.delenv("RESEARCH_DATA_DIR", raising=False)
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-  monkeypatch.setattr(registry, "SYSTEM_DIRS", {})
+  monkeypatch.setattr(vision_sources, "SYSTEM_DIRS", {})
   return tmp_path
 
 
@@ -125,9 +125,11 @@ def _cifar_batches(n=3):
   rng = np.random.default_rng(1)
   batches = {}
   for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-    batches[name] = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                     b"labels": list(rng.integers(0, 10, n).tolist())}
-  batches["batches.meta"] = {b"label_names": [n.encode() for n in registry.CIFAR10_CLASSES]}
+    batches[name] = {
+      b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+      b"labels": list(rng.integers(0, 10, n).tolist()),
+    }
+  batches["batches.meta"] = {b"label_names": [n.encode() for n in vision_sources.CIFAR10_CLASSES]}
   return batches
 
 
@@ -137,8 +139,9 @@ def _write_cifar(directory, as_tar):
 
   def dumps(obj):
     # Name numpy's module as the official (numpy 1.x era) files do.
-    return pickle.dumps(obj, protocol=2).replace(b"numpy._core.multiarray",
-                                                 b"numpy.core.multiarray")
+    return pickle.dumps(obj, protocol=2).replace(
+      b"numpy._core.multiarray", b"numpy.core.multiarray"
+    )
 
   if as_tar:
     with tarfile.open(os.path.join(directory, cifar.TARBALL), "w:gz") as tar:
@@ -170,7 +173,7 @@ def test_cifar_folder_and_tarball(isolated, as_tar):
   np.testing.assert_array_equal(ex["image"][..., 0], row[:1024].reshape(32, 32))
   np.testing.assert_array_equal(ex["image"][..., 2], row[2048:].reshape(32, 32))
   assert test[2]["label"] == batches["test_batch"][b"labels"][2]
-  assert train.class_names == registry.CIFAR10_CLASSES
+  assert train.class_names == vision_sources.CIFAR10_CLASSES
 
 
 def test_cifar_refuses_code_in_pickle(tmp_path):
@@ -193,10 +196,23 @@ def test_cifar_truncated_tarball(tmp_path):
 
 
 def test_check_dataset():
-  assert set(registry.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "mnist1d",
-                                    "synthetic", "tiny_shakespeare", "imdb_reviews", "movielens",
-                                    "credit_data", "lending_club", "default",
-                                    "german_credit_numeric", "table", "eu_stock_markets"}
+  assert set(registry.DATASETS) == {
+    "digits",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "mnist1d",
+    "synthetic",
+    "tiny_shakespeare",
+    "imdb_reviews",
+    "movielens",
+    "credit_data",
+    "lending_club",
+    "default",
+    "german_credit_numeric",
+    "table",
+    "eu_stock_markets",
+  }
   registry.check_dataset("mnist", ["train", "test"])
   with pytest.raises(ValueError, match="'mnistt'.*valid names.*fashion_mnist"):
     registry.check_dataset("mnistt")
@@ -223,8 +239,10 @@ def test_damaged_raw_copy_raises_not_skipped(isolated):
     registry.get_source("mnist", "train", data_dir=str(isolated))
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason=f"{FASHION_DIR} absent "
-                    "(apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+  not os.path.isdir(FASHION_DIR),
+  reason=f"{FASHION_DIR} absent (apt-get install dataset-fashion-mnist)",
+)
 def test_fashion_mnist_from_system_dir(monkeypatch, tmp_path):
   monkeypatch.delenv("RESEARCH_DATA_DIR", raising=False)
   train = registry.get_source("fashion_mnist", "train", data_dir=str(tmp_path))
@@ -243,15 +261,17 @@ def test_missing_data_lists_everything_tried(isolated, download, monkeypatch):
   def offline_builder(name, **kwargs):
     # What TFDS raises offline, without its minutes of retries.
     raise ConnectionError(f"Failed to resolve the download host of {name!r} (offline)")
+
   import tensorflow_datasets as tfds
+
   monkeypatch.setattr(tfds, "builder", offline_builder)
   with pytest.raises(registry.DataNotFoundError) as e:
     registry.get_source("fashion_mnist", "train", data_dir=str(isolated), download=download)
   assert isinstance(e.value, FileNotFoundError)
   msg = str(e.value)
-  assert str(isolated / "fashion_mnist") in msg                    # step 1 path
+  assert str(isolated / "fashion_mnist") in msg  # step 1 path
   assert "tfds.data_source('fashion_mnist'" in msg and str(isolated / "tfds") in msg  # step 2
-  assert "(3) TFDS download_and_prepare" in msg                    # step 3
+  assert "(3) TFDS download_and_prepare" in msg  # step 3
   assert "apt-get install dataset-fashion-mnist" in msg and "RESEARCH_DATA_DIR" in msg
   assert "TFDS_DATA_DIR" in msg
   if not download:
@@ -270,6 +290,7 @@ def test_missing_data_without_data_dir_says_env_unset(isolated):
 
 def test_tfds_prepared_path_with_mock(isolated):
   import tensorflow_datasets as tfds
+
   with tfds.testing.mock_data(num_examples=7, policy=tfds.testing.MockPolicy.USE_CODE):
     source = registry.get_source("cifar10", "test", data_dir=str(isolated), download=False)
     assert isinstance(source, tfds_source.TfdsSource) and len(source) == 7
@@ -278,10 +299,10 @@ def test_tfds_prepared_path_with_mock(isolated):
     assert ex["image"].shape == (32, 32, 3) and ex["image"].dtype == np.uint8
     assert ex["label"].dtype == np.int32 and ex["label"].shape == () and 0 <= ex["label"] < 10
     assert source.features["label"].num_classes == 10
-    assert source.class_names == registry.CIFAR10_CLASSES
+    assert source.class_names == vision_sources.CIFAR10_CLASSES
     fashion = registry.get_source("fashion_mnist", "train", data_dir=str(isolated))
     assert fashion[0]["image"].shape == (28, 28, 1)
-    assert fashion.class_names == registry.FASHION_MNIST_CLASSES
+    assert fashion.class_names == vision_sources.FASHION_MNIST_CLASSES
     with pytest.raises(IndexError):
       source[7]
 
@@ -313,6 +334,7 @@ def test_tfds_dir_uses_data_dir_only_with_tfds_layout(isolated):
 
 def test_digits_split():
   from sklearn.datasets import load_digits
+
   train = registry.get_source("digits", "train")
   test = registry.get_source("digits", "test")
   assert (len(train), len(test)) == (1437, 360)
@@ -332,6 +354,7 @@ def test_digits_split():
 
 def test_mnist1d_equals_package_output():
   from mnist1d.data import get_dataset_args, make_dataset
+
   train = registry.get_source("mnist1d", "train")
   test = registry.get_source("mnist1d", "test")
   assert (len(train), len(test)) == (4000, 1000)
@@ -364,8 +387,12 @@ def test_mnist1d_cache_and_global_rng_untouched(tmp_path, monkeypatch):
 
 
 def test_synthetic_shapes_determinism_and_learnability():
-  features = {"image": ((8, 8, 1), "uint8"), "vec": ((5,), "float32"), "flag": ((3,), "bool"),
-              "label": ((), "int32", 10)}
+  features = {
+    "image": ((8, 8, 1), "uint8"),
+    "vec": ((5,), "float32"),
+    "flag": ((3,), "bool"),
+    "label": ((), "int32", 10),
+  }
   a = registry.get_source("synthetic", "train", features=features, num_examples=200, seed=0)
   b = registry.get_source("synthetic", "train", features=features, num_examples=200, seed=0)
   c = registry.get_source("synthetic", "test", features=features, num_examples=200, seed=0)

@@ -1,4 +1,5 @@
 """Tests for research.data.text: tokenizers, LM windows, document packing, length bucketing."""
+
 import os
 import pickle
 import random
@@ -6,25 +7,101 @@ import random
 import numpy as np
 import pytest
 
-from research.data.text import bucketing
-from research.data.text import tokenizers
-from research.data.text import windows
+from research.data.text import bucketing, tokenizers, windows
 
 # Exactly the 65 characters of tiny shakespeare.
 SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-WORDS = ("the cat sat on a mat while dogs ran past big red houses and small green trees "
-         "quick brown foxes jump over lazy dogs every day whisper thunder market window "
-         "garden yellow silver morning evening river mountain valley forest winter summer "
-         "kitchen table chair pencil letter number question answer people children teacher "
-         "student village harbour captain sailor journey travel wonder gentle hungry "
-         "quietly loudly slowly bright darkly follow borrow swallow remember forget "
-         "beautiful terrible curious careful hopeful playful zebra oxygen jazz vixen").split()
+WORDS = [
+  "the",
+  "cat",
+  "sat",
+  "on",
+  "a",
+  "mat",
+  "while",
+  "dogs",
+  "ran",
+  "past",
+  "big",
+  "red",
+  "houses",
+  "and",
+  "small",
+  "green",
+  "trees",
+  "quick",
+  "brown",
+  "foxes",
+  "jump",
+  "over",
+  "lazy",
+  "dogs",
+  "every",
+  "day",
+  "whisper",
+  "thunder",
+  "market",
+  "window",
+  "garden",
+  "yellow",
+  "silver",
+  "morning",
+  "evening",
+  "river",
+  "mountain",
+  "valley",
+  "forest",
+  "winter",
+  "summer",
+  "kitchen",
+  "table",
+  "chair",
+  "pencil",
+  "letter",
+  "number",
+  "question",
+  "answer",
+  "people",
+  "children",
+  "teacher",
+  "student",
+  "village",
+  "harbour",
+  "captain",
+  "sailor",
+  "journey",
+  "travel",
+  "wonder",
+  "gentle",
+  "hungry",
+  "quietly",
+  "loudly",
+  "slowly",
+  "bright",
+  "darkly",
+  "follow",
+  "borrow",
+  "swallow",
+  "remember",
+  "forget",
+  "beautiful",
+  "terrible",
+  "curious",
+  "careful",
+  "hopeful",
+  "playful",
+  "zebra",
+  "oxygen",
+  "jazz",
+  "vixen",
+]
 
 
 def _corpus(n_lines=400, seed=0):
   rng = random.Random(seed)
-  return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + "."
-          for _ in range(n_lines)]
+  return [
+    " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + "." for _ in range(n_lines)
+  ]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +180,9 @@ def test_sentencepiece_errors():
     tokenizers.SentencePieceTokenizer.train(["", "\n"], vocab_size=50)
 
 
-@pytest.mark.parametrize("spec, words", [
+@pytest.mark.parametrize(
+  "spec, words",
+  [
     ({"type": "word"}, ["'word'", "valid types", "char", "sentencepiece"]),
     ({"vocab_size": 10}, ["'type'"]),
     ({"type": "char", "vocab_size": 10}, ["'char'", "vocab_size"]),
@@ -111,7 +190,8 @@ def test_sentencepiece_errors():
     ({"type": "sentencepiece", "vocab_size": 3}, ["vocab_size", ">= 8"]),
     ({"type": "sentencepiece", "model_type": "word"}, ["model_type", "'unigram' or 'bpe'"]),
     ({"type": "sentencepiece", "byte_fallback": True, "vocab_size": 100}, ["> 261"]),
-])
+  ],
+)
 def test_check_tokenizer_spec_errors(spec, words):
   with pytest.raises(ValueError) as e:
     tokenizers.check_tokenizer_spec(spec)
@@ -150,12 +230,15 @@ def test_get_or_train_trains_once_then_loads(tmp_path, spec):
 
 def test_get_or_train_refuses_different_spec_and_foreign_dir(tmp_path):
   directory = str(tmp_path / "tok")
-  tokenizers.get_or_train_tokenizer({"type": "sentencepiece", "vocab_size": 60},
-                                    lambda: _corpus(200), directory)
-  with pytest.raises(ValueError, match="built from spec.*'vocab_size': 60.*'vocab_size': 70.*"
-                     "delete the directory"):
-    tokenizers.get_or_train_tokenizer({"type": "sentencepiece", "vocab_size": 70},
-                                      lambda: _corpus(200), directory)
+  tokenizers.get_or_train_tokenizer(
+    {"type": "sentencepiece", "vocab_size": 60}, lambda: _corpus(200), directory
+  )
+  with pytest.raises(
+    ValueError, match="built from spec.*'vocab_size': 60.*'vocab_size': 70.*delete the directory"
+  ):
+    tokenizers.get_or_train_tokenizer(
+      {"type": "sentencepiece", "vocab_size": 70}, lambda: _corpus(200), directory
+    )
   other = tmp_path / "other"
   other.mkdir()
   (other / "notes.txt").write_text("x")
@@ -163,8 +246,9 @@ def test_get_or_train_refuses_different_spec_and_foreign_dir(tmp_path):
     tokenizers.get_or_train_tokenizer({"type": "char"}, lambda: ["ab"], str(other))
   empty = tmp_path / "empty"
   empty.mkdir()  # an empty placeholder directory is fine
-  assert tokenizers.get_or_train_tokenizer({"type": "char"}, lambda: ["ab"],
-                                           str(empty)).vocab_size == 2
+  assert (
+    tokenizers.get_or_train_tokenizer({"type": "char"}, lambda: ["ab"], str(empty)).vocab_size == 2
+  )
 
 
 def test_load_tokenizer_errors(tmp_path):
@@ -184,8 +268,8 @@ def test_lm_windows_random_matches_nanogpt_windows():
   assert len(src) == 12  # nanoGPT: torch.randint(len(data) - block_size)
   for i in (0, 5, 11):
     ex = src[i]
-    np.testing.assert_array_equal(ex["inputs"], tokens[i:i + 8])
-    np.testing.assert_array_equal(ex["targets"], tokens[i + 1:i + 9])
+    np.testing.assert_array_equal(ex["inputs"], tokens[i : i + 8])
+    np.testing.assert_array_equal(ex["targets"], tokens[i + 1 : i + 9])
     assert ex["inputs"].dtype == np.int32 and set(ex) == {"inputs", "targets"}
   assert src.features["inputs"].shape == (8,)
   with pytest.raises(IndexError):
@@ -248,8 +332,14 @@ def test_pack_documents():
 
 
 def test_bucket_of_and_length():
-  assert bucketing.bucket_of([1, 64, 65, 128, 129, 1000], (64, 128, 256)).tolist() == \
-      [0, 0, 1, 1, 2, 2]
+  assert bucketing.bucket_of([1, 64, 65, 128, 129, 1000], (64, 128, 256)).tolist() == [
+    0,
+    0,
+    1,
+    1,
+    2,
+    2,
+  ]
   assert bucketing.bucket_length(65, (64, 128, 256)) == 128
   with pytest.raises(ValueError, match="strictly increasing"):
     bucketing.bucket_of([1], (64, 32))
@@ -279,8 +369,10 @@ def test_bucket_batches_group_similar_lengths():
 def test_bucketed_grain_pipeline_as_documented(spm_tok):
   """The usage in bucketing's docstring: batches padded to their bucket's length."""
   import grain
+
   from research.data import ops
   from research.data.core import ArraySource
+
   texts = np.array(_corpus(64, seed=1), dtype=object)
   source = ArraySource({"text": texts})
   boundaries = (8, 16, 32)
@@ -306,6 +398,7 @@ def test_bucketed_grain_pipeline_as_documented(spm_tok):
 def test_lm_windows_in_the_grain_pipeline():
   """Shuffled 'random' windows train; 'contiguous' windows evaluate every target once."""
   from research.data import pipeline
+
   tokens = np.arange(3, 203) % 50
   train = windows.LMWindows(tokens, 16, "random")
   it = pipeline.train_iterator(train, global_batch_size=8, seed=0, shard=(0, 1))

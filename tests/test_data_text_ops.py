@@ -1,18 +1,70 @@
 """Tests for research.data.ops.text: tokenize, truncate_pad, mlm_mask, drop and the tokenizer context."""
+
 import random
 
 import numpy as np
 import pytest
 
-from research.data import ops
-from research.data import pipeline
+from research.data import ops, pipeline
 from research.data.core import ArraySource
 from research.data.text import tokenizers
 
-WORDS = ("the cat sat on a mat while dogs ran past big red houses and small green trees quick "
-         "brown foxes jump over lazy dogs every day whisper thunder market window garden yellow "
-         "silver morning evening river mountain valley forest winter summer kitchen table chair "
-         "pencil letter number question answer people children teacher student village").split()
+WORDS = [
+  "the",
+  "cat",
+  "sat",
+  "on",
+  "a",
+  "mat",
+  "while",
+  "dogs",
+  "ran",
+  "past",
+  "big",
+  "red",
+  "houses",
+  "and",
+  "small",
+  "green",
+  "trees",
+  "quick",
+  "brown",
+  "foxes",
+  "jump",
+  "over",
+  "lazy",
+  "dogs",
+  "every",
+  "day",
+  "whisper",
+  "thunder",
+  "market",
+  "window",
+  "garden",
+  "yellow",
+  "silver",
+  "morning",
+  "evening",
+  "river",
+  "mountain",
+  "valley",
+  "forest",
+  "winter",
+  "summer",
+  "kitchen",
+  "table",
+  "chair",
+  "pencil",
+  "letter",
+  "number",
+  "question",
+  "answer",
+  "people",
+  "children",
+  "teacher",
+  "student",
+  "village",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +88,17 @@ def test_text_ops_are_registered():
 
 def test_check_validates_without_tokenizer():
   ops.check("tokenize(add_cls=True, add_eos=True)|truncate_pad(128)|mlm_mask(0.15)|drop('text')")
-  for spec, words in [("mlm_mask(1.5)", ["mlm_mask", "(0, 1]"]),
-                      ("truncate_pad(0)", ["truncate_pad", "positive int"]),
-                      ("tokenize(add_cls=1)", ["tokenize", "True or False"]),
-                      ("tokenize(tokenizer='x')", ["unexpected keyword argument 'tokenizer'",
-                                                   "Signature: tokenize(*, key='text'"]),
-                      ("drop()", ["drop", "key names"]),
-                      ("tokenise", ["Unknown op 'tokenise'", "tokenize"])]:
+  for spec, words in [
+    ("mlm_mask(1.5)", ["mlm_mask", "(0, 1]"]),
+    ("truncate_pad(0)", ["truncate_pad", "positive int"]),
+    ("tokenize(add_cls=1)", ["tokenize", "True or False"]),
+    (
+      "tokenize(tokenizer='x')",
+      ["unexpected keyword argument 'tokenizer'", "Signature: tokenize(*, key='text'"],
+    ),
+    ("drop()", ["drop", "key names"]),
+    ("tokenise", ["Unknown op 'tokenise'", "tokenize"]),
+  ]:
     with pytest.raises(ValueError) as e:
       ops.check(spec)
     for word in words:
@@ -51,8 +107,11 @@ def test_check_validates_without_tokenizer():
 
 @pytest.mark.parametrize("context", [None, {}, {"tokenizer": None}])
 def test_parse_without_tokenizer_says_how_to_fix(context):
-  with pytest.raises(ValueError, match=r"Op 'mlm_mask' in spec .* needs the run's tokenizer.*"
-                     r"context=\{'tokenizer': \.\.\.\}"):
+  with pytest.raises(
+    ValueError,
+    match=r"Op 'mlm_mask' in spec .* needs the run's tokenizer.*"
+    r"context=\{'tokenizer': \.\.\.\}",
+  ):
     ops.parse("truncate_pad(8)|mlm_mask", context=context)
   # Ops that need nothing parse as before, with or without a context.
   assert len(ops.parse("truncate_pad(8)|drop('x')", context=context)) == 2
@@ -72,8 +131,9 @@ def test_tokenize(spm, char):
   out = op({"text": np.str_(text), "label": np.int32(1)}, None)
   assert out["tokens"].dtype == np.int32 and out["tokens"].tolist() == spm.encode(text)
   assert out["label"] == 1 and out["text"] == text
-  (op,) = ops.parse("tokenize(key='t', out='ids', add_cls=True, add_eos=True)",
-                    context={"tokenizer": spm})
+  (op,) = ops.parse(
+    "tokenize(key='t', out='ids', add_cls=True, add_eos=True)", context={"tokenizer": spm}
+  )
   ids = op({"t": text.encode()}, None)["ids"].tolist()  # TFDS-style bytes work too
   assert ids == [2] + spm.encode(text) + [3]
   (op,) = ops.parse("tokenize", context={"tokenizer": char})
@@ -108,8 +168,9 @@ def test_truncate_pad_keep_last_keeps_the_end_and_pads_at_the_end():
 
 def test_drop():
   (op,) = ops.parse("drop('text', 'stars')")
-  assert set(op({"text": np.str_("x"), "stars": np.int32(3), "label": np.int32(1)}, None)) == \
-      {"label"}
+  assert set(op({"text": np.str_("x"), "stars": np.int32(3), "label": np.int32(1)}, None)) == {
+    "label"
+  }
   with pytest.raises(KeyError, match="no key 'stars'"):
     op({"text": np.str_("x")}, None)
 
@@ -158,8 +219,9 @@ def test_mlm_mask_statistics(spm):
 def test_mlm_mask_max_predictions_gathers_the_same_selection(spm):
   """max_predictions=P: the same draw as the dense form, its targets gathered into [P]."""
   dense = ops.parse("truncate_pad(64)|mlm_mask(0.15)", context={"tokenizer": spm})
-  gathered = ops.parse("truncate_pad(64)|mlm_mask(0.15, max_predictions=12)",
-                       context={"tokenizer": spm})
+  gathered = ops.parse(
+    "truncate_pad(64)|mlm_mask(0.15, max_predictions=12)", context={"tokenizer": spm}
+  )
   data_rng = np.random.default_rng(1)
   for i in range(50):
     tokens = data_rng.integers(5, spm.vocab_size, int(data_rng.integers(10, 90)))
@@ -208,19 +270,20 @@ def test_mlm_mask_needs_mask_id(char):
 
 
 def test_text_ops_in_train_and_eval_pipeline(spm):
-  texts = np.array([" ".join(WORDS[i:i + 3 + i % 9]) for i in range(24)], dtype=object)
+  texts = np.array([" ".join(WORDS[i : i + 3 + i % 9]) for i in range(24)], dtype=object)
   source = ArraySource({"text": texts, "label": np.arange(24, dtype=np.int32) % 2})
   context = {"tokenizer": spm}
-  train_ops = ops.parse("tokenize(add_cls=True, add_eos=True)|truncate_pad(16)|mlm_mask|"
-                        "drop('text', 'tokens')", context=context)
+  train_ops = ops.parse(
+    "tokenize(add_cls=True, add_eos=True)|truncate_pad(16)|mlm_mask|drop('text', 'tokens')",
+    context=context,
+  )
   it = pipeline.train_iterator(source, global_batch_size=8, ops=train_ops, seed=0, shard=(0, 1))
   batch = next(it)
   assert set(batch) == {"label", "tokens_mask", "inputs", "targets", "weights"}
   assert batch["inputs"].shape == (8, 16) and batch["weights"].shape == (8, 16)
   assert (batch["weights"].sum(1) >= 1).all()
   eval_ops = ops.parse("tokenize(add_cls=True)|truncate_pad(16)|drop('text')", context=context)
-  batches = list(pipeline.eval_iterator(source, global_batch_size=10, ops=eval_ops,
-                                        shard=(0, 1)))
+  batches = list(pipeline.eval_iterator(source, global_batch_size=10, ops=eval_ops, shard=(0, 1)))
   assert len(batches) == 3 and batches[0]["tokens"].shape == (10, 16)
   with pytest.raises(ValueError, match="Eval ops must be deterministic"):
     pipeline.eval_iterator(source, global_batch_size=8, ops=train_ops, shard=(0, 1))

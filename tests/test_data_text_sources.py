@@ -1,4 +1,5 @@
 """Tests for the text data sets: tiny_shakespeare and imdb_reviews (local files, TFDS mock, errors)."""
+
 import io
 import os
 import tarfile
@@ -56,10 +57,14 @@ def test_tiny_shakespeare_missing_lists_what_was_tried(isolated):
   with pytest.raises(registry.DataNotFoundError) as e:
     registry.get_source("tiny_shakespeare", "train", data_dir=str(isolated), download=False)
   msg = str(e.value)
-  for words in ["'tiny_shakespeare' split 'train' not found",
-                f"{isolated}/tiny_shakespeare/input.txt does not exist",
-                "(2) TFDS prepared data", "(3) TFDS download_and_prepare: skipped",
-                "karpathy/char-rnn", "RESEARCH_DATA_DIR"]:
+  for words in [
+    "'tiny_shakespeare' split 'train' not found",
+    f"{isolated}/tiny_shakespeare/input.txt does not exist",
+    "(2) TFDS prepared data",
+    "(3) TFDS download_and_prepare: skipped",
+    "karpathy/char-rnn",
+    "RESEARCH_DATA_DIR",
+  ]:
     assert words in msg
   with pytest.raises(ValueError, match="no split 'test'.*'train', 'validation'"):
     registry.get_source("tiny_shakespeare", "test")
@@ -75,6 +80,7 @@ def _tfds_tiny_shakespeare_splits(text):
 
 def test_tiny_shakespeare_from_tfds_reconstructs_the_file(isolated):
   import tensorflow_datasets as tfds
+
   text = _shakespeare_text(2017)
   stored = _tfds_tiny_shakespeare_splits(text)
   opened = []
@@ -85,25 +91,28 @@ def test_tiny_shakespeare_from_tfds_reconstructs_the_file(isolated):
     return [{"text": stored[split].encode("utf-8")}]  # TFDS returns Text as bytes
 
   with tfds.testing.mock_data(as_data_source_fn=as_data_source):
-    train = registry.get_source("tiny_shakespeare", "train", data_dir=str(isolated),
-                                download=False)
-    val = registry.get_source("tiny_shakespeare", "validation", data_dir=str(isolated),
-                              download=False)
+    train = registry.get_source("tiny_shakespeare", "train", data_dir=str(isolated), download=False)
+    val = registry.get_source(
+      "tiny_shakespeare", "validation", data_dir=str(isolated), download=False
+    )
   assert opened == ["train", "validation", "test"] * 2
   # The same split as from the file itself: TFDS's train is nanoGPT's train.
-  assert train.text == text[:int(2017 * 0.9)] == stored["train"]
-  assert val.text == text[int(2017 * 0.9):] == stored["validation"] + stored["test"]
+  assert train.text == text[: int(2017 * 0.9)] == stored["train"]
+  assert val.text == text[int(2017 * 0.9) :] == stored["validation"] + stored["test"]
 
 
 def test_tiny_shakespeare_tfds_random_mock(isolated):
   import tensorflow_datasets as tfds
+
   with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE):
     whole = "".join(
-        sources.as_text(ds[i]["text"]) for s in ("train", "validation", "test")
-        for ds in [tfds.data_source("tiny_shakespeare", split=s, download=False)]
-        for i in range(len(ds)))
+      sources.as_text(ds[i]["text"])
+      for s in ("train", "validation", "test")
+      for ds in [tfds.data_source("tiny_shakespeare", split=s, download=False)]
+      for i in range(len(ds))
+    )
     train = registry.get_source("tiny_shakespeare", "train", data_dir=str(isolated))
-  assert whole and train.text == whole[:int(len(whole) * 0.9)]
+  assert whole and train.text == whole[: int(len(whole) * 0.9)]
 
 
 # --- IMDb ------------------------------------------------------------------------
@@ -111,22 +120,28 @@ def test_tiny_shakespeare_tfds_random_mock(isolated):
 
 # (split dir, kind, id, stars, text) of a tiny aclImdb copy.
 REVIEWS = [
-    ("train", "pos", 0, 9, "A fine film."),
-    ("train", "pos", 10, 7, "  Loved it <br /><br />truly.\n"),
-    ("train", "pos", 2, 10, "Caf\u00e9 scene was great."),
-    ("train", "neg", 1, 1, "Awful."),
-    ("train", "neg", 3, 4, "Not good."),
-    ("test", "pos", 5, 8, "Good test review."),
-    ("test", "neg", 6, 2, "Bad test review."),
-    ("test", "neg", 7, 3, "Meh."),
+  ("train", "pos", 0, 9, "A fine film."),
+  ("train", "pos", 10, 7, "  Loved it <br /><br />truly.\n"),
+  ("train", "pos", 2, 10, "Caf\u00e9 scene was great."),
+  ("train", "neg", 1, 1, "Awful."),
+  ("train", "neg", 3, 4, "Not good."),
+  ("test", "pos", 5, 8, "Good test review."),
+  ("test", "neg", 6, 2, "Bad test review."),
+  ("test", "neg", 7, 3, "Meh."),
 ]
 UNSUP = [("train", "unsup", 0, 0, "No label here."), ("train", "unsup", 1, 0, "Nor here.")]
-EXTRA = {"aclImdb/README": "readme", "aclImdb/imdb.vocab": "the\na\n",
-         "aclImdb/train/urls_pos.txt": "http://x\n", "aclImdb/train/labeledBow.feat": "0 0:1\n"}
+EXTRA = {
+  "aclImdb/README": "readme",
+  "aclImdb/imdb.vocab": "the\na\n",
+  "aclImdb/train/urls_pos.txt": "http://x\n",
+  "aclImdb/train/labeledBow.feat": "0 0:1\n",
+}
 
 
 def _files(unsup):
-  files = {f"aclImdb/{s}/{k}/{i}_{r}.txt": t for s, k, i, r, t in REVIEWS + (UNSUP if unsup else [])}
+  files = {
+    f"aclImdb/{s}/{k}/{i}_{r}.txt": t for s, k, i, r, t in REVIEWS + (UNSUP if unsup else [])
+  }
   files.update(EXTRA)
   return files
 
@@ -150,16 +165,21 @@ def _write_folder(root, unsup=True):
 
 def _expected(split):
   """(text, label, stars) in path order."""
-  rows = {"train": [r for r in REVIEWS if r[0] == "train"],
-          "test": [r for r in REVIEWS if r[0] == "test"], "unsupervised": UNSUP}[split]
+  rows = {
+    "train": [r for r in REVIEWS if r[0] == "train"],
+    "test": [r for r in REVIEWS if r[0] == "test"],
+    "unsupervised": UNSUP,
+  }[split]
   rows = sorted(rows, key=lambda r: f"{r[1]}/{r[2]}_{r[3]}.txt")
   label = {"pos": 1, "neg": 0, "unsup": -1}
   return [(t.strip(), label[k], r if k != "unsup" else -1) for _, k, _, r, t in rows]
 
 
 def _rows(source):
-  return [(str(source[i]["text"]), int(source[i]["label"]), int(source[i]["stars"]))
-          for i in range(len(source))]
+  return [
+    (str(source[i]["text"]), int(source[i]["label"]), int(source[i]["stars"]))
+    for i in range(len(source))
+  ]
 
 
 @pytest.mark.parametrize("layout", ["aclImdb_v1.tar.gz", "aclImdb_labelled.tar.gz", "folder"])
@@ -213,9 +233,11 @@ def test_imdb_truncated_or_foreign_archive(isolated):
   path = directory / "aclImdb_v1.tar.gz"
   _write_tar(str(path))
   data = path.read_bytes()
-  path.write_bytes(data[:len(data) // 2])
-  with pytest.raises(ValueError, match="aclImdb_v1.tar.gz: cannot read the archive.*truncated "
-                     "or damaged, download it again"):
+  path.write_bytes(data[: len(data) // 2])
+  with pytest.raises(
+    ValueError,
+    match="aclImdb_v1.tar.gz: cannot read the archive.*truncated or damaged, download it again",
+  ):
     registry.get_source("imdb_reviews", "train", data_dir=str(isolated))
   with tarfile.open(path, "w:gz") as tar:
     info = tarfile.TarInfo("something/else.txt")
@@ -235,8 +257,12 @@ def test_imdb_missing_lists_what_was_tried(isolated):
 
 def test_imdb_from_tfds(isolated):
   import tensorflow_datasets as tfds
-  stored = {"train": [(b"Great.", 1), (b"Bad.", 0)], "test": [(b"Fine.", 1)],
-            "unsupervised": [(b"Who knows.", -1)]}
+
+  stored = {
+    "train": [(b"Great.", 1), (b"Bad.", 0)],
+    "test": [(b"Fine.", 1)],
+    "unsupervised": [(b"Who knows.", -1)],
+  }
 
   def as_data_source(builder, split, **kwargs):
     assert builder.name == "imdb_reviews"
@@ -244,8 +270,7 @@ def test_imdb_from_tfds(isolated):
 
   with tfds.testing.mock_data(as_data_source_fn=as_data_source):
     for split, rows in stored.items():
-      source = registry.get_source("imdb_reviews", split, data_dir=str(isolated),
-                                   download=False)
+      source = registry.get_source("imdb_reviews", split, data_dir=str(isolated), download=False)
       assert isinstance(source, sources.TfdsReviewSource)
       assert _rows(source) == [(t.decode(), l, -1) for t, l in rows]
       assert source[0]["label"].dtype == np.int32 and isinstance(source[0]["text"], np.str_)
@@ -253,7 +278,9 @@ def test_imdb_from_tfds(isolated):
 
 def test_imdb_tfds_random_mock_and_download_step(isolated, monkeypatch):
   import tensorflow_datasets as tfds
+
   from research.data import tfds_source
+
   with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
     source = registry.get_source("imdb_reviews", "unsupervised", data_dir=str(isolated))
     assert len(source) == 4 and isinstance(source[3]["text"], np.str_)

@@ -1,10 +1,11 @@
 """Early stopping: the state object on synthetic metric sequences, config checks,
 and a tiny run that stops, keeps its best checkpoint and resumes its patience."""
+
 import json
 
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.train import early_stopping, loop
 
 
@@ -78,12 +79,15 @@ def _config(**es):
   return c
 
 
-@pytest.mark.parametrize("es, message", [
+@pytest.mark.parametrize(
+  "es, message",
+  [
     (dict(metric="test/loss"), "is a test metric"),
     (dict(metric="nope/loss"), "must be '<eval>/<metric>'"),
     (dict(metric="val/loss", patience=0), "patience must be an integer >= 1"),
     (dict(metric="val/loss", mode="max"), "make them agree"),
-])
+  ],
+)
 def test_config_checks(es, message):
   with pytest.raises(ValueError, match=message):
     config_lib.validate(_config(**es))

@@ -4,6 +4,7 @@ Real code paths only: digits and MNIST-1D are embedded; Fashion-MNIST is read
 from IDX files this test writes into a local data dir; MNIST and CIFAR-10 go
 through the TFDS path under `tfds.testing.mock_data`.
 """
+
 import gzip
 import io
 import json
@@ -15,38 +16,75 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.data import registry
+from research.data.vision import sources as vision_sources
 from research.train import loop
 
 EXPERIMENTS = [
-    ("vision/digits", "mlp"), ("vision/digits", "cnn"),
-    ("vision/fashion_mnist", "mlp"), ("vision/fashion_mnist", "cnn"),
-    ("vision/fashion_mnist", "resnet18"),
-    ("vision/mnist", "mlp"), ("vision/mnist", "cnn"),
-    ("vision/cifar10", "lenet"), ("vision/cifar10", "resnet18"),
-    ("vision/mnist1d", "logistic"), ("vision/mnist1d", "mlp"), ("vision/mnist1d", "cnn"),
-    ("nlp/shakespeare_char", "gpt_cpu"), ("nlp/shakespeare_char", "gpt"),
-    ("nlp/shakespeare_char", "lstm"), ("nlp/shakespeare_char", "gru"),
-    ("nlp/imdb", "transformer"), ("nlp/imdb", "bilstm"), ("nlp/imdb", "bert_pretrain"),
-    ("finance_risk/credit_scoring", "logreg"), ("finance_risk/credit_scoring", "scorecard"),
-    ("finance_risk/credit_scoring", "mlp"), ("finance_risk/credit_scoring", "ft_transformer"),
-    ("finance_risk/credit_scoring", "mlp,data=german_credit_numeric"),
-    ("finance_risk/credit_scoring", "logreg,data=default"),
-    ("finance_risk/market_risk", "lstm"), ("finance_risk/market_risk", "transformer"),
-    ("finance_risk/market_risk", "direction"),
-    ("recommendation/movielens_rating", "bias"), ("recommendation/movielens_rating", "mf"),
-    ("recommendation/movielens_ncf", "gmf"), ("recommendation/movielens_ncf", "mlp"),
-    ("recommendation/movielens_ncf", "neumf"),
-    ("recommendation/movielens_two_tower", "two_tower"),
-    ("recommendation/movielens_two_tower", "no_features"),
-    ("recommendation/movielens_sasrec", "sasrec"),
+  ("vision/digits", "mlp"),
+  ("vision/digits", "cnn"),
+  ("vision/fashion_mnist", "mlp"),
+  ("vision/fashion_mnist", "cnn"),
+  ("vision/fashion_mnist", "resnet18"),
+  ("vision/mnist", "mlp"),
+  ("vision/mnist", "cnn"),
+  ("vision/cifar10", "lenet"),
+  ("vision/cifar10", "resnet18"),
+  ("vision/mnist1d", "logistic"),
+  ("vision/mnist1d", "mlp"),
+  ("vision/mnist1d", "cnn"),
+  ("nlp/shakespeare_char", "gpt_cpu"),
+  ("nlp/shakespeare_char", "gpt"),
+  ("nlp/shakespeare_char", "lstm"),
+  ("nlp/shakespeare_char", "gru"),
+  ("nlp/imdb", "transformer"),
+  ("nlp/imdb", "bilstm"),
+  ("nlp/imdb", "bert_pretrain"),
+  ("finance_risk/credit_scoring", "logreg"),
+  ("finance_risk/credit_scoring", "scorecard"),
+  ("finance_risk/credit_scoring", "mlp"),
+  ("finance_risk/credit_scoring", "ft_transformer"),
+  ("finance_risk/credit_scoring", "mlp,data=german_credit_numeric"),
+  ("finance_risk/credit_scoring", "logreg,data=default"),
+  ("finance_risk/market_risk", "lstm"),
+  ("finance_risk/market_risk", "transformer"),
+  ("finance_risk/market_risk", "direction"),
+  ("recommendation/movielens_rating", "bias"),
+  ("recommendation/movielens_rating", "mf"),
+  ("recommendation/movielens_ncf", "gmf"),
+  ("recommendation/movielens_ncf", "mlp"),
+  ("recommendation/movielens_ncf", "neumf"),
+  ("recommendation/movielens_two_tower", "two_tower"),
+  ("recommendation/movielens_two_tower", "no_features"),
+  ("recommendation/movielens_sasrec", "sasrec"),
 ]
 # Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder
 # and test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp.
 SEPARATE = [("nlp/imdb", "bert_finetune"), ("recommendation/movielens_ncf", "neumf_pretrained")]
-_WORDS = ("the movie film plot acting story was is great good bad terrible boring loved hated "
-          "actor scene ending music funny slow").split()
+_WORDS = [
+  "the",
+  "movie",
+  "film",
+  "plot",
+  "acting",
+  "story",
+  "was",
+  "is",
+  "great",
+  "good",
+  "bad",
+  "terrible",
+  "boring",
+  "loved",
+  "hated",
+  "actor",
+  "scene",
+  "ending",
+  "music",
+  "funny",
+  "slow",
+]
 
 
 def write_idx_dir(directory, n_train=48, n_test=40, seed=0):
@@ -84,7 +122,7 @@ def write_text_dirs(root, seed=0):
 def data_dir(tmp_path, monkeypatch):
   """A local data dir with tiny Fashion-MNIST, tiny shakespeare and IMDb copies; no
   system copies, an empty TFDS dir."""
-  monkeypatch.setattr(registry, "SYSTEM_DIRS", {})
+  monkeypatch.setattr(vision_sources, "SYSTEM_DIRS", {})
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   write_idx_dir(tmp_path / "data" / "fashion_mnist")
   write_text_dirs(tmp_path / "data")
@@ -100,8 +138,11 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   with tfds.testing.mock_data(num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE):
     summary = loop.run(config, str(workdir))
   assert summary["step"] == 2
-  headline = next(k for k in ("test/accuracy", "val/loss", "test/loss", "test/rmse",
-                              "test/ndcg@10") if k in summary)
+  headline = next(
+    k
+    for k in ("test/accuracy", "val/loss", "test/loss", "test/rmse", "test/ndcg@10")
+    if k in summary
+  )
   assert np.isfinite(summary[headline])
   # The checkpoint is chosen on a validation eval, which ran.
   assert config.evals[config.ckpt.best_metric.split("/")[0]].split == "validation"
@@ -132,27 +173,36 @@ def test_every_experiment_module_is_listed():
   for domain in os.listdir(root):
     folder = os.path.join(root, domain)
     if os.path.isdir(folder) and not domain.startswith("_"):
-      found |= {f"{domain}/{f[:-3]}" for f in os.listdir(folder)
-                if f.endswith(".py") and not f.startswith("_")}
+      found |= {
+        f"{domain}/{f[:-3]}"
+        for f in os.listdir(folder)
+        if f.endswith(".py") and not f.startswith("_")
+      }
   assert found == {e for e, _ in EXPERIMENTS + SEPARATE}, "add new experiments to EXPERIMENTS"
 
 
 def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   from research.train import checkpoint as ckpt_lib
+
   pretrain = tmp_path / "pretrain"
   loop.run(config_lib.load("nlp/imdb:bert_pretrain,smoke=True"), str(pretrain))
-  config = config_lib.load(f"nlp/imdb:bert_finetune,smoke=True,pretrained={pretrain}",
-                           {"total_steps": 1, "optimizer.lr": 0.0})
+  config = config_lib.load(
+    f"nlp/imdb:bert_finetune,smoke=True,pretrained={pretrain}",
+    {"total_steps": 1, "optimizer.lr": 0.0},
+  )
   finetune = tmp_path / "finetune"
   loop.run(config, str(finetune))
   # Same tokenizer, and with lr 0 the encoder after one step is exactly the
   # pretrained one (loaded, not re-initialised); the new head is not in it.
   assert (finetune / "tokenizer").exists() is False  # reused from the pretraining run
-  best = ckpt_lib.Checkpointer(str(pretrain / "checkpoints"), best_metric="val/loss",
-                               best_mode="min").best_step()
+  best = ckpt_lib.Checkpointer(
+    str(pretrain / "checkpoints"), best_metric="val/loss", best_mode="min"
+  ).best_step()
   source = ckpt_lib.Checkpointer(str(pretrain / "checkpoints")).restore_raw(best)
   tuned = ckpt_lib.Checkpointer(str(finetune / "checkpoints")).restore_raw(1)
-  pairs = zip(jax.tree.leaves(source["params"]["encoder"]), jax.tree.leaves(tuned["params"]["encoder"]))
+  pairs = zip(
+    jax.tree.leaves(source["params"]["encoder"]), jax.tree.leaves(tuned["params"]["encoder"])
+  )
   for a, b in pairs:
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert "encoder" in tuned["params"] and len(tuned["params"]) > 1
@@ -162,14 +212,17 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   """NeuMF initialised from a GMF and an MLP run (init_from.sources): with lr 0
   its towers and heads after one step are exactly the source runs' ones."""
   from research.train import checkpoint as ckpt_lib
+
   runs = {}
   for variant in ("gmf", "mlp"):
     runs[variant] = tmp_path / variant
-    loop.run(config_lib.load(f"recommendation/movielens_ncf:{variant},smoke=True"),
-             str(runs[variant]))
+    loop.run(
+      config_lib.load(f"recommendation/movielens_ncf:{variant},smoke=True"), str(runs[variant])
+    )
   config = config_lib.load(
-      f"recommendation/movielens_ncf:neumf_pretrained,smoke=True,gmf={runs['gmf']},"
-      f"mlp={runs['mlp']}", {"total_steps": 1, "optimizer.lr": 0.0})
+    f"recommendation/movielens_ncf:neumf_pretrained,smoke=True,gmf={runs['gmf']},mlp={runs['mlp']}",
+    {"total_steps": 1, "optimizer.lr": 0.0},
+  )
   loop.run(config, str(tmp_path / "neumf"))
   tuned = ckpt_lib.Checkpointer(str(tmp_path / "neumf" / "checkpoints")).restore_raw(1)["params"]
   for variant, keys in (("gmf", ("gmf", "gmf_head")), ("mlp", ("mlp", "mlp_head"))):
@@ -178,12 +231,17 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
       for a, b in zip(jax.tree.leaves(source[key]), jax.tree.leaves(tuned[key])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # tools.recommend: top-K unseen items with titles, from the trained workdir.
-  from research.recommend import recommend
+  from research.apps.recommend import recommend
+
   user, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
-  data = registry.get_source("movielens", "train", view="pointwise",
-                             split_by="leave_last_out").recsys
-  seen = set(data.items.raw(data.train["item"][data.train["user"] == data.users.lookup(
-      np.array([1]))[0]]).tolist())
+  data = registry.get_source(
+    "movielens", "train", view="pointwise", split_by="leave_last_out"
+  ).recsys
+  seen = set(
+    data.items.raw(
+      data.train["item"][data.train["user"] == data.users.lookup(np.array([1]))[0]]
+    ).tolist()
+  )
   assert len(items) == 3 and all(title for _, title, _ in items)
   assert not seen & {item for item, _, _ in items}
   # Every run of the protocol ranks the same saved candidates.
@@ -203,8 +261,9 @@ def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_pa
   with open(folder / "movies.dat", "w", encoding="latin-1") as f:
     for i in range(1, 61):
       f.write(f"{i}::Movie {i} ({1950 + i})::{'Drama|Comedy' if i % 2 else 'Action'}\n")
-  config = config_lib.load(f"recommendation/movielens_two_tower:two_tower,smoke=True,"
-                           f"source=ml-1m,path={folder}")
+  config = config_lib.load(
+    f"recommendation/movielens_two_tower:two_tower,smoke=True,source=ml-1m,path={folder}"
+  )
   summary = loop.run(config, str(tmp_path / "run"))
   assert summary["step"] == 2 and np.isfinite(summary["test/ndcg@10"])
   assert summary["test/num_examples"] == 40  # one held-out item per user

@@ -1,11 +1,12 @@
 """Finance data: schema errors, train-only preprocessing, splits, walk-forward folds."""
+
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.data import build as data_build
 from research.data import registry
 from research.data.series import sources as series_sources
@@ -13,17 +14,26 @@ from research.data.series import walk_forward
 from research.data.tabular import Preprocessor, SchemaError, TableSchema
 from research.data.tabular import sources as table_sources
 
-SCHEMA = dict(target="y", positive="bad", numeric=("income", "age"), categorical=("home",),
-              sensitive="age", sensitive_bins=(30,))
+SCHEMA = dict(
+  target="y",
+  positive="bad",
+  numeric=("income", "age"),
+  categorical=("home",),
+  sensitive="age",
+  sensitive_bins=(30,),
+)
 
 
 def make_table(n=200, seed=0) -> pd.DataFrame:
   rng = np.random.default_rng(seed)
-  frame = pd.DataFrame({
+  frame = pd.DataFrame(
+    {
       "income": rng.normal(50, 10, n).round(1),
       "age": rng.integers(20, 70, n).astype(float),
       "home": rng.choice(["rent", "own", "parents"], n),
-      "y": np.where(rng.random(n) < 0.3, "bad", "good")})
+      "y": np.where(rng.random(n) < 0.3, "bad", "good"),
+    }
+  )
   frame.loc[::17, "income"] = np.nan  # some missing values
   return frame
 
@@ -45,8 +55,9 @@ def test_preprocessing_never_sees_validation_or_test_rows(tmp_path, numeric):
   fitted = data_build.DataBuilder(table_config(path, numeric)).preprocessor.state
 
   # Plant outliers and a new category in the test and validation rows only.
-  parts = table_sources.stratified_split(TableSchema.from_dict(SCHEMA).labels(frame),
-                                         (0.6, 0.2, 0.2), seed=0)
+  parts = table_sources.stratified_split(
+    TableSchema.from_dict(SCHEMA).labels(frame), (0.6, 0.2, 0.2), seed=0
+  )
   planted = frame.copy()
   for split in ("validation", "test"):
     planted.loc[parts[split], "income"] = 1e9
@@ -87,12 +98,18 @@ def test_preprocessing_is_saved_and_reloaded(tmp_path):
 def test_woe_preprocessing_is_monotone_in_risk():
   rng = np.random.default_rng(1)
   x = rng.normal(size=2000)
-  frame = pd.DataFrame({"x": x, "c": np.where(x > 0, "a", "b"),
-                        "y": np.where(rng.random(2000) < 1 / (1 + np.exp(-2 * x)), 1, 0)})
+  frame = pd.DataFrame(
+    {
+      "x": x,
+      "c": np.where(x > 0, "a", "b"),
+      "y": np.where(rng.random(2000) < 1 / (1 + np.exp(-2 * x)), 1, 0),
+    }
+  )
   schema = TableSchema(target="y", positive=1, numeric=("x",), categorical=("c",))
   pp = Preprocessor.fit(frame, schema, numeric="woe")
-  out = pp.transform(pd.DataFrame({"x": [-2.0, 0.0, 2.0, np.nan], "c": ["a", "b", "zzz", None]}),
-                     with_label=False)
+  out = pp.transform(
+    pd.DataFrame({"x": [-2.0, 0.0, 2.0, np.nan], "c": ["a", "b", "zzz", None]}), with_label=False
+  )
   assert out["categorical"].shape == (4, 0)
   woe = out["numeric"][:3, 0]
   assert np.all(np.diff(woe) != 0) and (np.all(np.diff(woe) < 0) or np.all(np.diff(woe) > 0))
@@ -107,8 +124,11 @@ def test_schema_violations_give_clear_errors():
   bad = frame.copy()
   bad["income"] = bad["income"].astype(object)
   bad.loc[7, "income"] = "lots"
-  with pytest.raises(SchemaError, match=r"column 'income' row 7 \(line 9 of the file\) has value "
-                                        r"'lots'"):
+  with pytest.raises(
+    SchemaError,
+    match=r"column 'income' row 7 \(line 9 of the file\) has value "
+    r"'lots'",
+  ):
     schema.check_frame(bad, row_offset=2)
   with pytest.raises(SchemaError, match="unknown key"):
     TableSchema.from_dict(dict(SCHEMA, targte="y"))
@@ -163,7 +183,9 @@ def test_credit_data_embedded_split():
 def test_walk_forward_never_looks_ahead(num_days, window, folds):
   blocks = walk_forward.evaluation_blocks(num_days, window, 0.5, folds)
   evaluated = np.concatenate(blocks)
-  assert np.all(np.diff(evaluated) == 1) and evaluated[-1] == num_days - 1  # each day once, in order
+  assert (
+    np.all(np.diff(evaluated) == 1) and evaluated[-1] == num_days - 1
+  )  # each day once, in order
   for k in range(folds):
     days = walk_forward.fold_days(num_days, window, test_fraction=0.5, num_folds=folds, fold=k)
     train, test = days["train"], days["test"]
@@ -176,8 +198,9 @@ def test_walk_forward_never_looks_ahead(num_days, window, folds):
     assert np.all(inputs.max(axis=1) == test - 1)
     # Expanding window: fold k trains on everything fold k-1 trained on, plus block k-1.
     if k:
-      previous = walk_forward.fold_days(num_days, window, test_fraction=0.5, num_folds=folds,
-                                        fold=k - 1)
+      previous = walk_forward.fold_days(
+        num_days, window, test_fraction=0.5, num_folds=folds, fold=k - 1
+      )
       np.testing.assert_array_equal(train, np.concatenate([previous["train"], blocks[k - 1]]))
 
 
@@ -188,7 +211,7 @@ def test_price_windows_hold_only_past_returns():
   batch = source.get_batch(np.arange(len(source)))
   for i in (0, len(source) // 2, len(source) - 1):
     day = int(batch["day"][i])
-    np.testing.assert_allclose(batch["inputs"][i], returns[day - 30:day], rtol=1e-6)
+    np.testing.assert_allclose(batch["inputs"][i], returns[day - 30 : day], rtol=1e-6)
     assert batch["target"][i] == pytest.approx(returns[day, 0], rel=1e-6)
   assert train.days.max() < source.days.min()
   with pytest.raises(ValueError, match="fold must be -1"):
@@ -208,8 +231,7 @@ def test_german_credit_tfds_path_uses_mock_data(tmp_path, monkeypatch):
 
 
 def test_validation_block_sits_between_train_and_test():
-  days = walk_forward.fold_days(500, 20, test_fraction=0.5, num_folds=2, fold=1,
-                                validation_days=50)
+  days = walk_forward.fold_days(500, 20, test_fraction=0.5, num_folds=2, fold=1, validation_days=50)
   assert days["train"].max() + 1 == days["validation"].min()
   assert days["validation"].max() + 1 == days["test"].min()
   assert len(days["validation"]) == 50
@@ -222,9 +244,11 @@ def test_prices_from_any_csv(tmp_path):
   rng = np.random.default_rng(0)
   prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (120, 2)), axis=0))
   pd.DataFrame({"date": dates, "AAA": prices[:, 0], "BBB": prices[:, 1]}).to_csv(
-      tmp_path / "p.csv", index=False)
-  source = registry.get_source("eu_stock_markets", "test", path=str(tmp_path / "p.csv"),
-                               index="BBB", window=10, num_folds=2)
+    tmp_path / "p.csv", index=False
+  )
+  source = registry.get_source(
+    "eu_stock_markets", "test", path=str(tmp_path / "p.csv"), index="BBB", window=10, num_folds=2
+  )
   assert source[0]["inputs"].shape == (10, 2)
   np.testing.assert_allclose(source.returns, 100 * np.diff(np.log(prices[:, 1])), rtol=1e-9)
   bad = pd.read_csv(tmp_path / "p.csv").astype({"AAA": object})
@@ -240,9 +264,10 @@ def test_table_out_of_time_split_through_the_registry(tmp_path):
   frame["applied"] = pd.date_range("2019-01-01", periods=300).astype(str)
   frame.sample(frac=1, random_state=0).to_csv(tmp_path / "t.csv", index=False)
   schema = dict(SCHEMA, date="applied")
-  splits = {s: registry.get_source("table", s, path=str(tmp_path / "t.csv"), schema=schema,
-                                   split_by="time")
-            for s in ("train", "validation", "test")}
+  splits = {
+    s: registry.get_source("table", s, path=str(tmp_path / "t.csv"), schema=schema, split_by="time")
+    for s in ("train", "validation", "test")
+  }
   dates = {s: pd.to_datetime(src.frame["applied"]) for s, src in splits.items()}
   assert dates["train"].max() < dates["validation"].min()
   assert dates["validation"].max() < dates["test"].min()

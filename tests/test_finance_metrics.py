@@ -1,12 +1,13 @@
 """Finance metrics on hand-computed cases: AUC, KS, PSI, ECE, fairness, Kupiec,
 Christoffersen; integrated gradients' completeness."""
+
 import math
 
 import jax
 import numpy as np
 import pytest
 
-from research import explain
+from research.metrics import attribution as explain
 from research.metrics import credit, fairness, market
 from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
 
@@ -93,13 +94,21 @@ def test_backtest_counts_exceedances():
   assert out["qlike"] == pytest.approx(np.mean(r**2))
 
 
-@pytest.mark.parametrize("cls,kwargs", [(TabularLogistic, {}), (TabularMLP, dict(hidden=(8,))),
-                                        (FTTransformer, dict(dim=8, num_layers=1, num_heads=2))])
+@pytest.mark.parametrize(
+  "cls,kwargs",
+  [
+    (TabularLogistic, {}),
+    (TabularMLP, dict(hidden=(8,))),
+    (FTTransformer, dict(dim=8, num_layers=1, num_heads=2)),
+  ],
+)
 def test_integrated_gradients_completeness(cls, kwargs):
   model = cls(num_classes=2, cardinalities=(3, 4), **kwargs)
   rng = np.random.default_rng(0)
-  x = {"numeric": rng.normal(size=(5, 3)).astype(np.float32),
-       "categorical": rng.integers(0, 3, (5, 2)).astype(np.int32)}
+  x = {
+    "numeric": rng.normal(size=(5, 3)).astype(np.float32),
+    "categorical": rng.integers(0, 3, (5, 2)).astype(np.int32),
+  }
   variables = model.init(jax.random.PRNGKey(0), x, train=False)
   if cls is TabularLogistic:  # zero-initialised embeddings: give them values
     variables = jax.tree.map(lambda a: a + 0.3, variables)
@@ -109,20 +118,28 @@ def test_integrated_gradients_completeness(cls, kwargs):
   np.testing.assert_allclose(attr.sum(axis=1), gap, atol=2e-2 * max(1.0, np.abs(gap).max()))
   if cls is TabularLogistic:  # linear model: IG is exact, (x - 0) * weight for numerics
     w = np.asarray(variables["params"]["numeric"]["kernel"])
-    np.testing.assert_allclose(attr[:, :3], x["numeric"] * (w[:, 1] - w[:, 0]), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+      attr[:, :3], x["numeric"] * (w[:, 1] - w[:, 0]), rtol=1e-4, atol=1e-5
+    )
 
 
 def _market_batches(days, rng, scale=1.0):
   n = len(days)
   out = np.zeros((n, 4), np.float32)
   out[:, 3] = scale  # the scale column: vol = scale * exp(0)
-  return [{"logits": out, "target": rng.normal(0, scale, n).astype(np.float32),
-           "day": np.asarray(days, np.int32), "mask": np.ones(n, bool)}]
+  return [
+    {
+      "logits": out,
+      "target": rng.normal(0, scale, n).astype(np.float32),
+      "day": np.asarray(days, np.int32),
+      "mask": np.ones(n, bool),
+    }
+  ]
 
 
 def test_market_evaluator_filtered_hs_calibrates_on_earlier_days_only():
-  from research.metrics.finance import MarketRiskEvaluator
+  from research.metrics.evaluators.finance import MarketRiskEvaluator
+
   rng = np.random.default_rng(0)
   test = _market_batches(np.arange(600, 1000), rng)
   calib = _market_batches(np.arange(100, 600), rng)

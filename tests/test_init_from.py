@@ -1,12 +1,14 @@
 """Transfer learning: a fresh run copies mapped subtrees from another run's checkpoint."""
+
 import json
 
 import jax
 import numpy as np
 import pytest
 
-from research import config as config_lib
-from research.train import builder, checkpoint as ckpt_lib, init_from, loop
+from research.core import config as config_lib
+from research.train import builder, init_from, loop
+from research.train import checkpoint as ckpt_lib
 
 
 def test_fresh_run_starts_from_the_source_checkpoint_subtree(tmp_path):
@@ -14,8 +16,10 @@ def test_fresh_run_starts_from_the_source_checkpoint_subtree(tmp_path):
   loop.run(config_lib.load("vision/digits:mlp,smoke=True"), str(source_dir))
   source = ckpt_lib.Checkpointer(str(source_dir / "checkpoints")).restore_raw(2)
 
-  config = config_lib.load("vision/digits:mlp,smoke=True", {
-      "init_from.workdir": str(source_dir), "init_from.checkpoint": "latest"})
+  config = config_lib.load(
+    "vision/digits:mlp,smoke=True",
+    {"init_from.workdir": str(source_dir), "init_from.checkpoint": "latest"},
+  )
   with config.unlocked():
     config.init_from.mapping = (("Dense_0", "Dense_0"),)
   run = builder.build(config, devices=jax.devices()[:1])

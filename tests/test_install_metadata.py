@@ -1,4 +1,5 @@
 """pyproject.toml and constraints.txt agree (docs/gpu_tpu.md: ranges vs. tested pins)."""
+
 import os
 import tomllib
 
@@ -35,7 +36,8 @@ def test_every_pin_lies_inside_the_supported_range():
     name = canonicalize_name(req.name)
     assert name in pins, f"{req.name} is a dependency but constraints.txt does not pin it"
     assert req.specifier.contains(pins[name], prereleases=True), (
-        f"constraints.txt pins {req.name}=={pins[name]}, outside pyproject's {req.specifier}")
+      f"constraints.txt pins {req.name}=={pins[name]}, outside pyproject's {req.specifier}"
+    )
 
 
 def test_python_versions_and_accelerator_extras():

@@ -1,4 +1,5 @@
 """research.metrics.classification: hand-computed cases and sklearn agreement."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,10 +16,9 @@ def _counts(logits, labels, mask, **kw):
 
 def test_batch_counts_hand_computed():
   # 3 classes; rows: true 0 pred 0, true 1 pred 2, true 2 pred 2, padding (true 0 pred 1).
-  logits = np.array([[2.0, 0.0, 0.0],
-                     [0.0, 1.0, 3.0],
-                     [0.0, 0.0, 1.0],
-                     [0.0, 9.0, 0.0]], np.float32)
+  logits = np.array(
+    [[2.0, 0.0, 0.0], [0.0, 1.0, 3.0], [0.0, 0.0, 1.0], [0.0, 9.0, 0.0]], np.float32
+  )
   labels = np.array([0, 1, 2, 0])
   mask = np.array([True, True, True, False])
   c = _counts(logits, labels, mask, num_classes=3, topk=(2, 5))
@@ -28,8 +28,10 @@ def test_batch_counts_hand_computed():
   # top-2: row 1's label (1) is second best -> hit; all 3 unmasked rows hit.
   assert int(c["top2_correct"]) == 3
   assert "top5_correct" not in c  # k >= C carries no information
+
   def ce(row, y):
     return -(row[y] - np.log(np.exp(row).sum()))
+
   expected = ce(logits[0], 0) + ce(logits[1], 1) + ce(logits[2], 2)
   np.testing.assert_allclose(float(c["loss_sum"]), expected, rtol=1e-6)
   assert c["loss_sum"].dtype == np.float32
@@ -70,7 +72,7 @@ def _accumulate(logits, labels, sizes, pad_to, num_classes, topk, class_names=No
   acc = cls.ClassificationAccumulator(num_classes, topk, class_names)
   start = 0
   for size in sizes:
-    lo, y = logits[start:start + size], labels[start:start + size]
+    lo, y = logits[start : start + size], labels[start : start + size]
     pad = pad_to - size
     lo = np.concatenate([lo, np.full((pad, num_classes), 5.0, np.float32)])
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
@@ -90,21 +92,25 @@ def test_accumulator_matches_sklearn():
   res = acc.result()
   preds = logits.argmax(-1)
 
-  np.testing.assert_array_equal(acc.confusion_matrix(),
-                                skm.confusion_matrix(labels, preds, labels=range(c)))
+  np.testing.assert_array_equal(
+    acc.confusion_matrix(), skm.confusion_matrix(labels, preds, labels=range(c))
+  )
   assert acc.confusion_matrix().dtype == np.int64
   assert res["accuracy"] == pytest.approx(skm.accuracy_score(labels, preds), abs=1e-12)
   for k in (2, 5):
     assert res[f"top{k}"] == pytest.approx(
-        skm.top_k_accuracy_score(labels, logits, k=k, labels=range(c)), abs=1e-12)
+      skm.top_k_accuracy_score(labels, logits, k=k, labels=range(c)), abs=1e-12
+    )
   assert res["loss"] == pytest.approx(
-      skm.log_loss(labels, np.asarray(jax.nn.softmax(logits.astype(np.float64))),
-                   labels=range(c)), rel=1e-5)
+    skm.log_loss(labels, np.asarray(jax.nn.softmax(logits.astype(np.float64))), labels=range(c)),
+    rel=1e-5,
+  )
   assert res["num_examples"] == n
   for avg in ("precision", "recall", "f1"):
     fn = getattr(skm, f"{avg}_score")
     assert res[f"{avg}_macro"] == pytest.approx(
-        fn(labels, preds, average="macro", zero_division=0), abs=1e-12)
+      fn(labels, preds, average="macro", zero_division=0), abs=1e-12
+    )
     per_class = fn(labels, preds, average=None, labels=range(c), zero_division=0)
     for i, name in enumerate(names):
       assert res[f"{avg}/{name}"] == pytest.approx(per_class[i], abs=1e-12)
@@ -125,7 +131,8 @@ def test_zero_division_and_absent_classes_like_sklearn():
   for avg in ("precision", "recall", "f1"):
     fn = getattr(skm, f"{avg}_score")
     assert res[f"{avg}_macro"] == pytest.approx(
-        fn(labels, preds, average="macro", zero_division=0), abs=1e-12)
+      fn(labels, preds, average="macro", zero_division=0), abs=1e-12
+    )
   assert res["accuracy"] == pytest.approx(2 / 5)
 
 
@@ -133,8 +140,9 @@ def test_accumulator_rejects_out_of_range_labels_and_empty():
   acc = cls.ClassificationAccumulator(3, topk=())
   with pytest.raises(ValueError, match="No"):
     acc.result()
-  bad = _counts(np.zeros((2, 3), np.float32), np.array([0, 3]), np.array([True, True]),
-                num_classes=3, topk=())
+  bad = _counts(
+    np.zeros((2, 3), np.float32), np.array([0, 3]), np.array([True, True]), num_classes=3, topk=()
+  )
   with pytest.raises(ValueError, match="outside"):
     acc.update(bad)
 

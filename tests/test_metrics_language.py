@@ -1,4 +1,5 @@
 """Language-model metrics and binary ROC AUC, against direct computations."""
+
 import math
 
 import jax.numpy as jnp
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from research.metrics import evaluators, language
-from research.tasks import TokenPredictionTask
+from research.core.tasks import TokenPredictionTask
+from research.metrics import evaluators
 
 
 def _logsoftmax(x):
@@ -29,9 +30,15 @@ def test_lm_evaluator_is_exact_over_padded_batches():
     idx = list(range(lo, min(lo + 3, 5)))
     mask = np.array([True] * len(idx) + [False] * (3 - len(idx)))
     idx += [0] * (3 - len(idx))
-    batches.append(dict(logits=logits[idx] * np.where(mask, 1, np.nan)[:, None, None],
-                        targets=targets[idx], weights=weights[idx], mask=mask))
-  ev = language.LanguageModelEvaluator("val", lambda: batches)
+    batches.append(
+      dict(
+        logits=logits[idx] * np.where(mask, 1, np.nan)[:, None, None],
+        targets=targets[idx],
+        weights=weights[idx],
+        mask=mask,
+      )
+    )
+  ev = evaluators.LanguageModelEvaluator("val", lambda: batches)
   scalars, _ = ev.run(lambda b: {k: jnp.asarray(v) for k, v in b.items()})
   assert scalars["val/loss"] == pytest.approx(expected, rel=1e-6)
   assert scalars["val/bits_per_token"] == pytest.approx(expected / math.log(2), rel=1e-6)
@@ -63,4 +70,5 @@ def test_binary_classification_reports_exact_roc_auc():
   probs = 1 / (1 + np.exp(logits[:, 0] - logits[:, 1]))
   assert scalars["test/roc_auc"] == pytest.approx(skm.roc_auc_score(labels, probs), abs=1e-9)
   assert scalars["test/recall/1"] == pytest.approx(
-      skm.recall_score(labels, logits.argmax(1)), abs=1e-12)
+    skm.recall_score(labels, logits.argmax(1)), abs=1e-12
+  )

@@ -1,4 +1,5 @@
 """Optimizers and schedules from config."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,21 +10,37 @@ from research.train import optim
 
 
 def _opt(**kw):
-  base = dict(name="adamw", lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
-              weight_decay=0.0, decay_mask="no_bias_or_norm", clip_norm=None, accum_steps=1)
+  base = dict(
+    name="adamw",
+    lr=1e-3,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=0.0,
+    decay_mask="no_bias_or_norm",
+    clip_norm=None,
+    accum_steps=1,
+  )
   base.update(kw)
   return base
 
 
 def test_warmup_then_cosine_and_step_schedules():
-  lr = optim.make_schedule({"name": "cosine", "end_factor": 0.1}, base_lr=1.0, total_steps=110,
-                           warmup_steps=10)
+  lr = optim.make_schedule(
+    {"name": "cosine", "end_factor": 0.1}, base_lr=1.0, total_steps=110, warmup_steps=10
+  )
   assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.5)
   assert float(lr(10)) == pytest.approx(1.0)
   assert float(lr(60)) == pytest.approx(0.55, abs=1e-6)  # halfway down the cosine to 0.1
   assert float(lr(110)) == pytest.approx(0.1, abs=1e-6)
-  step = optim.make_schedule({"name": "step", "boundaries": (0.5, 0.75), "decay_factor": 0.1},
-                             base_lr=1.0, total_steps=100, warmup_steps=0)
+  step = optim.make_schedule(
+    {"name": "step", "boundaries": (0.5, 0.75), "decay_factor": 0.1},
+    base_lr=1.0,
+    total_steps=100,
+    warmup_steps=0,
+  )
   assert [float(step(s)) for s in (0, 49, 51, 76)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
 
 

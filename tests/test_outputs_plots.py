@@ -1,4 +1,5 @@
 """research.outputs.plots: non-empty PNGs from metrics.jsonl and a confusion matrix."""
+
 import os
 
 import numpy as np
@@ -39,12 +40,12 @@ def test_plot_curves_skips_absent_keys(tmp_path):
 
 def test_plot_confusion_matrix(tmp_path):
   cm = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 0]])  # an empty row must not divide by 0
-  path = plots.plot_confusion_matrix(cm, ["cat", "dog", "emu"],
-                                     str(tmp_path / "sub" / "cm.png"), "test")
+  path = plots.plot_confusion_matrix(
+    cm, ["cat", "dog", "emu"], str(tmp_path / "sub" / "cm.png"), "test"
+  )
   assert _is_png(path)
 
 
 def test_plot_confusion_matrix_default_names(tmp_path):
-  path = plots.plot_confusion_matrix(np.eye(3, dtype=np.int64) * 4, None,
-                                     str(tmp_path / "cm.png"))
+  path = plots.plot_confusion_matrix(np.eye(3, dtype=np.int64) * 4, None, str(tmp_path / "cm.png"))
   assert _is_png(path)

@@ -1,18 +1,39 @@
 """research.outputs.report: report.md with the published-result comparison."""
+
 import os
 
 import pytest
 
 from research.outputs import report
 
-SUMMARY = {"test/accuracy": 0.9281, "test/loss": 0.25, "test/f1/cat": 0.9, "test/f1/dog": 0.8,
-           "step": 5000, "train_seconds": 3723.0, "params_fingerprint": "f" * 64,
-           "device_count": 8, "device_kind": "TPU v4"}
-REFS = [{"metric": "test/accuracy", "value": 0.925, "source": "https://arxiv.org/abs/1512.03385",
-         "higher_is_better": True, "tolerance": 0.0},
-        {"metric": "test/loss", "value": 0.2, "source": "Table 2 | appendix",
-         "higher_is_better": False, "tolerance": 0.01},
-        {"metric": "test/top5", "value": 0.99, "source": "paper"}]
+SUMMARY = {
+  "test/accuracy": 0.9281,
+  "test/loss": 0.25,
+  "test/f1/cat": 0.9,
+  "test/f1/dog": 0.8,
+  "step": 5000,
+  "train_seconds": 3723.0,
+  "params_fingerprint": "f" * 64,
+  "device_count": 8,
+  "device_kind": "TPU v4",
+}
+REFS = [
+  {
+    "metric": "test/accuracy",
+    "value": 0.925,
+    "source": "https://arxiv.org/abs/1512.03385",
+    "higher_is_better": True,
+    "tolerance": 0.0,
+  },
+  {
+    "metric": "test/loss",
+    "value": 0.2,
+    "source": "Table 2 | appendix",
+    "higher_is_better": False,
+    "tolerance": 0.01,
+  },
+  {"metric": "test/top5", "value": 0.99, "source": "paper"},
+]
 
 
 def test_compare_to_references():
@@ -21,9 +42,12 @@ def test_compare_to_references():
   assert [r["verdict"] for r in rows] == ["reproduced", "not reproduced", "missing"]
   # Within tolerance counts as reproduced, in both directions.
   near = report.compare_to_references(
-      {"a": 0.90, "b": 0.205},
-      [{"metric": "a", "value": 0.905, "tolerance": 0.01},
-       {"metric": "b", "value": 0.2, "higher_is_better": False, "tolerance": 0.01}])
+    {"a": 0.90, "b": 0.205},
+    [
+      {"metric": "a", "value": 0.905, "tolerance": 0.01},
+      {"metric": "b", "value": 0.2, "higher_is_better": False, "tolerance": 0.01},
+    ],
+  )
   assert [r["verdict"] for r in near] == ["reproduced", "reproduced"]
 
 
@@ -34,16 +58,24 @@ def test_write_report(tmp_path):
   open(plot, "wb").close()
   per_class = report.per_class_from_metrics(SUMMARY, "test")
   assert per_class == {"cat": {"f1": 0.9}, "dog": {"f1": 0.8}}
-  path = report.write_report(wd, experiment="resnet20_cifar10", config={"lr": 0.1},
-                             summary=SUMMARY, references=REFS, per_class=per_class,
-                             plots=[plot])
+  path = report.write_report(
+    wd,
+    experiment="resnet20_cifar10",
+    config={"lr": 0.1},
+    summary=SUMMARY,
+    references=REFS,
+    per_class=per_class,
+    plots=[plot],
+  )
   assert path == os.path.join(wd, "report.md")
   with open(path) as f:
     text = f.read()
   assert text.startswith("# resnet20_cifar10\n")
   assert "**1 of 3 published result(s) reproduced.**" in text
-  assert ("| test/accuracy | 0.9250 | <https://arxiv.org/abs/1512.03385> | 0.9281 | +0.0031 "
-          "| reproduced |") in text
+  assert (
+    "| test/accuracy | 0.9250 | <https://arxiv.org/abs/1512.03385> | 0.9281 | +0.0031 "
+    "| reproduced |"
+  ) in text
   assert "| test/loss | 0.2000 | Table 2 \\| appendix | 0.2500 | +0.0500 | not reproduced |" in text
   assert "| test/top5 | 0.9900 | paper | — | — | missing |" in text
   assert "Reproduced means this run ≥ published (higher is better)." in text
@@ -66,8 +98,15 @@ def test_flat_per_class_and_loop_facts(tmp_path):
   summary = dict(SUMMARY, devices=8, processes=1, compile_seconds=4.0, **{"val/f1/cat": 0.7})
   del summary["device_count"]
   flat = {k: v for k, v in summary.items() if k.count("/") >= 2}
-  path = report.write_report(wd, experiment="e", config={}, summary=summary, references=[],
-                             per_class=flat, plots=["plots/accuracy.png"])
+  path = report.write_report(
+    wd,
+    experiment="e",
+    config={},
+    summary=summary,
+    references=[],
+    per_class=flat,
+    plots=["plots/accuracy.png"],
+  )
   with open(path) as f:
     text = f.read()
   assert "_No published reference given._" in text

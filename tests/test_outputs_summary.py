@@ -1,4 +1,5 @@
 """research.outputs.summary: flat summary.json and the params fingerprint."""
+
 import json
 import os
 
@@ -10,9 +11,13 @@ from research.outputs import summary
 
 
 def _params():
-  return {"dense": {"kernel": np.arange(6, dtype=np.float32).reshape(2, 3),
-                    "bias": np.zeros(3, np.float32)},
-          "head": {"kernel": np.ones((3, 2), np.float32)}}
+  return {
+    "dense": {
+      "kernel": np.arange(6, dtype=np.float32).reshape(2, 3),
+      "bias": np.zeros(3, np.float32),
+    },
+    "head": {"kernel": np.ones((3, 2), np.float32)},
+  }
 
 
 def test_fingerprint_same_params_same_hash():
@@ -20,9 +25,10 @@ def test_fingerprint_same_params_same_hash():
   assert len(a) == 64 and int(a, 16) >= 0
   # jax arrays and a different dict insertion order hash the same.
   p = _params()
-  reordered = {"head": {"kernel": jnp.asarray(p["head"]["kernel"])},
-               "dense": {"bias": jnp.asarray(p["dense"]["bias"]),
-                         "kernel": jnp.asarray(p["dense"]["kernel"])}}
+  reordered = {
+    "head": {"kernel": jnp.asarray(p["head"]["kernel"])},
+    "dense": {"bias": jnp.asarray(p["dense"]["bias"]), "kernel": jnp.asarray(p["dense"]["kernel"])},
+  }
   assert summary.params_fingerprint(reordered) == a
 
 
@@ -42,33 +48,53 @@ def test_fingerprint_depends_on_key_path_dtype_and_shape():
   assert summary.params_fingerprint({"a": k.reshape(3, 2)}) != base
   assert summary.params_fingerprint({"a": k.view(np.int32)}) != base
   # Swapping the values of two leaves keeps the bytes multiset but not the hash.
-  assert (summary.params_fingerprint({"x": np.zeros(2), "y": np.ones(2)})
-          != summary.params_fingerprint({"x": np.ones(2), "y": np.zeros(2)}))
+  assert summary.params_fingerprint(
+    {"x": np.zeros(2), "y": np.ones(2)}
+  ) != summary.params_fingerprint({"x": np.ones(2), "y": np.zeros(2)})
 
 
 def test_write_summary_is_flat_and_finite(tmp_path):
-  metrics = {"test/accuracy": np.float32(0.75), "test/loss": jnp.asarray(0.5),
-             "test/top5": float("nan"), "test/num_examples": 100}
+  metrics = {
+    "test/accuracy": np.float32(0.75),
+    "test/loss": jnp.asarray(0.5),
+    "test/top5": float("nan"),
+    "test/num_examples": 100,
+  }
   with pytest.warns(UserWarning, match="test/top5"):
-    out = summary.write_summary(str(tmp_path), metrics, step=1000, train_seconds=12.5,
-                                params_fingerprint="ab" * 32,
-                                extra={"device_count": 1, "device_kind": "cpu"})
+    out = summary.write_summary(
+      str(tmp_path),
+      metrics,
+      step=1000,
+      train_seconds=12.5,
+      params_fingerprint="ab" * 32,
+      extra={"device_count": 1, "device_kind": "cpu"},
+    )
   with open(os.path.join(tmp_path, "summary.json")) as f:
     loaded = json.load(f)
   assert loaded == out == summary.read_summary(str(tmp_path))
-  assert loaded == {"test/accuracy": 0.75, "test/loss": 0.5, "test/num_examples": 100,
-                    "step": 1000, "train_seconds": 12.5, "params_fingerprint": "ab" * 32,
-                    "device_count": 1, "device_kind": "cpu"}
+  assert loaded == {
+    "test/accuracy": 0.75,
+    "test/loss": 0.5,
+    "test/num_examples": 100,
+    "step": 1000,
+    "train_seconds": 12.5,
+    "params_fingerprint": "ab" * 32,
+    "device_count": 1,
+    "device_kind": "cpu",
+  }
   assert all(isinstance(v, (int, float, str)) for v in loaded.values())
 
 
 def test_write_summary_rejects_nested_and_reserved(tmp_path):
   with pytest.raises(TypeError, match="flat"):
-    summary.write_summary(str(tmp_path), {"test/cm": np.eye(2)}, step=1, train_seconds=1.0,
-                          params_fingerprint="x")
+    summary.write_summary(
+      str(tmp_path), {"test/cm": np.eye(2)}, step=1, train_seconds=1.0, params_fingerprint="x"
+    )
   with pytest.raises(TypeError):
-    summary.write_summary(str(tmp_path), {"test/acc": "0.5"}, step=1, train_seconds=1.0,
-                          params_fingerprint="x")
+    summary.write_summary(
+      str(tmp_path), {"test/acc": "0.5"}, step=1, train_seconds=1.0, params_fingerprint="x"
+    )
   with pytest.raises(ValueError, match="reserved"):
-    summary.write_summary(str(tmp_path), {"step": 3}, step=1, train_seconds=1.0,
-                          params_fingerprint="x")
+    summary.write_summary(
+      str(tmp_path), {"step": 3}, step=1, train_seconds=1.0, params_fingerprint="x"
+    )

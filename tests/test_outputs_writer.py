@@ -1,4 +1,5 @@
 """research.outputs.writer: metrics.jsonl, TensorBoard events, config.json."""
+
 import glob
 import json
 import math
@@ -22,8 +23,8 @@ def _tb_scalars(workdir):
       data = f.read()
     i = 0
     while i < len(data):
-      (n,) = struct.unpack("<Q", data[i:i + 8])  # length, then 4-byte crc
-      event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      (n,) = struct.unpack("<Q", data[i : i + 8])  # length, then 4-byte crc
+      event = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
       out += [(event.step, v.tag, v.simple_value) for v in event.summary.value]
       i += 12 + n + 4  # payload, then its 4-byte crc
   return out
@@ -53,9 +54,8 @@ def test_write_scalars_jsonl_and_tensorboard(tmp_path):
 
 
 def test_reserved_keys_rejected(tmp_path):
-  with writer.MetricWriter(str(tmp_path)) as w:
-    with pytest.raises(ValueError, match="reserved"):
-      w.write_scalars(0, {"step": 1.0})
+  with writer.MetricWriter(str(tmp_path)) as w, pytest.raises(ValueError, match="reserved"):
+    w.write_scalars(0, {"step": 1.0})
 
 
 def test_truncate_after_drops_replayed_steps(tmp_path):

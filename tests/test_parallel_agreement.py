@@ -9,20 +9,23 @@ to average. All must agree to float tolerance, for params and statistics,
 whether gradients are averaged leaf by leaf ('xla') or as one raveled buffer
 ('flat').
 """
+
 import jax
 import numpy as np
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.train import builder
 
 
-def _config(parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla",
-            steps_per_call: int = 1):
+def _config(
+  parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla", steps_per_call: int = 1
+):
   c = config_lib.base_config()
   c.data.name = "synthetic"
-  c.data.options = config_lib.ConfigDict(dict(
-      features={"image": ((8, 8, 3), "uint8"), "label": ((), "int32", 10)}, num_examples=64))
+  c.data.options = config_lib.ConfigDict(
+    dict(features={"image": ((8, 8, 3), "uint8"), "label": ((), "int32", 10)}, num_examples=64)
+  )
   c.data.pp_train = c.data.pp_eval = "value_range(0, 1)"
   c.model = config_lib.ConfigDict(dict(name="resnet_tiny", stem="small", num_classes=10))
   c.batch_size, c.eval_batch_size, c.total_steps = 16, 16, 3
@@ -56,9 +59,11 @@ def test_jit_pmap_and_single_device_agree(accum_steps):
   devices = jax.devices()
   one, loss_one = _train("jit", devices[:1], accum_steps=accum_steps, grad_allreduce="xla")
   assert "batch_stats" in one.model_state
-  runs = {(parallel, mode): _train(parallel, devices, accum_steps=accum_steps,
-                                   grad_allreduce=mode)
-          for parallel in ("jit", "pmap") for mode in ("xla", "flat")}
+  runs = {
+    (parallel, mode): _train(parallel, devices, accum_steps=accum_steps, grad_allreduce=mode)
+    for parallel in ("jit", "pmap")
+    for mode in ("xla", "flat")
+  }
   for (parallel, mode), (other, losses) in runs.items():
     np.testing.assert_allclose(losses, loss_one, rtol=1e-5, err_msg=f"{parallel}/{mode}")
     assert int(other.step) == int(one.step) == 3
@@ -66,12 +71,18 @@ def test_jit_pmap_and_single_device_agree(accum_steps):
       a = jax.tree_util.tree_leaves_with_path(getattr(other, tree))
       b = jax.tree_util.tree_leaves(getattr(one, tree))
       for (path, x), y in zip(a, b):
-        np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6, err_msg=(
-            f"{parallel}/{mode}: {tree}{jax.tree_util.keystr(path)}"))
+        np.testing.assert_allclose(
+          x,
+          y,
+          rtol=2e-5,
+          atol=2e-6,
+          err_msg=(f"{parallel}/{mode}: {tree}{jax.tree_util.keystr(path)}"),
+        )
   # The update really moved the parameters (the comparison is not vacuous).
   init = builder.build(_config("jit"), devices=devices[:1]).init_fn()
-  moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
-                       one.params, init.params)
+  moved = jax.tree.map(
+    lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(), one.params, init.params
+  )
   assert max(jax.tree.leaves(moved)) > 1e-3
 
 
@@ -102,6 +113,7 @@ def test_flat_allreduce_is_one_collective_operand():
   """'flat' averages every gradient leaf and metric in one all-reduce operand;
   'xla' leaves one operand per leaf (what costs a rendezvous each on XLA CPU)."""
   import re
+
   devices = jax.devices()[:2]
 
   def config(mode):  # a model without BatchNorm, whose statistics are reduced per layer
@@ -129,14 +141,18 @@ def test_unknown_grad_allreduce_is_refused():
     _config("jit", grad_allreduce="ring")
 
 
-@pytest.mark.parametrize("parallel, num_devices, mode", [
-    ("jit", 1, "xla"), ("jit", 2, "xla"), ("jit", 2, "flat"), ("pmap", 2, "xla")])
+@pytest.mark.parametrize(
+  "parallel, num_devices, mode",
+  [("jit", 1, "xla"), ("jit", 2, "xla"), ("jit", 2, "flat"), ("pmap", 2, "xla")],
+)
 def test_train_steps_equal_single_steps(parallel, num_devices, mode):
   """steps_per_call: 3 steps in one scanned call give the per-step losses and
   the state of 3 single calls, BatchNorm statistics and optax.MultiSteps'
   accumulator (accum_steps=2) included."""
-  run = builder.build(_config(parallel, accum_steps=2, grad_allreduce=mode, steps_per_call=3),
-                      devices=jax.devices()[:num_devices])
+  run = builder.build(
+    _config(parallel, accum_steps=2, grad_allreduce=mode, steps_per_call=3),
+    devices=jax.devices()[:num_devices],
+  )
   builder.compile_steps(run)
   it = builder.train_iterator(run)
   host = [next(it) for _ in range(3)]
@@ -150,7 +166,10 @@ def test_train_steps_equal_single_steps(parallel, num_devices, mode):
   if run.backend.per_device_metrics:
     series = series[0]
   np.testing.assert_allclose(series, losses, rtol=1e-5)
-  a, b = jax.device_get(run.backend.canonical(chunked)), jax.device_get(run.backend.canonical(single))
+  a, b = (
+    jax.device_get(run.backend.canonical(chunked)),
+    jax.device_get(run.backend.canonical(single)),
+  )
   assert int(a.step) == int(b.step) == 3
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6, err_msg=jax.tree_util.keystr(path))

@@ -9,6 +9,7 @@
   a temporary directory. A command whose data is not on this machine (no
   network in CI) is skipped with the reason.
 """
+
 from __future__ import annotations
 
 import glob
@@ -20,7 +21,7 @@ import sys
 
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.data import registry
 from tests.test_first_hour import ROOT, parse_config, tool_env
 
@@ -34,7 +35,7 @@ _COMMAND = re.compile(r"python\S* -m (tools\.\w+)((?: +(?:--[^\s`]+|\[--[^\s`]+\
 def _section(text: str, title: str) -> str:
   start = text.index(f"\n## {title}")
   end = text.find("\n## ", start + 1)
-  return text[start:end if end > 0 else None]
+  return text[start : end if end > 0 else None]
 
 
 def commands(text: str) -> list[tuple[str, list[str]]]:
@@ -77,15 +78,30 @@ def _tool_flags(module: str) -> set[str]:
 def test_readme_has_commands():
   found = commands(documented())
   assert len(found) >= 30
-  assert {m for m, _ in found} >= {"tools.train", "tools.evaluate", "tools.score",
-                                   "tools.recommend", "tools.generate", "tools.walk_forward",
-                                   "tools.compare_runs", "tools.benchmark", "tools.results"}
-  assert {m for m, _ in commands(readme())} >= {"tools.train", "tools.evaluate",
-                                                "tools.generate", "tools.results"}
+  assert {m for m, _ in found} >= {
+    "tools.train",
+    "tools.evaluate",
+    "tools.score",
+    "tools.recommend",
+    "tools.generate",
+    "tools.walk_forward",
+    "tools.compare_runs",
+    "tools.benchmark",
+    "tools.results",
+  }
+  assert {m for m, _ in commands(readme())} >= {
+    "tools.train",
+    "tools.evaluate",
+    "tools.generate",
+    "tools.results",
+  }
 
 
-@pytest.mark.parametrize("module, args", commands(documented()),
-                         ids=lambda x: x if isinstance(x, str) else " ".join(x)[:80])
+@pytest.mark.parametrize(
+  "module, args",
+  commands(documented()),
+  ids=lambda x: x if isinstance(x, str) else " ".join(x)[:80],
+)
 def test_every_readme_command_parses(module, args):
   spec = _flag(args, "config")
   if spec is not None:
@@ -103,16 +119,18 @@ def test_tour_overrides_parse_on_the_tour_command():
   """The Tour's inline `--config.x=...` examples, on its first training command."""
   tour = _section(readme(), "Tour")
   first = next(args for m, args in commands(tour) if m == "tools.train")
-  fragments = [shlex.split(f) for f in re.findall(r"`(--config\.[^`]+)`", tour)
-               if not _TEMPLATE.search(f)]
+  fragments = [
+    shlex.split(f) for f in re.findall(r"`(--config\.[^`]+)`", tour) if not _TEMPLATE.search(f)
+  ]
   assert any("--config.total_epochs=None" in f for f in fragments)
   for fragment in fragments:
     config = parse_config(f"--config={_flag(first, 'config')}", *fragment)
     path, _, arg = _flag(first, "config").partition(":")
     config_lib.finalize(config, path, arg or None)
   # What the README promises: a duration in steps instead of epochs.
-  config = parse_config(f"--config={_flag(first, 'config')}", "--config.total_epochs=None",
-                        "--config.total_steps=2000")
+  config = parse_config(
+    f"--config={_flag(first, 'config')}", "--config.total_epochs=None", "--config.total_steps=2000"
+  )
   assert config.total_epochs is None and config.total_steps == 2000
 
 
@@ -120,16 +138,18 @@ def test_tour_overrides_parse_on_the_tour_command():
 
 # Workdirs a Tour command reads but no Tour command writes: trained first, tiny.
 PREREQUISITES = {"runs/sc_gpt_cpu": "experiments/nlp/shakespeare_char.py:gpt_cpu"}
-DATA_OF = {"fashion_mnist.py": ("fashion_mnist", "test"),
-           "shakespeare_char.py": ("tiny_shakespeare", "validation"),
-           "runs/fm_cnn": ("fashion_mnist", "test"),
-           "runs/sc_gpt_cpu": ("tiny_shakespeare", "validation")}
+DATA_OF = {
+  "fashion_mnist.py": ("fashion_mnist", "test"),
+  "shakespeare_char.py": ("tiny_shakespeare", "validation"),
+  "runs/fm_cnn": ("fashion_mnist", "test"),
+  "runs/sc_gpt_cpu": ("tiny_shakespeare", "validation"),
+}
 # Why a command may be skipped: its data must be on the machine, and tests never download.
 SKIP_REASON = {
-    "fashion_mnist": "Fashion-MNIST is not on this machine (apt-get install "
-                     "dataset-fashion-mnist, or its IDX files in $RESEARCH_DATA_DIR/fashion_mnist/)",
-    "tiny_shakespeare": "tiny shakespeare is not on this machine "
-                        "($RESEARCH_DATA_DIR/tiny_shakespeare/input.txt)",
+  "fashion_mnist": "Fashion-MNIST is not on this machine (apt-get install "
+  "dataset-fashion-mnist, or its IDX files in $RESEARCH_DATA_DIR/fashion_mnist/)",
+  "tiny_shakespeare": "tiny shakespeare is not on this machine "
+  "($RESEARCH_DATA_DIR/tiny_shakespeare/input.txt)",
 }
 
 
@@ -174,14 +194,15 @@ def test_tour_commands_run_in_smoke_mode(tmp_path):
       continue
     workdir = _flag(args, "workdir")
     if module != "tools.train" and workdir in PREREQUISITES and workdir not in trained:
-      pre = smoke("tools.train", [f"--config={PREREQUISITES[workdir]}", f"--workdir={workdir}"],
-                  tmp_path)
-      subprocess.run(pre, check=True, capture_output=True, cwd=ROOT, env=tool_env(),
-                     timeout=600)
+      pre = smoke(
+        "tools.train", [f"--config={PREREQUISITES[workdir]}", f"--workdir={workdir}"], tmp_path
+      )
+      subprocess.run(pre, check=True, capture_output=True, cwd=ROOT, env=tool_env(), timeout=600)
       trained.add(workdir)
     command = smoke(module, args, tmp_path)
-    p = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=tool_env(),
-                       timeout=600)
+    p = subprocess.run(
+      command, capture_output=True, text=True, cwd=ROOT, env=tool_env(), timeout=600
+    )
     assert p.returncode == 0, f"{shlex.join(command)}\n{p.stderr[-3000:]}"
     if module == "tools.train":
       trained.add(workdir)

@@ -4,12 +4,13 @@ The interactions use raw IDs that are not 0..n-1 (101, 205, ...), so an ID
 printed from a dense index, or a title taken from the neighbouring row,
 cannot pass for the right one.
 """
+
 import numpy as np
 import pytest
 
-from research import config as config_lib
+from research.apps.recommend import recommend
+from research.core import config as config_lib
 from research.data.recsys import dataset, sources
-from research.recommend import recommend
 from research.train import evaluate, loop
 
 ITEMS = [101 + 104 * i for i in range(40)]  # 101, 205, 309, ...
@@ -47,8 +48,9 @@ def ml100k_run(tmp_path_factory):
   root = tmp_path_factory.mktemp("ml100k")
   _write_ml100k(root / "ml-100k")
   config = config_lib.load(
-      f"recommendation/movielens_rating:mf,smoke=True,source=ml-100k,path={root / 'ml-100k'}",
-      {"baselines": config_lib.ConfigDict()})
+    f"recommendation/movielens_rating:mf,smoke=True,source=ml-100k,path={root / 'ml-100k'}",
+    {"baselines": config_lib.ConfigDict()},
+  )
   loop.run(config, str(root / "run"))
   return root / "run"
 
@@ -64,6 +66,7 @@ def test_recommend_prints_raw_ids_with_their_titles(ml100k_run):
   # Unseen: none of the user's training items, compared as raw IDs.
   options = evaluate.load_workdir_config(str(ml100k_run)).data.options.to_dict()
   data = dataset.RecsysData.build(options, None)
-  train_items = data.items.raw(data.train["item"][data.train["user"] == data.users.lookup(
-      np.array([USERS[3]]))[0]])
+  train_items = data.items.raw(
+    data.train["item"][data.train["user"] == data.users.lookup(np.array([USERS[3]]))[0]]
+  )
   assert len(train_items) and not {item for item, _, _ in items} & set(train_items)

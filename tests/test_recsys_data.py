@@ -1,15 +1,13 @@
 """Interaction data: sources in their original formats, leakage-free splits,
 train-only vocabularies, negatives that avoid positives, resumable sampling."""
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from research.data import pipeline, registry
 from research.data import ops as pp_ops
+from research.data import pipeline, registry
 from research.data.recsys import dataset, sampling, sources, splits
-from research.data.recsys.interactions import Interactions
 from research.data.recsys.vocab import OOV, Vocab
 
 
@@ -46,14 +44,14 @@ def _rows(part):
 def test_no_test_interaction_or_test_only_id_reaches_training(tmp_path, split_by):
   df = synthetic_log()
   # Users and items that exist only in the last interactions (test under every split).
-  extra = pd.DataFrame([(999, 5000, 4.0, 99_999), (100, 5001, 3.0, 99_998)],
-                       columns=df.columns)
+  extra = pd.DataFrame([(999, 5000, 4.0, 99_999), (100, 5001, 3.0, 99_998)], columns=df.columns)
   df = pd.concat([df, extra])
   path = tmp_path / "log.csv"
   df.to_csv(path, index=False)
   source = dict(source="csv", path=str(path), split_by=split_by, test_fraction=0.2, seed=3)
-  train, test = splits.split(sources.load("csv", path=str(path)).interactions, split_by, seed=3,
-                             test_fraction=0.2)
+  train, test = splits.split(
+    sources.load("csv", path=str(path)).interactions, split_by, seed=3, test_fraction=0.2
+  )
   raw_train = set(zip(train.user, train.item, train.timestamp))
   raw_test = set(zip(test.user, test.item, test.timestamp))
   assert not raw_train & raw_test and len(raw_train) + len(raw_test) == len(df)
@@ -118,13 +116,20 @@ def test_ncf_candidates_exclude_positives_and_are_saved_and_reused(tmp_path):
 
 def test_negatives_are_redrawn_each_epoch_and_resume_exactly(tmp_path):
   data = _data(tmp_path, split_by="leave_last_out")
-  source = dataset.get_source("train", None, view="pointwise", source="csv",
-                              path=str(tmp_path / "log.csv"), split_by="leave_last_out")
+  source = dataset.get_source(
+    "train",
+    None,
+    view="pointwise",
+    source="csv",
+    path=str(tmp_path / "log.csv"),
+    split_by="leave_last_out",
+  )
   ops = pp_ops.parse("sample_negatives(num=4)", context={"recsys": data})
   n = len(source)
   per_epoch = n // 30
-  make = lambda: pipeline.train_iterator(source, global_batch_size=30, ops=ops, seed=1,
-                                         shard=(0, 1))
+  make = lambda: pipeline.train_iterator(
+    source, global_batch_size=30, ops=ops, seed=1, shard=(0, 1)
+  )
   it = make()
   batches = [next(it) for _ in range(per_epoch + 2)]
   state_after_one = None
@@ -136,12 +141,17 @@ def test_negatives_are_redrawn_each_epoch_and_resume_exactly(tmp_path):
   for b in batches[1:4]:
     np.testing.assert_array_equal(next(it3)["items"], b["items"])
   # The same positives come back next epoch with different negatives.
-  first = {(u, i): row for u, i, row in zip(batches[0]["user"], batches[0]["items"][:, 0],
-                                            batches[0]["items"][:, 1:])}
+  first = {
+    (u, i): row
+    for u, i, row in zip(batches[0]["user"], batches[0]["items"][:, 0], batches[0]["items"][:, 1:])
+  }
   later = [b for b in batches[per_epoch:]]
-  redrawn = [not np.array_equal(first[(u, i)], row) for b in later
-             for u, i, row in zip(b["user"], b["items"][:, 0], b["items"][:, 1:])
-             if (u, i) in first]
+  redrawn = [
+    not np.array_equal(first[(u, i)], row)
+    for b in later
+    for u, i, row in zip(b["user"], b["items"][:, 0], b["items"][:, 1:])
+    if (u, i) in first
+  ]
   assert redrawn and np.mean(redrawn) > 0.5
 
 
@@ -179,8 +189,13 @@ def _write_formats(root):
   d = root / "ml-latest-small"
   d.mkdir()
   df.rename(columns={"user": "userId", "item": "movieId"}).to_csv(d / "ratings.csv", index=False)
-  pd.DataFrame({"movieId": range(1000, 1010), "title": [f"T{i} (2001)" for i in range(10)],
-                "genres": "Action|Drama"}).to_csv(d / "movies.csv", index=False)
+  pd.DataFrame(
+    {
+      "movieId": range(1000, 1010),
+      "title": [f"T{i} (2001)" for i in range(10)],
+      "genres": "Action|Drama",
+    }
+  ).to_csv(d / "movies.csv", index=False)
   d = root / "ncf"
   d.mkdir()
   ncf = df.assign(user=df.user - 100, item=df.item - 1000)
@@ -194,23 +209,33 @@ def _write_formats(root):
   return df
 
 
-@pytest.mark.parametrize("source,options", [
-    ("ml-100k", {}), ("ml-100k", {"fold": "u1", "split_by": "predefined"}),
-    ("ml-1m", {}), ("ml-latest-small", {}), ("ncf", {"split_by": "predefined"})])
+@pytest.mark.parametrize(
+  "source,options",
+  [
+    ("ml-100k", {}),
+    ("ml-100k", {"fold": "u1", "split_by": "predefined"}),
+    ("ml-1m", {}),
+    ("ml-latest-small", {}),
+    ("ncf", {"split_by": "predefined"}),
+  ],
+)
 def test_original_file_formats_load(tmp_path, source, options):
   df = _write_formats(tmp_path)
   options = dict(dict(split_by="leave_last_out"), **options)
-  train = registry.get_source("movielens", "train", data_dir=str(tmp_path), view="ratings",
-                              source=source, **options)
-  test = registry.get_source("movielens", "test", data_dir=str(tmp_path), view="ratings",
-                             source=source, **options)
+  train = registry.get_source(
+    "movielens", "train", data_dir=str(tmp_path), view="ratings", source=source, **options
+  )
+  test = registry.get_source(
+    "movielens", "test", data_dir=str(tmp_path), view="ratings", source=source, **options
+  )
   assert len(train) + len(test) == len(df)
   data = train.recsys
   if source != "ncf":
     assert any(t for t in data.titles[1:]), "titles were read"
   if source == "ncf":
-    cands = registry.get_source("movielens", "test", data_dir=str(tmp_path), view="pointwise",
-                                source=source, **options)
+    cands = registry.get_source(
+      "movielens", "test", data_dir=str(tmp_path), view="pointwise", source=source, **options
+    )
     assert cands[0]["items"].shape == (4,)  # the positive + the file's 3 negatives
 
 
@@ -240,8 +265,9 @@ def test_tfds_source_reads_mock_data(tmp_path, monkeypatch):
 @pytest.mark.parametrize("split_by", ["random", "leave_last_out"])
 def test_validation_split_is_carved_from_training_and_never_reaches_it(tmp_path, split_by):
   data = _data(tmp_path, split_by=split_by, validation=True)
-  plain = dataset.RecsysData.build(dict(source="csv", path=str(tmp_path / "log.csv"),
-                                        split_by=split_by), None)
+  plain = dataset.RecsysData.build(
+    dict(source="csv", path=str(tmp_path / "log.csv"), split_by=split_by), None
+  )
   train, val, test = _rows(data.train), _rows(data.validation), _rows(data.test)
   assert not train & val and not train & test and not val & test
   # Test is the same as without validation; train + validation = the old train.
@@ -250,7 +276,8 @@ def test_validation_split_is_carved_from_training_and_never_reaches_it(tmp_path,
   # Items seen only in validation are out of the vocabulary (index 0 there).
   raw_train_items = set(data.items.ids.tolist())
   assert (data.validation["item"] == OOV).sum() == sum(
-      1 for i in data.items.raw(data.validation["item"]) if i is None)
+    1 for i in data.items.raw(data.validation["item"]) if i is None
+  )
   assert all(i in raw_train_items for i in data.items.raw(data.train["item"]))
   if split_by == "leave_last_out":
     # Scoring test, the user's validation item is known: excluded and in the history.
@@ -260,6 +287,7 @@ def test_validation_split_is_carved_from_training_and_never_reaches_it(tmp_path,
       v_items = data.validation["item"][data.validation["user"] == u]
       assert set(v_items[v_items != OOV].tolist()) <= set(row.tolist())
     assert not set(data.seen("validation")[users[0]].tolist()) & set(
-        data.validation["item"][data.validation["user"] == users[0]].tolist()) - {0}
+      data.validation["item"][data.validation["user"] == users[0]].tolist()
+    ) - {0}
   with pytest.raises(ValueError, match="validation=True"):
     plain.part("validation")

@@ -1,4 +1,5 @@
 """Ranking and rating metrics on hand-built rankings; evaluators exact over padded batches."""
+
 import math
 
 import jax.numpy as jnp
@@ -10,16 +11,22 @@ from research.metrics import evaluators, ranking
 
 
 def _metrics(scores, targets, exclude=None, full=True, ks=(1, 3)):
-  return ranking.ranking_metrics_numpy(np.asarray(scores, np.float32), np.asarray(targets),
-                                       None if exclude is None else np.asarray(exclude),
-                                       ks=ks, full_ranking=full)
+  return ranking.ranking_metrics_numpy(
+    np.asarray(scores, np.float32),
+    np.asarray(targets),
+    None if exclude is None else np.asarray(exclude),
+    ks=ks,
+    full_ranking=full,
+  )
 
 
 def test_single_target_ranks_by_hand():
   # Full ranking over items 0..5; column 0 (OOV) never ranks.
-  scores = [[9.0, 0.1, 0.5, 0.3, 0.9, 0.2],   # target 2: items by score 4, 2 -> rank 1
-            [9.0, 0.9, 0.1, 0.2, 0.3, 0.4],   # target 1: rank 0
-            [9.0, 0.6, 0.5, 0.4, 0.3, 0.2]]   # target 5: rank 4
+  scores = [
+    [9.0, 0.1, 0.5, 0.3, 0.9, 0.2],  # target 2: items by score 4, 2 -> rank 1
+    [9.0, 0.9, 0.1, 0.2, 0.3, 0.4],  # target 1: rank 0
+    [9.0, 0.6, 0.5, 0.4, 0.3, 0.2],
+  ]  # target 5: rank 4
   m = _metrics(scores, [[2], [1], [5]])
   assert m["hr@1"] == pytest.approx(1 / 3)
   assert m["hr@3"] == pytest.approx(2 / 3)
@@ -88,8 +95,12 @@ def test_ranking_evaluator_is_exact_over_padded_batches():
 def test_rating_evaluator_rmse_mae_clip_and_oov_counts():
   pred = np.array([3.0, 6.0, 1.0, 4.0], np.float32)
   rating = np.array([4.0, 5.0, 1.0, 2.0], np.float32)
-  batch = {"rating": rating, "user": np.array([1, 0, 2, 3]), "item": np.array([0, 0, 1, 2]),
-           "mask": np.array([True, True, True, False])}
+  batch = {
+    "rating": rating,
+    "user": np.array([1, 0, 2, 3]),
+    "item": np.array([0, 0, 1, 2]),
+    "mask": np.array([True, True, True, False]),
+  }
   ev = evaluators.RatingEvaluator("test", lambda: [batch], clip=(0.5, 5.0))
   out, _ = ev.run(lambda b: dict(b, logits=jnp.asarray(pred)))
   # Real rows: errors -1, 0 (6 clipped to 5), 0.
@@ -104,26 +115,39 @@ def test_bias_baseline_recovers_planted_biases():
   items = rng.integers(1, 40, 5000)
   b_u, b_i = rng.normal(0, 0.5, 50), rng.normal(0, 0.5, 40)
   ratings = 3.0 + b_u[users] + b_i[items]
-  mu, fu, fi = rec_baselines.fit_biases(users, items, ratings, 50, 40, reg_u=0.0, reg_i=0.0,
-                                        epochs=30)
+  mu, fu, fi = rec_baselines.fit_biases(
+    users, items, ratings, 50, 40, reg_u=0.0, reg_i=0.0, epochs=30
+  )
   pred = mu + fu[users] + fi[items]
   assert np.sqrt(np.mean((pred - ratings) ** 2)) < 1e-3
 
 
 def test_compare_runs_puts_baselines_and_every_run_in_one_table(tmp_path):
   import json
+
   from tools.compare_runs import comparison
+
   for name, hr in (("a", 0.5), ("b", 0.7)):
     (tmp_path / name).mkdir()
-    (tmp_path / name / "summary.json").write_text(json.dumps(
-        {"test/hr@10": hr, "train_seconds": 3.0}))
-    (tmp_path / name / "config.json").write_text(json.dumps(
-        {"experiment": f"exp:{name}", "references": [
-            {"metric": "test/hr@10", "value": 0.726, "source": "paper"}]}))
-  (tmp_path / "a" / "baselines.json").write_text(json.dumps(
-      {"popularity": {"test/hr@10": 0.4, "seconds": 1.0}}))
+    (tmp_path / name / "summary.json").write_text(
+      json.dumps({"test/hr@10": hr, "train_seconds": 3.0})
+    )
+    (tmp_path / name / "config.json").write_text(
+      json.dumps(
+        {
+          "experiment": f"exp:{name}",
+          "references": [{"metric": "test/hr@10", "value": 0.726, "source": "paper"}],
+        }
+      )
+    )
+  (tmp_path / "a" / "baselines.json").write_text(
+    json.dumps({"popularity": {"test/hr@10": 0.4, "seconds": 1.0}})
+  )
   text = comparison([str(tmp_path / "a"), str(tmp_path / "b")], ["test/hr@10"])
   rows = [l for l in text.splitlines() if l.startswith("| ") and "---" not in l][1:]
-  assert rows == ["| popularity (baseline, same split) | 0.4000 | — |",
-                  "| exp:a | 0.5000 | 3 s |", "| exp:b | 0.7000 | 3 s |"]
+  assert rows == [
+    "| popularity (baseline, same split) | 0.4000 | — |",
+    "| exp:a | 0.5000 | 3 s |",
+    "| exp:b | 0.7000 | 3 s |",
+  ]
   assert "published test/hr@10 = 0.726 (paper)" in text

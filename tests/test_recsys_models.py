@@ -1,5 +1,6 @@
 """Recommendation models and tasks: MF beats the bias baseline on low-rank data,
 SASRec is causal, the in-batch softmax applies the log-Q correction."""
+
 import json
 
 import flax.linen as nn
@@ -10,8 +11,8 @@ import optax
 import pandas as pd
 import pytest
 
-from research import config as config_lib
-from research import tasks
+from research.core import config as config_lib
+from research.core import tasks
 from research.data.recsys import dataset
 from research.models import build_model
 from research.train import loop
@@ -33,14 +34,25 @@ def test_trained_mf_beats_the_bias_baseline_on_low_rank_data(tmp_path):
   ratings = 3.0 + b_u[users] + b_i[items] + (p[users] * q[items]).sum(1)
   ratings += rng.normal(0, 0.1, len(users))
   path = tmp_path / "low_rank.csv"
-  pd.DataFrame({"user": users, "item": items, "rating": ratings,
-                "timestamp": np.arange(len(users))}).to_csv(path, index=False)
+  pd.DataFrame(
+    {"user": users, "item": items, "rating": ratings, "timestamp": np.arange(len(users))}
+  ).to_csv(path, index=False)
   config = config_lib.load(
-      f"recommendation/movielens_rating:mf,source=csv,path={path}",
-      {"total_epochs": 40, "batch_size": 64, "model.dim": 8, "task.reg": 0.01,
-       "optimizer.lr": 1e-2, "evals.test.every_epochs": None, "ckpt.every_epochs": None,
-       "evals.test.clip": None, "baselines.user_item_bias.clip": None, "progress": False,
-       "log_every_steps": 1000})
+    f"recommendation/movielens_rating:mf,source=csv,path={path}",
+    {
+      "total_epochs": 40,
+      "batch_size": 64,
+      "model.dim": 8,
+      "task.reg": 0.01,
+      "optimizer.lr": 1e-2,
+      "evals.test.every_epochs": None,
+      "ckpt.every_epochs": None,
+      "evals.test.clip": None,
+      "baselines.user_item_bias.clip": None,
+      "progress": False,
+      "log_every_steps": 1000,
+    },
+  )
   summary = loop.run(config, str(tmp_path / "run"))
   baselines = json.loads((tmp_path / "run" / "baselines.json").read_text())
   bias = baselines["user_item_bias"]["test/rmse"]
@@ -49,8 +61,9 @@ def test_trained_mf_beats_the_bias_baseline_on_low_rank_data(tmp_path):
 
 
 def test_sasrec_is_causal():
-  model = build_model("sasrec", num_items=20, max_len=6, dim=8, num_layers=1, num_heads=2,
-                      dropout=0.0)
+  model = build_model(
+    "sasrec", num_items=20, max_len=6, dim=8, num_layers=1, num_heads=2, dropout=0.0
+  )
   hist = jnp.array([[0, 0, 3, 4, 5, 6]])
   cands = jnp.tile(jnp.arange(1, 4)[None, None, :], (1, 6, 1))
   params = model.init(jax.random.PRNGKey(0), {"history": hist, "candidates": cands})
@@ -74,7 +87,8 @@ def test_in_batch_softmax_log_q_and_duplicate_masking():
   # Rows 0 and 2 share an item: neither is the other's negative.
   batch = {"item": jnp.array([1, 2, 1]), "item_logq": logq}
   loss, _ = tasks.build_task({"name": "in_batch_softmax", "logq_correction": False}).loss(
-      logits, batch)
+    logits, batch
+  )
   row0 = jax.nn.log_softmax(jnp.array([2.0, 1.0]))[0]
   row1 = jax.nn.log_softmax(logits[1])[1]
   row2 = jax.nn.log_softmax(jnp.array([0.3, 1.0]))[1]
@@ -98,13 +112,21 @@ def test_ncf_run_resumed_midway_ends_bitwise_identical(tmp_path):
   step 3 and resumed ends with exactly the parameters of an uninterrupted run."""
   # No best metric: the 3-step run's final evaluation would make step 3 the
   # "best" checkpoint, whose metrics the resumed run's summary then reports.
-  overrides = {"total_steps": 6, "ckpt.every_steps": 3, "progress": False,
-               "evals.test.every_steps": None, "ckpt.best_metric": None}
+  overrides = {
+    "total_steps": 6,
+    "ckpt.every_steps": 3,
+    "progress": False,
+    "evals.test.every_steps": None,
+    "ckpt.best_metric": None,
+  }
   spec = "recommendation/movielens_ncf:gmf,smoke=True"
   straight = loop.run(config_lib.load(spec, overrides), str(tmp_path / "straight"))
   loop.run(config_lib.load(spec, dict(overrides, total_steps=3)), str(tmp_path / "resumed"))
-  resumed = loop.run(config_lib.load(spec, overrides), str(tmp_path / "resumed"),
-                     allow_config_change=("total_steps",))
+  resumed = loop.run(
+    config_lib.load(spec, overrides),
+    str(tmp_path / "resumed"),
+    allow_config_change=("total_steps",),
+  )
   assert resumed["step"] == straight["step"] == 6
   assert resumed["params_fingerprint"] == straight["params_fingerprint"]
   assert resumed["test/hr@10"] == straight["test/hr@10"]

@@ -1,10 +1,11 @@
 """One model per run: summary.json and report.md give the metrics of the
 checkpoint the tools default to, and name it."""
+
 import json
 
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.outputs import writer
 from research.train import evaluate, loop
 
@@ -14,9 +15,16 @@ def best_not_last(tmp_path_factory):
   """Two steps, validation after each; a learning rate far too large makes the
   second step worse, so the best by validation loss is the first, not the last."""
   workdir = tmp_path_factory.mktemp("ckpt") / "run"
-  config = config_lib.load("finance_risk/credit_scoring:logreg,smoke=True", {
-      "baselines": config_lib.ConfigDict(), "evals.val.every_steps": 1,
-      "ckpt.best_metric": "val/loss", "ckpt.best_mode": "min", "optimizer.lr": 0.5})
+  config = config_lib.load(
+    "finance_risk/credit_scoring:logreg,smoke=True",
+    {
+      "baselines": config_lib.ConfigDict(),
+      "evals.val.every_steps": 1,
+      "ckpt.best_metric": "val/loss",
+      "ckpt.best_mode": "min",
+      "optimizer.lr": 0.5,
+    },
+  )
   loop.run(config, str(workdir))
   return workdir
 
@@ -46,12 +54,16 @@ def test_summary_and_report_describe_the_default_checkpoint(best_not_last):
 
 @pytest.mark.slow
 def test_without_best_metric_the_last_step_is_reported(tmp_path):
-  config = config_lib.load("finance_risk/credit_scoring:logreg,smoke=True", {
-      "baselines": config_lib.ConfigDict(), "ckpt.best_metric": None})
+  config = config_lib.load(
+    "finance_risk/credit_scoring:logreg,smoke=True",
+    {"baselines": config_lib.ConfigDict(), "ckpt.best_metric": None},
+  )
   result = loop.run(config, str(tmp_path / "run"))
   summary = json.loads((tmp_path / "run" / "summary.json").read_text())
   assert summary["checkpoint_step"] == 2 and summary["checkpoint"] == "last step"
   assert "checkpoint_params_fingerprint" not in summary
   assert summary["test/roc_auc"] == pytest.approx(result["test/roc_auc"])
-  assert "Metrics are those of checkpoint step 2 (last step)" in (
-      tmp_path / "run" / "report.md").read_text()
+  assert (
+    "Metrics are those of checkpoint step 2 (last step)"
+    in (tmp_path / "run" / "report.md").read_text()
+  )

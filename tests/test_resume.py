@@ -4,6 +4,7 @@ The runs go through the real command line (`python -m tools.train`) in
 subprocesses with 8 fake devices, dropout and random-crop augmentation on, so
 the restored RNG, optimizer state and data-iterator position all matter.
 """
+
 import json
 import os
 import signal
@@ -18,10 +19,14 @@ from research.train import evaluate
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Long enough that the interrupt lands mid-run even now that a digits step takes ~3 ms.
 STEPS, EVERY = 1500, 50
-ARGS = ["--config=experiments/vision/digits.py:mlp,smoke=True",
-        f"--config.total_steps={STEPS}", f"--config.ckpt.every_steps={EVERY}",
-        "--config.log_every_steps=10", "--config.evals.test.every_steps=500",
-        "--config.ckpt.keep=2"]
+ARGS = [
+  "--config=experiments/vision/digits.py:mlp,smoke=True",
+  f"--config.total_steps={STEPS}",
+  f"--config.ckpt.every_steps={EVERY}",
+  "--config.log_every_steps=10",
+  "--config.evals.test.every_steps=500",
+  "--config.ckpt.keep=2",
+]
 
 
 def _command(workdir):
@@ -36,8 +41,9 @@ def _env():
 
 
 def _train(workdir):
-  result = subprocess.run(_command(workdir), cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=600)
+  result = subprocess.run(
+    _command(workdir), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads((workdir / "summary.json").read_text())
 
@@ -51,14 +57,22 @@ def _finished_steps(workdir):
 
 def _start_and_interrupt(workdir, sig, after_step):
   """Starts training, waits for a finished checkpoint >= after_step, sends `sig`."""
-  proc = subprocess.Popen(_command(workdir), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    _command(workdir),
+    cwd=ROOT,
+    env=_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
     if any(s >= after_step for s in _finished_steps(workdir)):
       break
     time.sleep(0.05)
-  assert proc.poll() is None, "run finished before it could be interrupted: " + proc.stderr.read()[-2000:]
+  assert proc.poll() is None, (
+    "run finished before it could be interrupted: " + proc.stderr.read()[-2000:]
+  )
   proc.send_signal(sig)
   _, stderr = proc.communicate(timeout=120)
   return proc.returncode, stderr
@@ -83,8 +97,11 @@ def test_kill_9_then_rerun_is_bitwise_identical(reference, tmp_path):
   assert resumed["test/accuracy"] == expected["test/accuracy"]
   # metrics.jsonl holds each logged step once, even though steps after the
   # last checkpoint ran twice.
-  steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
-           if "train/loss" in l]
+  steps = [
+    json.loads(l)["step"]
+    for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    if "train/loss" in l
+  ]
   assert steps == sorted(set(steps)) and steps[-1] == STEPS
 
 
@@ -99,8 +116,15 @@ def test_sigterm_saves_and_exits_then_resumes_identically(reference, tmp_path):
 
 def test_workdir_contents_and_evaluate_tool(reference):
   workdir, summary = reference
-  for name in ("config.json", "metrics.jsonl", "summary.json", "report.md", "plots/loss.png",
-               "plots/accuracy.png", "plots/test_confusion_matrix.png"):
+  for name in (
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "report.md",
+    "plots/loss.png",
+    "plots/accuracy.png",
+    "plots/test_confusion_matrix.png",
+  ):
     assert (workdir / name).stat().st_size > 0, name
   config = json.loads((workdir / "config.json").read_text())
   assert config["total_steps"] == STEPS and config["ckpt"]["every_steps"] == EVERY

@@ -5,6 +5,7 @@ while a save is in flight, stale metrics after a restart from scratch.
 Tiny digits runs (a few steps, a checkpoint every step), in process unless the
 command line itself is under test.
 """
+
 import errno
 import glob
 import json
@@ -18,7 +19,7 @@ import time
 
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.outputs import writer as writer_lib
 from research.train import checkpoint as ckpt_lib
 from research.train import config_pin, evaluate, loop, workdir_lock
@@ -26,8 +27,13 @@ from research.train import config_pin, evaluate, loop, workdir_lock
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = "vision/digits:mlp,smoke=True"
 STEPS = 3
-OVERRIDES = {"total_steps": STEPS, "ckpt.every_steps": 1, "ckpt.keep": 2, "log_every_steps": 1,
-             "progress": False}
+OVERRIDES = {
+  "total_steps": STEPS,
+  "ckpt.every_steps": 1,
+  "ckpt.keep": 2,
+  "log_every_steps": 1,
+  "progress": False,
+}
 
 
 def _config(**overrides):
@@ -39,10 +45,10 @@ def _steps(workdir):
 
 
 def _python(args, timeout=300):
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=timeout)
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  return subprocess.run(
+    [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+  )
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +73,11 @@ def copy_of(finished, tmp_path):
 def test_second_run_in_a_held_workdir_is_refused_naming_the_holder(tmp_path):
   holder = workdir_lock.WorkdirLock(str(tmp_path)).acquire()
   try:
-    with pytest.raises(workdir_lock.WorkdirLockedError,
-                       match=rf"in use by pid {os.getpid()} on {socket.gethostname()}, running "
-                             r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"):
+    with pytest.raises(
+      workdir_lock.WorkdirLockedError,
+      match=rf"in use by pid {os.getpid()} on {socket.gethostname()}, running "
+      r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d",
+    ):
       loop.run(_config(), str(tmp_path))
     assert not (tmp_path / "config.json").exists()  # refused before writing anything
   finally:
@@ -77,11 +85,14 @@ def test_second_run_in_a_held_workdir_is_refused_naming_the_holder(tmp_path):
 
 
 def test_lock_held_by_another_process_then_taken_over_once_it_dies(tmp_path, caplog):
-  code = ("import sys, time; from research.train.workdir_lock import WorkdirLock; "
-          f"WorkdirLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(120)")
+  code = (
+    "import sys, time; from research.train.workdir_lock import WorkdirLock; "
+    f"WorkdirLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(120)"
+  )
   env = dict(os.environ, PYTHONPATH=ROOT)
-  proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+  )
   try:
     assert proc.stdout.readline().strip() == "held"
     with pytest.raises(workdir_lock.WorkdirLockedError, match=rf"in use by pid {proc.pid} on "):
@@ -99,6 +110,7 @@ def test_lock_held_by_another_process_then_taken_over_once_it_dies(tmp_path, cap
 def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
   def no_flock(fd, op):
     raise OSError(errno.ENOLCK, "No locks available")
+
   monkeypatch.setattr(workdir_lock.fcntl, "flock", no_flock)
   path = tmp_path / workdir_lock.LOCK_FILE
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -132,17 +144,28 @@ def test_resume_with_a_changed_config_is_refused_and_config_json_kept(copy_of):
 
 @pytest.mark.slow
 def test_allowed_config_change_through_the_command_line_is_recorded(copy_of):
-  out = _python(["-m", "tools.train", f"--config=experiments/vision/digits.py:mlp,smoke=True",
-                 "--config.total_steps=4", "--config.ckpt.keep=2", "--config.progress=False",
-                 "--config.optimizer.lr=0.001", "--allow_config_change=optimizer.lr,total_steps",
-                 f"--workdir={copy_of}"])
+  out = _python(
+    [
+      "-m",
+      "tools.train",
+      "--config=experiments/vision/digits.py:mlp,smoke=True",
+      "--config.total_steps=4",
+      "--config.ckpt.keep=2",
+      "--config.progress=False",
+      "--config.optimizer.lr=0.001",
+      "--allow_config_change=optimizer.lr,total_steps",
+      f"--workdir={copy_of}",
+    ]
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   config = json.loads((copy_of / "config.json").read_text())
   assert config["optimizer"]["lr"] == 0.001 and config["total_steps"] == 4
   [change] = config_pin.read_changes(str(copy_of))
   assert change["step"] == STEPS  # took effect where the run resumed
-  assert change["changes"] == {"optimizer.lr": {"old": 0.002, "new": 0.001},
-                               "total_steps": {"old": STEPS, "new": 4}}
+  assert change["changes"] == {
+    "optimizer.lr": {"old": 0.002, "new": 0.001},
+    "total_steps": {"old": STEPS, "new": 4},
+  }
   assert json.loads((copy_of / "summary.json").read_text())["step"] == 4
 
 
@@ -232,9 +255,11 @@ def test_evaluate_falls_back_and_leaves_the_workdir_alone(copy_of, kind, which, 
 def test_when_no_checkpoint_reads_training_stops_with_a_clear_error(copy_of):
   _damage(copy_of, "zeroed", step=2)
   _damage(copy_of, "empty_manifest", step=3)
-  with pytest.raises(ckpt_lib.NoGoodCheckpointError,
-                     match=r"step\(s\) 3, 2 failed to read.*rerun the same command to train "
-                           "from scratch"):
+  with pytest.raises(
+    ckpt_lib.NoGoodCheckpointError,
+    match=r"step\(s\) 3, 2 failed to read.*rerun the same command to train "
+    "from scratch",
+  ):
     loop.run(_config(), str(copy_of))
   assert sorted(os.listdir(copy_of / "checkpoints" / "corrupt")) == ["2", "3"]
 
@@ -253,9 +278,17 @@ def test_reading_a_checkpoint_logs_no_orbax_metadata_warning(finished, caplog):
 def test_nan_names_a_checkpoint_that_exists_and_nothing_buries_it(tmp_path):
   # lr 5e17: step 1's update is finite, step 2's parameter norm overflows
   # while step 1's save is still being written.
-  out = _python(["-m", "tools.train", "--config=experiments/vision/digits.py:mlp,smoke=True",
-                 "--config.total_steps=6", "--config.optimizer.lr=5.2e17",
-                 "--config.progress=False", f"--workdir={tmp_path}"])
+  out = _python(
+    [
+      "-m",
+      "tools.train",
+      "--config=experiments/vision/digits.py:mlp,smoke=True",
+      "--config.total_steps=6",
+      "--config.optimizer.lr=5.2e17",
+      "--config.progress=False",
+      f"--workdir={tmp_path}",
+    ]
+  )
   assert out.returncode != 0
   last = out.stderr.strip().splitlines()[-1]
   assert last.startswith("research.train.loop.NonFiniteError: Non-finite"), out.stderr[-3000:]

@@ -4,12 +4,13 @@ A categorical column of integer codes with one empty cell (or a `2.0`) is read
 by pandas as floats; scoring must still find every code in the training
 vocabulary, and say per row which columns were filled in or unknown.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from research import config as config_lib
-from research import score
+from research.apps import score
+from research.core import config as config_lib
 from research.data.tabular import Preprocessor, TableSchema
 from research.data.tabular.schema import category_string
 from research.train import loop
@@ -29,21 +30,49 @@ def _table(n=240, seed=0) -> pd.DataFrame:
 def coded_run(tmp_path_factory):
   root = tmp_path_factory.mktemp("coded")
   _table().to_csv(root / "train.csv", index=False)
-  config = config_lib.load("finance_risk/credit_scoring:logreg,smoke=True,data=table", {
-      "baselines": config_lib.ConfigDict(), "references": (),
-      "data.options": config_lib.ConfigDict(dict(
-          path=str(root / "train.csv"), schema=SCHEMA, seed=0, fractions=(0.6, 0.2, 0.2),
-          split_by="stratified")),
-      "evals": config_lib.ConfigDict(dict(
+  config = config_lib.load(
+    "finance_risk/credit_scoring:logreg,smoke=True,data=table",
+    {
+      "baselines": config_lib.ConfigDict(),
+      "references": (),
+      "data.options": config_lib.ConfigDict(
+        dict(
+          path=str(root / "train.csv"),
+          schema=SCHEMA,
+          seed=0,
+          fractions=(0.6, 0.2, 0.2),
+          split_by="stratified",
+        )
+      ),
+      "evals": config_lib.ConfigDict(
+        dict(
           val=config_lib.eval_config("credit", "validation", topk=(), cutoff=0.5),
-          test=config_lib.eval_config("credit", "test", topk=(), cutoff=0.5)))})
+          test=config_lib.eval_config("credit", "test", topk=(), cutoff=0.5),
+        )
+      ),
+    },
+  )
   loop.run(config, str(root / "run"))
   return root / "run"
 
 
-@pytest.mark.parametrize("value,expected", [
-    (2, "2"), (2.0, "2"), ("2", "2"), ("2.0", "2"), (np.int64(2), "2"), (np.float32(2.0), "2"),
-    (2.5, "2.5"), ("own", "own"), ("", None), (np.nan, None), (None, None), (pd.NA, None)])
+@pytest.mark.parametrize(
+  "value,expected",
+  [
+    (2, "2"),
+    (2.0, "2"),
+    ("2", "2"),
+    ("2.0", "2"),
+    (np.int64(2), "2"),
+    (np.float32(2.0), "2"),
+    (2.5, "2.5"),
+    ("own", "own"),
+    ("", None),
+    (np.nan, None),
+    (None, None),
+    (pd.NA, None),
+  ],
+)
 def test_one_normaliser_for_every_spelling_of_a_category(value, expected):
   assert category_string(value) == expected
 
@@ -54,8 +83,9 @@ def test_fit_and_score_agree_on_float_typed_codes():
   pp = Preprocessor.fit(frame, schema)
   assert pp.state["vocab"] == [[str(c) for c in range(7)]]
   as_floats = frame.astype({"code": float})  # what pandas makes of the column with one NaN
-  np.testing.assert_array_equal(pp.transform(as_floats)["categorical"],
-                                pp.transform(frame)["categorical"])
+  np.testing.assert_array_equal(
+    pp.transform(as_floats)["categorical"], pp.transform(frame)["categorical"]
+  )
   # Fitted on the float-typed column, the vocabulary is the same codes.
   assert Preprocessor.fit(as_floats, schema).state["vocab"] == pp.state["vocab"]
 

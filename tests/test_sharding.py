@@ -6,6 +6,7 @@ order, so losses agree to rtol 1e-5 and parameters after three Adam steps to
 rtol 1e-4 / atol 1e-6 (measured differences are ~1e-7; see the first run of
 these tests).
 """
+
 import os
 
 import jax
@@ -13,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import config as config_lib
-from research.train import builder, checkpoint as ckpt_lib, sharding
+from research.core import config as config_lib
+from research.train import builder, sharding
+from research.train import checkpoint as ckpt_lib
 
 MESHES = [dict(data=8), dict(fsdp=8), dict(data=2, fsdp=4), dict(data=2, tensor=4)]
 
@@ -31,17 +33,35 @@ def text_dir(tmp_path_factory):
 
 
 def _gpt(text_dir, mesh, **overrides):
-  return config_lib.load("nlp/shakespeare_char:gpt_cpu,smoke=True", {
-      "data.data_dir": text_dir, "mesh.data": mesh.get("data", 1),
-      "mesh.fsdp": mesh.get("fsdp", 1), "mesh.tensor": mesh.get("tensor", 1),
-      "grad_allreduce": "xla", "steps_per_call": 1, "cpu_host_devices": 1,
-      "model.embed_dim": 32, "model.num_heads": 4, "batch_size": 16, **overrides})
+  return config_lib.load(
+    "nlp/shakespeare_char:gpt_cpu,smoke=True",
+    {
+      "data.data_dir": text_dir,
+      "mesh.data": mesh.get("data", 1),
+      "mesh.fsdp": mesh.get("fsdp", 1),
+      "mesh.tensor": mesh.get("tensor", 1),
+      "grad_allreduce": "xla",
+      "steps_per_call": 1,
+      "cpu_host_devices": 1,
+      "model.embed_dim": 32,
+      "model.num_heads": 4,
+      "batch_size": 16,
+      **overrides,
+    },
+  )
 
 
 def _ncf(mesh):
-  return config_lib.load("recommendation/movielens_ncf:gmf,smoke=True", {
-      "mesh.data": mesh.get("data", 1), "mesh.fsdp": mesh.get("fsdp", 1),
-      "mesh.tensor": mesh.get("tensor", 1), "batch_size": 64, "steps_per_call": 1})
+  return config_lib.load(
+    "recommendation/movielens_ncf:gmf,smoke=True",
+    {
+      "mesh.data": mesh.get("data", 1),
+      "mesh.fsdp": mesh.get("fsdp", 1),
+      "mesh.tensor": mesh.get("tensor", 1),
+      "batch_size": 64,
+      "steps_per_call": 1,
+    },
+  )
 
 
 def _train(config, devices, steps=3):
@@ -64,10 +84,12 @@ def test_three_steps_agree_on_every_mesh(model, text_dir):
   for mesh in MESHES:
     _, state, losses = _train(make(mesh), jax.devices())
     np.testing.assert_allclose(losses, loss_one, rtol=1e-5, err_msg=str(mesh))
-    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(jax.device_get(state.params)),
-                            jax.tree.leaves(one)):
-      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6,
-                                 err_msg=f"{mesh}: {jax.tree_util.keystr(path)}")
+    for (path, a), b in zip(
+      jax.tree_util.tree_leaves_with_path(jax.device_get(state.params)), jax.tree.leaves(one)
+    ):
+      np.testing.assert_allclose(
+        a, b, rtol=1e-4, atol=1e-6, err_msg=f"{mesh}: {jax.tree_util.keystr(path)}"
+      )
   assert loss_one[-1] != loss_one[0]  # the steps really updated something
 
 
@@ -76,11 +98,15 @@ def test_fsdp_splits_parameters_and_optimizer_state(text_dir):
   kernel = state.params["h_0"]["mlp"]["fc"]["kernel"]  # [embed, mlp]
   assert "fsdp" in kernel.sharding.spec
   # Adam's moments are split exactly like their parameter.
-  mu = [x for p, x in jax.tree_util.tree_leaves_with_path(state.opt_state)
-        if jax.tree_util.keystr(p).endswith("['h_0']['mlp']['fc']['kernel']")]
+  mu = [
+    x
+    for p, x in jax.tree_util.tree_leaves_with_path(state.opt_state)
+    if jax.tree_util.keystr(p).endswith("['h_0']['mlp']['fc']['kernel']")
+  ]
   assert mu and all(m.sharding.spec == kernel.sharding.spec for m in mu)
-  small = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state)
-              if x.sharding.is_fully_replicated)
+  small = sum(
+    x.size * x.dtype.itemsize for x in jax.tree.leaves(state) if x.sharding.is_fully_replicated
+  )
   used = sharding.bytes_per_device(state)
   assert used["per_device"] <= used["total"] / 8 + small
   assert used["per_device"] < 0.5 * used["total"]
@@ -90,7 +116,8 @@ def test_tensor_parallel_splits_heads_and_mlp(text_dir):
   _, state, _ = _train(_gpt(text_dir, dict(data=2, tensor=4)), jax.devices(), steps=1)
   block = state.params["h_0"]
   assert block["attn"]["query"]["kernel"].sharding.spec == jax.sharding.PartitionSpec(
-      None, "tensor")  # [embed, heads, kv]: heads split
+    None, "tensor"
+  )  # [embed, heads, kv]: heads split
   assert block["mlp"]["fc"]["kernel"].sharding.spec == jax.sharding.PartitionSpec(None, "tensor")
   assert block["mlp"]["proj"]["kernel"].sharding.spec == jax.sharding.PartitionSpec("tensor")
 
@@ -101,7 +128,10 @@ def test_checkpoint_saved_under_fsdp_restores_on_one_device_and_another_mesh(tex
   ckpt.save(2, run.backend.canonical(state), data_state=None, meta={})
   ckpt.wait()
   want = jax.device_get(state)
-  for mesh, devices in ((dict(data=1), jax.devices()[:1]), (dict(data=2, fsdp=2), jax.devices()[:4])):
+  for mesh, devices in (
+    (dict(data=1), jax.devices()[:1]),
+    (dict(data=2, fsdp=2), jax.devices()[:4]),
+  ):
     other = builder.build(_gpt(text_dir, mesh), devices=devices)
     restored, _, _ = ckpt.restore(2, other.backend.abstract_state(other.init_fn))
     assert {d for x in jax.tree.leaves(restored) for d in x.sharding.device_set} <= set(devices)
@@ -112,8 +142,13 @@ def test_checkpoint_saved_under_fsdp_restores_on_one_device_and_another_mesh(tex
 def test_bfloat16_trains_like_float32_with_float32_master_weights(text_dir):
   losses = {}
   for precision in ("float32", "bfloat16"):
-    config = _gpt(text_dir, dict(data=1), precision=precision, total_steps=30,
-                  **{"optimizer.lr": 3e-3, "schedule.warmup_steps": 1})
+    config = _gpt(
+      text_dir,
+      dict(data=1),
+      precision=precision,
+      total_steps=30,
+      **{"optimizer.lr": 3e-3, "schedule.warmup_steps": 1},
+    )
     run, state, losses[precision] = _train(config, jax.devices()[:1], steps=30)
     assert run.model.dtype == jnp.dtype(precision)
     for x in jax.tree.leaves((state.params, state.opt_state)):
@@ -125,6 +160,7 @@ def test_bfloat16_trains_like_float32_with_float32_master_weights(text_dir):
 
 def test_precision_auto_is_float32_on_cpu_and_bfloat16_elsewhere():
   from research.train import precision
+
   assert precision.resolve("auto", "cpu") == "float32"
   assert precision.resolve("auto", "gpu") == precision.resolve("auto", "tpu") == "bfloat16"
   with pytest.raises(ValueError, match="config.precision"):
@@ -140,18 +176,29 @@ def test_remat_gives_the_same_gradients(text_dir, remat):
     batch = next(builder.train_iterator(run))
 
     def loss(params):
-      logits = run.model.apply({"params": params}, jnp.asarray(batch["inputs"]), train=True,
-                               rngs={"dropout": jax.random.key(0)})
+      logits = run.model.apply(
+        {"params": params},
+        jnp.asarray(batch["inputs"]),
+        train=True,
+        rngs={"dropout": jax.random.key(0)},
+      )
       return run.task.loss(logits, batch)[0]
 
     grads[mode] = jax.jit(jax.grad(loss))(state.params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
-               grads["none"], grads[remat])
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads["none"], grads[remat]
+  )
 
 
-@pytest.mark.parametrize("mesh,message", [
-    (dict(data=3), "needs 3 devices"), (dict(data=-1, fsdp=-1), "at most one is -1"),
-    (dict(data=-1, fsdp=3), "do not split"), (dict(pipeline=2), "unknown axes")])
+@pytest.mark.parametrize(
+  "mesh,message",
+  [
+    (dict(data=3), "needs 3 devices"),
+    (dict(data=-1, fsdp=-1), "at most one is -1"),
+    (dict(data=-1, fsdp=3), "do not split"),
+    (dict(pipeline=2), "unknown axes"),
+  ],
+)
 def test_bad_mesh_is_one_clear_error(mesh, message):
   with pytest.raises(ValueError, match=message):
     sharding.mesh_shape(mesh, 8)
@@ -164,8 +211,13 @@ def test_pmap_refuses_fsdp(text_dir):
 
 def test_profile_window_writes_a_trace_and_summary_names_mesh_and_precision(text_dir, tmp_path):
   from research.train import loop
-  config = _gpt(text_dir, dict(data=1), total_steps=3,
-                **{"profile.start_step": 1, "profile.num_steps": 1, "progress": False})
+
+  config = _gpt(
+    text_dir,
+    dict(data=1),
+    total_steps=3,
+    **{"profile.start_step": 1, "profile.num_steps": 1, "progress": False},
+  )
   summary = loop.run(config, str(tmp_path / "run"), devices=jax.devices()[:1])
   traces = [f for _, _, files in os.walk(tmp_path / "run" / "profile") for f in files]
   assert any(f.endswith((".xplane.pb", ".trace.json.gz")) for f in traces), traces
@@ -174,9 +226,14 @@ def test_profile_window_writes_a_trace_and_summary_names_mesh_and_precision(text
   assert summary["step"] == 3
 
 
-@pytest.mark.parametrize("spec", ["finance_risk/credit_scoring:ft_transformer,smoke=True",
-                                  "finance_risk/market_risk:transformer,smoke=True",
-                                  "recommendation/movielens_sasrec:smoke=True"])
+@pytest.mark.parametrize(
+  "spec",
+  [
+    "finance_risk/credit_scoring:ft_transformer,smoke=True",
+    "finance_risk/market_risk:transformer,smoke=True",
+    "recommendation/movielens_sasrec:smoke=True",
+  ],
+)
 def test_remat_gives_the_same_gradients_in_every_transformer_family_model(spec):
   grads = {}
   for mode in ("none", "full"):
@@ -186,23 +243,37 @@ def test_remat_gives_the_same_gradients_in_every_transformer_family_model(spec):
 
     def loss(params):
       variables = {"params": params, **state.model_state}
-      out = run.model.apply(variables, run.task.inputs(batch), train=True,
-                            rngs={"dropout": jax.random.key(0)})
+      out = run.model.apply(
+        variables, run.task.inputs(batch), train=True, rngs={"dropout": jax.random.key(0)}
+      )
       return run.task.loss(out, batch)[0]
 
     grads[mode] = jax.jit(jax.grad(loss))(state.params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               grads["none"], grads["full"])
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+    grads["none"],
+    grads["full"],
+  )
 
 
 def test_remat_in_bert_keeps_the_parameter_tree():
-  from research.models import build_model
   import flax.linen as nn
+
+  from research.models import build_model
+
   tokens = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
   trees = {}
   for mode in ("none", "block"):
-    model = build_model("bert_classifier", vocab_size=16, num_layers=2, num_heads=2, embed_dim=8,
-                        num_classes=2, max_len=4, remat=mode)
+    model = build_model(
+      "bert_classifier",
+      vocab_size=16,
+      num_layers=2,
+      num_heads=2,
+      embed_dim=8,
+      num_classes=2,
+      max_len=4,
+      remat=mode,
+    )
     variables = nn.meta.unbox(model.init(jax.random.key(0), tokens, train=False))
     trees[mode] = variables
     out = model.apply(variables, tokens, train=True, rngs={"dropout": jax.random.key(1)})

@@ -7,25 +7,30 @@ steps, checkpoints, the data position and the final weights must be those of
 the one-step-per-call run, on one device and on several (jit and pmap), and a
 run resumed from a step that is not a multiple of n must continue exactly.
 """
+
 import json
 
 import jax
 import numpy as np
 import pytest
 
-from research import config as config_lib
-from research.train import checkpoint as ckpt_lib, loop, parallel
+from research.core import config as config_lib
+from research.train import checkpoint as ckpt_lib
+from research.train import loop, parallel
 
 
-@pytest.mark.parametrize("step, total, per_call, events, expected", [
-    (0, 20, 1, [5], 1),       # steps_per_call=1: always one
-    (0, 20, 4, [4, 8], 4),    # events on the call boundary are fine
-    (4, 20, 4, [6], 1),       # step 6's event falls inside 5..8
-    (6, 20, 4, [6], 1),       # not aligned: single steps up to 8
-    (8, 20, 4, [6], 4),       # 9..12 holds no multiple of 6
-    (16, 18, 4, [], 1),       # 17..20 would pass the end
-    (12, 20, 4, [0, 4], 4),   # 0 = never
-])
+@pytest.mark.parametrize(
+  "step, total, per_call, events, expected",
+  [
+    (0, 20, 1, [5], 1),  # steps_per_call=1: always one
+    (0, 20, 4, [4, 8], 4),  # events on the call boundary are fine
+    (4, 20, 4, [6], 1),  # step 6's event falls inside 5..8
+    (6, 20, 4, [6], 1),  # not aligned: single steps up to 8
+    (8, 20, 4, [6], 4),  # 9..12 holds no multiple of 6
+    (16, 18, 4, [], 1),  # 17..20 would pass the end
+    (12, 20, 4, [0, 4], 4),  # 0 = never
+  ],
+)
 def test_steps_this_call(step, total, per_call, events, expected):
   assert loop._steps_this_call(step, total, per_call, events) == expected
 
@@ -36,11 +41,21 @@ def _config(steps_per_call, *, total=22, parallel="jit", grad_allreduce="xla"):
   # single steps. Dropout and random crops make the RNG and data position
   # matter. A constant learning rate, so a run stopped early (total=5)
   # and rerun to 13 follows the same schedule.
-  c = config_lib.load("experiments/vision/digits.py:mlp,smoke=True", {
-      "total_steps": total, "log_every_steps": 4, "evals.test.every_steps": 6,
-      "ckpt.every_steps": 8, "schedule.name": "constant", "ckpt.async_save": False, "progress": False,
-      "steps_per_call": steps_per_call, "parallel": parallel,
-      "grad_allreduce": grad_allreduce})
+  c = config_lib.load(
+    "experiments/vision/digits.py:mlp,smoke=True",
+    {
+      "total_steps": total,
+      "log_every_steps": 4,
+      "evals.test.every_steps": 6,
+      "ckpt.every_steps": 8,
+      "schedule.name": "constant",
+      "ckpt.async_save": False,
+      "progress": False,
+      "steps_per_call": steps_per_call,
+      "parallel": parallel,
+      "grad_allreduce": grad_allreduce,
+    },
+  )
   return c
 
 
@@ -80,26 +95,31 @@ def calls(monkeypatch):
   return seen
 
 
-@pytest.mark.parametrize("parallel, num_devices, grad_allreduce", [
-    ("jit", 1, "xla"), ("jit", 2, "flat"), ("pmap", 2, "xla")])
-def test_chunked_run_equals_single_steps(tmp_path, calls, parallel, num_devices,
-                                         grad_allreduce):
+@pytest.mark.parametrize(
+  "parallel, num_devices, grad_allreduce",
+  [("jit", 1, "xla"), ("jit", 2, "flat"), ("pmap", 2, "xla")],
+)
+def test_chunked_run_equals_single_steps(tmp_path, calls, parallel, num_devices, grad_allreduce):
   devices = jax.devices()[:num_devices]
-  ref, ref_result = _run(tmp_path, "single", _config(1, parallel=parallel,
-                                                     grad_allreduce=grad_allreduce), devices)
+  ref, ref_result = _run(
+    tmp_path, "single", _config(1, parallel=parallel, grad_allreduce=grad_allreduce), devices
+  )
   assert calls == []
-  got, result = _run(tmp_path, "chunked", _config(4, parallel=parallel,
-                                                  grad_allreduce=grad_allreduce), devices)
+  got, result = _run(
+    tmp_path, "chunked", _config(4, parallel=parallel, grad_allreduce=grad_allreduce), devices
+  )
   assert calls == [4, 4, 4]
   (train_ref, eval_ref), (train, evals) = _metrics(ref), _metrics(got)
   assert sorted(train) == sorted(train_ref) == [4, 8, 12, 16, 20, 22]
   assert sorted(evals) == sorted(eval_ref) == [6, 12, 18, 22]
-  np.testing.assert_allclose([train[s] for s in sorted(train)],
-                             [train_ref[s] for s in sorted(train)], rtol=1e-5)
+  np.testing.assert_allclose(
+    [train[s] for s in sorted(train)], [train_ref[s] for s in sorted(train)], rtol=1e-5
+  )
   assert evals == pytest.approx(eval_ref, abs=1e-6)
   assert result["step"] == ref_result["step"] == 22
-  assert (sorted(p.name for p in (got / "checkpoints").iterdir() if p.name.isdigit())
-          == sorted(p.name for p in (ref / "checkpoints").iterdir() if p.name.isdigit()))
+  assert sorted(p.name for p in (got / "checkpoints").iterdir() if p.name.isdigit()) == sorted(
+    p.name for p in (ref / "checkpoints").iterdir() if p.name.isdigit()
+  )
   for a, b in zip(_params(got), _params(ref)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -112,8 +132,7 @@ def test_chunked_run_resumes_from_an_unaligned_step(tmp_path, calls):
   workdir = tmp_path / "resumed"
   loop.run(_config(4, total=6), str(workdir), devices=devices)
   del calls[:]
-  result = loop.run(_config(4), str(workdir), devices=devices,
-                    allow_config_change=("total_steps",))
+  result = loop.run(_config(4), str(workdir), devices=devices, allow_config_change=("total_steps",))
   assert calls == [4, 4]
   assert result["step"] == 22
   (train_ref, eval_ref), (train, evals) = _metrics(ref), _metrics(workdir)
@@ -134,8 +153,11 @@ def test_steps_per_call_must_be_a_positive_integer():
 
 def test_convolutional_model_on_cpu_is_warned_about(caplog):
   from research.train import builder  # pylint: disable=import-outside-toplevel
-  cnn = builder.build(config_lib.load("experiments/vision/digits.py:cnn,smoke=True",
-                                      {"steps_per_call": 2}), devices=jax.devices()[:1])
+
+  cnn = builder.build(
+    config_lib.load("experiments/vision/digits.py:cnn,smoke=True", {"steps_per_call": 2}),
+    devices=jax.devices()[:1],
+  )
   with caplog.at_level("WARNING", logger="research.train.builder"):
     builder.compile_steps(cnn)
   assert "steps_per_call=2 with a convolutional model on CPU" in caplog.text

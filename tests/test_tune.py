@@ -1,8 +1,8 @@
 """tools.tune: search spaces, the scoring metric, and a 4-trial search that is
 killed with SIGKILL mid-trial and resumed to exactly 4 complete trials."""
+
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -10,16 +10,16 @@ import time
 
 import pytest
 
-from research import config as config_lib
-from research import search_space
+from research.apps import search_space
+from research.core import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A digits MLP of 30 steps with a "val" eval (on the train split: the
 # mechanics are under test here, not the data protocol).
-TINY = textwrap.dedent('''
+TINY = textwrap.dedent("""
     from experiments.vision import digits
-    from research.config import ConfigDict, eval_config
+    from research.core.config import ConfigDict, eval_config
 
 
     def get_config(arg=None):
@@ -34,7 +34,7 @@ TINY = textwrap.dedent('''
 
     def search_space(variant):
       return {"optimizer.lr": ("log", 1e-4, 1e-1), "model.dropout": ("choice", 0.0, 0.1)}
-''')
+""")
 
 
 def test_specs_parse_check_and_grid():
@@ -44,8 +44,9 @@ def test_specs_parse_check_and_grid():
   with pytest.raises(ValueError, match="must be one of log:LO:HI"):
     search_space.parse("uniform:0:1")
   config = config_lib.load("experiments/vision/digits.py:mlp,smoke=True")
-  space = search_space.check({"optimizer.lr": "log:1e-4:1e-1",
-                              "model.hidden": ("choice", (16,), (32, 16))}, config)
+  space = search_space.check(
+    {"optimizer.lr": "log:1e-4:1e-1", "model.hidden": ("choice", (16,), (32, 16))}, config
+  )
   assert space["model.hidden"] == ("choice", (16,), (32, 16))
   with pytest.raises(ValueError, match="'optimizer.lrate' is not a config key"):
     search_space.check({"optimizer.lrate": "log:1e-4:1e-1"}, config)
@@ -76,13 +77,25 @@ def test_scoring_metric_refuses_test_metrics():
 
 
 def _env():
-  return dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-              JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  return dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=1",
+    JAX_PLATFORMS="cpu",
+    PYTHONPATH=ROOT,
+  )
 
 
 def _tune(tmp_path, workdir):
-  return [sys.executable, "-m", "tools.tune", f"--config={tmp_path / 'tiny.py'}",
-          f"--workdir={workdir}", "--trials=4", "--pruner=none", "--heartbeat_seconds=1"]
+  return [
+    sys.executable,
+    "-m",
+    "tools.tune",
+    f"--config={tmp_path / 'tiny.py'}",
+    f"--workdir={workdir}",
+    "--trials=4",
+    "--pruner=none",
+    "--heartbeat_seconds=1",
+  ]
 
 
 def _saved_steps(trial_dir):
@@ -93,20 +106,29 @@ def _saved_steps(trial_dir):
 @pytest.mark.slow  # 4 tiny runs, one killed and resumed: ~60 s on 2 shared cores
 def test_search_killed_mid_trial_resumes_to_exactly_n_trials(tmp_path):
   import optuna  # pylint: disable=import-outside-toplevel
+
   (tmp_path / "tiny.py").write_text(TINY)
   workdir = tmp_path / "search"
-  proc = subprocess.Popen(_tune(tmp_path, workdir), cwd=ROOT, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    _tune(tmp_path, workdir),
+    cwd=ROOT,
+    env=_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None and not _saved_steps(
-      workdir / "trials" / "1"):
+  while (
+    time.time() < deadline and proc.poll() is None and not _saved_steps(workdir / "trials" / "1")
+  ):
     time.sleep(0.05)
   assert proc.poll() is None, "search ended before the kill: " + proc.stderr.read()[-2000:]
   proc.kill()  # SIGKILL in trial 1, after its first checkpoint
   proc.wait(timeout=60)
   time.sleep(3.5)  # optuna's grace period (3 heartbeats): trial 1 is now stale
-  result = subprocess.run(_tune(tmp_path, workdir), cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=600)
+  result = subprocess.run(
+    _tune(tmp_path, workdir), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+  )
   assert result.returncode == 0, result.stderr[-3000:]
 
   study = optuna.load_study(study_name="tune", storage=f"sqlite:///{workdir / 'study.db'}")
@@ -135,11 +157,13 @@ def test_search_killed_mid_trial_resumes_to_exactly_n_trials(tmp_path):
   assert "resumed trials/1" in report and (workdir / "optimization_history.png").exists()
 
 
-@pytest.mark.parametrize("spec", ["experiments/vision/mnist1d.py:cnn",
-                                  "experiments/finance_risk/credit_scoring.py:mlp"])
+@pytest.mark.parametrize(
+  "spec", ["experiments/vision/mnist1d.py:cnn", "experiments/finance_risk/credit_scoring.py:mlp"]
+)
 def test_declared_search_spaces_name_config_keys(spec):
   path, _, variant = spec.partition(":")
   config = config_lib.load(spec)
   space = search_space.check(
-      search_space.from_module(config_lib._import_experiment(path), variant), config)
+    search_space.from_module(config_lib._import_experiment(path), variant), config
+  )
   assert "optimizer.lr" in space

@@ -1,21 +1,30 @@
-"""research.xla_flags: the CPU flags and config.cpu_host_devices reach XLA before JAX starts."""
+"""research.platforms.xla_flags: the CPU flags and config.cpu_host_devices reach XLA before JAX starts."""
+
 import os
 import subprocess
 import sys
 
 import pytest
 
-from research import config as config_lib
+from research.core import config as config_lib
 
-_PROBE = ("from research import xla_flags; xla_flags.apply(); "
-          "print(xla_flags.set_host_devices({count})); import jax; print(jax.device_count())")
+_PROBE = (
+  "from research.platforms import xla_flags; xla_flags.apply(); "
+  "print(xla_flags.set_host_devices({count})); import jax; print(jax.device_count())"
+)
 
 
 def _probe(count: int, xla_flags: str = "") -> list[str]:
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
   env.pop("RESEARCH_XLA_FLAGS", None)
-  out = subprocess.run([sys.executable, "-c", _PROBE.format(count=count)], env=env,
-                       capture_output=True, text=True, timeout=120, check=True)
+  out = subprocess.run(
+    [sys.executable, "-c", _PROBE.format(count=count)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=True,
+  )
   return out.stdout.split()
 
 

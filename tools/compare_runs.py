@@ -10,23 +10,27 @@ per run (its summary.json: final metrics and train time). The published
 references of every run's config that name a shown metric, published for that run's data,
 are listed below.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from absl import flags
 
-from research import logs
-
+from research.apps import cli
 from research.outputs import report
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Finished tools.train workdirs, in row order.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split of metrics given without one.")
 _METRICS = flags.DEFINE_list(
-    "metrics", None, "Metrics: 'hr@10' (of --split) or full keys 'test/hr@10'. Default: every "
-    "'<split>/<metric>' number all runs have.")
+  "metrics",
+  None,
+  "Metrics: 'hr@10' (of --split) or full keys 'test/hr@10'. Default: every "
+  "'<split>/<metric>' number all runs have.",
+)
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the table to this markdown file.")
 flags.mark_flag_as_required("workdirs")
 
@@ -46,14 +50,21 @@ def _default_metrics(summaries: Sequence[dict], split: str) -> list[str]:
   """'<split>/<metric>' numbers every run has (no per-class keys or counts)."""
   common = None
   for s in summaries:
-    keys = {k for k, v in s.items() if k.startswith(f"{split}/") and k.count("/") == 1
-            and isinstance(v, (int, float)) and "num_examples" not in k}
+    keys = {
+      k
+      for k, v in s.items()
+      if k.startswith(f"{split}/")
+      and k.count("/") == 1
+      and isinstance(v, (int, float))
+      and "num_examples" not in k
+    }
     common = keys if common is None else common & keys
   return sorted(common or ())
 
 
-def comparison(workdirs: Sequence[str], metrics: Sequence[str] | None = None,
-               split: str = "test") -> str:
+def comparison(
+  workdirs: Sequence[str], metrics: Sequence[str] | None = None, split: str = "test"
+) -> str:
   """The markdown text: one row per baseline (first seen), then one per run."""
   summaries, configs = [], []
   for w in workdirs:
@@ -62,22 +73,30 @@ def comparison(workdirs: Sequence[str], metrics: Sequence[str] | None = None,
       raise FileNotFoundError(f"{w} has no summary.json: is it a finished tools.train workdir?")
     summaries.append(summary)
     configs.append(_load(os.path.join(w, "config.json")) or {})
-  keys = ([m if "/" in m else f"{split}/{m}" for m in metrics] if metrics
-          else _default_metrics(summaries, split))
-  lines = ["| run | " + " | ".join(keys) + " | train time |",
-           "|---|" + "---:|" * (len(keys) + 1)]
+  keys = (
+    [m if "/" in m else f"{split}/{m}" for m in metrics]
+    if metrics
+    else _default_metrics(summaries, split)
+  )
+  lines = ["| run | " + " | ".join(keys) + " | train time |", "|---|" + "---:|" * (len(keys) + 1)]
   seen = set()
   for w in workdirs:
     for name, values in (_load(os.path.join(w, "baselines.json")) or {}).items():
       if name not in seen:
         seen.add(name)
-        lines.append(f"| {name} (baseline, same split) | "
-                     + " | ".join(_fmt(values.get(k)) for k in keys) + " | — |")
+        lines.append(
+          f"| {name} (baseline, same split) | "
+          + " | ".join(_fmt(values.get(k)) for k in keys)
+          + " | — |"
+        )
   refs = []
   for w, summary, config in zip(workdirs, summaries, configs):
     label = config.get("experiment", os.path.basename(os.path.normpath(w)))
-    lines.append(f"| {label} | " + " | ".join(_fmt(summary.get(k)) for k in keys)
-                 + f" | {summary.get('train_seconds', 0):.0f} s |")
+    lines.append(
+      f"| {label} | "
+      + " | ".join(_fmt(summary.get(k)) for k in keys)
+      + f" | {summary.get('train_seconds', 0):.0f} s |"
+    )
     for r in config.get("references", []):
       # Only numbers published for this run's data (research.outputs.report).
       if r.get("metric") in keys and report.reference_applies(r, config.get("data")):
@@ -91,8 +110,9 @@ def main(argv):
   print(text, end="")
   if _OUTPUT.value:
     from research.outputs import writer  # pylint: disable=import-outside-toplevel
+
     writer.atomic_write(_OUTPUT.value, text)
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

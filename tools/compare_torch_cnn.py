@@ -14,7 +14,8 @@ Both frameworks are timed interleaved in one process (torch, flax, torch, ...)
 so that noise from other work on the machine hits both alike; prints one JSON
 line with the median images/s of each.
 """
-from research import xla_flags
+
+from research.platforms import xla_flags
 
 xla_flags.apply()
 
@@ -22,16 +23,17 @@ import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import statistics
 import time
 
-from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
-from research import logs
-from research import tasks
+from research.apps import cli
+from research.core import tasks
 from research.models import build_model
-from research.train import optim, parallel, state as state_lib, step as step_lib
-
+from research.train import optim, parallel
+from research.train import state as state_lib
+from research.train import step as step_lib
 
 _LR = 1e-3
 _NUM_CLASSES = 10
@@ -45,8 +47,10 @@ def import_torch(tool: str = "tools.compare_torch_cnn"):
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise SystemExit(f"{tool} needs PyTorch, an optional dependency of this "
-                     "project: pip install -e '.[compare]' (installs torch==2.13.0).") from None
+    raise SystemExit(
+      f"{tool} needs PyTorch, an optional dependency of this "
+      "project: pip install -e '.[compare]' (installs torch==2.13.0)."
+    ) from None
   return torch
 
 
@@ -115,10 +119,18 @@ def torch_runner(batch: int, dropout: float):
   nn = torch.nn
   torch.manual_seed(0)
   model = nn.Sequential(
-      nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Flatten(), nn.Linear(7 * 7 * 64, 256), nn.ReLU(), nn.Dropout(dropout),
-      nn.Linear(256, _NUM_CLASSES))
+    nn.Conv2d(1, 32, 3, padding=1),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(32, 64, 3, padding=1),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Flatten(),
+    nn.Linear(7 * 7 * 64, 256),
+    nn.ReLU(),
+    nn.Dropout(dropout),
+    nn.Linear(256, _NUM_CLASSES),
+  )
   model.train()
   opt = torch.optim.Adam(model.parameters(), lr=_LR)
   loss_fn = nn.CrossEntropyLoss()
@@ -138,19 +150,30 @@ def torch_runner(batch: int, dropout: float):
 def flax_runner(batch: int, dropout: float, model_kwargs: dict):
   """Returns `run(steps) -> seconds` running this codebase's jit train step (batch on device)."""
   backend = parallel.JitBackend()
-  model = build_model("cnn", num_classes=_NUM_CLASSES, features=(32, 64), hidden=256,
-                      dropout=dropout, axis_name=backend.axis_name, **model_kwargs)
+  model = build_model(
+    "cnn",
+    num_classes=_NUM_CLASSES,
+    features=(32, 64),
+    hidden=256,
+    dropout=dropout,
+    axis_name=backend.axis_name,
+    **model_kwargs,
+  )
   task = tasks.ClassificationTask(num_classes=_NUM_CLASSES)
   lr = optim.make_schedule({"name": "constant"}, base_lr=_LR, total_steps=1, warmup_steps=0)
   tx = optim.make_optimizer({"name": "adam"}, lr)
-  init_fn = state_lib.make_init_fn(model, tx, jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32),
-                                   seed=0)
-  step = step_lib.make_train_step(model, tx, task, lr, axis_name=backend.axis_name,
-                                 flat_allreduce=backend.flat_allreduce)
+  init_fn = state_lib.make_init_fn(
+    model, tx, jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32), seed=0
+  )
+  step = step_lib.make_train_step(
+    model, tx, task, lr, axis_name=backend.axis_name, flat_allreduce=backend.flat_allreduce
+  )
   backend.compile(step, step_lib.make_predict(model, task))
   rng = np.random.default_rng(0)
-  host = {"image": rng.standard_normal((batch, 28, 28, 1), np.float32),
-          "label": rng.integers(0, _NUM_CLASSES, (batch,), np.int32)}
+  host = {
+    "image": rng.standard_normal((batch, 28, 28, 1), np.float32),
+    "label": rng.integers(0, _NUM_CLASSES, (batch,), np.int32),
+  }
   return jax_step_runner(backend, backend.init_state(init_fn), host)
 
 
@@ -163,15 +186,26 @@ def main(argv):
   if _ONLY.value != "torch":
     runners["flax"] = flax_runner(batch, _DROPOUT.value, json.loads(_MODEL_KWARGS.value))
   times = time_interleaved(runners, steps=steps, repeats=_REPEATS.value)
-  result = {f"{name}_images_per_sec": round(batch * steps / statistics.median(t), 1)
-            for name, t in times.items()}
-  result.update({f"{name}_images_per_sec_all": [round(batch * steps / s, 1) for s in t]
-                 for name, t in times.items()})
+  result = {
+    f"{name}_images_per_sec": round(batch * steps / statistics.median(t), 1)
+    for name, t in times.items()
+  }
+  result.update(
+    {
+      f"{name}_images_per_sec_all": [round(batch * steps / s, 1) for s in t]
+      for name, t in times.items()
+    }
+  )
   if "torch" in runners:
     result["torch_num_threads"] = import_torch().get_num_threads()
-  result.update(batch=batch, steps=steps, repeats=_REPEATS.value, jax_backend=jax.default_backend(),
-                flax_model_kwargs=json.loads(_MODEL_KWARGS.value),
-                xla_flags=xla_flags.current())
+  result.update(
+    batch=batch,
+    steps=steps,
+    repeats=_REPEATS.value,
+    jax_backend=jax.default_backend(),
+    flax_model_kwargs=json.loads(_MODEL_KWARGS.value),
+    xla_flags=xla_flags.current(),
+  )
   print(json.dumps(result), flush=True)
 
 
@@ -184,4 +218,4 @@ if __name__ == "__main__":
   _DROPOUT = flags.DEFINE_float("dropout", 0.3, "Dropout before the last layer (both frameworks).")
   _MODEL_KWARGS = flags.DEFINE_string("model_kwargs", "{}", "JSON: extra fields of the Flax 'cnn'.")
   _ONLY = flags.DEFINE_enum("only", None, ["torch", "flax"], "Time one framework only.")
-  logs.run(main)
+  cli.run(main)

@@ -22,7 +22,8 @@ the state donated), one batch already on device. The two are timed
 interleaved in one process; prints one JSON line with the median ms/iteration
 of each and torch.get_num_threads().
 """
-from research import xla_flags
+
+from research.platforms import xla_flags
 
 xla_flags.apply()
 
@@ -31,58 +32,91 @@ import math
 import statistics
 import time
 
-from absl import flags
-from ml_collections import config_flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import flags
+from ml_collections import config_flags
 
-from research import config as config_lib
-from research import logs
+from research.apps import cli
+from research.core import config as config_lib
 from research.data import build as data_build
 from research.models import build_model
 from research.train import builder, optim
-from tools.compare_torch_cnn import import_torch, jax_step_runner, time_interleaved, \
-    torch_step_runner
+from tools.compare_torch_cnn import (
+  import_torch,
+  jax_step_runner,
+  time_interleaved,
+  torch_step_runner,
+)
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/nlp/shakespeare_char.py:gpt_cpu", "Experiment: path.py:arg (a GPT).",
-    lock_config=True)
+  "config",
+  "experiments/nlp/shakespeare_char.py:gpt_cpu",
+  "Experiment: path.py:arg (a GPT).",
+  lock_config=True,
+)
 _STEPS = flags.DEFINE_integer("steps", 50, "Timed training steps per measurement.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Interleaved measurements per framework.")
 _ONLY = flags.DEFINE_enum("only", None, ["torch", "jax"], "Time one framework only.")
 _TRAIN = flags.DEFINE_bool(
-    "train", False, "Instead of timing: train nanoGPT (PyTorch) on the config's real data with "
-    "nanoGPT's train.py loop (random windows, its lr schedule, estimate_loss every "
-    "--eval_interval iterations over --eval_iters batches) and print its validation losses: "
-    "the same-machine reference for the config's published loss.")
+  "train",
+  False,
+  "Instead of timing: train nanoGPT (PyTorch) on the config's real data with "
+  "nanoGPT's train.py loop (random windows, its lr schedule, estimate_loss every "
+  "--eval_interval iterations over --eval_iters batches) and print its validation losses: "
+  "the same-machine reference for the config's published loss.",
+)
 _EQUIVALENCE = flags.DEFINE_integer(
-    "equivalence_steps", 0, "Instead of timing: copy nanoGPT's initial weights into this "
-    "codebase's GPT, train both for this many steps on the same real training windows with the "
-    "config's optimizer and schedule, and print both losses and the largest weight difference "
-    "along the way (the two implementations must agree to float32 rounding).")
+  "equivalence_steps",
+  0,
+  "Instead of timing: copy nanoGPT's initial weights into this "
+  "codebase's GPT, train both for this many steps on the same real training windows with the "
+  "config's optimizer and schedule, and print both losses and the largest weight difference "
+  "along the way (the two implementations must agree to float32 rounding).",
+)
 _SEEDS = flags.DEFINE_list("seeds", ["1337"], "--train: torch.manual_seed values, one run each.")
 _EVAL_INTERVAL = flags.DEFINE_integer("eval_interval", 250, "--train: nanoGPT's eval_interval.")
 _DRAWS = flags.DEFINE_integer(
-    "estimate_draws", 0, "--train: after training, repeat nanoGPT's validation estimate this "
-    "many times with fresh windows and report their mean and standard deviation (how noisy "
-    "one estimate is).")
+  "estimate_draws",
+  0,
+  "--train: after training, repeat nanoGPT's validation estimate this "
+  "many times with fresh windows and report their mean and standard deviation (how noisy "
+  "one estimate is).",
+)
 _EARLY = flags.DEFINE_bool(
-    "early_recipe", False, "--train: nanoGPT's recipe of early 2023 (when its README first "
-    "quoted the CPU config's loss) instead of today's: minGPT's configure_optimizers (only "
-    "nn.Linear weights decay, so the tied wte/lm_head and wpe do not), new_gelu's tanh "
-    "approximation, and warmup lr * it / warmup_iters (0 at iteration 0).")
+  "early_recipe",
+  False,
+  "--train: nanoGPT's recipe of early 2023 (when its README first "
+  "quoted the CPU config's loss) instead of today's: minGPT's configure_optimizers (only "
+  "nn.Linear weights decay, so the tied wte/lm_head and wpe do not), new_gelu's tanh "
+  "approximation, and warmup lr * it / warmup_iters (0 at iteration 0).",
+)
 _TORCH_THREADS = flags.DEFINE_integer(
-    "torch_threads", None, "torch.set_num_threads (default: torch's, = cores). With the cores "
-    "busy with other work, 2 OpenMP threads on 2 cores ran 30-50x slower (1.7 s/iter vs 34 ms).")
+  "torch_threads",
+  None,
+  "torch.set_num_threads (default: torch's, = cores). With the cores "
+  "busy with other work, 2 OpenMP threads on 2 cores ran 30-50x slower (1.7 s/iter vs 34 ms).",
+)
 
 _TOOL = "tools.compare_torch_gpt"
 
 
-def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
-            bias: bool, lr: float, betas: tuple[float, float], weight_decay: float, seed: int = 1337,
-            early: bool = False):
+def nanogpt(
+  *,
+  vocab_size: int,
+  block_size: int,
+  n_layer: int,
+  n_head: int,
+  n_embd: int,
+  bias: bool,
+  lr: float,
+  betas: tuple[float, float],
+  weight_decay: float,
+  seed: int = 1337,
+  early: bool = False,
+):
   """nanoGPT's GPT (model.py) and AdamW (configure_optimizers) -> (model, optimizer).
 
   early: the early-2023 model and decay groups (see --early_recipe)."""
@@ -103,7 +137,6 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
       return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
   class CausalSelfAttention(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
@@ -117,7 +150,6 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
       return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, c))
 
   class MLP(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
@@ -128,7 +160,6 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
       return self.c_proj(self.gelu(self.c_fc(x)))
 
   class Block(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.ln_1, self.attn = LayerNorm(n_embd), CausalSelfAttention()
@@ -139,12 +170,16 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
       return x + self.mlp(self.ln_2(x))
 
   class GPT(nn.Module):
-
     def __init__(self):
       super().__init__()
-      self.transformer = nn.ModuleDict(dict(
-          wte=nn.Embedding(vocab_size, n_embd), wpe=nn.Embedding(block_size, n_embd),
-          h=nn.ModuleList([Block() for _ in range(n_layer)]), ln_f=LayerNorm(n_embd)))
+      self.transformer = nn.ModuleDict(
+        dict(
+          wte=nn.Embedding(vocab_size, n_embd),
+          wpe=nn.Embedding(block_size, n_embd),
+          h=nn.ModuleList([Block() for _ in range(n_layer)]),
+          ln_f=LayerNorm(n_embd),
+        )
+      )
       self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
       self.transformer.wte.weight = self.lm_head.weight  # weight tying
       self.apply(self._init_weights)
@@ -178,8 +213,10 @@ def nanogpt(*, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_em
   params = [p for p in model.parameters() if p.requires_grad]
   embeddings = {id(model.transformer.wte.weight), id(model.transformer.wpe.weight)}
   decays = [p.dim() >= 2 and not (early and id(p) in embeddings) for p in params]
-  groups = [{"params": [p for p, d in zip(params, decays) if d], "weight_decay": weight_decay},
-            {"params": [p for p, d in zip(params, decays) if not d], "weight_decay": 0.0}]
+  groups = [
+    {"params": [p for p, d in zip(params, decays) if d], "weight_decay": weight_decay},
+    {"params": [p for p, d in zip(params, decays) if not d], "weight_decay": 0.0},
+  ]
   opt = torch.optim.AdamW(groups, lr=lr, betas=betas, fused=False)
   return model, opt
 
@@ -219,10 +256,19 @@ def train_nanogpt(config, seed: int) -> dict:
   tokens = {k: torch.from_numpy(data.token_stream(v).astype(np.int64)) for k, v in splits.items()}
   m, o, sch = config.model, config.optimizer, config.schedule
   block, batch = m.block_size, config.batch_size
-  model, opt = nanogpt(vocab_size=data.tokenizer.vocab_size, block_size=block,
-                       n_layer=m.num_layers, n_head=m.num_heads, n_embd=m.embed_dim, bias=m.bias,
-                       lr=o.lr, betas=(o.b1, o.b2), weight_decay=o.weight_decay, seed=seed,
-                       early=_EARLY.value)
+  model, opt = nanogpt(
+    vocab_size=data.tokenizer.vocab_size,
+    block_size=block,
+    n_layer=m.num_layers,
+    n_head=m.num_heads,
+    n_embd=m.embed_dim,
+    bias=m.bias,
+    lr=o.lr,
+    betas=(o.b1, o.b2),
+    weight_decay=o.weight_decay,
+    seed=seed,
+    early=_EARLY.value,
+  )
   eval_iters = config.evals.val_sampled.num_batches
   warmup, total = sch.warmup_steps, config.total_steps
   min_lr = o.lr * sch.end_factor
@@ -230,8 +276,10 @@ def train_nanogpt(config, seed: int) -> dict:
   def get_batch(split):
     d = tokens[split]
     ix = torch.randint(len(d) - block, (batch,))
-    return (torch.stack([d[i:i + block] for i in ix]),
-            torch.stack([d[i + 1:i + 1 + block] for i in ix]))
+    return (
+      torch.stack([d[i : i + block] for i in ix]),
+      torch.stack([d[i + 1 : i + 1 + block] for i in ix]),
+    )
 
   def get_lr(it):
     if it < warmup:
@@ -244,8 +292,10 @@ def train_nanogpt(config, seed: int) -> dict:
     if it % _EVAL_INTERVAL.value == 0 or it == total:
       model.eval()
       with torch.no_grad():
-        losses = {k: float(torch.stack([model(*get_batch(k)) for _ in range(eval_iters)]).mean())
-                  for k in ("train", "val")}
+        losses = {
+          k: float(torch.stack([model(*get_batch(k)) for _ in range(eval_iters)]).mean())
+          for k in ("train", "val")
+        }
       model.train()
       history.append(dict(step=it, **losses))
       print(json.dumps(dict(seed=seed, **history[-1])), flush=True)
@@ -268,8 +318,8 @@ def train_nanogpt(config, seed: int) -> dict:
   model.eval()
   with torch.no_grad():
     for s in range(0, len(val) - 1, block):
-      x, y = val[s:s + block][None], val[s + 1:s + 1 + block][None]
-      x = x[:, :y.shape[1]]
+      x, y = val[s : s + block][None], val[s + 1 : s + 1 + block][None]
+      x = x[:, : y.shape[1]]
       total_loss += float(model(x, y)) * y.shape[1]
       count += y.shape[1]
   exact = total_loss / count
@@ -278,13 +328,36 @@ def train_nanogpt(config, seed: int) -> dict:
   with torch.no_grad():
     for _ in range(_DRAWS.value):
       draws.append(float(torch.stack([model(*get_batch("val")) for _ in range(eval_iters)]).mean()))
-  spread = dict(estimate_mean=float(np.mean(draws)), estimate_sd=float(np.std(draws)),
-                estimate_draws=len(draws)) if draws else {}
-  print(json.dumps(dict(seed=seed, exact_val=exact, train_seconds=train_seconds,
-                        train_ms_per_iter=ms_per_iter, **spread)), flush=True)
-  return dict(seed=seed, best_val=min(h["val"] for h in history), exact_val=exact,
-              train_seconds=train_seconds, train_ms_per_iter=ms_per_iter, history=history,
-              **spread)
+  spread = (
+    dict(
+      estimate_mean=float(np.mean(draws)),
+      estimate_sd=float(np.std(draws)),
+      estimate_draws=len(draws),
+    )
+    if draws
+    else {}
+  )
+  print(
+    json.dumps(
+      dict(
+        seed=seed,
+        exact_val=exact,
+        train_seconds=train_seconds,
+        train_ms_per_iter=ms_per_iter,
+        **spread,
+      )
+    ),
+    flush=True,
+  )
+  return dict(
+    seed=seed,
+    best_val=min(h["val"] for h in history),
+    exact_val=exact,
+    train_seconds=train_seconds,
+    train_ms_per_iter=ms_per_iter,
+    history=history,
+    **spread,
+  )
 
 
 def flax_params_from_nanogpt(model, num_layers: int, num_heads: int) -> dict:
@@ -293,19 +366,28 @@ def flax_params_from_nanogpt(model, num_layers: int, num_heads: int) -> dict:
   sd = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
   c = sd["transformer.wte.weight"].shape[1]
   h, d = num_heads, c // num_heads
-  params = {"wte": {"embedding": sd["transformer.wte.weight"]},
-            "wpe": {"embedding": sd["transformer.wpe.weight"]},
-            "ln_f": {"scale": sd["transformer.ln_f.weight"]}}
+  params = {
+    "wte": {"embedding": sd["transformer.wte.weight"]},
+    "wpe": {"embedding": sd["transformer.wpe.weight"]},
+    "ln_f": {"scale": sd["transformer.ln_f.weight"]},
+  }
   for i in range(num_layers):
     pre = f"transformer.h.{i}."
     q, k, v = np.split(sd[pre + "attn.c_attn.weight"], 3, axis=0)
     params[f"h_{i}"] = {
-        "attn": {"query": {"kernel": q.T.reshape(c, h, d)}, "key": {"kernel": k.T.reshape(c, h, d)},
-                 "value": {"kernel": v.T.reshape(c, h, d)},
-                 "out": {"kernel": sd[pre + "attn.c_proj.weight"].T.reshape(h, d, c)}},
-        "ln_1": {"scale": sd[pre + "ln_1.weight"]}, "ln_2": {"scale": sd[pre + "ln_2.weight"]},
-        "mlp": {"fc": {"kernel": sd[pre + "mlp.c_fc.weight"].T},
-                "proj": {"kernel": sd[pre + "mlp.c_proj.weight"].T}}}
+      "attn": {
+        "query": {"kernel": q.T.reshape(c, h, d)},
+        "key": {"kernel": k.T.reshape(c, h, d)},
+        "value": {"kernel": v.T.reshape(c, h, d)},
+        "out": {"kernel": sd[pre + "attn.c_proj.weight"].T.reshape(h, d, c)},
+      },
+      "ln_1": {"scale": sd[pre + "ln_1.weight"]},
+      "ln_2": {"scale": sd[pre + "ln_2.weight"]},
+      "mlp": {
+        "fc": {"kernel": sd[pre + "mlp.c_fc.weight"].T},
+        "proj": {"kernel": sd[pre + "mlp.c_proj.weight"].T},
+      },
+    }
   return params
 
 
@@ -319,14 +401,23 @@ def check_equivalence(config, steps: int) -> dict:
     raise ValueError("--equivalence_steps maps bias-free GPTs only (nanoGPT's bias=False).")
   m, o, sch = config.model, config.optimizer, config.schedule
   vocab = m.vocab_size or 65
-  tmodel, topt = nanogpt(vocab_size=vocab, block_size=m.block_size, n_layer=m.num_layers,
-                         n_head=m.num_heads, n_embd=m.embed_dim, bias=False, lr=o.lr,
-                         betas=(o.b1, o.b2), weight_decay=o.weight_decay)
+  tmodel, topt = nanogpt(
+    vocab_size=vocab,
+    block_size=m.block_size,
+    n_layer=m.num_layers,
+    n_head=m.num_heads,
+    n_embd=m.embed_dim,
+    bias=False,
+    lr=o.lr,
+    betas=(o.b1, o.b2),
+    weight_decay=o.weight_decay,
+  )
   kwargs = {k: v for k, v in m.to_dict().items() if k != "name"}
   model = build_model("gpt", **dict(kwargs, vocab_size=vocab))
   params = jax.tree.map(jnp.asarray, flax_params_from_nanogpt(tmodel, m.num_layers, m.num_heads))
-  schedule = optim.make_schedule(sch, base_lr=o.lr, total_steps=config.total_steps,
-                                 warmup_steps=sch.warmup_steps or 0)
+  schedule = optim.make_schedule(
+    sch, base_lr=o.lr, total_steps=config.total_steps, warmup_steps=sch.warmup_steps or 0
+  )
   tx = optim.make_optimizer(o, schedule)
 
   @jax.jit
@@ -334,6 +425,7 @@ def check_equivalence(config, steps: int) -> dict:
     def loss_fn(p):
       logits = model.apply({"params": p}, x, train=True)
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
@@ -344,8 +436,8 @@ def check_equivalence(config, steps: int) -> dict:
   worst_loss = worst_weight = 0.0
   for it in range(steps):
     starts = rng.integers(0, len(tokens) - m.block_size, config.batch_size)
-    x = np.stack([tokens[i:i + m.block_size] for i in starts]).astype(np.int64)
-    y = np.stack([tokens[i + 1:i + 1 + m.block_size] for i in starts]).astype(np.int64)
+    x = np.stack([tokens[i : i + m.block_size] for i in starts]).astype(np.int64)
+    y = np.stack([tokens[i + 1 : i + 1 + m.block_size] for i in starts]).astype(np.int64)
     for group in topt.param_groups:
       group["lr"] = float(schedule(it))
     tloss = tmodel(torch.from_numpy(x), torch.from_numpy(y))
@@ -357,11 +449,17 @@ def check_equivalence(config, steps: int) -> dict:
     worst_loss = max(worst_loss, abs(float(tloss) - float(model_loss)))
     if it % 20 == 0 or it == steps - 1:
       theirs = flax_params_from_nanogpt(tmodel, m.num_layers, m.num_heads)
-      diff = max(float(np.abs(a - np.asarray(b)).max())
-                 for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(params)))
+      diff = max(
+        float(np.abs(a - np.asarray(b)).max())
+        for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(params))
+      )
       worst_weight = max(worst_weight, diff)
-      print(json.dumps(dict(step=it, torch_loss=float(tloss), jax_loss=float(model_loss),
-                            max_weight_diff=diff)), flush=True)
+      print(
+        json.dumps(
+          dict(step=it, torch_loss=float(tloss), jax_loss=float(model_loss), max_weight_diff=diff)
+        ),
+        flush=True,
+      )
   return dict(steps=steps, max_loss_diff=worst_loss, max_weight_diff=worst_weight)
 
 
@@ -381,49 +479,83 @@ def main(argv):
   del argv
   config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   if _EQUIVALENCE.value:
-    print(json.dumps(dict(experiment=config.experiment,
-                          **check_equivalence(config, _EQUIVALENCE.value))), flush=True)
+    print(
+      json.dumps(
+        dict(experiment=config.experiment, **check_equivalence(config, _EQUIVALENCE.value))
+      ),
+      flush=True,
+    )
     return
   if _TRAIN.value:
     runs = [train_nanogpt(config, int(seed)) for seed in _SEEDS.value]
     best = [r["best_val"] for r in runs]
-    print(json.dumps(dict(experiment=config.experiment, framework="torch (nanoGPT)",
-                          recipe="early 2023" if _EARLY.value else "current",
-                          seeds=[r["seed"] for r in runs], best_val=best,
-                          mean_best_val=float(np.mean(best)),
-                          exact_val=[r["exact_val"] for r in runs],
-                          mean_exact_val=float(np.mean([r["exact_val"] for r in runs])),
-                          train_ms_per_iter=[round(r["train_ms_per_iter"], 2) for r in runs],
-                          torch_num_threads=import_torch(_TOOL).get_num_threads())),
-        flush=True)
+    print(
+      json.dumps(
+        dict(
+          experiment=config.experiment,
+          framework="torch (nanoGPT)",
+          recipe="early 2023" if _EARLY.value else "current",
+          seeds=[r["seed"] for r in runs],
+          best_val=best,
+          mean_best_val=float(np.mean(best)),
+          exact_val=[r["exact_val"] for r in runs],
+          mean_exact_val=float(np.mean([r["exact_val"] for r in runs])),
+          train_ms_per_iter=[round(r["train_ms_per_iter"], 2) for r in runs],
+          torch_num_threads=import_torch(_TOOL).get_num_threads(),
+        )
+      ),
+      flush=True,
+    )
     return
   runners, info = {}, {}
   if _ONLY.value != "torch":
     runners["jax"], run = jax_runner(config)
     model = run.model
-    info = dict(vocab_size=model.vocab_size, block_size=model.block_size,
-                n_layer=model.num_layers, n_head=model.num_heads, n_embd=model.embed_dim,
-                bias=model.bias, batch=config.batch_size)
+    info = dict(
+      vocab_size=model.vocab_size,
+      block_size=model.block_size,
+      n_layer=model.num_layers,
+      n_head=model.num_heads,
+      n_embd=model.embed_dim,
+      bias=model.bias,
+      batch=config.batch_size,
+    )
   else:
     m = config.model
-    info = dict(vocab_size=m.vocab_size or 65, block_size=m.block_size, n_layer=m.num_layers,
-                n_head=m.num_heads, n_embd=m.embed_dim, bias=m.bias, batch=config.batch_size)
+    info = dict(
+      vocab_size=m.vocab_size or 65,
+      block_size=m.block_size,
+      n_layer=m.num_layers,
+      n_head=m.num_heads,
+      n_embd=m.embed_dim,
+      bias=m.bias,
+      batch=config.batch_size,
+    )
   if _ONLY.value != "jax":
     o = config.optimizer
-    runners["torch"] = nanogpt_runner(**info, lr=o.lr, betas=(o.b1, o.b2),
-                                      weight_decay=o.weight_decay, grad_clip=o.clip_norm)
+    runners["torch"] = nanogpt_runner(
+      **info, lr=o.lr, betas=(o.b1, o.b2), weight_decay=o.weight_decay, grad_clip=o.clip_norm
+    )
   steps = _STEPS.value
   times = time_interleaved(runners, steps=steps, repeats=_REPEATS.value)
-  result = {f"{name}_ms_per_iter": round(1e3 * statistics.median(t) / steps, 2)
-            for name, t in times.items()}
-  result.update({f"{name}_ms_per_iter_all": [round(1e3 * s / steps, 2) for s in t]
-                 for name, t in times.items()})
+  result = {
+    f"{name}_ms_per_iter": round(1e3 * statistics.median(t) / steps, 2) for name, t in times.items()
+  }
+  result.update(
+    {f"{name}_ms_per_iter_all": [round(1e3 * s / steps, 2) for s in t] for name, t in times.items()}
+  )
   if "torch" in runners:
     result["torch_num_threads"] = import_torch(_TOOL).get_num_threads()
-  result.update(experiment=config.experiment, model=info, steps=steps, repeats=_REPEATS.value,
-                jax_backend=jax.default_backend(), xla_flags=xla_flags.current())
+  result.update(
+    experiment=config.experiment,
+    model=info,
+    steps=steps,
+    repeats=_REPEATS.value,
+    jax_backend=jax.default_backend(),
+    xla_flags=xla_flags.current(),
+  )
   print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

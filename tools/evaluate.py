@@ -1,15 +1,16 @@
 """Evaluate a trained run's best (or latest) checkpoint.
 
-  python -m tools.evaluate --workdir=runs/fm_cnn [--split=test] [--checkpoint=best|latest|STEP]
+python -m tools.evaluate --workdir=runs/fm_cnn [--split=test] [--checkpoint=best|latest|STEP]
 """
+
 import json
 
 from absl import flags
 
-from research import distributed
-from research import logs
-from research import xla_flags
-from research.logs import quiet_logs
+from research.apps import cli
+from research.apps.cli import quiet_logs
+from research.core import distributed
+from research.platforms import xla_flags
 from research.train import evaluate
 
 xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
@@ -25,9 +26,12 @@ def main(argv):
   del argv
   distributed.initialize()
   results = evaluate.evaluate(_WORKDIR.value, split=_SPLIT.value, which=_WHICH.value)
-  print(json.dumps({k: v for k, v in results.items() if "/" not in k.split("/", 1)[-1]},
-                   indent=2, sort_keys=True))
+  print(
+    json.dumps(
+      {k: v for k, v in results.items() if "/" not in k.split("/", 1)[-1]}, indent=2, sort_keys=True
+    )
+  )
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

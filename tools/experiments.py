@@ -2,17 +2,17 @@
 selection metric and the published references it reproduces.
 
   python -m tools.experiments            # a markdown table
-  python -m tools.experiments --json     # one JSON list (research/catalogue.py's entries)
+  python -m tools.experiments --json     # one JSON list (research/apps/catalogue.py's entries)
 """
+
 from __future__ import annotations
 
 import json
 
 from absl import flags
 
-from research import catalogue
-from research import logs
-from research.logs import quiet_logs
+from research.apps import catalogue, cli
+from research.apps.cli import quiet_logs
 
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a markdown table.")
 
@@ -28,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

@@ -5,11 +5,12 @@
 
 Same workdir, prompt, settings and seed -> the same text.
 """
+
 from absl import flags
 
-from research import logs
-from research.generate import generate_text
-from research.logs import quiet_logs
+from research.apps import cli
+from research.apps.cli import quiet_logs
+from research.apps.generate import generate_text
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A language-model workdir written by tools.train.")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
@@ -27,10 +28,18 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
   del argv
   quiet_logs()
-  texts = generate_text(_WORKDIR.value, _PROMPT.value, max_new_tokens=_MAX_NEW.value,
-                        temperature=_TEMPERATURE.value, top_k=_TOP_K.value, top_p=_TOP_P.value,
-                        greedy=_GREEDY.value, seed=_SEED.value, num_samples=_NUM.value,
-                        checkpoint=_CHECKPOINT.value)
+  texts = generate_text(
+    _WORKDIR.value,
+    _PROMPT.value,
+    max_new_tokens=_MAX_NEW.value,
+    temperature=_TEMPERATURE.value,
+    top_k=_TOP_K.value,
+    top_p=_TOP_P.value,
+    greedy=_GREEDY.value,
+    seed=_SEED.value,
+    num_samples=_NUM.value,
+    checkpoint=_CHECKPOINT.value,
+  )
   for i, text in enumerate(texts):
     if len(texts) > 1:
       print(f"--- sample {i} ---")
@@ -38,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

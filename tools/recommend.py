@@ -1,11 +1,12 @@
 """Print the top-K items a trained recommender suggests for a user (training items excluded).
 
-  python -m tools.recommend --workdir=runs/ml_two_tower --user=1 --k=10 [--checkpoint=latest]
+python -m tools.recommend --workdir=runs/ml_two_tower --user=1 --k=10 [--checkpoint=latest]
 """
+
 from absl import flags
 
-from research import logs
-from research import xla_flags
+from research.apps import cli
+from research.platforms import xla_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A recommendation workdir written by tools.train.")
 _USER = flags.DEFINE_string("user", None, "Raw user ID as in the data (e.g. MovieLens userId).")
@@ -17,8 +18,9 @@ flags.mark_flags_as_required(["workdir", "user"])
 def main(argv):
   del argv
   xla_flags.apply()
-  from research.logs import quiet_logs  # pylint: disable=import-outside-toplevel
-  from research.recommend import recommend  # pylint: disable=import-outside-toplevel
+  from research.apps.cli import quiet_logs  # pylint: disable=import-outside-toplevel
+  from research.apps.recommend import recommend  # pylint: disable=import-outside-toplevel
+
   quiet_logs()
   user, items = recommend(_WORKDIR.value, _USER.value, k=_K.value, checkpoint=_CHECKPOINT.value)
   print(f"Top {len(items)} unseen items for user {user} ({_WORKDIR.value}):")
@@ -27,4 +29,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

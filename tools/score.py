@@ -9,11 +9,12 @@ Each output row says which columns were missing and filled (`imputed_columns`)
 and which held a category unseen in training (`unknown_categories`); a count
 of both is printed.
 """
+
 from absl import app, flags
 
-from research import logs
-from research import xla_flags
-from research.logs import quiet_logs
+from research.apps import cli
+from research.apps.cli import quiet_logs
+from research.platforms import xla_flags
 
 xla_flags.apply()
 
@@ -29,11 +30,17 @@ def main(argv):
   quiet_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from research import score  # pylint: disable=import-outside-toplevel
+  from research.apps import score  # pylint: disable=import-outside-toplevel
   from research.data.tabular import SchemaError  # pylint: disable=import-outside-toplevel
+
   try:
-    result = score.score_csv(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
-                             checkpoint=_CHECKPOINT.value, keep_columns=_KEEP.value)
+    result = score.score_csv(
+      _WORKDIR.value,
+      _INPUT.value,
+      _OUTPUT.value,
+      checkpoint=_CHECKPOINT.value,
+      keep_columns=_KEEP.value,
+    )
   except SchemaError as e:
     raise SystemExit(f"Refused: {e}") from None
   print(f"Scored {len(result)} rows -> {_OUTPUT.value}")
@@ -42,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

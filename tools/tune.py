@@ -27,10 +27,11 @@ same way at once. At the end the best trial's checkpoint is evaluated once on
 the test split and `<workdir>/report.md` written (trials, best parameters,
 importances, optimisation history).
 
-The search space is {dotted config key: spec} (research/search_space.py):
+The search space is {dotted config key: spec} (research/apps/search_space.py):
 the experiment module's `search_space(variant)`, replaced by --space=file.py,
 with --space.<key>=<spec> flags added on top.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,30 +46,47 @@ import warnings
 from absl import flags
 from ml_collections import config_flags
 
-from research import config as config_lib
-from research import logs
-from research import search_space as space_lib
-from research import xla_flags
-from research.logs import quiet_logs
+from research.apps import cli
+from research.apps import search_space as space_lib
+from research.apps.cli import quiet_logs
+from research.core import config as config_lib
+from research.platforms import xla_flags
 
 xla_flags.apply()  # XLA reads its flags once, when JAX starts a backend
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Search directory: study.db, trials/<n>/, report.md.")
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment: path.py:arg", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Search directory: study.db, trials/<n>/, report.md."
+)
 _TRIALS = flags.DEFINE_integer("trials", 12, "Finished trials (complete, pruned or NaN) to reach.")
 _SAMPLER = flags.DEFINE_enum("sampler", "tpe", ["tpe", "random", "grid"], "optuna sampler.")
-_PRUNER = flags.DEFINE_enum("pruner", "median", ["median", "halving", "none"],
-                            "Stops bad trials from their intermediate validation evaluations.")
-_SPACE = flags.DEFINE_string("space", None, "A .py file with search_space(variant) or SEARCH_SPACE; "
-                             "default: the experiment's own. Add keys with --space.<key>=<spec>.")
+_PRUNER = flags.DEFINE_enum(
+  "pruner",
+  "median",
+  ["median", "halving", "none"],
+  "Stops bad trials from their intermediate validation evaluations.",
+)
+_SPACE = flags.DEFINE_string(
+  "space",
+  None,
+  "A .py file with search_space(variant) or SEARCH_SPACE; "
+  "default: the experiment's own. Add keys with --space.<key>=<spec>.",
+)
 _PRUNE_AFTER = flags.DEFINE_integer(
-    "prune_after", 2, "Evaluations a trial runs before the pruner may stop it (the first "
-    "ones are noisy).")
+  "prune_after",
+  2,
+  "Evaluations a trial runs before the pruner may stop it (the first ones are noisy).",
+)
 _GRID_POINTS = flags.DEFINE_integer("grid_points", 3, "Values per range for --sampler=grid.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampler seed.")
 _HEARTBEAT = flags.DEFINE_integer(
-    "heartbeat_seconds", 10, "A running trial's heartbeat; one silent for 3x this is taken as "
-    "dead, failed and retried (resuming its workdir).")
+  "heartbeat_seconds",
+  10,
+  "A running trial's heartbeat; one silent for 3x this is taken as "
+  "dead, failed and retried (resuming its workdir).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 log = logging.getLogger("tools.tune")
@@ -84,9 +102,11 @@ def split_space_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
   space, rest = {}, []
   for arg in argv:
     if arg.startswith("--space."):
-      key, sep, value = arg[len("--space."):].partition("=")
+      key, sep, value = arg[len("--space.") :].partition("=")
       if not sep:
-        logs.fail(f"{arg}: write --space.<config key>=<spec>, e.g. --space.optimizer.lr=log:1e-4:1e-1")
+        cli.fail(
+          f"{arg}: write --space.<config key>=<spec>, e.g. --space.optimizer.lr=log:1e-4:1e-1"
+        )
       space[key] = value
     else:
       rest.append(arg)
@@ -98,6 +118,7 @@ _SPACE_FLAGS: dict[str, str] = {}  # filled from argv when run as a program
 
 def _optuna():
   import optuna  # pylint: disable=import-outside-toplevel
+
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
   return optuna
@@ -110,33 +131,49 @@ def open_study(workdir: str, direction: str, sampler, pruner, heartbeat: int, id
   # The retry copies the dead trial's parameters and user attributes (its
   # workdir) into a new WAITING trial. Renamed in optuna 4.9, same behaviour.
   if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
-    retry = dict(heartbeat_stale_trial_callback=(
-        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)))
+    retry = dict(
+      heartbeat_stale_trial_callback=(optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    )
   else:
     retry = dict(failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3))
   storage = optuna.storages.RDBStorage(
-      f"sqlite:///{os.path.abspath(os.path.join(workdir, 'study.db'))}",
-      # SQLite serialises writers; several processes wait for the lock, not fail.
-      engine_kwargs={"connect_args": {"timeout": 60}},
-      heartbeat_interval=heartbeat, grace_period=3 * heartbeat, **retry)
-  study = optuna.create_study(storage=storage, study_name=STUDY, direction=direction,
-                              sampler=sampler, pruner=pruner, load_if_exists=True)
+    f"sqlite:///{os.path.abspath(os.path.join(workdir, 'study.db'))}",
+    # SQLite serialises writers; several processes wait for the lock, not fail.
+    engine_kwargs={"connect_args": {"timeout": 60}},
+    heartbeat_interval=heartbeat,
+    grace_period=3 * heartbeat,
+    **retry,
+  )
+  study = optuna.create_study(
+    storage=storage,
+    study_name=STUDY,
+    direction=direction,
+    sampler=sampler,
+    pruner=pruner,
+    load_if_exists=True,
+  )
   stored = study.user_attrs.get("identity")
   if stored is None:
     study.set_user_attr("identity", identity)
   elif stored != identity:
-    diff = {k: (stored.get(k), identity.get(k)) for k in set(stored) | set(identity)
-            if stored.get(k) != identity.get(k)}
-    raise ValueError(f"{workdir}/study.db holds another search ({diff}, stored -> now); resume "
-                     "with the same --config and --space, or use a new --workdir.")
+    diff = {
+      k: (stored.get(k), identity.get(k))
+      for k in set(stored) | set(identity)
+      if stored.get(k) != identity.get(k)
+    }
+    raise ValueError(
+      f"{workdir}/study.db holds another search ({diff}, stored -> now); resume "
+      "with the same --config and --space, or use a new --workdir."
+    )
   return study
 
 
 def make_sampler(name: str, space: dict, seed: int, points: int):
   optuna = _optuna()
   if name == "grid":
-    grid = {k: [space_lib.encode(v) for v in space_lib.grid_values(s, points)]
-            for k, s in space.items()}
+    grid = {
+      k: [space_lib.encode(v) for v in space_lib.grid_values(s, points)] for k, s in space.items()
+    }
     return optuna.samplers.GridSampler(grid, seed=seed), grid
   if name == "random":
     return optuna.samplers.RandomSampler(seed=seed), None
@@ -171,9 +208,12 @@ def finished(study) -> list:
   """Trials that count towards --trials."""
   optuna = _optuna()
   states = optuna.trial.TrialState
-  return [t for t in study.get_trials(deepcopy=False)
-          if t.state in (states.COMPLETE, states.PRUNED)
-          or (t.state == states.FAIL and _NAN_FAILURE in t.user_attrs)]
+  return [
+    t
+    for t in study.get_trials(deepcopy=False)
+    if t.state in (states.COMPLETE, states.PRUNED)
+    or (t.state == states.FAIL and _NAN_FAILURE in t.user_attrs)
+  ]
 
 
 class Objective:
@@ -187,6 +227,7 @@ class Objective:
   def __call__(self, trial):
     optuna = _optuna()
     from research.train import early_stopping, loop  # pylint: disable=import-outside-toplevel
+
     params = suggest(trial, self.space, self.grid)
     config = self._config(params)
     workdir = os.path.join(self.workdir, "trials", str(trial.number))
@@ -208,8 +249,9 @@ class Objective:
       trial.report(float(value), len(eval_steps))
       if trial.should_prune():
         pruned.append(step)
-        raise early_stopping.Stop(f"pruned by tools.tune at step {step} ({self.metric}="
-                                  f"{value:.4g} behind the other trials)")
+        raise early_stopping.Stop(
+          f"pruned by tools.tune at step {step} ({self.metric}={value:.4g} behind the other trials)"
+        )
 
     log.warning("trial %d: %s", trial.number, _show(params))
     try:
@@ -232,6 +274,7 @@ class Objective:
 
   def _config(self, params):
     import copy  # pylint: disable=import-outside-toplevel
+
     config = copy.deepcopy(self.base)
     for key, value in params.items():
       config_lib._set(config, key, value)  # pylint: disable=protected-access
@@ -261,8 +304,11 @@ def _fmt(v) -> str:
 def enqueue_hand_set(study, config, space: dict, grid: dict | None) -> None:
   """Trial 0 = the config's own values, when each lies in the space (a fresh study
   only; not for the grid sampler, which tries its own points)."""
-  if (grid is not None or study.user_attrs.get("hand_set_enqueued")
-      or study.get_trials(deepcopy=False)):
+  if (
+    grid is not None
+    or study.user_attrs.get("hand_set_enqueued")
+    or study.get_trials(deepcopy=False)
+  ):
     return
   study.set_user_attr("hand_set_enqueued", True)
   values = {}
@@ -279,6 +325,7 @@ def enqueue_hand_set(study, config, space: dict, grid: dict | None) -> None:
 def search(study, objective, trials: int, grid: dict | None) -> None:
   """Runs trials until `trials` have finished (or the grid is exhausted)."""
   from research.train import loop  # pylint: disable=import-outside-toplevel
+
   if grid is not None:
     trials = min(trials, math.prod(len(v) for v in grid.values()))
   while len(finished(study)) < trials:
@@ -288,6 +335,7 @@ def search(study, objective, trials: int, grid: dict | None) -> None:
 def evaluate_best(study, workdir: str) -> dict | None:
   """The best trial's checkpoint on the test split, once (cached in best_test.json)."""
   from research.train import evaluate  # pylint: disable=import-outside-toplevel
+
   try:
     best = study.best_trial
   except ValueError:
@@ -309,43 +357,67 @@ def write_report(study, workdir: str, identity: dict, metric: str, test: dict | 
   """`<workdir>/report.md` with a trials table, best parameters, test metrics and plots."""
   optuna = _optuna()
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
   trials = study.get_trials(deepcopy=False)
   keys = list(identity["space"])
-  lines = [f"# Search: {identity['config']}", "",
-           f"Scored on **{metric}** ({study.direction.name.lower()}), sampler {identity['sampler']}, "
-           f"pruner {identity['pruner']}; {len(finished(study))} finished of {len(trials)} trials. "
-           "Nothing here was chosen on the test split.", ""]
+  lines = [
+    f"# Search: {identity['config']}",
+    "",
+    f"Scored on **{metric}** ({study.direction.name.lower()}), sampler {identity['sampler']}, "
+    f"pruner {identity['pruner']}; {len(finished(study))} finished of {len(trials)} trials. "
+    "Nothing here was chosen on the test split.",
+    "",
+  ]
   hand = next((t for t in trials if t.user_attrs.get("hand_set")), None)
   try:
     best = study.best_trial
   except ValueError:
     best = None
   if best is not None:
-    lines += ["## Best trial", "", f"Trial {best.number}: {metric} = {best.value:.4f} "
-              f"(run in `{best.user_attrs.get('workdir')}`).", "",
-              "| Parameter | Value |", "|---|---|"]
+    lines += [
+      "## Best trial",
+      "",
+      f"Trial {best.number}: {metric} = {best.value:.4f} "
+      f"(run in `{best.user_attrs.get('workdir')}`).",
+      "",
+      "| Parameter | Value |",
+      "|---|---|",
+    ]
     lines += [f"| {k} | {_fmt(space_lib.decode(v))} |" for k, v in best.params.items()]
     lines.append("")
     if test:
       scalars = _headline(test["metrics"])
-      lines += ["Test split, evaluated once on the best trial's checkpoint: "
-                + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(scalars.items())) + "."]
+      lines += [
+        "Test split, evaluated once on the best trial's checkpoint: "
+        + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(scalars.items()))
+        + "."
+      ]
       if hand is not None and hand.number != best.number:
         hand_summary = _summary(workdir, hand)
         shared = {k: hand_summary[k] for k in scalars if k in hand_summary}
         if shared:
-          lines += ["", f"The hand-set config (trial {hand.number}, {metric} = "
-                    f"{_fmt(hand.value)}) scored on test: "
-                    + ", ".join(f"{k} = {v:.4f} (best − hand-set {scalars[k] - v:+.4f})"
-                                for k, v in sorted(shared.items())) + "."]
+          lines += [
+            "",
+            f"The hand-set config (trial {hand.number}, {metric} = "
+            f"{_fmt(hand.value)}) scored on test: "
+            + ", ".join(
+              f"{k} = {v:.4f} (best − hand-set {scalars[k] - v:+.4f})"
+              for k, v in sorted(shared.items())
+            )
+            + ".",
+          ]
       elif hand is not None:
         lines += ["", "The best trial is the hand-set config itself."]
       lines.append("")
-  lines += ["## Trials", "", "| # | State | " + metric + " | " + " | ".join(keys)
-            + " | Steps | Note |", "|" + "---|" * (len(keys) + 5)]
+  lines += [
+    "## Trials",
+    "",
+    "| # | State | " + metric + " | " + " | ".join(keys) + " | Steps | Note |",
+    "|" + "---|" * (len(keys) + 5),
+  ]
   for t in trials:
     note = []
     if t.user_attrs.get("hand_set"):
@@ -357,14 +429,27 @@ def write_report(study, workdir: str, identity: dict, metric: str, test: dict | 
     if t.state.name == "FAIL" and _NAN_FAILURE not in t.user_attrs:
       note.append("process died or stopped; parameters retried")
     params = [_fmt(space_lib.decode(t.params[k])) if k in t.params else "" for k in keys]
-    lines.append(f"| {t.number} | {t.state.name.lower()} | {_fmt(t.value) if t.value is not None else ''}"
-                 f" | " + " | ".join(params) + f" | {t.user_attrs.get('steps', '')} | "
-                 + "; ".join(note) + " |")
+    lines.append(
+      f"| {t.number} | {t.state.name.lower()} | {_fmt(t.value) if t.value is not None else ''}"
+      f" | "
+      + " | ".join(params)
+      + f" | {t.user_attrs.get('steps', '')} | "
+      + "; ".join(note)
+      + " |"
+    )
   lines.append("")
-  plots = [("optimization_history.png", "Optimisation history",
-            optuna.visualization.matplotlib.plot_optimization_history),
-           ("param_importances.png", "Parameter importances",
-            optuna.visualization.matplotlib.plot_param_importances)]
+  plots = [
+    (
+      "optimization_history.png",
+      "Optimisation history",
+      optuna.visualization.matplotlib.plot_optimization_history,
+    ),
+    (
+      "param_importances.png",
+      "Parameter importances",
+      optuna.visualization.matplotlib.plot_param_importances,
+    ),
+  ]
   for name, title, plot in plots:
     try:
       ax = plot(study)
@@ -373,7 +458,7 @@ def write_report(study, workdir: str, identity: dict, metric: str, test: dict | 
       lines += [f"## {title}", "", f"![{title}]({name})", ""]
     except Exception as e:  # pylint: disable=broad-except
       # Importances need >= 2 complete trials whose parameters differ.
-      lines += [f"## {title}", "", f"_Not drawn: {logs._one_line(e)}_", ""]  # pylint: disable=protected-access
+      lines += [f"## {title}", "", f"_Not drawn: {cli._one_line(e)}_", ""]  # pylint: disable=protected-access
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))
@@ -381,8 +466,11 @@ def write_report(study, workdir: str, identity: dict, metric: str, test: dict | 
 
 
 def _headline(metrics: dict) -> dict:
-  return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k.count("/") == 1
-          and not k.endswith("num_examples")}
+  return {
+    k: v
+    for k, v in metrics.items()
+    if isinstance(v, (int, float)) and k.count("/") == 1 and not k.endswith("num_examples")
+  }
 
 
 def _summary(workdir: str, trial) -> dict:
@@ -396,28 +484,41 @@ def _summary(workdir: str, trial) -> dict:
 def main(argv):
   quiet_logs()
   if len(argv) > 1:
-    raise logs.UserError(f"Unexpected arguments: {argv[1:]}")
+    raise cli.UserError(f"Unexpected arguments: {argv[1:]}")
   config = config_lib.finalize_flag(_CONFIG.value)  # also sets host devices
   path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
   metric = space_lib.scoring_metric(config)
   variant = arg.split(",")[0].strip() if arg and "=" not in arg.split(",")[0] else ""
-  space = (space_lib.from_file(_SPACE.value, variant) if _SPACE.value else
-           space_lib.from_module(config_lib._import_experiment(path), variant))  # pylint: disable=protected-access
+  space = (
+    space_lib.from_file(_SPACE.value, variant)
+    if _SPACE.value
+    else space_lib.from_module(config_lib._import_experiment(path), variant)
+  )  # pylint: disable=protected-access
   space.update(_SPACE_FLAGS)
   space = space_lib.check(space, config)
   workdir = _WORKDIR.value
-  identity = dict(config=config.experiment, sampler=_SAMPLER.value, pruner=_PRUNER.value,
-                  prune_after=_PRUNE_AFTER.value,
-                  metric=metric[0], space={k: [space_lib.encode(v) for v in s]
-                                           for k, s in space.items()},
-                  overrides=sorted(a for a in sys.argv[1:] if a.startswith("--config.")))
+  identity = dict(
+    config=config.experiment,
+    sampler=_SAMPLER.value,
+    pruner=_PRUNER.value,
+    prune_after=_PRUNE_AFTER.value,
+    metric=metric[0],
+    space={k: [space_lib.encode(v) for v in s] for k, s in space.items()},
+    overrides=sorted(a for a in sys.argv[1:] if a.startswith("--config.")),
+  )
   # A resumed process seeds its sampler apart from the first, so a random
   # sampler does not draw the first process's points again.
   study_db = os.path.join(workdir, "study.db")
   offset = int(time.time_ns() % 1_000_003) if os.path.exists(study_db) else 0
   sampler, grid = make_sampler(_SAMPLER.value, space, _SEED.value + offset, _GRID_POINTS.value)
-  study = open_study(workdir, "minimize" if metric[1] == "min" else "maximize", sampler,
-                     make_pruner(_PRUNER.value, _PRUNE_AFTER.value), _HEARTBEAT.value, identity)
+  study = open_study(
+    workdir,
+    "minimize" if metric[1] == "min" else "maximize",
+    sampler,
+    make_pruner(_PRUNER.value, _PRUNE_AFTER.value),
+    _HEARTBEAT.value,
+    identity,
+  )
   enqueue_hand_set(study, config, space, grid)
   objective = Objective(study, _CONFIG.value, path, arg or None, space, grid, workdir, metric)
   search(study, objective, _TRIALS.value, grid)
@@ -425,16 +526,22 @@ def main(argv):
   running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
   test = None
   if running:
-    log.warning("%d trial(s) still running in other processes; the last one to finish "
-                "evaluates the best trial on test.", len(running))
+    log.warning(
+      "%d trial(s) still running in other processes; the last one to finish "
+      "evaluates the best trial on test.",
+      len(running),
+    )
   else:
     test = evaluate_best(study, workdir)
   report = write_report(study, workdir, identity, metric[0], test)
   try:
     best = study.best_trial
-    print(f"Best trial {best.number}: {metric[0]}={best.value:.4f} with {_show(best.params)}"
-          + (f"; test: {_show(_headline(test['metrics']))}"
-             if test else "") + f". Report: {report}", flush=True)
+    print(
+      f"Best trial {best.number}: {metric[0]}={best.value:.4f} with {_show(best.params)}"
+      + (f"; test: {_show(_headline(test['metrics']))}" if test else "")
+      + f". Report: {report}",
+      flush=True,
+    )
   except ValueError:
     print(f"No trial completed. Report: {report}", flush=True)
 
@@ -442,4 +549,4 @@ def main(argv):
 if __name__ == "__main__":
   _space_flags, sys.argv[:] = split_space_args(sys.argv)
   _SPACE_FLAGS.update(_space_flags)
-  logs.run(main)
+  cli.run(main)

@@ -6,20 +6,23 @@
 Writes <workdir>/fold_<k>/ (a normal workdir per fold), <workdir>/backtest.json
 and <workdir>/report.md (the backtest table of the model and the baselines).
 """
+
 import json
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from research import config as config_lib
-from research import logs
-from research import xla_flags
-from research.logs import quiet_logs
-from research.train import walk_forward
+from research.apps import cli
+from research.apps.cli import quiet_logs
+from research.core import config as config_lib
+from research.domains.finance import walk_forward
+from research.platforms import xla_flags
 
 xla_flags.apply()
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment: path.py:arg", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment: path.py:arg", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the folds and the backtest.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -34,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logs.run(main)
+  cli.run(main)

@@ -29,33 +29,44 @@ scikit-learn logistic regression; report.md puts them in one table.
   python -m tools.train --config=experiments/finance_risk/credit_scoring.py:mlp --workdir=runs/credit_mlp
   python -m tools.score --workdir=runs/credit_mlp --input=applicants.csv --output=scores.csv
 """
+
 from ml_collections.config_dict import placeholder
 
-from research.config import ConfigDict, base_config, eval_config, parse_arg
+from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("logreg", "scorecard", "mlp", "ft_transformer")
 DATA = ("credit_data", "lending_club", "default", "german_credit_numeric", "table")
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, variants=VARIANTS, smoke=False, data="credit_data", seed=0,
-                  cutoff=0.5)
+  arg = parse_arg(arg, variants=VARIANTS, smoke=False, data="credit_data", seed=0, cutoff=0.5)
   if arg.data not in DATA:
     raise ValueError(f"Unknown data {arg.data!r}; valid: {', '.join(DATA)}.")
   c = base_config()
   c.seed = arg.seed
   c.data.name = arg.data
   c.data.format = "tabular"
-  c.data.options = ConfigDict(dict(seed=arg.seed, fractions=(0.6, 0.2, 0.2),
-                                   split_by="stratified"))
+  c.data.options = ConfigDict(dict(seed=arg.seed, fractions=(0.6, 0.2, 0.2), split_by="stratified"))
   if arg.data == "table":
     # Declared so the command line can set them (the config is locked); the
     # data source checks them when it reads the file.
-    c.data.options.update(dict(path=placeholder(str), target=placeholder(str),
-                               positive=placeholder(str), schema=placeholder(str)))
+    c.data.options.update(
+      dict(
+        path=placeholder(str),
+        target=placeholder(str),
+        positive=placeholder(str),
+        schema=placeholder(str),
+      )
+    )
   c.data.tabular = ConfigDict(dict(numeric="standardize", min_count=1))
-  c.task = ConfigDict(dict(name="tabular_classification", num_classes=2, label_key="label",
-                           input_keys=("numeric", "categorical")))
+  c.task = ConfigDict(
+    dict(
+      name="tabular_classification",
+      num_classes=2,
+      label_key="label",
+      input_keys=("numeric", "categorical"),
+    )
+  )
   c.batch_size, c.eval_batch_size = 128, 512
   c.optimizer.name = "adamw"
   c.schedule.name = "cosine"
@@ -72,34 +83,59 @@ def get_config(arg=None):
     if arg.variant == "scorecard":
       c.data.tabular.numeric = "woe"
   elif arg.variant == "mlp":
-    c.model = ConfigDict(dict(name="tabular_mlp", num_classes=2, cardinalities=None,
-                              embed_dim=8, hidden=(128, 64), dropout=0.3))
+    c.model = ConfigDict(
+      dict(
+        name="tabular_mlp",
+        num_classes=2,
+        cardinalities=None,
+        embed_dim=8,
+        hidden=(128, 64),
+        dropout=0.3,
+      )
+    )
     c.optimizer.lr, c.optimizer.weight_decay = 1e-3, 1e-3
     c.total_epochs = 40
   else:
     c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
-    c.model = ConfigDict(dict(name="ft_transformer", num_classes=2, cardinalities=None, dim=32,
-                              num_layers=2, num_heads=4, dropout=0.1, attention_dropout=0.1))
+    c.model = ConfigDict(
+      dict(
+        name="ft_transformer",
+        num_classes=2,
+        cardinalities=None,
+        dim=32,
+        num_layers=2,
+        num_heads=4,
+        dropout=0.1,
+        attention_dropout=0.1,
+      )
+    )
     c.optimizer.lr, c.optimizer.weight_decay = 5e-4, 1e-4
     c.total_epochs = 40
   c.schedule.warmup_epochs = 1
   c.evals.val = eval_config("credit", "validation", every_epochs=2, topk=(), cutoff=arg.cutoff)
   c.evals.test = eval_config("credit", "test", topk=(), cutoff=arg.cutoff)
-  c.evals.test_ig = eval_config("integrated_gradients", "test", topk=(), steps=32,
-                                max_examples=512)
+  c.evals.test_ig = eval_config("integrated_gradients", "test", topk=(), steps=32, max_examples=512)
   c.ckpt.every_epochs = 2
   c.ckpt.best_metric, c.ckpt.best_mode = "val/roc_auc", "max"
-  c.baselines.scorecard = dict(type="scorecard", split="test", pdo=20.0, odds=50.0,
-                               points=600.0, cutoff=arg.cutoff)
+  c.baselines.scorecard = dict(
+    type="scorecard", split="test", pdo=20.0, odds=50.0, points=600.0, cutoff=arg.cutoff
+  )
   # n_jobs None: research.baselines.finance.default_threads (no oversubscription).
-  c.baselines.lightgbm = dict(type="lightgbm", split="test", cutoff=arg.cutoff,
-                              n_jobs=placeholder(int))
+  c.baselines.lightgbm = dict(
+    type="lightgbm", split="test", cutoff=arg.cutoff, n_jobs=placeholder(int)
+  )
   c.baselines.logreg_sklearn = dict(type="logreg_sklearn", split="test", cutoff=arg.cutoff)
   if arg.data == "credit_data":
-    c.references = (dict(
-        metric="test/roc_auc", value=0.832, higher_is_better=True, tolerance=0.0,
+    c.references = (
+      dict(
+        metric="test/roc_auc",
+        value=0.832,
+        higher_is_better=True,
+        tolerance=0.0,
         source="public notebook: XGBoost on modeldata credit_data, test ROC AUC 0.832",
-        data=dict(name="credit_data")),)
+        data=dict(name="credit_data"),
+      ),
+    )
   if arg.smoke:
     if c.model.name == "tabular_mlp":
       c.model.hidden, c.model.embed_dim = (8,), 2
@@ -119,9 +155,12 @@ def get_config(arg=None):
 
 
 def search_space(variant):
-  """tools.tune's default space (research/search_space.py), scored on val/roc_auc."""
-  space = {"optimizer.lr": ("log", 1e-4, 1e-1), "optimizer.weight_decay": ("log", 1e-6, 1e-2),
-           "batch_size": ("choice", 64, 128, 256)}
+  """tools.tune's default space (research/apps/search_space.py), scored on val/roc_auc."""
+  space = {
+    "optimizer.lr": ("log", 1e-4, 1e-1),
+    "optimizer.weight_decay": ("log", 1e-6, 1e-2),
+    "batch_size": ("choice", 64, 128, 256),
+  }
   if variant == "mlp":
     space["model.dropout"] = ("float", 0.0, 0.5)
   return space

@@ -24,44 +24,105 @@ over the whole period with fixed parameters (`fold=-1`, the default):
 
   python -m tools.train --config=experiments/finance_risk/market_risk.py:lstm --workdir=runs/market_lstm_fixed
 """
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
+
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
 
 VARIANTS = ("lstm", "transformer", "direction")
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, variants=VARIANTS, smoke=False, fold=-1, num_folds=4, window=60,
-                  index="DAX", seed=0, validation_days=250)
+  arg = parse_arg(
+    arg,
+    variants=VARIANTS,
+    smoke=False,
+    fold=-1,
+    num_folds=4,
+    window=60,
+    index="DAX",
+    seed=0,
+    validation_days=250,
+  )
   c = base_config()
   c.seed = arg.seed
   c.data.name = "eu_stock_markets"
   # The data set puts the target index's returns in input column ASSETS.index(index).
   target_asset = ("DAX", "SMI", "CAC", "FTSE").index(arg.index)
-  c.data.options = ConfigDict(dict(index=arg.index, window=arg.window, test_fraction=0.5,
-                                   num_folds=arg.num_folds, fold=arg.fold,
-                                   validation_days=arg.validation_days))
+  c.data.options = ConfigDict(
+    dict(
+      index=arg.index,
+      window=arg.window,
+      test_fraction=0.5,
+      num_folds=arg.num_folds,
+      fold=arg.fold,
+      validation_days=arg.validation_days,
+    )
+  )
   outputs = 2 if arg.variant == "direction" else 3
   if arg.variant == "transformer":
     c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
-    c.model = ConfigDict(dict(name="transformer_forecaster", num_outputs=outputs, dim=32,
-                              num_layers=2, num_heads=4, max_len=arg.window, dropout=0.1,
-                              target_asset=target_asset))
+    c.model = ConfigDict(
+      dict(
+        name="transformer_forecaster",
+        num_outputs=outputs,
+        dim=32,
+        num_layers=2,
+        num_heads=4,
+        max_len=arg.window,
+        dropout=0.1,
+        target_asset=target_asset,
+      )
+    )
   else:
-    c.model = ConfigDict(dict(name="lstm_forecaster", num_outputs=outputs, hidden=32,
-                              num_layers=1, dropout=0.0, target_asset=target_asset))
+    c.model = ConfigDict(
+      dict(
+        name="lstm_forecaster",
+        num_outputs=outputs,
+        hidden=32,
+        num_layers=1,
+        dropout=0.0,
+        target_asset=target_asset,
+      )
+    )
   if arg.variant == "direction":
-    c.task = ConfigDict(dict(name="classification", num_classes=2, input_key="inputs",
-                             label_key="direction", label_smoothing=0.0))
+    c.task = ConfigDict(
+      dict(
+        name="classification",
+        num_classes=2,
+        input_key="inputs",
+        label_key="direction",
+        label_smoothing=0.0,
+      )
+    )
     c.evals.test = eval_config("classification", "test", topk=(), every_epochs=10)
     c.baselines.majority = dict(type="majority_class", split="test")
   else:
-    c.task = ConfigDict(dict(name="risk_forecast", input_key="inputs", target_key="target",
-                             quantile=0.01, quantile_weight=1.0))
-    c.evals.test = eval_config("market_risk", "test", topk=(), level=0.99, every_epochs=10,
-                               var_method="filtered_hs", calibration_split="validation")
-    c.baselines.historical_simulation = dict(type="historical_simulation", split="test",
-                                             lookback=250, level=0.99)
+    c.task = ConfigDict(
+      dict(
+        name="risk_forecast",
+        input_key="inputs",
+        target_key="target",
+        quantile=0.01,
+        quantile_weight=1.0,
+      )
+    )
+    c.evals.test = eval_config(
+      "market_risk",
+      "test",
+      topk=(),
+      level=0.99,
+      every_epochs=10,
+      var_method="filtered_hs",
+      calibration_split="validation",
+    )
+    c.baselines.historical_simulation = dict(
+      type="historical_simulation", split="test", lookback=250, level=0.99
+    )
     c.baselines.garch = dict(type="garch", split="test", dist="t", level=0.99)
   c.batch_size, c.eval_batch_size = 64, 256
   c.total_epochs = 30

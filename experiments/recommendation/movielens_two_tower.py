@@ -8,8 +8,9 @@ item genres (multi-hot) and release-year bucket, and the user's genre profile
 
   python -m tools.train --config=experiments/recommendation/movielens_two_tower.py:two_tower --workdir=runs/ml_two_tower
 """
+
 from experiments.recommendation import _common
-from research.config import ConfigDict, base_config, eval_config, parse_arg
+from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("two_tower", "no_features")
 
@@ -19,13 +20,24 @@ def get_config(arg=None):
   c = base_config()
   _common.data_config(c, arg, view="retrieval", split_by="leave_last_out")
   c.steps_per_call = _common.STEPS_PER_CALL
-  c.task = ConfigDict(dict(name="in_batch_softmax", input_keys=("user", "item"),
-                           logq_correction=True))
-  c.model = ConfigDict(dict(name="two_tower", num_users=None, num_items=None, dim=64,
-                            hidden=(128,), temperature=0.05,
-                            use_item_features=arg.variant == "two_tower",
-                            use_user_features=arg.variant == "two_tower",
-                            item_genres=None, item_year=None, user_genres=None))
+  c.task = ConfigDict(
+    dict(name="in_batch_softmax", input_keys=("user", "item"), logq_correction=True)
+  )
+  c.model = ConfigDict(
+    dict(
+      name="two_tower",
+      num_users=None,
+      num_items=None,
+      dim=64,
+      hidden=(128,),
+      temperature=0.05,
+      use_item_features=arg.variant == "two_tower",
+      use_user_features=arg.variant == "two_tower",
+      item_genres=None,
+      item_year=None,
+      user_genres=None,
+    )
+  )
   c.batch_size = 512
   c.eval_batch_size = 672  # 671 test users in one padded batch; divisible by 2 and 8 devices
   c.total_epochs = 10

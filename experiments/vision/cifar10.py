@@ -7,18 +7,36 @@ ResNet-18 (small-image stem, SGD, crop+flip, ~200 epochs) 0.9502 in kuangliu/pyt
 
   python -m tools.train --config=experiments/vision/cifar10.py:resnet18 --workdir=runs/c10_r18
 """
+
 from experiments.vision import fashion_mnist
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
 
 # Per-channel mean/std of the CIFAR-10 training images.
 _NORM = "value_range(0, 1)|standardize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))"
 VARIANTS = {
-    "lenet": dict(model=dict(name="lenet"), epochs=30, optimizer="adam", lr=1e-3,
-                  reference=(0.64, "LeNet-5 on CIFAR-10, typical reimplementation accuracy")),
-    "resnet18": dict(model=dict(name="resnet18", stem="small"), epochs=200, optimizer="momentum",
-                     lr=0.1, reference=(0.9502, "kuangliu/pytorch-cifar README: ResNet18 "
-                                               "93.02% (0.9502 with 200-epoch cosine schedule)")),
+  "lenet": dict(
+    model=dict(name="lenet"),
+    epochs=30,
+    optimizer="adam",
+    lr=1e-3,
+    reference=(0.64, "LeNet-5 on CIFAR-10, typical reimplementation accuracy"),
+  ),
+  "resnet18": dict(
+    model=dict(name="resnet18", stem="small"),
+    epochs=200,
+    optimizer="momentum",
+    lr=0.1,
+    reference=(
+      0.9502,
+      "kuangliu/pytorch-cifar README: ResNet18 93.02% (0.9502 with 200-epoch cosine schedule)",
+    ),
+  ),
 }
 
 
@@ -41,8 +59,16 @@ def get_config(arg=None):
   c.ckpt.every_epochs = 1
   select_on_validation(c, "accuracy")  # 5,000 training images held out, stratified
   value, source = v["reference"]
-  c.references = (dict(metric="test/accuracy", value=value, source=source,
-                       higher_is_better=True, tolerance=0.0, data=dict(name="cifar10")),)
+  c.references = (
+    dict(
+      metric="test/accuracy",
+      value=value,
+      source=source,
+      higher_is_better=True,
+      tolerance=0.0,
+      data=dict(name="cifar10"),
+    ),
+  )
   if arg.smoke:
     fashion_mnist._shrink(c)
     c.eval_batch_size = 16

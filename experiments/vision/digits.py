@@ -6,12 +6,18 @@ stratified, as the validation split the best checkpoint is chosen on.
 
   python -m tools.train --config=experiments/vision/digits.py:cnn --workdir=runs/digits_cnn
 """
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
+
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
 
 MODELS = {
-    "mlp": dict(name="mlp", hidden=(256, 128), dropout=0.1),
-    "cnn": dict(name="cnn", features=(32, 64), hidden=128, dropout=0.25),
+  "mlp": dict(name="mlp", hidden=(256, 128), dropout=0.1),
+  "cnn": dict(name="cnn", features=(32, 64), hidden=128, dropout=0.25),
 }
 VARIANTS = tuple(MODELS)
 
@@ -36,11 +42,17 @@ def get_config(arg=None):
   c.baselines.majority = dict(type="majority_class", split="test")
   c.ckpt.every_epochs = 10
   select_on_validation(c, "accuracy")  # 144 of the 1,437 training images, stratified
-  c.references = (dict(
-      metric="test/accuracy", value=0.97, higher_is_better=True, tolerance=0.0,
+  c.references = (
+    dict(
+      metric="test/accuracy",
+      value=0.97,
+      higher_is_better=True,
+      tolerance=0.0,
       source="scikit-learn example 'Recognizing hand-written digits' (SVC, gamma=0.001, "
-             "50/50 split): 0.97 accuracy",
-      data=dict(name="digits")),)
+      "50/50 split): 0.97 accuracy",
+      data=dict(name="digits"),
+    ),
+  )
   if arg.smoke:
     c.model.hidden = 16 if c.model.name == "cnn" else (16,)
     if c.model.name == "cnn":

@@ -7,17 +7,41 @@ README): MLP 256-128-64 0.900, 2-conv CNN about 0.925, ResNet18 0.949.
 
   python -m tools.train --config=experiments/vision/fashion_mnist.py:cnn --workdir=runs/fm_cnn
 """
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
+
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
 
 _SOURCE = "Fashion-MNIST benchmark table, github.com/zalandoresearch/fashion-mnist README"
 VARIANTS = {
-    "mlp": dict(model=dict(name="mlp", hidden=(256, 128, 64), dropout=0.1),
-                reference=0.900, epochs=30, lr=1e-3, pp="", optimizer="adam"),
-    "cnn": dict(model=dict(name="cnn", features=(32, 64), hidden=256, dropout=0.3),
-                reference=0.925, epochs=14, lr=2e-3, pp="|flip_lr", optimizer="adam"),
-    "resnet18": dict(model=dict(name="resnet18", stem="small"), reference=0.949, epochs=40,
-                     lr=0.1, pp="|random_crop(28, pad=2)|flip_lr", optimizer="momentum"),
+  "mlp": dict(
+    model=dict(name="mlp", hidden=(256, 128, 64), dropout=0.1),
+    reference=0.900,
+    epochs=30,
+    lr=1e-3,
+    pp="",
+    optimizer="adam",
+  ),
+  "cnn": dict(
+    model=dict(name="cnn", features=(32, 64), hidden=256, dropout=0.3),
+    reference=0.925,
+    epochs=14,
+    lr=2e-3,
+    pp="|flip_lr",
+    optimizer="adam",
+  ),
+  "resnet18": dict(
+    model=dict(name="resnet18", stem="small"),
+    reference=0.949,
+    epochs=40,
+    lr=0.1,
+    pp="|random_crop(28, pad=2)|flip_lr",
+    optimizer="momentum",
+  ),
 }
 
 
@@ -44,9 +68,16 @@ def get_config(arg=None):
   c.evals.test = eval_config("classification", "test", every_epochs=2)
   c.ckpt.every_epochs = 1
   select_on_validation(c, "accuracy")  # 6,000 training images held out, stratified
-  c.references = (dict(metric="test/accuracy", value=v["reference"], higher_is_better=True,
-                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})",
-                       data=dict(name="fashion_mnist")),)
+  c.references = (
+    dict(
+      metric="test/accuracy",
+      value=v["reference"],
+      higher_is_better=True,
+      tolerance=0.0,
+      source=f"{_SOURCE} ({arg.variant})",
+      data=dict(name="fashion_mnist"),
+    ),
+  )
   if arg.smoke:
     _shrink(c)
   return c

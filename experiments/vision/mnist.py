@@ -5,17 +5,35 @@ References: a published MLP reaches 0.983; the flax examples CNN 0.9917.
 
   python -m tools.train --config=experiments/vision/mnist.py:cnn --workdir=runs/mnist_cnn
 """
+
 from experiments.vision import fashion_mnist
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
 
 VARIANTS = {
-    "mlp": dict(model=dict(name="mlp", hidden=(512, 256), dropout=0.2), epochs=20, lr=1e-3,
-                reference=(0.983, "Published 2-hidden-layer MLP on MNIST (Keras mnist_mlp "
-                                  "example): 0.9830 test accuracy")),
-    "cnn": dict(model=dict(name="cnn", features=(32, 64), hidden=256, dropout=0.0), epochs=10,
-                lr=1e-3, reference=(0.9917, "flax examples/mnist README: 0.9917 test accuracy "
-                                            "(10 epochs, SGD momentum)")),
+  "mlp": dict(
+    model=dict(name="mlp", hidden=(512, 256), dropout=0.2),
+    epochs=20,
+    lr=1e-3,
+    reference=(
+      0.983,
+      "Published 2-hidden-layer MLP on MNIST (Keras mnist_mlp example): 0.9830 test accuracy",
+    ),
+  ),
+  "cnn": dict(
+    model=dict(name="cnn", features=(32, 64), hidden=256, dropout=0.0),
+    epochs=10,
+    lr=1e-3,
+    reference=(
+      0.9917,
+      "flax examples/mnist README: 0.9917 test accuracy (10 epochs, SGD momentum)",
+    ),
+  ),
 }
 
 
@@ -35,8 +53,16 @@ def get_config(arg=None):
   c.ckpt.every_epochs = 1
   select_on_validation(c, "accuracy")  # 6,000 training images held out, stratified
   value, source = v["reference"]
-  c.references = (dict(metric="test/accuracy", value=value, source=source,
-                       higher_is_better=True, tolerance=0.0, data=dict(name="mnist")),)
+  c.references = (
+    dict(
+      metric="test/accuracy",
+      value=value,
+      source=source,
+      higher_is_better=True,
+      tolerance=0.0,
+      data=dict(name="mnist"),
+    ),
+  )
   if arg.smoke:
     fashion_mnist._shrink(c)
     c.eval_batch_size = 16

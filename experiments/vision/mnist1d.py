@@ -5,14 +5,20 @@ References (the paper's table): logistic 32%, MLP 68%, CNN 94%.
 
   python -m tools.train --config=experiments/vision/mnist1d.py:cnn --workdir=runs/m1d_cnn
 """
-from research.config import (ConfigDict, base_config, eval_config, parse_arg,
-                             select_on_validation)
+
+from research.core.config import (
+  ConfigDict,
+  base_config,
+  eval_config,
+  parse_arg,
+  select_on_validation,
+)
 
 _SOURCE = "Greydanus, 'Scaling down deep learning' (MNIST-1D), arXiv:2011.14439, Table 1"
 VARIANTS = {
-    "logistic": dict(model=dict(name="logistic"), reference=0.32),
-    "mlp": dict(model=dict(name="mlp", hidden=(100, 100)), reference=0.68),
-    "cnn": dict(model=dict(name="cnn1d"), reference=0.94),
+  "logistic": dict(model=dict(name="logistic"), reference=0.32),
+  "mlp": dict(model=dict(name="mlp", hidden=(100, 100)), reference=0.68),
+  "cnn": dict(model=dict(name="cnn1d"), reference=0.94),
 }
 
 
@@ -31,9 +37,16 @@ def get_config(arg=None):
   c.evals.test = eval_config("classification", "test", every_steps=1000)
   c.ckpt.every_steps, c.ckpt.every_epochs = 1000, None
   select_on_validation(c, "accuracy")  # 400 of the 4,000 training signals, stratified
-  c.references = (dict(metric="test/accuracy", value=v["reference"], higher_is_better=True,
-                       tolerance=0.0, source=f"{_SOURCE} ({arg.variant})",
-                       data=dict(name="mnist1d")),)
+  c.references = (
+    dict(
+      metric="test/accuracy",
+      value=v["reference"],
+      higher_is_better=True,
+      tolerance=0.0,
+      source=f"{_SOURCE} ({arg.variant})",
+      data=dict(name="mnist1d"),
+    ),
+  )
   if arg.smoke:
     c.batch_size, c.eval_batch_size = 16, 200
     c.total_steps = 2
@@ -45,8 +58,10 @@ def get_config(arg=None):
 
 
 def search_space(variant):
-  """tools.tune's default space (research/search_space.py); the hand-set values lie in it."""
+  """tools.tune's default space (research/apps/search_space.py); the hand-set values lie in it."""
   del variant  # the same optimiser knobs for every model
-  return {"optimizer.lr": ("log", 1e-3, 5e-2),
-          "batch_size": ("choice", 50, 100, 200),
-          "schedule.name": ("choice", "constant", "cosine")}
+  return {
+    "optimizer.lr": ("log", 1e-3, 5e-2),
+    "batch_size": ("choice", 50, 100, 200),
+    "schedule.name": ("choice", "constant", "cosine"),
+  }

@@ -22,6 +22,7 @@ Metric names are bare ('rmse', 'auc'); the runner prefixes the split, so
 may write its own files (a points table, predictions) under `ctx.output_dir`.
 Baselines run on the primary process only, on host data (numpy, scikit-learn).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,24 +31,30 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 BASELINES: dict[str, Callable[..., Mapping[str, float]]] = {}
 RESULTS_FILE = "baselines.json"
 # One module per domain, each registering its baseline types on import.
-DOMAIN_MODULES = ("research.baselines.classification", "research.baselines.recsys",
-                  "research.baselines.finance")
+DOMAIN_MODULES = (
+  "research.baselines.classification",
+  "research.baselines.recsys",
+  "research.baselines.finance",
+)
 
 
 def register(type_name: str):
   """Decorator: registers `fn(ctx, **kwargs) -> {metric: value}` as a baseline type."""
+
   def wrap(fn):
     if type_name in BASELINES and BASELINES[type_name] is not fn:
       raise ValueError(f"Baseline type {type_name!r} is registered twice.")
     BASELINES[type_name] = fn
     return fn
+
   return wrap
 
 
@@ -78,6 +85,7 @@ def _import_domain_baselines() -> None:
   """Domains register their baselines on import; import them all once."""
   # pylint: disable=import-outside-toplevel,unused-import
   import importlib
+
   for module in DOMAIN_MODULES:
     try:
       importlib.import_module(module)
@@ -91,20 +99,26 @@ def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -
   _import_domain_baselines()
   type_name = baseline.get("type")
   if type_name not in BASELINES:
-    raise ValueError(f"config.baselines.{name}: unknown baseline type {type_name!r}; valid "
-                     f"types: {sorted(BASELINES) or '(none registered)'}.")
+    raise ValueError(
+      f"config.baselines.{name}: unknown baseline type {type_name!r}; valid "
+      f"types: {sorted(BASELINES) or '(none registered)'}."
+    )
   split = baseline.get("split")
   if split not in eval_splits:
-    raise ValueError(f"config.baselines.{name}.split={split!r} is not an eval split of this "
-                     f"experiment; config.evals uses: {sorted(set(eval_splits))}.")
+    raise ValueError(
+      f"config.baselines.{name}.split={split!r} is not an eval split of this "
+      f"experiment; config.evals uses: {sorted(set(eval_splits))}."
+    )
   # The arguments go to the baseline function after training; an unknown one
   # must fail now, not after the model has trained.
   valid = baseline_arguments(type_name)
   if valid is not None:
     unknown = sorted(set(baseline) - {"type", "split"} - set(valid))
     if unknown:
-      raise ValueError(f"config.baselines.{name}: baseline type {type_name!r} takes no "
-                       f"argument(s) {unknown}; valid: {', '.join(valid) or '(none)'}.")
+      raise ValueError(
+        f"config.baselines.{name}: baseline type {type_name!r} takes no "
+        f"argument(s) {unknown}; valid: {', '.join(valid) or '(none)'}."
+      )
 
 
 def baseline_arguments(type_name: str) -> tuple[str, ...] | None:
@@ -122,17 +136,26 @@ def run_baselines(config, data, workdir: str) -> dict[str, dict[str, float]]:
   results = {}
   for name, b in config.baselines.items():
     kwargs = {k: v for k, v in b.to_dict().items() if k not in ("type", "split")}
-    ctx = BaselineContext(config=config, data=data, split=b.split,
-                          output_dir=os.path.join(workdir, "baselines", name))
+    ctx = BaselineContext(
+      config=config, data=data, split=b.split, output_dir=os.path.join(workdir, "baselines", name)
+    )
     t0 = time.perf_counter()
     metrics = BASELINES[b.type](ctx, **kwargs)
     seconds = time.perf_counter() - t0
     results[name] = {f"{b.split}/{k}": float(v) for k, v in metrics.items()}
     results[name]["seconds"] = seconds
-    log.info("Baseline %s (%s) on %s: %s (%.1f s)", name, b.type, b.split,
-             {k: round(v, 4) for k, v in metrics.items()}, seconds)
+    log.info(
+      "Baseline %s (%s) on %s: %s (%.1f s)",
+      name,
+      b.type,
+      b.split,
+      {k: round(v, 4) for k, v in metrics.items()},
+      seconds,
+    )
   if results:
     from research.outputs import writer  # pylint: disable=import-outside-toplevel
-    writer.atomic_write(os.path.join(workdir, RESULTS_FILE),
-                        json.dumps(results, indent=2, sort_keys=True))
+
+    writer.atomic_write(
+      os.path.join(workdir, RESULTS_FILE), json.dumps(results, indent=2, sort_keys=True)
+    )
   return results

@@ -1,4 +1,5 @@
 """Baselines for any classification experiment."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,10 @@ def labels_of(source, key: str, chunk: int = 65536) -> np.ndarray:
   get_batch = getattr(source, "get_batch", None)
   if get_batch is None:
     return np.asarray([source[i][key] for i in range(n)])
-  return np.concatenate([np.asarray(get_batch(np.arange(s, min(s + chunk, n)))[key])
-                         for s in range(0, n, chunk)] or [np.zeros((0,), np.int64)])
+  return np.concatenate(
+    [np.asarray(get_batch(np.arange(s, min(s + chunk, n)))[key]) for s in range(0, n, chunk)]
+    or [np.zeros((0,), np.int64)]
+  )
 
 
 @register("majority_class")

@@ -29,6 +29,7 @@ Market risk (the 'eu_stock_markets' windows; `.returns` and `.days`):
 Both report `research.metrics.market.backtest` under the 'market_risk'
 evaluator's names and save their forecasts to `<output_dir>/forecasts.npz`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -37,8 +38,8 @@ import os
 
 import numpy as np
 
-from research import lazy
 from research.baselines import BaselineContext, register
+from research.core import lazy
 from research.metrics import credit, market
 
 with lazy.imports():
@@ -46,15 +47,27 @@ with lazy.imports():
 
 log = logging.getLogger(__name__)
 
-_HEADLINE = ("roc_auc", "gini", "ks", "brier", "log_loss", "ece", "psi", "accuracy",
-             "dp_difference", "eo_difference", "di_ratio")
+_HEADLINE = (
+  "roc_auc",
+  "gini",
+  "ks",
+  "brier",
+  "log_loss",
+  "ece",
+  "psi",
+  "accuracy",
+  "dp_difference",
+  "eo_difference",
+  "di_ratio",
+)
 
 
 def _tables(ctx: BaselineContext):
   """(train TableSource, eval TableSource) of a tabular run."""
   if ctx.config.data.format != "tabular":
-    raise ValueError(f"Credit baselines need config.data.format='tabular', got "
-                     f"{ctx.config.data.format!r}.")
+    raise ValueError(
+      f"Credit baselines need config.data.format='tabular', got {ctx.config.data.format!r}."
+    )
   return ctx.data.raw(ctx.config.data.train_split), ctx.data.raw(ctx.split)
 
 
@@ -62,18 +75,31 @@ def _score(ctx, train, evaluated, p_train, p_eval, cutoff) -> dict[str, float]:
   groups = None
   if evaluated.schema.sensitive:
     groups = ctx.data.preprocessor.transform(evaluated.frame)["group"]
-  scalars, _ = credit.credit_report(evaluated.schema.labels(evaluated.frame), p_eval,
-                                    reference_scores=p_train, cutoff=cutoff, groups=groups)
+  scalars, _ = credit.credit_report(
+    evaluated.schema.labels(evaluated.frame),
+    p_eval,
+    reference_scores=p_train,
+    cutoff=cutoff,
+    groups=groups,
+  )
   return {k: v for k, v in scalars.items() if k in _HEADLINE}
 
 
 @register("scorecard")
-def scorecard(ctx: BaselineContext, *, pdo: float = 20.0, odds: float = 50.0,
-              points: float = 600.0, cutoff: float = 0.5, max_n_bins: int = 6,
-              C: float = 1.0) -> dict[str, float]:
+def scorecard(
+  ctx: BaselineContext,
+  *,
+  pdo: float = 20.0,
+  odds: float = 50.0,
+  points: float = 600.0,
+  cutoff: float = 0.5,
+  max_n_bins: int = 6,
+  C: float = 1.0,
+) -> dict[str, float]:
   """WoE binning + logistic regression + PDO points table (see module docstring)."""
   from optbinning import BinningProcess, Scorecard  # pylint: disable=import-outside-toplevel
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+
   train, evaluated = _tables(ctx)
   schema = train.schema
 
@@ -85,11 +111,15 @@ def scorecard(ctx: BaselineContext, *, pdo: float = 20.0, odds: float = 50.0,
       x[col] = x[col].astype("string").astype(object).where(x[col].notna(), np.nan)
     return x
 
-  binning = BinningProcess(list(schema.features), categorical_variables=list(schema.categorical),
-                           max_n_bins=max_n_bins)
-  card = Scorecard(binning_process=binning, estimator=LogisticRegression(C=C, max_iter=1000),
-                   scaling_method="pdo_odds",
-                   scaling_method_params={"pdo": pdo, "odds": odds, "scorecard_points": points})
+  binning = BinningProcess(
+    list(schema.features), categorical_variables=list(schema.categorical), max_n_bins=max_n_bins
+  )
+  card = Scorecard(
+    binning_process=binning,
+    estimator=LogisticRegression(C=C, max_iter=1000),
+    scaling_method="pdo_odds",
+    scaling_method_params={"pdo": pdo, "odds": odds, "scorecard_points": points},
+  )
   y_train = schema.labels(train.frame)
   card.fit(features(train.frame), y_train)
   out = ctx.makedirs()
@@ -98,12 +128,14 @@ def scorecard(ctx: BaselineContext, *, pdo: float = 20.0, odds: float = 50.0,
   p_train = card.predict_proba(features(train.frame))[:, 1]
   p_eval = card.predict_proba(features(evaluated.frame))[:, 1]
   scores = card.score(features(evaluated.frame))
-  pd.DataFrame({"points": scores, "p_bad": p_eval,
-                "label": schema.labels(evaluated.frame)}).to_csv(
-                    os.path.join(out, f"{ctx.split}_scores.csv"), index=False)
+  pd.DataFrame({"points": scores, "p_bad": p_eval, "label": schema.labels(evaluated.frame)}).to_csv(
+    os.path.join(out, f"{ctx.split}_scores.csv"), index=False
+  )
   with open(os.path.join(out, "scaling.txt"), "w") as f:
-    f.write(f"PDO scaling: {points:g} points at good:bad odds {odds:g}:1, {pdo:g} points to "
-            f"double the odds. Higher points = lower risk.\n")
+    f.write(
+      f"PDO scaling: {points:g} points at good:bad odds {odds:g}:1, {pdo:g} points to "
+      f"double the odds. Higher points = lower risk.\n"
+    )
   return _score(ctx, train, evaluated, p_train, p_eval, cutoff)
 
 
@@ -148,18 +180,28 @@ def _fit_kwargs(fit, x_val, y_val) -> dict:
 
 
 @register("lightgbm")
-def lightgbm_baseline(ctx: BaselineContext, *, num_leaves=(4, 8, 16),
-                      learning_rate: float = 0.03, n_estimators: int = 3000,
-                      min_child_samples: int = 20, subsample: float = 0.8,
-                      colsample_bytree: float = 0.7, reg_lambda: float = 1.0,
-                      early_stopping_rounds: int = 200, cutoff: float = 0.5,
-                      seed: int | None = None, n_jobs: int | None = None) -> dict[str, float]:
+def lightgbm_baseline(
+  ctx: BaselineContext,
+  *,
+  num_leaves=(4, 8, 16),
+  learning_rate: float = 0.03,
+  n_estimators: int = 3000,
+  min_child_samples: int = 20,
+  subsample: float = 0.8,
+  colsample_bytree: float = 0.7,
+  reg_lambda: float = 1.0,
+  early_stopping_rounds: int = 200,
+  cutoff: float = 0.5,
+  seed: int | None = None,
+  n_jobs: int | None = None,
+) -> dict[str, float]:
   """LightGBM classifier: early-stopped on the validation split's AUC, and
   `num_leaves` (an int or a tuple to choose from) chosen by the same
   validation AUC, so the test split is never used to tune the baseline.
   `n_jobs`: LightGBM threads; None = `default_threads()`."""
   import lightgbm as lgb  # pylint: disable=import-outside-toplevel
   from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
+
   train, evaluated = _tables(ctx)
   schema = train.schema
   validation = ctx.data.raw("validation")
@@ -168,15 +210,27 @@ def lightgbm_baseline(ctx: BaselineContext, *, num_leaves=(4, 8, 16),
   x_eval, _ = _lgb_frame(evaluated.frame, schema, cats)
   y_train, y_val = schema.labels(train.frame), schema.labels(validation.frame)
   best = None
-  for leaves in (num_leaves if isinstance(num_leaves, (tuple, list)) else (num_leaves,)):
+  for leaves in num_leaves if isinstance(num_leaves, (tuple, list)) else (num_leaves,):
     model = lgb.LGBMClassifier(
-        num_leaves=int(leaves), learning_rate=learning_rate, n_estimators=n_estimators,
-        min_child_samples=min_child_samples, subsample=subsample, subsample_freq=1,
-        colsample_bytree=colsample_bytree, reg_lambda=reg_lambda,
-        n_jobs=default_threads() if n_jobs is None else int(n_jobs), verbose=-1,
-        random_state=ctx.config.seed if seed is None else seed)
-    model.fit(x_train, y_train, **_fit_kwargs(model.fit, x_val, y_val), eval_metric="auc",
-              callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)])
+      num_leaves=int(leaves),
+      learning_rate=learning_rate,
+      n_estimators=n_estimators,
+      min_child_samples=min_child_samples,
+      subsample=subsample,
+      subsample_freq=1,
+      colsample_bytree=colsample_bytree,
+      reg_lambda=reg_lambda,
+      n_jobs=default_threads() if n_jobs is None else int(n_jobs),
+      verbose=-1,
+      random_state=ctx.config.seed if seed is None else seed,
+    )
+    model.fit(
+      x_train,
+      y_train,
+      **_fit_kwargs(model.fit, x_val, y_val),
+      eval_metric="auc",
+      callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
     val_auc = roc_auc_score(y_val, model.predict_proba(x_val)[:, 1])
     if best is None or val_auc > best[0]:
       best = (val_auc, int(leaves), model)
@@ -184,21 +238,27 @@ def lightgbm_baseline(ctx: BaselineContext, *, num_leaves=(4, 8, 16),
   p_train = model.predict_proba(x_train)[:, 1]
   p_eval = model.predict_proba(x_eval)[:, 1]
   out = ctx.makedirs()
-  importance = pd.DataFrame({"feature": list(schema.features),
-                             "gain": model.booster_.feature_importance("gain")})
+  importance = pd.DataFrame(
+    {"feature": list(schema.features), "gain": model.booster_.feature_importance("gain")}
+  )
   importance.sort_values("gain", ascending=False).to_csv(
-      os.path.join(out, "feature_importance.csv"), index=False)
+    os.path.join(out, "feature_importance.csv"), index=False
+  )
   with open(os.path.join(out, "selection.txt"), "w") as f:
-    f.write(f"num_leaves={leaves} (validation AUC {val_auc:.4f}), best_iteration="
-            f"{model.best_iteration_ or n_estimators}\n")
+    f.write(
+      f"num_leaves={leaves} (validation AUC {val_auc:.4f}), best_iteration="
+      f"{model.best_iteration_ or n_estimators}\n"
+    )
   return _score(ctx, train, evaluated, p_train, p_eval, cutoff)
 
 
 @register("logreg_sklearn")
-def logreg_sklearn(ctx: BaselineContext, *, C: float = 1.0,
-                   cutoff: float = 0.5) -> dict[str, float]:
+def logreg_sklearn(
+  ctx: BaselineContext, *, C: float = 1.0, cutoff: float = 0.5
+) -> dict[str, float]:
   """scikit-learn LogisticRegression on the run's preprocessing (categoricals one-hot)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+
   train, evaluated = _tables(ctx)
   pp = ctx.data.preprocessor
 
@@ -209,17 +269,26 @@ def logreg_sklearn(ctx: BaselineContext, *, C: float = 1.0,
 
   model = LogisticRegression(C=C, max_iter=2000)
   model.fit(design(train.frame), train.schema.labels(train.frame))
-  return _score(ctx, train, evaluated, model.predict_proba(design(train.frame))[:, 1],
-                model.predict_proba(design(evaluated.frame))[:, 1], cutoff)
+  return _score(
+    ctx,
+    train,
+    evaluated,
+    model.predict_proba(design(train.frame))[:, 1],
+    model.predict_proba(design(evaluated.frame))[:, 1],
+    cutoff,
+  )
 
 
 # --- market risk -------------------------------------------------------------------
 
+
 def _series(ctx: BaselineContext):
   source = ctx.data.raw(ctx.split)
   if not hasattr(source, "returns") or not hasattr(source, "days"):
-    raise ValueError(f"Market-risk baselines need a price-window data set (e.g. "
-                     f"'eu_stock_markets'); {ctx.config.data.name!r} has no .returns/.days.")
+    raise ValueError(
+      f"Market-risk baselines need a price-window data set (e.g. "
+      f"'eu_stock_markets'); {ctx.config.data.name!r} has no .returns/.days."
+    )
   days = np.asarray(source.days)
   if np.any(np.diff(days) != 1):
     raise ValueError("Market-risk baselines need the split's days to be contiguous.")
@@ -228,20 +297,24 @@ def _series(ctx: BaselineContext):
 
 def _finish(ctx, returns, days, mean, vol, var, level) -> dict[str, float]:
   out = ctx.makedirs()
-  np.savez(os.path.join(out, "forecasts.npz"), day=days, target=returns[days], mean=mean,
-           vol=vol, var=var)
+  np.savez(
+    os.path.join(out, "forecasts.npz"), day=days, target=returns[days], mean=mean, vol=vol, var=var
+  )
   return market.backtest(returns[days], var, vol=vol, mean=mean, level=level)
 
 
 @register("historical_simulation")
-def historical_simulation(ctx: BaselineContext, *, lookback: int = 250,
-                          level: float = 0.99) -> dict[str, float]:
+def historical_simulation(
+  ctx: BaselineContext, *, lookback: int = 250, level: float = 0.99
+) -> dict[str, float]:
   """Rolling-window empirical quantile of the previous `lookback` returns."""
   returns, days = _series(ctx)
   if days[0] < lookback:
-    raise ValueError(f"historical_simulation: the first forecast day {days[0]} has fewer than "
-                     f"lookback={lookback} past returns; lower lookback.")
-  windows = np.stack([returns[t - lookback:t] for t in days])  # strictly before day t
+    raise ValueError(
+      f"historical_simulation: the first forecast day {days[0]} has fewer than "
+      f"lookback={lookback} past returns; lower lookback."
+    )
+  windows = np.stack([returns[t - lookback : t] for t in days])  # strictly before day t
   var = -np.quantile(windows, 1 - level, axis=1)
   return _finish(ctx, returns, days, windows.mean(axis=1), windows.std(axis=1), var, level)
 
@@ -250,14 +323,15 @@ def historical_simulation(ctx: BaselineContext, *, lookback: int = 250,
 def garch(ctx: BaselineContext, *, dist: str = "t", level: float = 0.99) -> dict[str, float]:
   """GARCH(1,1), constant mean, fitted before the split and filtered forward."""
   from arch import arch_model  # pylint: disable=import-outside-toplevel
+
   returns, days = _series(ctx)
   first, last = int(days[0]), int(days[-1])
-  model = arch_model(returns[:last + 1], mean="Constant", vol="GARCH", p=1, q=1, dist=dist)
+  model = arch_model(returns[: last + 1], mean="Constant", vol="GARCH", p=1, q=1, dist=dist)
   fit = model.fit(last_obs=first, disp="off")  # estimation uses days < first only
   forecast = fit.forecast(horizon=1, start=first - 1, reindex=False)
   # Row i is the forecast made at day first - 1 + i for day first + i.
-  mean = forecast.mean.to_numpy()[:len(days), 0]
-  vol = np.sqrt(forecast.variance.to_numpy()[:len(days), 0])
+  mean = forecast.mean.to_numpy()[: len(days), 0]
+  vol = np.sqrt(forecast.variance.to_numpy()[: len(days), 0])
   dist_params = fit.params[model.distribution.parameter_names()].to_numpy()
   z = float(model.distribution.ppf(1 - level, dist_params))
   var = -(mean + vol * z)

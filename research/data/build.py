@@ -27,18 +27,19 @@ need the whole training split at once:
   candidates are saved in the workdir, and model fields left None
   (`num_users`, `num_items`, item features) are filled from the vocabularies.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from research.data import holdout
+from research.data import holdout, registry
 from research.data import ops as pp_ops
-from research.data import registry
 from research.data.core import ConcatSource, IndexedSource
 from research.data.tabular import preprocess as tab_pp
 from research.data.text import tokenizers as tok_lib
@@ -57,25 +58,31 @@ def carves_validation(data_config) -> bool:
 def check(data_config) -> None:
   """Config-load-time checks of the data section (no I/O)."""
   if data_config.format not in FORMATS:
-    raise ValueError(f"Unknown config.data.format {data_config.format!r}; valid: "
-                     f"{', '.join(FORMATS)}.")
+    raise ValueError(
+      f"Unknown config.data.format {data_config.format!r}; valid: {', '.join(FORMATS)}."
+    )
   if carves_validation(data_config):
     holdout.check_fraction(data_config.validation_fraction)
     if data_config.format != "examples":
-      raise ValueError(f"config.data.validation_fraction carves examples; format "
-                       f"{data_config.format!r} data sets bring their own validation split "
-                       "(leave validation_fraction None).")
+      raise ValueError(
+        f"config.data.validation_fraction carves examples; format "
+        f"{data_config.format!r} data sets bring their own validation split "
+        "(leave validation_fraction None)."
+      )
     if holdout.VALIDATION in registry.DATASETS[data_config.name].splits:
-      raise ValueError(f"Data set {data_config.name!r} has its own 'validation' split; leave "
-                       "config.data.validation_fraction None and evaluate on that split.")
+      raise ValueError(
+        f"Data set {data_config.name!r} has its own 'validation' split; leave "
+        "config.data.validation_fraction None and evaluate on that split."
+      )
   if data_config.tokenizer:
     tok_lib.check_tokenizer_spec(data_config.tokenizer.to_dict())
   if data_config.get("tabular"):
     tab_pp.check_options(data_config.tabular.to_dict())
   if data_config.format == "lm_windows":
     if not data_config.tokenizer:
-      raise ValueError("config.data.format='lm_windows' needs config.data.tokenizer "
-                       "(e.g. {'type': 'char'}).")
+      raise ValueError(
+        "config.data.format='lm_windows' needs config.data.tokenizer (e.g. {'type': 'char'})."
+      )
     if not data_config.block_size:
       raise ValueError("config.data.format='lm_windows' needs config.data.block_size.")
 
@@ -100,7 +107,8 @@ class DataBuilder:
     if split not in self._raw:
       if carves_validation(self.data) and split in (self.data.train_split, holdout.VALIDATION):
         self._raw[split] = self._carve().part(
-            holdout.VALIDATION if split == holdout.VALIDATION else "train")
+          holdout.VALIDATION if split == holdout.VALIDATION else "train"
+        )
         return self._raw[split]
       self._raw[split] = self._registry_source(split, **extra_options)
     return self._raw[split]
@@ -114,12 +122,20 @@ class DataBuilder:
   def _carve(self) -> holdout.Carve:
     """The train/validation carve of `train_split` (`config.data.validation_fraction`)."""
     if self._holdout is None:
-      self._holdout = holdout.Carve(self._registry_source(self.data.train_split),
-                                    self.data.validation_fraction, self.data.validation_seed,
-                                    label_key=self.config.task.get("label_key") or "label")
-      log.info("Validation split: %d of %d %s:%s examples held out (stratified, seed %d).",
-               len(self._holdout.val_indices), len(self._holdout.source), self.data.name,
-               self.data.train_split, self.data.validation_seed)
+      self._holdout = holdout.Carve(
+        self._registry_source(self.data.train_split),
+        self.data.validation_fraction,
+        self.data.validation_seed,
+        label_key=self.config.task.get("label_key") or "label",
+      )
+      log.info(
+        "Validation split: %d of %d %s:%s examples held out (stratified, seed %d).",
+        len(self._holdout.val_indices),
+        len(self._holdout.source),
+        self.data.name,
+        self.data.train_split,
+        self.data.validation_seed,
+      )
     return self._holdout
 
   def _raw_train(self):
@@ -127,8 +143,9 @@ class DataBuilder:
     'unsupervised' reviews, present in TFDS but not in every local copy)."""
     sources = [self.raw(self.data.train_split)]
     # "When present" means present locally or prepared: never a download.
-    no_download = ({"download": False} if "download" in registry.DATASETS[self.data.name].options
-                   else {})
+    no_download = (
+      {"download": False} if "download" in registry.DATASETS[self.data.name].options else {}
+    )
     for split in self.data.extra_train_splits:
       try:
         sources.append(self.raw(split, **no_download))
@@ -148,13 +165,19 @@ class DataBuilder:
     if source_run:
       directory = os.path.join(source_run, "tokenizer")
       if not os.path.isdir(directory):
-        raise FileNotFoundError(f"init_from.workdir={source_run!r} has no tokenizer/; the "
-                                "source run must be a text run of this codebase.")
+        raise FileNotFoundError(
+          f"init_from.workdir={source_run!r} has no tokenizer/; the "
+          "source run must be a text run of this codebase."
+        )
       return tok_lib.load_tokenizer(directory)
-    directory = (os.path.join(self.workdir, "tokenizer") if self.workdir
-                 else tempfile.mkdtemp(prefix="tokenizer_"))
-    return tok_lib.get_or_train_tokenizer(self.data.tokenizer.to_dict(), self._training_texts,
-                                          directory)
+    directory = (
+      os.path.join(self.workdir, "tokenizer")
+      if self.workdir
+      else tempfile.mkdtemp(prefix="tokenizer_")
+    )
+    return tok_lib.get_or_train_tokenizer(
+      self.data.tokenizer.to_dict(), self._training_texts, directory
+    )
 
   def _training_texts(self):
     """Text of the training data only: the tokenizer never sees evaluation text."""
@@ -179,8 +202,9 @@ class DataBuilder:
       else:
         options = self.data.get("tabular")
         options = options.to_dict() if options else {}
-        self._preprocessor = tab_pp.Preprocessor.fit(self._raw_train().frame,
-                                                     self._raw_train().schema, **options)
+        self._preprocessor = tab_pp.Preprocessor.fit(
+          self._raw_train().frame, self._raw_train().schema, **options
+        )
         if path:
           self._preprocessor.save(path)
     return self._preprocessor
@@ -205,8 +229,10 @@ class DataBuilder:
     """The run's `research.data.recsys.dataset.RecsysData` (format 'interactions' only)."""
     source = self.raw(self.data.train_split)
     if not hasattr(source, "recsys"):
-      raise ValueError(f"config.data.format='interactions' needs an interaction data set; "
-                       f"{self.data.name!r} is not one (use 'movielens').")
+      raise ValueError(
+        f"config.data.format='interactions' needs an interaction data set; "
+        f"{self.data.name!r} is not one (use 'movielens')."
+      )
     return source.recsys
 
   def model_fields(self) -> dict[str, Any]:
@@ -218,16 +244,24 @@ class DataBuilder:
     if self.data.format != "interactions":
       return {}
     r = self.recsys
-    return {"num_users": r.num_users, "num_items": r.num_items,
-            "item_genres": r.item_genres, "item_year": r.item_year,
-            "user_genres": r.user_genres(),
-            "rating_mean": float(r.train["rating"].mean())}
+    return {
+      "num_users": r.num_users,
+      "num_items": r.num_items,
+      "item_genres": r.item_genres,
+      "item_year": r.item_year,
+      "user_genres": r.user_genres(),
+      "rating_mean": float(r.train["rating"].mean()),
+    }
 
   # --- sources the pipeline consumes -----------------------------------------
   def train_source(self):
     if self.data.format == "lm_windows":
-      return LMWindows(self.token_stream(self.data.train_split), self.data.block_size, "random",
-                       name=f"{self.data.name}:{self.data.train_split}")
+      return LMWindows(
+        self.token_stream(self.data.train_split),
+        self.data.block_size,
+        "random",
+        name=f"{self.data.name}:{self.data.train_split}",
+      )
     if self.data.format == "tabular":
       if self.data.extra_train_splits:
         raise ValueError("config.data.format='tabular' takes no extra_train_splits.")
@@ -261,7 +295,9 @@ class DataBuilder:
     if split not in self._tokens:
       source = self.raw(split)
       if not hasattr(source, "text"):
-        raise ValueError(f"config.data.format='lm_windows' needs a text corpus; data set "
-                         f"{self.data.name!r} split {split!r} is not one.")
+        raise ValueError(
+          f"config.data.format='lm_windows' needs a text corpus; data set "
+          f"{self.data.name!r} split {split!r} is not one."
+        )
       self._tokens[split] = LMWindows.tokens_from_text(source.text, self.tokenizer)
     return self._tokens[split]

@@ -11,10 +11,12 @@ stacking `source[i]` for `i` in `indices` (int `[b]`): in-memory sources do it
 with one fancy index per key, and the pipeline then reads a whole batch at
 once instead of `b` Python calls.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,19 +39,19 @@ class DataSource(Protocol):
 
   features: Mapping[str, Feature]
 
-  def __len__(self) -> int:
-    ...
+  def __len__(self) -> int: ...
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    ...
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]: ...
 
 
 def _check_indices(indices, length: int, name: str) -> np.ndarray:
   """`indices` as int64 `[b]`, each in `[-length, length)` like `source[i]`; else IndexError."""
   indices = np.asarray(indices)
   if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
-    raise IndexError(f"{name}: get_batch needs 1-D integer indices, got shape {indices.shape} "
-                     f"dtype {indices.dtype}.")
+    raise IndexError(
+      f"{name}: get_batch needs 1-D integer indices, got shape {indices.shape} "
+      f"dtype {indices.dtype}."
+    )
   indices = indices.astype(np.int64, copy=False)
   if indices.size and not (-length <= indices.min() and indices.max() < length):
     bad = indices[(indices < -length) | (indices >= length)][0]
@@ -66,8 +68,13 @@ class ArraySource:
     name: shown in error messages and `repr`.
   """
 
-  def __init__(self, arrays: Mapping[str, np.ndarray], *,
-               num_classes: Mapping[str, int] | None = None, name: str = "arrays"):
+  def __init__(
+    self,
+    arrays: Mapping[str, np.ndarray],
+    *,
+    num_classes: Mapping[str, int] | None = None,
+    name: str = "arrays",
+  ):
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) != 1:
       raise ValueError(f"{name}: arrays must share their first dimension, got {lengths}.")
@@ -76,8 +83,8 @@ class ArraySource:
     num_classes = dict(num_classes or {})
     self.name = name
     self.features = {
-        k: Feature(tuple(v.shape[1:]), str(v.dtype), num_classes.get(k))
-        for k, v in self._arrays.items()
+      k: Feature(tuple(v.shape[1:]), str(v.dtype), num_classes.get(k))
+      for k, v in self._arrays.items()
     }
 
   def __len__(self) -> int:
@@ -136,8 +143,9 @@ class ConcatSource:
     """`{key: [b, ...]}` for `indices` `[b]` in `[0, len)`: each source read once."""
     indices = _check_indices(indices, len(self), "ConcatSource")
     if indices.size and indices.min() < 0:
-      raise IndexError(f"ConcatSource: index {indices.min()} out of range for {len(self)} "
-                       "examples.")
+      raise IndexError(
+        f"ConcatSource: index {indices.min()} out of range for {len(self)} examples."
+      )
     if not indices.size:
       raise IndexError("ConcatSource: get_batch needs at least one index.")
     which = np.searchsorted(self._offsets, indices, side="right") - 1
@@ -179,3 +187,13 @@ class IndexedSource:
   def _get_batch(self, indices) -> dict[str, np.ndarray]:
     """`{key: [b, ...]}` for `indices` `[b]`, read with the inner source's `get_batch`."""
     return self.source.get_batch(self.indices[_check_indices(indices, len(self), "IndexedSource")])
+
+
+class DataNotFoundError(FileNotFoundError):
+  """No step of a data set's resolution order found the data; the message says what was tried."""
+
+
+def short_error(e: BaseException) -> str:
+  """One-line, bounded description of an exception for the tried-list."""
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:400]}{'...' if len(text) > 400 else ''}"

@@ -14,6 +14,7 @@ Stratified like the test split of the data sets that draw one themselves
 both parts. Where a class has too few examples to appear in both parts (tiny
 test data), the carve falls back to a plain seeded shuffle.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,9 @@ VALIDATION = "validation"
 def check_fraction(fraction) -> None:
   """ValueError unless `fraction` is None or in (0, 1)."""
   if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
-    raise ValueError(f"config.data.validation_fraction must be in (0, 1) (e.g. 0.1) or None, "
-                     f"got {fraction!r}.")
+    raise ValueError(
+      f"config.data.validation_fraction must be in (0, 1) (e.g. 0.1) or None, got {fraction!r}."
+    )
 
 
 def labels_of(source, key: str = "label") -> np.ndarray | None:
@@ -45,8 +47,9 @@ def labels_of(source, key: str = "label") -> np.ndarray | None:
   return np.asarray([source[i][key] for i in range(len(source))])
 
 
-def carve_indices(labels: np.ndarray | None, num_examples: int, fraction: float,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+def carve_indices(
+  labels: np.ndarray | None, num_examples: int, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
   """(train, validation) int64 index arrays, disjoint, sorted, covering `num_examples`.
 
   `labels` int `[num_examples]` or None (no stratification).
@@ -59,16 +62,19 @@ def carve_indices(labels: np.ndarray | None, num_examples: int, fraction: float,
   everything = np.arange(num_examples)
   num_val = int(np.ceil(fraction * num_examples))
   if num_val < 1 or num_val >= num_examples:
-    raise ValueError(f"validation_fraction={fraction} of {num_examples} examples leaves "
-                     f"{num_val} for validation and {num_examples - num_val} for training; "
-                     "both need at least one.")
+    raise ValueError(
+      f"validation_fraction={fraction} of {num_examples} examples leaves "
+      f"{num_val} for validation and {num_examples - num_val} for training; "
+      "both need at least one."
+    )
   stratify = None
   if labels is not None:
     _, counts = np.unique(labels, return_counts=True)
     if counts.min() >= 2 and num_val >= len(counts) and num_examples - num_val >= len(counts):
       stratify = labels
-  train, val = train_test_split(everything, test_size=num_val, random_state=seed,
-                                shuffle=True, stratify=stratify)
+  train, val = train_test_split(
+    everything, test_size=num_val, random_state=seed, shuffle=True, stratify=stratify
+  )
   return np.sort(train).astype(np.int64), np.sort(val).astype(np.int64)
 
 
@@ -85,7 +91,8 @@ class Carve:
   def __init__(self, source, fraction: float, seed: int, label_key: str = "label"):
     self.source = source
     self.train_indices, self.val_indices = carve_indices(
-        labels_of(source, label_key), len(source), fraction, seed)
+      labels_of(source, label_key), len(source), fraction, seed
+    )
 
   def part(self, which: str):
     """'train' or 'validation': an `IndexedSource` over the source (keeps class names)."""

@@ -17,11 +17,12 @@ batch of 128 against a ~55 ms train step.
 Batches are `dict[str, np.ndarray]` with leading dim `global_batch_size //
 process_count` (the per-process batch).
 """
+
 from __future__ import annotations
 
 import math
 import sys
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import grain
 import numpy as np
@@ -53,6 +54,7 @@ def _resolve_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
   """`(process_index, process_count)`; defaults to JAX's (imported only then)."""
   if shard is None:
     import jax  # pylint: disable=g-import-not-at-top
+
     shard = (jax.process_index(), jax.process_count())
   index, count = shard
   if not (isinstance(count, (int, np.integer)) and count >= 1 and 0 <= index < count):
@@ -63,8 +65,9 @@ def _resolve_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
 def _per_process_batch(global_batch_size: int, count: int) -> int:
   _check_positive(global_batch_size, "global_batch_size")
   if global_batch_size % count:
-    raise ValueError(f"global_batch_size={global_batch_size} is not divisible by the "
-                     f"process count {count}.")
+    raise ValueError(
+      f"global_batch_size={global_batch_size} is not divisible by the process count {count}."
+    )
   return global_batch_size // count
 
 
@@ -86,8 +89,17 @@ class _TrainBatch:
   redraws exactly the same augmentation.
   """
 
-  def __init__(self, source: DataSource, ops: Sequence[Op], *, index: int, count: int,
-               batch: int, shard_len: int, seed: int):
+  def __init__(
+    self,
+    source: DataSource,
+    ops: Sequence[Op],
+    *,
+    index: int,
+    count: int,
+    batch: int,
+    shard_len: int,
+    seed: int,
+  ):
     self._source, self._ops = source, list(ops)
     self._index, self._count, self._batch = index, count, batch
     self._shard_len, self._seed = shard_len, seed
@@ -104,7 +116,7 @@ class _TrainBatch:
   def indices(self, k: int) -> np.ndarray:
     """Source indices of global batch `k`, int64 `[batch]`."""
     epoch, j = divmod(int(k), self._per_epoch)
-    positions = self._permutation(epoch)[j * self._batch:(j + 1) * self._batch]
+    positions = self._permutation(epoch)[j * self._batch : (j + 1) * self._batch]
     return positions * self._count + self._index
 
   def __call__(self, k: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -122,10 +134,17 @@ def _derived_seed(seed: int, *words: int) -> int:
   return int(np.random.SeedSequence([seed, *words]).generate_state(1)[0])
 
 
-def train_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[Op] = (),
-                   seed: int, num_epochs: int | None = None,
-                   shard: tuple[int, int] | None = None, num_threads: int = 1,
-                   prefetch: int = 2) -> grain.DatasetIterator:
+def train_iterator(
+  source: DataSource,
+  *,
+  global_batch_size: int,
+  ops: Sequence[Op] = (),
+  seed: int,
+  num_epochs: int | None = None,
+  shard: tuple[int, int] | None = None,
+  num_threads: int = 1,
+  prefetch: int = 2,
+) -> grain.DatasetIterator:
   """Infinite (or `num_epochs`) shuffled, augmented per-process training batches.
 
   Each process takes a strided, disjoint shard of `len(source) // count`
@@ -155,16 +174,26 @@ def train_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[
     raise ValueError(f"num_threads must be >= 0, got {num_threads}.")
   shard_len = len(source) // count
   if batch > shard_len:
-    raise ValueError(f"Per-process batch {batch} (global {global_batch_size} / {count} "
-                     f"processes) is larger than this process's shard of {shard_len} examples "
-                     f"({len(source)} in total).")
+    raise ValueError(
+      f"Per-process batch {batch} (global {global_batch_size} / {count} "
+      f"processes) is larger than this process's shard of {shard_len} examples "
+      f"({len(source)} in total)."
+    )
   per_epoch = shard_len // batch
   # Element k of this range is global batch number k (sys.maxsize: endless).
   total = sys.maxsize if num_epochs is None else per_epoch * num_epochs
   ds = grain.MapDataset.range(total).random_map(
-      _TrainBatch(source, ops, index=index, count=count, batch=batch, shard_len=shard_len,
-                  seed=_derived_seed(seed, index, 0)),
-      seed=_derived_seed(seed, index, 1))
+    _TrainBatch(
+      source,
+      ops,
+      index=index,
+      count=count,
+      batch=batch,
+      shard_len=shard_len,
+      seed=_derived_seed(seed, index, 0),
+    ),
+    seed=_derived_seed(seed, index, 1),
+  )
   read = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return iter(ds.to_iter_dataset(read))
 
@@ -172,8 +201,15 @@ def train_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[
 class _EvalBatch:
   """Maps eval batch number k to this process's padded, masked batch k."""
 
-  def __init__(self, source: DataSource, ops: Sequence[Op], index: int, batch: int,
-               global_batch_size: int, seed: int | None = None):
+  def __init__(
+    self,
+    source: DataSource,
+    ops: Sequence[Op],
+    index: int,
+    batch: int,
+    global_batch_size: int,
+    seed: int | None = None,
+  ):
     self._source, self._ops = source, list(ops)
     self._index, self._batch, self._global = index, batch, global_batch_size
     self._n = len(source)
@@ -199,9 +235,16 @@ class _EvalBatch:
     return batch
 
 
-def eval_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[Op] = (),
-                  shard: tuple[int, int] | None = None, num_threads: int = 1,
-                  prefetch: int = 2, seed: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+def eval_iterator(
+  source: DataSource,
+  *,
+  global_batch_size: int,
+  ops: Sequence[Op] = (),
+  shard: tuple[int, int] | None = None,
+  num_threads: int = 1,
+  prefetch: int = 2,
+  seed: int | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
   """One pass of padded eval batches; each example is counted once across processes.
 
   Random ops (e.g. MLM masking) are allowed only with a `seed`; they then draw
@@ -216,11 +259,14 @@ def eval_iterator(source: DataSource, *, global_batch_size: int, ops: Sequence[O
   batch = _per_process_batch(global_batch_size, count)
   random_ops = [op for op in ops if ops_lib.is_random(op)]
   if random_ops and seed is None:
-    raise ValueError(f"Eval ops must be deterministic; random op(s) {random_ops} need an rng "
-                     "(pass a seed for a fixed, reproducible draw).")
+    raise ValueError(
+      f"Eval ops must be deterministic; random op(s) {random_ops} need an rng "
+      "(pass a seed for a fixed, reproducible draw)."
+    )
   if len(source) == 0:
     raise ValueError("Cannot evaluate on an empty source.")
   ds = grain.MapDataset.range(num_eval_batches(len(source), global_batch_size)).map(
-      _EvalBatch(source, ops, index, batch, global_batch_size, seed))
+    _EvalBatch(source, ops, index, batch, global_batch_size, seed)
+  )
   read = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return iter(ds.to_iter_dataset(read))

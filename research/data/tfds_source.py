@@ -6,11 +6,13 @@ this codebase's example shape (`image` uint8 `[H, W, C]`, `label` int32 `[]`).
 tensorflow_datasets is imported lazily: it is slow to import and most runs read
 local files instead.
 """
+
 from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,13 +21,17 @@ from research.data.core import Feature
 
 def default_dir() -> str:
   """TFDS's own default: env TFDS_DATA_DIR, else ~/tensorflow_datasets (read now, not at import)."""
-  return os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+  return os.environ.get("TFDS_DATA_DIR") or os.path.join(
+    os.path.expanduser("~"), "tensorflow_datasets"
+  )
 
 
 def has_layout(data_dir: str, name: str) -> bool:
   """Whether `data_dir` holds prepared TFDS data for `name` (`<name>/[<config>/]<version>/dataset_info.json`)."""
-  return bool(glob.glob(os.path.join(data_dir, name, "*", "dataset_info.json"))
-              or glob.glob(os.path.join(data_dir, name, "*", "*", "dataset_info.json")))
+  return bool(
+    glob.glob(os.path.join(data_dir, name, "*", "dataset_info.json"))
+    or glob.glob(os.path.join(data_dir, name, "*", "*", "dataset_info.json"))
+  )
 
 
 def tfds_dir_for(name: str, data_dir: str | None) -> str:
@@ -38,6 +44,7 @@ def tfds_dir_for(name: str, data_dir: str | None) -> str:
 def open_prepared(name: str, split: str, tfds_dir: str) -> Any:
   """`tfds.data_source` over already prepared data; never downloads."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   return tfds.data_source(name, split=split, data_dir=tfds_dir, download=False)
 
 
@@ -48,6 +55,7 @@ def download_and_prepare(name: str, split: str, tfds_dir: str) -> Any:
   TFRecord format would be unreadable here.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   builder = tfds.builder(name, data_dir=tfds_dir, file_format="array_record")
   builder.download_and_prepare()
   return tfds.data_source(name, split=split, data_dir=tfds_dir, download=False)
@@ -61,14 +69,13 @@ class TfdsSource:
   keys. Decoding happens lazily per example (not all loaded into memory).
   """
 
-  def __init__(self, tfds_source: Any, *, name: str, image_shape: Sequence[int],
-               num_classes: int):
+  def __init__(self, tfds_source: Any, *, name: str, image_shape: Sequence[int], num_classes: int):
     self._source = tfds_source
     self.name = name
     self._image_shape = tuple(image_shape)
     self.features = {
-        "image": Feature(self._image_shape, "uint8"),
-        "label": Feature((), "int32", num_classes),
+      "image": Feature(self._image_shape, "uint8"),
+      "label": Feature((), "int32", num_classes),
     }
     info = getattr(tfds_source, "dataset_info", None)
     label = info.features["label"] if info is not None else None
@@ -87,8 +94,9 @@ class TfdsSource:
     example = self._source[int(index) % n]
     image = np.asarray(example["image"])
     if image.shape != self._image_shape:
-      raise ValueError(f"{self.name}[{index}]: image shape {image.shape}, expected "
-                       f"{self._image_shape}.")
+      raise ValueError(
+        f"{self.name}[{index}]: image shape {image.shape}, expected {self._image_shape}."
+      )
     return {"image": image.astype(np.uint8, copy=False), "label": np.int32(example["label"])}
 
   def __repr__(self) -> str:

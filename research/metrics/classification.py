@@ -10,9 +10,10 @@ the bookkeeping in int64:
   metric from the sums at the end, so the result is exact over the split (no
   averaging of per-batch means, which would overweight a short last batch).
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +25,14 @@ def _valid_topk(topk: Sequence[int], num_classes: int) -> tuple[int, ...]:
   return tuple(int(k) for k in topk if 0 < int(k) < num_classes)
 
 
-def batch_counts(logits: jax.Array, labels: jax.Array, mask: jax.Array, *,
-                 num_classes: int, topk: Sequence[int] = (5,)) -> dict[str, jax.Array]:
+def batch_counts(
+  logits: jax.Array,
+  labels: jax.Array,
+  mask: jax.Array,
+  *,
+  num_classes: int,
+  topk: Sequence[int] = (5,),
+) -> dict[str, jax.Array]:
   """Sufficient statistics of one batch.
 
   Args:
@@ -54,20 +61,24 @@ def batch_counts(logits: jax.Array, labels: jax.Array, mask: jax.Array, *,
   # would otherwise wrap around like numpy indexing.
   safe_labels = jnp.where(in_range, labels, num_classes)
   preds = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  confusion = jnp.zeros((num_classes, num_classes), jnp.int32).at[safe_labels, preds].add(
-      mask.astype(jnp.int32), mode="drop")
+  confusion = (
+    jnp.zeros((num_classes, num_classes), jnp.int32)
+    .at[safe_labels, preds]
+    .add(mask.astype(jnp.int32), mode="drop")
+  )
 
   # `where` rather than multiplying by the mask: padded rows may hold inf/NaN
   # logits and NaN * 0 is still NaN.
   log_probs = jax.nn.log_softmax(logits, axis=-1)
   label_log_prob = jnp.take_along_axis(
-      log_probs, jnp.clip(labels, 0, num_classes - 1)[:, None], axis=-1)[:, 0]
+    log_probs, jnp.clip(labels, 0, num_classes - 1)[:, None], axis=-1
+  )[:, 0]
   loss_sum = jnp.sum(jnp.where(mask, -label_log_prob, 0.0)).astype(jnp.float32)
 
   out = {
-      "confusion": confusion,
-      "count": jnp.sum(mask, dtype=jnp.int32),
-      "loss_sum": loss_sum,
+    "confusion": confusion,
+    "count": jnp.sum(mask, dtype=jnp.int32),
+    "loss_sum": loss_sum,
   }
   for k in _valid_topk(topk, num_classes):
     # lax.top_k breaks ties towards the lower index, like argmax, so top-1
@@ -94,8 +105,9 @@ class ClassificationAccumulator:
     class_names: C names used in the per-class keys; defaults to '0'..'C-1'.
   """
 
-  def __init__(self, num_classes: int, topk: Sequence[int] = (5,),
-               class_names: Sequence[str] | None = None):
+  def __init__(
+    self, num_classes: int, topk: Sequence[int] = (5,), class_names: Sequence[str] | None = None
+  ):
     if class_names is None:
       class_names = [str(i) for i in range(num_classes)]
     if len(class_names) != num_classes:
@@ -104,7 +116,7 @@ class ClassificationAccumulator:
     self.topk = _valid_topk(topk, num_classes)
     self.class_names = [str(n) for n in class_names]
     self._confusion = np.zeros((num_classes, num_classes), np.int64)
-    self._topk_correct = {k: 0 for k in self.topk}
+    self._topk_correct = dict.fromkeys(self.topk, 0)
     self._count = 0
     self._loss_sum = 0.0
 
@@ -116,8 +128,9 @@ class ClassificationAccumulator:
     count = int(np.asarray(counts["count"]))
     if int(confusion.sum()) != count:
       raise ValueError(
-          f"Batch has {count} unmasked examples but only {int(confusion.sum())} land in the "
-          f"confusion matrix: some unmasked labels are outside [0, {self.num_classes}).")
+        f"Batch has {count} unmasked examples but only {int(confusion.sum())} land in the "
+        f"confusion matrix: some unmasked labels are outside [0, {self.num_classes})."
+      )
     self._confusion += confusion
     self._count += count
     # float64 on host: the float32 per-batch sums are small, the split total is not.
@@ -159,12 +172,12 @@ class ClassificationAccumulator:
     present = (true_total + pred_total) > 0
 
     res = {
-        "accuracy": float(tp.sum() / self._count),
-        "loss": self._loss_sum / self._count,
-        "num_examples": float(self._count),
-        "precision_macro": float(precision[present].mean()),
-        "recall_macro": float(recall[present].mean()),
-        "f1_macro": float(f1[present].mean()),
+      "accuracy": float(tp.sum() / self._count),
+      "loss": self._loss_sum / self._count,
+      "num_examples": float(self._count),
+      "precision_macro": float(precision[present].mean()),
+      "recall_macro": float(recall[present].mean()),
+      "f1_macro": float(f1[present].mean()),
     }
     for k in self.topk:
       res[f"top{k}"] = self._topk_correct[k] / self._count

@@ -11,13 +11,14 @@ compares a score distribution with a reference one (training) on the
 reference's decile bins; ECE is the sample-weighted mean |observed rate -
 mean score| over equal-width score bins.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 from research.metrics import fairness
 
 with lazy.imports():
@@ -62,9 +63,11 @@ def ks_curve(y, p, points: int = 101) -> dict[str, np.ndarray]:
   y, p = _check(y, p)
   grid = np.linspace(0, 1, points)
   bads, goods = np.sort(p[y == 1]), np.sort(p[y == 0])
-  return {"score": grid,
-          "cum_bad": np.searchsorted(bads, grid, side="right") / max(len(bads), 1),
-          "cum_good": np.searchsorted(goods, grid, side="right") / max(len(goods), 1)}
+  return {
+    "score": grid,
+    "cum_bad": np.searchsorted(bads, grid, side="right") / max(len(bads), 1),
+    "cum_good": np.searchsorted(goods, grid, side="right") / max(len(goods), 1),
+  }
 
 
 def psi(reference, actual, bins: int = 10) -> float:
@@ -79,10 +82,12 @@ def psi(reference, actual, bins: int = 10) -> float:
   if not len(reference) or not len(actual):
     raise ValueError("psi needs non-empty reference and actual scores.")
   edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-  r = np.bincount(np.searchsorted(edges, reference, side="right"),
-                  minlength=len(edges) + 1) / len(reference)
-  a = np.bincount(np.searchsorted(edges, actual, side="right"),
-                  minlength=len(edges) + 1) / len(actual)
+  r = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / len(
+    reference
+  )
+  a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / len(
+    actual
+  )
   r, a = np.maximum(r, _EPS), np.maximum(a, _EPS)
   return float(np.sum((a - r) * np.log(a / r)))
 
@@ -115,8 +120,9 @@ def log_loss(y, p) -> float:
   return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def credit_report(y, p, *, reference_scores=None, cutoff: float = 0.5, groups=None,
-                  group_names=None) -> tuple[dict[str, float], dict[str, object]]:
+def credit_report(
+  y, p, *, reference_scores=None, cutoff: float = 0.5, groups=None, group_names=None
+) -> tuple[dict[str, float], dict[str, object]]:
   """Every credit metric of one split, and the curves to plot.
 
   Args:
@@ -136,10 +142,18 @@ def credit_report(y, p, *, reference_scores=None, cutoff: float = 0.5, groups=No
   auc = roc_auc(y, p)
   ks, ks_at = ks_statistic(y, p)
   declined = p >= cutoff
-  scalars = {"roc_auc": auc, "gini": 2 * auc - 1, "ks": ks, "ks_score": ks_at,
-             "brier": brier_score(y, p), "log_loss": log_loss(y, p),
-             "ece": expected_calibration_error(y, p), "accuracy": float(np.mean(declined == y)),
-             "bad_rate": float(y.mean()), "approval_rate": float(1 - declined.mean())}
+  scalars = {
+    "roc_auc": auc,
+    "gini": 2 * auc - 1,
+    "ks": ks,
+    "ks_score": ks_at,
+    "brier": brier_score(y, p),
+    "log_loss": log_loss(y, p),
+    "ece": expected_calibration_error(y, p),
+    "accuracy": float(np.mean(declined == y)),
+    "bad_rate": float(y.mean()),
+    "approval_rate": float(1 - declined.mean()),
+  }
   if reference_scores is not None:
     scalars["psi"] = psi(reference_scores, p)
   if groups is not None:
@@ -148,13 +162,19 @@ def credit_report(y, p, *, reference_scores=None, cutoff: float = 0.5, groups=No
   np.add.at(cm, (y, declined.astype(np.int64)), 1)
   fpr, tpr, _ = skm.roc_curve(y, p)
   artifacts = {
-      "confusion_matrix": cm,
-      "roc_curve": {"fpr": fpr, "tpr": tpr, "auc": np.float64(auc)},
-      "ks_curve": dict(ks_curve(y, p), ks=np.float64(ks)),
-      "calibration": calibration_curve(y, p),
-      "score_distribution": {"scores": p, "labels": y,
-                             **({"reference": np.asarray(reference_scores, np.float64)}
-                                if reference_scores is not None else {})},
+    "confusion_matrix": cm,
+    "roc_curve": {"fpr": fpr, "tpr": tpr, "auc": np.float64(auc)},
+    "ks_curve": dict(ks_curve(y, p), ks=np.float64(ks)),
+    "calibration": calibration_curve(y, p),
+    "score_distribution": {
+      "scores": p,
+      "labels": y,
+      **(
+        {"reference": np.asarray(reference_scores, np.float64)}
+        if reference_scores is not None
+        else {}
+      ),
+    },
   }
   return scalars, artifacts
 

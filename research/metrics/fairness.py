@@ -9,6 +9,7 @@ The favourable outcome is approval (predicted good). For groups g (ids >= 0;
 * disparate-impact ratio: min_g P(approved | g) / max_g P(approved | g) (the
   "four-fifths rule" flags values below 0.8).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,7 @@ def approval_rates(declined, groups, mask=None) -> dict[int, float]:
   declined = np.asarray(declined, bool)
   groups = np.asarray(groups)
   keep = groups >= 0 if mask is None else (groups >= 0) & np.asarray(mask, bool)
-  return {int(g): float(1 - declined[keep & (groups == g)].mean())
-          for g in np.unique(groups[keep])}
+  return {int(g): float(1 - declined[keep & (groups == g)].mean()) for g in np.unique(groups[keep])}
 
 
 def fairness_report(y, declined, groups) -> dict[str, float]:
@@ -31,8 +31,10 @@ def fairness_report(y, declined, groups) -> dict[str, float]:
     return {}
   good_rates = approval_rates(declined, groups, mask=y == 0)
   values = list(rates.values())
-  out = {"dp_difference": max(values) - min(values),
-         "di_ratio": (min(values) / max(values)) if max(values) > 0 else float("nan")}
+  out = {
+    "dp_difference": max(values) - min(values),
+    "di_ratio": (min(values) / max(values)) if max(values) > 0 else float("nan"),
+  }
   if len(good_rates) >= 2:
     out["eo_difference"] = max(good_rates.values()) - min(good_rates.values())
   for g, r in rates.items():

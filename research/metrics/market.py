@@ -12,6 +12,7 @@ sigma_t (so the variance forecast is sigma_t^2), compared with r_t^2.
 * QLIKE = mean(ln sigma^2 + r^2 / sigma^2) (lower is better; robust to noise
   in the r^2 proxy, Patton 2011); MSE = mean((r^2 - sigma^2)^2).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,7 @@ def christoffersen_independence(hits) -> tuple[float, float]:
   pi11 = n11 / max(n10 + n11, 1)
   pi = (n01 + n11) / (n00 + n01 + n10 + n11)
   log_null = _xlogy(n00 + n10, 1 - pi) + _xlogy(n01 + n11, pi)
-  log_alt = (_xlogy(n00, 1 - pi01) + _xlogy(n01, pi01) + _xlogy(n10, 1 - pi11)
-             + _xlogy(n11, pi11))
+  log_alt = _xlogy(n00, 1 - pi01) + _xlogy(n01, pi01) + _xlogy(n10, 1 - pi11) + _xlogy(n11, pi11)
   lr = max(-2.0 * (log_null - log_alt), 0.0) + 0.0
   return float(lr), float(stats.chi2.sf(lr, 1))
 
@@ -70,9 +70,16 @@ def backtest(returns, var, *, vol=None, mean=None, level: float = 0.99) -> dict[
   hits = returns < -var
   k_lr, k_p = kupiec_pof(hits, level)
   c_lr, c_p = christoffersen_independence(hits)
-  out = {"days": float(len(returns)), "exceedances": float(hits.sum()),
-         "exceedance_rate": float(hits.mean()), "kupiec_lr": k_lr, "kupiec_p": k_p,
-         "christoffersen_lr": c_lr, "christoffersen_p": c_p, "mean_var": float(var.mean())}
+  out = {
+    "days": float(len(returns)),
+    "exceedances": float(hits.sum()),
+    "exceedance_rate": float(hits.mean()),
+    "kupiec_lr": k_lr,
+    "kupiec_p": k_p,
+    "christoffersen_lr": c_lr,
+    "christoffersen_p": c_p,
+    "mean_var": float(var.mean()),
+  }
   if vol is not None:
     vol = np.asarray(vol, np.float64)
     out["qlike"] = qlike(returns, vol)

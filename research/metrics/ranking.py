@@ -18,10 +18,11 @@ Recall@K equals HR@K.
            ideal DCG of min(T, K) targets
   MRR      1 / (best target rank + 1)
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,15 +31,16 @@ import numpy as np
 NEG = -jnp.inf
 
 
-def rating_sums(pred: jax.Array, rating: jax.Array, mask: jax.Array,
-                clip: tuple[float, float] | None = None) -> dict[str, jax.Array]:
+def rating_sums(
+  pred: jax.Array, rating: jax.Array, mask: jax.Array, clip: tuple[float, float] | None = None
+) -> dict[str, jax.Array]:
   """pred, rating float [b], mask bool [b] -> {'se', 'ae', 'count'} sums over real rows."""
   pred = pred.astype(jnp.float32)
   if clip is not None:
     pred = jnp.clip(pred, clip[0], clip[1])
   m = mask.astype(jnp.float32)
   err = pred - rating.astype(jnp.float32)
-  return {"se": jnp.sum(err ** 2 * m), "ae": jnp.sum(jnp.abs(err) * m), "count": m.sum()}
+  return {"se": jnp.sum(err**2 * m), "ae": jnp.sum(jnp.abs(err) * m), "count": m.sum()}
 
 
 def target_ranks(scores: jax.Array, targets: jax.Array, rankable: jax.Array) -> jax.Array:
@@ -62,8 +64,9 @@ def target_ranks(scores: jax.Array, targets: jax.Array, rankable: jax.Array) -> 
   return jnp.where(t_ok, rank, jnp.inf)
 
 
-def ranking_sums(scores: jax.Array, targets: jax.Array, mask: jax.Array,
-                 rankable: jax.Array, ks: Sequence[int]) -> dict[str, jax.Array]:
+def ranking_sums(
+  scores: jax.Array, targets: jax.Array, mask: jax.Array, rankable: jax.Array, ks: Sequence[int]
+) -> dict[str, jax.Array]:
   """Sums over real rows of hr@K, recall@K, ndcg@K per K, mrr, and 'count'.
 
   scores float [b, C]; targets int [b, T]; mask bool [b]; rankable bool [b, C].
@@ -76,8 +79,12 @@ def ranking_sums(scores: jax.Array, targets: jax.Array, mask: jax.Array,
     hit = rank < k
     gains = jnp.where(hit, 1.0 / jnp.log2(jnp.where(hit, rank, 0.0) + 2.0), 0.0)
     ideal_n = jnp.minimum(num_t, k)
-    ideal = jnp.sum(jnp.where(jnp.arange(k)[None, :] < ideal_n[:, None],
-                              1.0 / jnp.log2(jnp.arange(k)[None, :] + 2.0), 0.0), 1)
+    ideal = jnp.sum(
+      jnp.where(
+        jnp.arange(k)[None, :] < ideal_n[:, None], 1.0 / jnp.log2(jnp.arange(k)[None, :] + 2.0), 0.0
+      ),
+      1,
+    )
     out[f"hr@{k}"] = jnp.sum(m * hit.any(1))
     out[f"recall@{k}"] = jnp.sum(m * hit.sum(1) / num_t)
     out[f"ndcg@{k}"] = jnp.sum(m * gains.sum(1) / ideal)
@@ -108,18 +115,30 @@ def batch_ranking(scores, targets, mask, exclude=None, *, ks=(10,), full_ranking
   return sums, top_items
 
 
-def ranking_metrics_numpy(scores: np.ndarray, targets: np.ndarray, exclude: np.ndarray | None,
-                          *, ks=(10,), full_ranking=True, batch: int = 256) -> dict[str, float]:
+def ranking_metrics_numpy(
+  scores: np.ndarray,
+  targets: np.ndarray,
+  exclude: np.ndarray | None,
+  *,
+  ks=(10,),
+  full_ranking=True,
+  batch: int = 256,
+) -> dict[str, float]:
   """The same metrics for host arrays (baselines), batched; plus coverage@max(ks)."""
   totals: dict[str, float] = {}
   seen = np.zeros(scores.shape[1], bool)
   top = max(ks)
   for s in range(0, len(scores), batch):
     sl = slice(s, s + batch)
-    sums, items = batch_ranking(jnp.asarray(scores[sl]), jnp.asarray(targets[sl]),
-                                jnp.ones(len(scores[sl]), bool),
-                                None if exclude is None else jnp.asarray(exclude[sl]),
-                                ks=tuple(ks), full_ranking=full_ranking, top=top)
+    sums, items = batch_ranking(
+      jnp.asarray(scores[sl]),
+      jnp.asarray(targets[sl]),
+      jnp.ones(len(scores[sl]), bool),
+      None if exclude is None else jnp.asarray(exclude[sl]),
+      ks=tuple(ks),
+      full_ranking=full_ranking,
+      top=top,
+    )
     for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + float(v)
     if items is not None:

@@ -11,16 +11,18 @@ Inputs: tokens int [B, T] with pad_id (0) as padding (the padding mask is
 tokens != pad_id), or a dict {'tokens': [B, T], 'segment_ids': [B, T]} when
 the model has segment embeddings (type_vocab_size > 0).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import LearnedPositions, remat_block, padding_mask
+from research.models.transformer import LearnedPositions, padding_mask, remat_block
 
 # BERT initialises every kernel and embedding with a truncated normal, std 0.02.
 _bert_init = nn.initializers.truncated_normal(stddev=0.02)
@@ -33,13 +35,13 @@ def _keras_embedding_init(key, shape, dtype=jnp.float32):
 
 def _split_inputs(x: jax.Array | Mapping[str, jax.Array]):
   if isinstance(x, Mapping):
-    return x['tokens'], x.get('segment_ids')
+    return x["tokens"], x.get("segment_ids")
   return x, None
 
 
 def _positions(x: jax.Array | Mapping[str, jax.Array]) -> jax.Array | None:
   """The MLM positions [B, P] when the input dict has them (mlm_mask(max_predictions=P))."""
-  return x.get('positions') if isinstance(x, Mapping) else None
+  return x.get("positions") if isinstance(x, Mapping) else None
 
 
 class BertEncoder(nn.Module):
@@ -62,35 +64,56 @@ class BertEncoder(nn.Module):
   pre_ln: bool = False
   pad_id: int = 0
   layer_norm_eps: float = 1e-12
-  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
+  remat: str = "none"  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   def setup(self):
     # setup (not compact) so the MLM head can call `attend` with the same table.
-    embed = lambda num, name: nn.Embed(num, self.embed_dim, embedding_init=_bert_init,
-                                       dtype=self.dtype, param_dtype=self.param_dtype,
-                                       name=name)
-    self.token_embed = embed(self.vocab_size, 'token_embed')
-    self.segment_embed = embed(self.type_vocab_size, 'segment_embed') \
-        if self.type_vocab_size else None
-    self.position_embed = LearnedPositions(self.max_len, embedding_init=_bert_init,
-                                           dtype=self.dtype, param_dtype=self.param_dtype)
-    self.embed_ln = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype,
-                                 param_dtype=self.param_dtype)
+    embed = lambda num, name: nn.Embed(
+      num,
+      self.embed_dim,
+      embedding_init=_bert_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
+    self.token_embed = embed(self.vocab_size, "token_embed")
+    self.segment_embed = (
+      embed(self.type_vocab_size, "segment_embed") if self.type_vocab_size else None
+    )
+    self.position_embed = LearnedPositions(
+      self.max_len, embedding_init=_bert_init, dtype=self.dtype, param_dtype=self.param_dtype
+    )
+    self.embed_ln = nn.LayerNorm(
+      epsilon=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype
+    )
     self.blocks = [
-        remat_block(self.remat)(self.num_heads, mlp_dim=self.mlp_dim or 4 * self.embed_dim,
-                         dropout=self.dropout, attention_dropout=self.attention_dropout,
-                         pre_ln=self.pre_ln, activation='gelu',
-                         layer_norm_eps=self.layer_norm_eps, kernel_init=_bert_init,
-                         dtype=self.dtype, param_dtype=self.param_dtype, name=f'block_{i}')
-        for i in range(self.num_layers)]
-    self.final_ln = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype,
-                                 param_dtype=self.param_dtype) if self.pre_ln else None
+      remat_block(self.remat)(
+        self.num_heads,
+        mlp_dim=self.mlp_dim or 4 * self.embed_dim,
+        dropout=self.dropout,
+        attention_dropout=self.attention_dropout,
+        pre_ln=self.pre_ln,
+        activation="gelu",
+        layer_norm_eps=self.layer_norm_eps,
+        kernel_init=_bert_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"block_{i}",
+      )
+      for i in range(self.num_layers)
+    ]
+    self.final_ln = (
+      nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
+      if self.pre_ln
+      else None
+    )
     self.drop = nn.Dropout(self.dropout)
 
-  def __call__(self, tokens: jax.Array, *, segment_ids: jax.Array | None = None,
-               train: bool) -> jax.Array:
+  def __call__(
+    self, tokens: jax.Array, *, segment_ids: jax.Array | None = None, train: bool
+  ) -> jax.Array:
     x = self.position_embed(self.token_embed(tokens))
     if self.segment_embed is not None:
       x = x + self.segment_embed(jnp.zeros_like(tokens) if segment_ids is None else segment_ids)
@@ -119,16 +142,28 @@ class _EncoderFields(nn.Module):
   attention_dropout: float = 0.1
   pre_ln: bool = False
   pad_id: int = 0
-  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
+  remat: str = "none"  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   def _make_encoder(self) -> BertEncoder:
     return BertEncoder(
-        self.vocab_size, self.num_layers, self.num_heads, self.embed_dim, mlp_dim=self.mlp_dim,
-        max_len=self.max_len, type_vocab_size=self.type_vocab_size, dropout=self.dropout,
-        attention_dropout=self.attention_dropout, pre_ln=self.pre_ln, pad_id=self.pad_id,
-        remat=self.remat, dtype=self.dtype, param_dtype=self.param_dtype, name='encoder')
+      self.vocab_size,
+      self.num_layers,
+      self.num_heads,
+      self.embed_dim,
+      mlp_dim=self.mlp_dim,
+      max_len=self.max_len,
+      type_vocab_size=self.type_vocab_size,
+      dropout=self.dropout,
+      attention_dropout=self.attention_dropout,
+      pre_ln=self.pre_ln,
+      pad_id=self.pad_id,
+      remat=self.remat,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="encoder",
+    )
 
 
 class BertMLM(_EncoderFields):
@@ -149,12 +184,18 @@ class BertMLM(_EncoderFields):
     positions = _positions(x)
     if positions is not None:
       h = jnp.take_along_axis(h, positions[..., None].astype(jnp.int32), axis=1)
-    h = nn.Dense(self.embed_dim, kernel_init=_bert_init, dtype=self.dtype,
-                 param_dtype=self.param_dtype, name='mlm_dense')(h)
+    h = nn.Dense(
+      self.embed_dim,
+      kernel_init=_bert_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="mlm_dense",
+    )(h)
     h = nn.gelu(h, approximate=False)
-    h = nn.LayerNorm(epsilon=1e-12, dtype=self.dtype, param_dtype=self.param_dtype,
-                     name='mlm_ln')(h)
-    bias = self.param('mlm_bias', nn.initializers.zeros, (self.vocab_size,), self.param_dtype)
+    h = nn.LayerNorm(epsilon=1e-12, dtype=self.dtype, param_dtype=self.param_dtype, name="mlm_ln")(
+      h
+    )
+    bias = self.param("mlm_bias", nn.initializers.zeros, (self.vocab_size,), self.param_dtype)
     return (encoder.attend(h) + bias.astype(self.dtype)).astype(jnp.float32)
 
 
@@ -172,11 +213,23 @@ class BertClassifier(_EncoderFields):
   def __call__(self, x, *, train: bool) -> jax.Array:
     tokens, segment_ids = _split_inputs(x)
     h = self._make_encoder()(tokens, segment_ids=segment_ids, train=train)
-    pooled = nn.tanh(nn.Dense(self.embed_dim, kernel_init=_bert_init, dtype=self.dtype,
-                              param_dtype=self.param_dtype, name='pooler')(h[:, 0]))
+    pooled = nn.tanh(
+      nn.Dense(
+        self.embed_dim,
+        kernel_init=_bert_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name="pooler",
+      )(h[:, 0])
+    )
     pooled = nn.Dropout(self.dropout, deterministic=not train)(pooled)
-    return nn.Dense(self.num_classes, kernel_init=_bert_init, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name='classifier')(pooled).astype(jnp.float32)
+    return nn.Dense(
+      self.num_classes,
+      kernel_init=_bert_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="classifier",
+    )(pooled).astype(jnp.float32)
 
 
 class TransformerClassifier(nn.Module):
@@ -204,30 +257,51 @@ class TransformerClassifier(nn.Module):
   hidden: int = 20
   dropout: float = 0.1
   pad_id: int = 0
-  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
+  remat: str = "none"  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, tokens: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.Embed(self.vocab_size, self.embed_dim, embedding_init=_keras_embedding_init,
-                 dtype=self.dtype, param_dtype=self.param_dtype, name='token_embed')(tokens)
-    x = LearnedPositions(self.max_len, embedding_init=_keras_embedding_init,
-                         dtype=self.dtype, param_dtype=self.param_dtype,
-                         name='position_embed')(x)
+    x = nn.Embed(
+      self.vocab_size,
+      self.embed_dim,
+      embedding_init=_keras_embedding_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="token_embed",
+    )(tokens)
+    x = LearnedPositions(
+      self.max_len,
+      embedding_init=_keras_embedding_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="position_embed",
+    )(x)
     mask = padding_mask(tokens, self.pad_id)
     for i in range(self.num_layers):
-      x = remat_block(self.remat)(self.num_heads, mlp_dim=self.mlp_dim,
-                           head_dim=self.head_dim or self.embed_dim, dropout=self.dropout,
-                           pre_ln=False, activation='relu', layer_norm_eps=1e-6,
-                           kernel_init=nn.initializers.glorot_uniform(), dtype=self.dtype,
-                           param_dtype=self.param_dtype, name=f'block_{i}')(
-                               x, mask, None, None, train, False)
+      x = remat_block(self.remat)(
+        self.num_heads,
+        mlp_dim=self.mlp_dim,
+        head_dim=self.head_dim or self.embed_dim,
+        dropout=self.dropout,
+        pre_ln=False,
+        activation="relu",
+        layer_norm_eps=1e-6,
+        kernel_init=nn.initializers.glorot_uniform(),
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"block_{i}",
+      )(x, mask, None, None, train, False)
     weights = (tokens != self.pad_id)[..., None].astype(x.dtype)
     x = (x * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1)
     drop = nn.Dropout(self.dropout, deterministic=not train)
     dense = lambda features, name: nn.Dense(
-        features, kernel_init=nn.initializers.glorot_uniform(), dtype=self.dtype,
-        param_dtype=self.param_dtype, name=name)
-    x = nn.relu(dense(self.hidden, 'hidden')(drop(x)))
-    return dense(self.num_classes, 'head')(drop(x)).astype(jnp.float32)
+      features,
+      kernel_init=nn.initializers.glorot_uniform(),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
+    x = nn.relu(dense(self.hidden, "hidden")(drop(x)))
+    return dense(self.num_classes, "head")(drop(x)).astype(jnp.float32)

@@ -10,9 +10,11 @@ bit; tests/test_models_speed_equivalence.py), the default one is ~10x cheaper to
 differentiate on XLA CPU (see research/platforms/cpu_pooling.py). It has no parameters,
 so the parameter tree (and checkpoints) do not depend on it.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -6,9 +6,11 @@ then `nn.Conv1d(25, 25, 3, ...)` twice), then one linear layer. For length-40
 inputs the lengths go 40 -> 19 -> 10 -> 5, so the linear layer sees 5 * 25 = 125
 features (the reference's `linear_in=125`), about 5.2k parameters in all.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -37,8 +39,14 @@ class CNN1D(nn.Module):
       x = x[..., None]
     for kernel in self.kernel_sizes:
       # Explicit (1, 1) padding reproduces PyTorch's padding=1 exactly.
-      x = nn.Conv(self.channels, (kernel,), strides=(2,), padding=((1, 1),),
-                  dtype=self.dtype, param_dtype=self.param_dtype)(x)
+      x = nn.Conv(
+        self.channels,
+        (kernel,),
+        strides=(2,),
+        padding=((1, 1),),
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+      )(x)
       x = nn.relu(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype)(x)

@@ -30,6 +30,7 @@ retraced per token):
      nanoGPT's sampler. A sliding KV cache would be faster but would not give
      the same distribution (cached keys were computed at other positions).
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,8 +39,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-
-_PROTOCOL = ('decode_max_len', 'decode_init', 'decode_step')
+_PROTOCOL = ("decode_max_len", "decode_init", "decode_step")
 
 
 def supports_generation(model: Any) -> bool:
@@ -70,9 +70,14 @@ def top_p_mask(logits: jax.Array, p: float) -> jax.Array:
   return jnp.take_along_axis(keep_sorted, jnp.argsort(order, axis=-1), axis=-1)
 
 
-def sample_logits(logits: jax.Array, rng: jax.Array, temperature: float = 1.0,
-                  top_k: int | None = None, top_p: float | None = None,
-                  greedy: bool = False) -> jax.Array:
+def sample_logits(
+  logits: jax.Array,
+  rng: jax.Array,
+  temperature: float = 1.0,
+  top_k: int | None = None,
+  top_p: float | None = None,
+  greedy: bool = False,
+) -> jax.Array:
   """Picks one token per row: logits [B, V] -> int32 [B].
 
   greedy: argmax (the other settings are ignored). Otherwise samples from
@@ -90,9 +95,18 @@ def sample_logits(logits: jax.Array, rng: jax.Array, temperature: float = 1.0,
   return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
 
 
-def generate(model: Any, variables: Any, prompt: jax.Array, *, max_new_tokens: int,
-             rng: jax.Array | int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, greedy: bool = False) -> jax.Array:
+def generate(
+  model: Any,
+  variables: Any,
+  prompt: jax.Array,
+  *,
+  max_new_tokens: int,
+  rng: jax.Array | int,
+  temperature: float = 1.0,
+  top_k: int | None = None,
+  top_p: float | None = None,
+  greedy: bool = False,
+) -> jax.Array:
   """Continues `prompt` int [B, P] (P >= 1) by max_new_tokens tokens.
 
   Returns int32 [B, P + max_new_tokens] (the prompt, then the new tokens).
@@ -101,38 +115,48 @@ def generate(model: Any, variables: Any, prompt: jax.Array, *, max_new_tokens: i
   function: equal modules share one compilation).
   """
   if max_new_tokens < 1:
-    raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}.')
+    raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
   if not greedy and not temperature > 0:
-    raise ValueError(f'temperature must be > 0 (or use greedy=True), got {temperature}.')
+    raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}.")
   if top_k is not None and top_k < 1:
-    raise ValueError(f'top_k must be >= 1, got {top_k}.')
+    raise ValueError(f"top_k must be >= 1, got {top_k}.")
   if top_k is not None:
     # As nanoGPT: a top_k above the vocabulary (e.g. 200 for 65 characters)
     # keeps every token.
-    top_k = min(top_k, getattr(model, 'vocab_size', top_k))
+    top_k = min(top_k, getattr(model, "vocab_size", top_k))
   if top_p is not None and not 0 < top_p <= 1:
-    raise ValueError(f'top_p must be in (0, 1], got {top_p}.')
+    raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
   if not supports_generation(model):
     missing = [m for m in _PROTOCOL if not hasattr(model, m)]
-    raise TypeError(f'{type(model).__name__} does not implement the decoder protocol '
-                    f'(missing {missing}); see research.models.decoding.')
+    raise TypeError(
+      f"{type(model).__name__} does not implement the decoder protocol "
+      f"(missing {missing}); see research.models.decoding."
+    )
   prompt = jnp.asarray(prompt, jnp.int32)
   if prompt.ndim != 2 or prompt.shape[1] < 1:
-    raise ValueError(f'prompt must be [batch, P >= 1], got shape {prompt.shape}.')
+    raise ValueError(f"prompt must be [batch, P >= 1], got shape {prompt.shape}.")
   if isinstance(rng, int):
     rng = jax.random.key(rng)
-  return _generate_jit(model, variables, prompt, rng, max_new_tokens=max_new_tokens,
-                       temperature=float(temperature), top_k=top_k,
-                       top_p=None if top_p is None else float(top_p), greedy=bool(greedy))
+  return _generate_jit(
+    model,
+    variables,
+    prompt,
+    rng,
+    max_new_tokens=max_new_tokens,
+    temperature=float(temperature),
+    top_k=top_k,
+    top_p=None if top_p is None else float(top_p),
+    greedy=bool(greedy),
+  )
 
 
-def _generate(model, variables, prompt, rng, *, max_new_tokens, temperature, top_k, top_p,
-              greedy):
+def _generate(model, variables, prompt, rng, *, max_new_tokens, temperature, top_k, top_p, greedy):
   batch, prompt_len = prompt.shape
   total = prompt_len + max_new_tokens
   max_len = model.decode_max_len
-  sample = functools.partial(sample_logits, temperature=temperature, top_k=top_k,
-                             top_p=top_p, greedy=greedy)
+  sample = functools.partial(
+    sample_logits, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy
+  )
   seq = jnp.zeros((batch, total), jnp.int32).at[:, :prompt_len].set(prompt)
   # Tokens sampled with the state (cached phase): step i feeds token P + i at
   # position P + i, which must be < max_len.
@@ -154,10 +178,12 @@ def _generate(model, variables, prompt, rng, *, max_new_tokens, temperature, top
       logits, state = model.decode_step(variables, token[:, None], state)
       return (seq, state, logits[:, -1], rng), None
 
-    (seq, _, _, rng), _ = jax.lax.scan(cached_step, (seq, state, logits[:, -1], rng),
-                                       jnp.arange(n_cached))
+    (seq, _, _, rng), _ = jax.lax.scan(
+      cached_step, (seq, state, logits[:, -1], rng), jnp.arange(n_cached)
+    )
 
   if n_cached < max_new_tokens:
+
     def window_step(carry, i):
       seq, rng = carry
       position = prompt_len + i  # Of the token sampled now.
@@ -167,11 +193,10 @@ def _generate(model, variables, prompt, rng, *, max_new_tokens, temperature, top
       token = sample(logits, key)
       return (jax.lax.dynamic_update_slice(seq, token[:, None], (0, position)), rng), None
 
-    (seq, rng), _ = jax.lax.scan(window_step, (seq, rng),
-                                 jnp.arange(n_cached, max_new_tokens))
+    (seq, rng), _ = jax.lax.scan(window_step, (seq, rng), jnp.arange(n_cached, max_new_tokens))
   return seq
 
 
 _generate_jit = jax.jit(
-    _generate,
-    static_argnames=('model', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'greedy'))
+  _generate, static_argnames=("model", "max_new_tokens", "temperature", "top_k", "top_p", "greedy")
+)

@@ -4,9 +4,11 @@ Both accept any input shape [batch, ...] and flatten everything after the batch
 dimension, so the same model runs on images [batch, height, width, channels],
 sequences [batch, length, channels] and tabular rows [batch, features].
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp

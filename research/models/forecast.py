@@ -2,7 +2,7 @@
 
 Input float [B, window, assets] (log returns in percent); output float32
 [B, num_outputs] (+1, see below). With the 'risk_forecast' task num_outputs =
-3 (mean, volatility, 1% quantile; see `research.tasks.split_forecast`); with
+3 (mean, volatility, 1% quantile; see `research.core.tasks.split_forecast`); with
 the classification task (direction of the next move) num_outputs = 2 logits.
 
 `ewma_scale=True` (the default) divides each asset's returns by its
@@ -14,6 +14,7 @@ evaluation period of EuStockMarkets is far more volatile than 1991-1994), and
 a network fed raw returns must extrapolate to levels it never saw; in units of
 the recent volatility the inputs and targets stay on one scale.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,8 +44,9 @@ def _normalise(x: jax.Array, enabled: bool, decay: float, target_asset: int):
   return x / scale[:, None, :], scale[:, target_asset]
 
 
-def _head(module: nn.Module, h: jax.Array, scale, num_outputs: int,
-          tail_per_example: bool) -> jax.Array:
+def _head(
+  module: nn.Module, h: jax.Array, scale, num_outputs: int, tail_per_example: bool
+) -> jax.Array:
   """Dense head [B, H] -> [B, num_outputs] (+ scale column). For the risk task
   (num_outputs = 3) the tail multiple is one learned scalar unless
   `tail_per_example`: with ~1% of days in the tail, a per-day tail estimate has
@@ -54,8 +56,7 @@ def _head(module: nn.Module, h: jax.Array, scale, num_outputs: int,
     tail = module.param("tail", nn.initializers.zeros, (1,), module.param_dtype)
     out = jnp.concatenate([out, jnp.broadcast_to(tail, (h.shape[0], 1))], axis=-1)
   else:
-    out = nn.Dense(num_outputs, dtype=module.dtype, param_dtype=module.param_dtype,
-                   name="head")(h)
+    out = nn.Dense(num_outputs, dtype=module.dtype, param_dtype=module.param_dtype, name="head")(h)
   if scale is None or num_outputs != 3:
     return out.astype(jnp.float32)
   return jnp.concatenate([out, scale[:, None]], axis=-1).astype(jnp.float32)
@@ -115,11 +116,18 @@ class TransformerForecaster(nn.Module):
       raise ValueError(f"window {x.shape[1]} > max_len {self.max_len}; raise model.max_len.")
     x, scale = _normalise(x, self.ewma_scale, self.ewma_decay, self.target_asset)
     h = nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype, name="embed")(x)
-    h = LearnedPositions(self.max_len, dtype=self.dtype, param_dtype=self.param_dtype,
-                         name="positions")(h)
+    h = LearnedPositions(
+      self.max_len, dtype=self.dtype, param_dtype=self.param_dtype, name="positions"
+    )(h)
     for i in range(self.num_layers):
-      h = remat_block(self.remat)(self.num_heads, dropout=self.dropout, causal=True, pre_ln=True,
-                           dtype=self.dtype, param_dtype=self.param_dtype,
-                           name=f"block_{i}")(h, None, None, None, train, False)
+      h = remat_block(self.remat)(
+        self.num_heads,
+        dropout=self.dropout,
+        causal=True,
+        pre_ln=True,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"block_{i}",
+      )(h, None, None, None, train, False)
     h = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="final_ln")(h[:, -1])
     return _head(self, h, scale, self.num_outputs, self.tail_per_example)

@@ -13,6 +13,7 @@ model has GPT-2's 124,439,808 parameters.
 Incremental decoding: see `research.models.decoding` (GPT implements its
 decoder protocol: `decode_init`, `decode_step`, `decode_max_len`).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,7 @@ class GPT(nn.Module):
   bias: bool = True
   tie_embeddings: bool = True
   mlp_ratio: float = 4.0
-  remat: str = 'none'  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
+  remat: str = "none"  # 'none' | 'block' | 'full' (research.models.transformer.remat_block)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -49,35 +50,59 @@ class GPT(nn.Module):
     """decode=True: `tokens` is the next chunk [batch, L] of a sequence whose
     earlier positions are in the 'cache' collection (pass mutable=['cache'])."""
     if not decode and tokens.shape[1] > self.block_size:
-      raise ValueError(f'Sequence length {tokens.shape[1]} exceeds block_size '
-                       f'{self.block_size}.')
+      raise ValueError(f"Sequence length {tokens.shape[1]} exceeds block_size {self.block_size}.")
     init = nn.initializers.normal(stddev=0.02)
     residual_init = nn.initializers.normal(stddev=0.02 / math.sqrt(2 * self.num_layers))
-    wte = nn.Embed(self.vocab_size, self.embed_dim,
-                   embedding_init=nn.with_logical_partitioning(init, ('vocab', 'embed')),
-                   dtype=self.dtype, param_dtype=self.param_dtype, name='wte')
+    wte = nn.Embed(
+      self.vocab_size,
+      self.embed_dim,
+      embedding_init=nn.with_logical_partitioning(init, ("vocab", "embed")),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="wte",
+    )
     x = wte(tokens)
-    x = LearnedPositions(self.block_size, embedding_init=init, dtype=self.dtype,
-                         param_dtype=self.param_dtype, name='wpe')(x, decode=decode)
+    x = LearnedPositions(
+      self.block_size,
+      embedding_init=init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="wpe",
+    )(x, decode=decode)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     # Decoding runs no backward pass: nothing to rematerialise (same parameters).
-    block = remat_block('none' if decode else self.remat)
+    block = remat_block("none" if decode else self.remat)
     for i in range(self.num_layers):
       x = block(
-          self.num_heads, mlp_ratio=self.mlp_ratio, dropout=self.dropout,
-          attention_dropout=self.dropout, pre_ln=True, causal=True, use_bias=self.bias,
-          activation='gelu', layer_norm_eps=1e-5, kernel_init=init,
-          residual_init=residual_init, dtype=self.dtype, param_dtype=self.param_dtype,
-          name=f'h_{i}')(x, None, None, None, train, decode)
-    x = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype,
-                     param_dtype=self.param_dtype, name='ln_f')(x)
+        self.num_heads,
+        mlp_ratio=self.mlp_ratio,
+        dropout=self.dropout,
+        attention_dropout=self.dropout,
+        pre_ln=True,
+        causal=True,
+        use_bias=self.bias,
+        activation="gelu",
+        layer_norm_eps=1e-5,
+        kernel_init=init,
+        residual_init=residual_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"h_{i}",
+      )(x, None, None, None, train, decode)
+    x = nn.LayerNorm(
+      epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, param_dtype=self.param_dtype, name="ln_f"
+    )(x)
     if self.tie_embeddings:
       logits = wte.attend(x)
     else:
-      logits = nn.Dense(self.vocab_size, use_bias=False,
-                        kernel_init=nn.with_logical_partitioning(init, ('embed', 'vocab')),
-                        dtype=self.dtype,
-                        param_dtype=self.param_dtype, name='lm_head')(x)
+      logits = nn.Dense(
+        self.vocab_size,
+        use_bias=False,
+        kernel_init=nn.with_logical_partitioning(init, ("embed", "vocab")),
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name="lm_head",
+      )(x)
     return logits.astype(jnp.float32)
 
   # ---- decoder protocol (research.models.decoding) ---------------------------
@@ -93,12 +118,22 @@ class GPT(nn.Module):
     """An empty cache for [batch_size, block_size] (zeros; index 0)."""
     del variables
     shapes = jax.eval_shape(
-        lambda: self.init(jax.random.key(0), jnp.zeros((batch_size, self.block_size), jnp.int32),
-                          train=False, decode=True))['cache']
+      lambda: self.init(
+        jax.random.key(0),
+        jnp.zeros((batch_size, self.block_size), jnp.int32),
+        train=False,
+        decode=True,
+      )
+    )["cache"]
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
   def decode_step(self, variables, tokens: jax.Array, state):
     """Feeds tokens [batch, L] after the cached prefix -> (logits [batch, L, V], new cache)."""
-    logits, mutated = self.apply({'params': variables['params'], 'cache': state}, tokens,
-                                 train=False, decode=True, mutable=['cache'])
-    return logits, mutated['cache']
+    logits, mutated = self.apply(
+      {"params": variables["params"], "cache": state},
+      tokens,
+      train=False,
+      decode=True,
+      mutable=["cache"],
+    )
+    return logits, mutated["cache"]

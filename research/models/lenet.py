@@ -6,6 +6,7 @@ maxpool 2 -> flatten -> dense 120 -> relu -> dense 84 -> relu -> dense num_class
 The first convolution is 'SAME' so that 28x28 inputs (MNIST) give the classic
 5x5x16 feature map; 32x32 inputs (CIFAR) give 6x6x16 and work as well.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,9 +31,9 @@ class LeNet(nn.Module):
     del train  # No dropout or normalisation.
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = jnp.asarray(x, self.dtype)
-    x = nn.relu(nn.Conv(6, (5, 5), padding='SAME', **kw)(x))
+    x = nn.relu(nn.Conv(6, (5, 5), padding="SAME", **kw)(x))
     x = nn.max_pool(x, (2, 2), strides=(2, 2))
-    x = nn.relu(nn.Conv(16, (5, 5), padding='VALID', **kw)(x))
+    x = nn.relu(nn.Conv(16, (5, 5), padding="VALID", **kw)(x))
     x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(120, **kw)(x))

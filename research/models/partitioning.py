@@ -12,11 +12,12 @@ Why not flax's `nn.with_logical_constraint` alone: it applies constraints
 only under jax's global abstract mesh (`jax.set_mesh`), which cannot be set
 inside `jax.jit`; here the mesh is passed explicitly.
 """
+
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import flax.linen as nn
 import jax

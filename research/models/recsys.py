@@ -7,9 +7,11 @@ so an unseen user or item falls back to what the rest of the model knows
 random vector. `num_users` / `num_items` include that slot; configs leave
 them None and the builder fills them from the training vocabulary.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -21,8 +23,14 @@ def _embed(module, num, dim, **kwargs) -> nn.Embed:
   """nn.Embed in `module`'s dtype and param_dtype; its rows are the 'vocab'
   axis, which tensor parallelism splits (research.train.sharding)."""
   init = kwargs.pop("embedding_init", nn.linear.default_embed_init)
-  return nn.Embed(num, dim, dtype=module.dtype, param_dtype=module.param_dtype,
-                  embedding_init=nn.with_logical_partitioning(init, ("vocab", "embed")), **kwargs)
+  return nn.Embed(
+    num,
+    dim,
+    dtype=module.dtype,
+    param_dtype=module.param_dtype,
+    embedding_init=nn.with_logical_partitioning(init, ("vocab", "embed")),
+    **kwargs,
+  )
 
 
 def _dense(module, features, **kwargs) -> nn.Dense:
@@ -60,14 +68,14 @@ class BiasedMF(nn.Module):
     b_u = _embed(self, self.num_users, 1, embedding_init=zeros, name="user_bias")(user)[..., 0] * ku
     b_i = _embed(self, self.num_items, 1, embedding_init=zeros, name="item_bias")(item)[..., 0] * ki
     pred = (self.rating_mean or 0.0) + b_u + b_i
-    penalty = b_u ** 2 + b_i ** 2
+    penalty = b_u**2 + b_i**2
     if self.dim:
       init = nn.initializers.normal(self.init_scale)
       p = _embed(self, self.num_users, self.dim, embedding_init=init, name="user_factors")(user)
       q = _embed(self, self.num_items, self.dim, embedding_init=init, name="item_factors")(item)
       p, q = p * ku[:, None], q * ki[:, None]
       pred = pred + jnp.sum(p * q, -1)
-      penalty = penalty + jnp.sum(p ** 2, -1) + jnp.sum(q ** 2, -1)
+      penalty = penalty + jnp.sum(p**2, -1) + jnp.sum(q**2, -1)
     if train:
       return {"prediction": pred, "penalty": penalty}
     return pred
@@ -154,12 +162,20 @@ class NCF(nn.Module):
     head = lambda name: _dense(self, 1, kernel_init=nn.initializers.lecun_uniform(), name=name)
     logits = []
     if self.kind in ("gmf", "neumf"):
-      h = _GMFTower(self.num_users, self.num_items, self.gmf_dim, self.dtype, self.param_dtype,
-                    name="gmf")(user, items)
+      h = _GMFTower(
+        self.num_users, self.num_items, self.gmf_dim, self.dtype, self.param_dtype, name="gmf"
+      )(user, items)
       logits.append(head("gmf_head")(h)[..., 0])
     if self.kind in ("mlp", "neumf"):
-      h = _MLPTower(self.num_users, self.num_items, tuple(self.mlp_layers), self.dropout,
-                    self.dtype, self.param_dtype, name="mlp")(user, items, train=train)
+      h = _MLPTower(
+        self.num_users,
+        self.num_items,
+        tuple(self.mlp_layers),
+        self.dropout,
+        self.dtype,
+        self.param_dtype,
+        name="mlp",
+      )(user, items, train=train)
       logits.append(head("mlp_head")(h)[..., 0])
     if self.kind == "neumf":
       return self.alpha * logits[0] + (1.0 - self.alpha) * logits[1]
@@ -209,24 +225,44 @@ class TwoTower(nn.Module):
     return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
 
   def user_vectors(self, user):
-    e = _embed(self, self.num_users, self.dim, embedding_init=nn.initializers.normal(0.05),
-               name="user_embedding")(user) * _known(user)[:, None]
+    e = (
+      _embed(
+        self,
+        self.num_users,
+        self.dim,
+        embedding_init=nn.initializers.normal(0.05),
+        name="user_embedding",
+      )(user)
+      * _known(user)[:, None]
+    )
     if self.use_user_features:
       if self.user_genres is None:
-        raise ValueError("TwoTower(use_user_features=True) needs user_genres (filled from the "
-                         "data with config.data.format='interactions').")
+        raise ValueError(
+          "TwoTower(use_user_features=True) needs user_genres (filled from the "
+          "data with config.data.format='interactions')."
+        )
       profile = jnp.asarray(np.asarray(self.user_genres, np.float32))[user]
       e = jnp.concatenate([e, _dense(self, self.dim, name="user_genre_projection")(profile)], -1)
     return self._mlp(e, "user_tower")
 
   def item_vectors(self, item):
-    e = _embed(self, self.num_items, self.dim, embedding_init=nn.initializers.normal(0.05),
-               name="item_embedding")(item) * _known(item)[..., None]
+    e = (
+      _embed(
+        self,
+        self.num_items,
+        self.dim,
+        embedding_init=nn.initializers.normal(0.05),
+        name="item_embedding",
+      )(item)
+      * _known(item)[..., None]
+    )
     parts = [e]
     if self.use_item_features:
       if self.item_genres is None or self.item_year is None:
-        raise ValueError("TwoTower(use_item_features=True) needs item_genres and item_year "
-                         "(filled from the data with config.data.format='interactions').")
+        raise ValueError(
+          "TwoTower(use_item_features=True) needs item_genres and item_year "
+          "(filled from the data with config.data.format='interactions')."
+        )
       genres = jnp.asarray(np.asarray(self.item_genres, np.float32))[item]
       year = jnp.asarray(np.asarray(self.item_year, np.int32))[item]
       parts.append(_dense(self, self.dim, name="genre_projection")(genres))

@@ -20,6 +20,7 @@ The cells run in float32 whatever `dtype` says: the carry is a scan carry and
 must keep one dtype across steps, and long recurrences are where bfloat16
 rounding hurts. Embedding and output head use `dtype`.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -28,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-_CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
+_CELLS = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}
 
 
 def _cell(kind: str, hidden: int, param_dtype: Any) -> nn.RNNCellBase:
@@ -53,27 +54,31 @@ class RecurrentLM(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
-  cell_type: ClassVar[str] = 'lstm'
+  cell_type: ClassVar[str] = "lstm"
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, *, train: bool, initial_carry: Any = None,
-               return_carry: bool = False):
+  def __call__(
+    self, tokens: jax.Array, *, train: bool, initial_carry: Any = None, return_carry: bool = False
+  ):
     """tokens [B, T] -> logits f32 [B, T, V]; with return_carry, (logits, carry)
     where carry is a tuple of one cell carry per layer (the state after the last
     token), which `initial_carry` accepts back to continue the sequence."""
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    x = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
-                 param_dtype=self.param_dtype, name='embed')(tokens)
+    x = nn.Embed(
+      self.vocab_size, self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype, name="embed"
+    )(tokens)
     x = drop(x).astype(jnp.float32)
     carries = []
     for i in range(self.num_layers):
-      rnn = nn.RNN(_cell(self.cell_type, self.hidden, self.param_dtype), name=f'rnn_{i}')
-      carry, x = rnn(x, initial_carry=None if initial_carry is None else initial_carry[i],
-                     return_carry=True)
+      rnn = nn.RNN(_cell(self.cell_type, self.hidden, self.param_dtype), name=f"rnn_{i}")
+      carry, x = rnn(
+        x, initial_carry=None if initial_carry is None else initial_carry[i], return_carry=True
+      )
       carries.append(carry)
       x = drop(x)
-    logits = nn.Dense(self.vocab_size, dtype=self.dtype, param_dtype=self.param_dtype,
-                      name='head')(x).astype(jnp.float32)
+    logits = nn.Dense(self.vocab_size, dtype=self.dtype, param_dtype=self.param_dtype, name="head")(
+      x
+    ).astype(jnp.float32)
     return (logits, tuple(carries)) if return_carry else logits
 
   # ---- decoder protocol (research.models.decoding) ---------------------------
@@ -96,13 +101,13 @@ class RecurrentLM(nn.Module):
 class LSTMLM(RecurrentLM):
   """'lstm_lm': tokens [B, T] -> logits [B, T, V] with OptimizedLSTMCell layers."""
 
-  cell_type: ClassVar[str] = 'lstm'
+  cell_type: ClassVar[str] = "lstm"
 
 
 class GRULM(RecurrentLM):
   """'gru_lm': tokens [B, T] -> logits [B, T, V] with GRUCell layers."""
 
-  cell_type: ClassVar[str] = 'gru'
+  cell_type: ClassVar[str] = "gru"
 
 
 class RecurrentClassifier(nn.Module):
@@ -114,51 +119,54 @@ class RecurrentClassifier(nn.Module):
   hidden: int
   num_layers: int = 1
   dropout: float = 0.0
-  pooling: str = 'final'  # 'final' | 'mean'
+  pooling: str = "final"  # 'final' | 'mean'
   pad_id: int = 0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
-  cell_type: ClassVar[str] = 'lstm'
+  cell_type: ClassVar[str] = "lstm"
 
   @nn.compact
   def __call__(self, tokens: jax.Array, *, train: bool) -> jax.Array:
     """tokens [B, T], right-padded -> logits f32 [B, num_classes]."""
-    if self.pooling not in ('final', 'mean'):
+    if self.pooling not in ("final", "mean"):
       raise ValueError(f"pooling must be 'final' or 'mean', got {self.pooling!r}.")
     mask = tokens != self.pad_id  # [B, T]
     # Right padding assumed: the real tokens are the first `lengths`. An
     # all-padding row (padded eval batch) gets length 1 so nothing indexes -1.
     lengths = jnp.maximum(mask.sum(axis=1), 1)
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    x = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
-                 param_dtype=self.param_dtype, name='embed')(tokens)
+    x = nn.Embed(
+      self.vocab_size, self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype, name="embed"
+    )(tokens)
     x = drop(x).astype(jnp.float32)
     for i in range(self.num_layers):
       if i:
         x = drop(x)
       bi = nn.Bidirectional(
-          nn.RNN(_cell(self.cell_type, self.hidden, self.param_dtype), parent=None),
-          nn.RNN(_cell(self.cell_type, self.hidden, self.param_dtype), parent=None),
-          name=f'birnn_{i}')
+        nn.RNN(_cell(self.cell_type, self.hidden, self.param_dtype), parent=None),
+        nn.RNN(_cell(self.cell_type, self.hidden, self.param_dtype), parent=None),
+        name=f"birnn_{i}",
+      )
       (forward, backward), x = bi(x, seq_lengths=lengths, return_carry=True)  # x [B, T, 2h]
-    if self.pooling == 'final':
+    if self.pooling == "final":
       pooled = jnp.concatenate([_hidden_state(forward), _hidden_state(backward)], axis=-1)
     else:
       weights = mask[..., None].astype(x.dtype)
       pooled = (x * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1.0)
     pooled = drop(pooled)
-    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                    name='head')(pooled).astype(jnp.float32)
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="head")(
+      pooled
+    ).astype(jnp.float32)
 
 
 class LSTMClassifier(RecurrentClassifier):
   """'lstm_classifier': bidirectional OptimizedLSTMCell layers."""
 
-  cell_type: ClassVar[str] = 'lstm'
+  cell_type: ClassVar[str] = "lstm"
 
 
 class GRUClassifier(RecurrentClassifier):
   """'gru_classifier': bidirectional GRUCell layers."""
 
-  cell_type: ClassVar[str] = 'gru'
+  cell_type: ClassVar[str] = "gru"

@@ -3,10 +3,12 @@
 `MODELS` is a plain dict written out here (no registration decorators), so the
 set of models is whatever this file says, independent of import order.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -20,58 +22,59 @@ from research.models.forecast import LSTMForecaster, TransformerForecaster
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
 from research.models.recsys import NCF, BiasedMF, TwoTower
-from research.models.recurrent import GRUClassifier, GRULM, LSTMClassifier, LSTMLM
+from research.models.recurrent import GRULM, LSTMLM, GRUClassifier, LSTMClassifier
 from research.models.resnet import ResNet18, ResNet34, ResNet50, ResNetTiny
 from research.models.sasrec import SASRec
 from research.models.seq2seq import Seq2Seq
 from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
 
 MODELS: dict[str, type[nn.Module]] = {
-    'logistic': Logistic,
-    'mlp': MLP,
-    'cnn': CNN,
-    'lenet': LeNet,
-    'cnn1d': CNN1D,
-    'resnet18': ResNet18,
-    'resnet34': ResNet34,
-    'resnet50': ResNet50,
-    'resnet_tiny': ResNetTiny,
-    # NLP: language models (tokens [B, T] -> logits [B, T, vocab]).
-    'gpt': GPT,
-    'lstm_lm': LSTMLM,
-    'gru_lm': GRULM,
-    'bert_mlm': BertMLM,
-    # NLP: text classifiers (tokens [B, T], 0 = padding -> logits [B, num_classes]).
-    'bert_classifier': BertClassifier,
-    'transformer_classifier': TransformerClassifier,
-    'lstm_classifier': LSTMClassifier,
-    'gru_classifier': GRUClassifier,
-    # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
-    'seq2seq': Seq2Seq,
-    # Finance risk: table rows ({'numeric', 'categorical'} -> logits [B, num_classes]).
-    'tabular_logistic': TabularLogistic,
-    'tabular_mlp': TabularMLP,
-    'ft_transformer': FTTransformer,
-    # Finance risk: return windows [B, T, assets] -> [B, num_outputs].
-    'lstm_forecaster': LSTMForecaster,
-    'transformer_forecaster': TransformerForecaster,
-    # Recommendation (index 0 of users/items = out of vocabulary).
-    'biased_mf': BiasedMF,      # {'user', 'item'} [B] -> ratings [B]
-    'ncf': NCF,                 # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
-    'two_tower': TwoTower,      # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
-    'sasrec': SASRec,           # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
+  "logistic": Logistic,
+  "mlp": MLP,
+  "cnn": CNN,
+  "lenet": LeNet,
+  "cnn1d": CNN1D,
+  "resnet18": ResNet18,
+  "resnet34": ResNet34,
+  "resnet50": ResNet50,
+  "resnet_tiny": ResNetTiny,
+  # NLP: language models (tokens [B, T] -> logits [B, T, vocab]).
+  "gpt": GPT,
+  "lstm_lm": LSTMLM,
+  "gru_lm": GRULM,
+  "bert_mlm": BertMLM,
+  # NLP: text classifiers (tokens [B, T], 0 = padding -> logits [B, num_classes]).
+  "bert_classifier": BertClassifier,
+  "transformer_classifier": TransformerClassifier,
+  "lstm_classifier": LSTMClassifier,
+  "gru_classifier": GRUClassifier,
+  # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
+  "seq2seq": Seq2Seq,
+  # Finance risk: table rows ({'numeric', 'categorical'} -> logits [B, num_classes]).
+  "tabular_logistic": TabularLogistic,
+  "tabular_mlp": TabularMLP,
+  "ft_transformer": FTTransformer,
+  # Finance risk: return windows [B, T, assets] -> [B, num_outputs].
+  "lstm_forecaster": LSTMForecaster,
+  "transformer_forecaster": TransformerForecaster,
+  # Recommendation (index 0 of users/items = out of vocabulary).
+  "biased_mf": BiasedMF,  # {'user', 'item'} [B] -> ratings [B]
+  "ncf": NCF,  # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
+  "two_tower": TwoTower,  # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
+  "sasrec": SASRec,  # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
 }
 
 # Fields every flax Module has that are not configuration.
-_MODULE_INTERNALS = frozenset({'parent', 'name'})
-_DTYPE_FIELDS = ('dtype', 'param_dtype')
+_MODULE_INTERNALS = frozenset({"parent", "name"})
+_DTYPE_FIELDS = ("dtype", "param_dtype")
 
 
 def model_fields(name: str) -> tuple[str, ...]:
   """The configurable fields of model `name` (its dataclass fields), in order."""
   cls = _model_class(name)
-  return tuple(f.name for f in dataclasses.fields(cls)
-               if f.init and f.name not in _MODULE_INTERNALS)
+  return tuple(
+    f.name for f in dataclasses.fields(cls) if f.init and f.name not in _MODULE_INTERNALS
+  )
 
 
 def check_model_config(name: str, kwargs: Mapping[str, Any]) -> None:
@@ -86,10 +89,9 @@ def check_model_config(name: str, kwargs: Mapping[str, Any]) -> None:
       fields), or a dtype field is not a floating dtype name.
   """
   fields = model_fields(name)
-  unknown = sorted(set(kwargs) - set(fields) - {'axis_name'})
+  unknown = sorted(set(kwargs) - set(fields) - {"axis_name"})
   if unknown:
-    raise ValueError(f'Model {name!r} has no field(s) {unknown}; valid fields: '
-                     f'{list(fields)}.')
+    raise ValueError(f"Model {name!r} has no field(s) {unknown}; valid fields: {list(fields)}.")
   for key in _DTYPE_FIELDS:
     if key in kwargs:
       _canonical_dtype(kwargs[key], key)
@@ -113,8 +115,8 @@ def build_model(name: str, *, axis_name: str | None = None, **kwargs: Any) -> nn
   for key in _DTYPE_FIELDS:
     if key in kwargs:
       kwargs[key] = _canonical_dtype(kwargs[key], key)
-  if 'axis_name' in model_fields(name):
-    kwargs['axis_name'] = axis_name
+  if "axis_name" in model_fields(name):
+    kwargs["axis_name"] = axis_name
   return MODELS[name](**kwargs)
 
 
@@ -122,12 +124,14 @@ def _model_class(name: str) -> type[nn.Module]:
   try:
     return MODELS[name]
   except (KeyError, TypeError):
-    raise ValueError(f'Unknown model {name!r}; valid names: {sorted(MODELS)}.') from None
+    raise ValueError(f"Unknown model {name!r}; valid names: {sorted(MODELS)}.") from None
 
 
 # jnp scalar types by name, so configs may say 'bfloat16' and get jnp.bfloat16.
 _DTYPES_BY_NAME = {
-    'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16,
+  "float32": jnp.float32,
+  "bfloat16": jnp.bfloat16,
+  "float16": jnp.float16,
 }
 
 
@@ -139,5 +143,5 @@ def _canonical_dtype(value: Any, key: str) -> Any:
   except TypeError:
     name = None
   if name not in _DTYPES_BY_NAME:
-    raise ValueError(f'{key} must be one of {sorted(_DTYPES_BY_NAME)}, got {value!r}.')
+    raise ValueError(f"{key} must be one of {sorted(_DTYPES_BY_NAME)}, got {value!r}.")
   return _DTYPES_BY_NAME[name]

@@ -17,16 +17,18 @@ global there, so statistics already cover all of it). Under `jax.pmap` set
 are averaged across devices, which gives the same statistics as one jit call
 on the concatenated batch (for equal per-device batch sizes).
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 # torchvision's `kaiming_normal_(mode='fan_out', nonlinearity='relu')`.
-conv_kernel_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 class BasicBlock(nn.Module):
@@ -93,8 +95,8 @@ def _shortcut(x, features, strides, conv, norm):
     return x
   # Called inside the block's compact __call__, so these get the block as parent;
   # explicit names keep parameter paths readable.
-  x = conv(features, (1, 1), strides=strides, name='proj_conv')(x)
-  return norm(name='proj_norm')(x)
+  x = conv(features, (1, 1), strides=strides, name="proj_conv")(x)
+  return norm(name="proj_norm")(x)
 
 
 class ResNet(nn.Module):
@@ -113,7 +115,7 @@ class ResNet(nn.Module):
 
   num_classes: int
   width: int = 64
-  stem: str = 'imagenet'
+  stem: str = "imagenet"
   zero_init_residual: bool = True
   axis_name: str | None = None
   dtype: Any = jnp.float32
@@ -125,57 +127,77 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
     if not self.stage_sizes:
-      raise TypeError('ResNet is a base class; use ResNet18/34/50 or ResNetTiny.')
-    if self.stem not in ('imagenet', 'small'):
+      raise TypeError("ResNet is a base class; use ResNet18/34/50 or ResNetTiny.")
+    if self.stem not in ("imagenet", "small"):
       raise ValueError(f"stem must be 'imagenet' or 'small', got {self.stem!r}.")
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_kernel_init,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, axis_name=self.axis_name,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      nn.Conv,
+      use_bias=False,
+      kernel_init=conv_kernel_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
+    norm = functools.partial(
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      axis_name=self.axis_name,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
 
     x = jnp.asarray(x, self.dtype)
-    if self.stem == 'imagenet':
-      x = conv(self.width, (7, 7), strides=2, padding=((3, 3), (3, 3)), name='stem_conv')(x)
-      x = nn.relu(norm(name='stem_norm')(x))
+    if self.stem == "imagenet":
+      x = conv(self.width, (7, 7), strides=2, padding=((3, 3), (3, 3)), name="stem_conv")(x)
+      x = nn.relu(norm(name="stem_norm")(x))
       # max_pool pads with -inf, so padding never wins the max (as in PyTorch).
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     else:
-      x = conv(self.width, (3, 3), padding=((1, 1), (1, 1)), name='stem_conv')(x)
-      x = nn.relu(norm(name='stem_norm')(x))
+      x = conv(self.width, (3, 3), padding=((1, 1), (1, 1)), name="stem_conv")(x)
+      x = nn.relu(norm(name="stem_norm")(x))
 
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
-        x = self.block(self.width * 2**i, strides, conv, norm, self.zero_init_residual,
-                       name=f'stage{i + 1}_block{j + 1}')(x)
+        x = self.block(
+          self.width * 2**i,
+          strides,
+          conv,
+          norm,
+          self.zero_init_residual,
+          name=f"stage{i + 1}_block{j + 1}",
+        )(x)
 
     x = jnp.mean(x, axis=(1, 2))  # Global average pool: [batch, features].
-    x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                 name='head')(x)
+    x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="head")(x)
     return x.astype(jnp.float32)
 
 
 class ResNet18(ResNet):
   """ResNet-18: basic blocks (2, 2, 2, 2)."""
+
   stage_sizes: ClassVar[Sequence[int]] = (2, 2, 2, 2)
   block: ClassVar[type[nn.Module]] = BasicBlock
 
 
 class ResNet34(ResNet):
   """ResNet-34: basic blocks (3, 4, 6, 3)."""
+
   stage_sizes: ClassVar[Sequence[int]] = (3, 4, 6, 3)
   block: ClassVar[type[nn.Module]] = BasicBlock
 
 
 class ResNet50(ResNet):
   """ResNet-50: bottleneck blocks (3, 4, 6, 3)."""
+
   stage_sizes: ClassVar[Sequence[int]] = (3, 4, 6, 3)
   block: ClassVar[type[nn.Module]] = Bottleneck
 
 
 class ResNetTiny(ResNet):
   """Two stages of one basic block each, base width 8: a seconds-fast ResNet for tests."""
+
   width: int = 8
   stage_sizes: ClassVar[Sequence[int]] = (1, 1)
   block: ClassVar[type[nn.Module]] = BasicBlock

@@ -4,15 +4,15 @@ A causal Transformer over a user's item history, built from the NLP blocks in
 `research.models.transformer` (`TransformerBlock`, `LearnedPositions`); the
 item embedding table is shared between input and output, as in the paper.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from research.models.transformer import LearnedPositions, remat_block, padding_mask
+from research.models.transformer import LearnedPositions, padding_mask, remat_block
 
 
 class SASRec(nn.Module):
@@ -39,12 +39,22 @@ class SASRec(nn.Module):
     history = inputs["history"]
     if history.shape[-1] > self.max_len:
       raise ValueError(f"SASRec: history length {history.shape[-1]} > max_len {self.max_len}.")
-    embed = nn.Embed(self.num_items, self.dim, embedding_init=nn.initializers.normal(0.05),
-                     dtype=self.dtype, param_dtype=self.param_dtype, name="item_embedding")
+    embed = nn.Embed(
+      self.num_items,
+      self.dim,
+      embedding_init=nn.initializers.normal(0.05),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="item_embedding",
+    )
     real = (history != 0).astype(jnp.float32)[..., None]
     x = embed(history) * jnp.sqrt(float(self.dim))
-    x = LearnedPositions(self.max_len, dtype=self.dtype, param_dtype=self.param_dtype,
-                         name="positions")(x) * real
+    x = (
+      LearnedPositions(
+        self.max_len, dtype=self.dtype, param_dtype=self.param_dtype, name="positions"
+      )(x)
+      * real
+    )
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     # Keys: real items only; a query also sees itself, so an all-padding
     # prefix never has an empty attention row.
@@ -52,10 +62,20 @@ class SASRec(nn.Module):
     eye = jnp.eye(length, dtype=bool)[None, None]
     mask = jnp.logical_or(padding_mask(history), eye)
     for i in range(self.num_layers):
-      x = remat_block(self.remat)(self.num_heads, mlp_ratio=1.0, dropout=self.dropout,
-                           attention_dropout=self.dropout, causal=True, activation="relu",
-                           dtype=self.dtype, param_dtype=self.param_dtype,
-                           name=f"block_{i}")(x, mask, None, None, train, False) * real
+      x = (
+        remat_block(self.remat)(
+          self.num_heads,
+          mlp_ratio=1.0,
+          dropout=self.dropout,
+          attention_dropout=self.dropout,
+          causal=True,
+          activation="relu",
+          dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          name=f"block_{i}",
+        )(x, mask, None, None, train, False)
+        * real
+      )
     x = nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name="ln_f")(x)
     if "candidates" in inputs:
       c = embed(inputs["candidates"])  # [B, L, C, D]

@@ -13,18 +13,24 @@ sqrt(embed_dim), so tokens and sinusoidal positions have similar scale.
 
 `greedy_decode` generates with the decoder's KV cache, jit-compiled once.
 """
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from research.models.transformer import (LearnedPositions, SinusoidalPositions,
-                                         TransformerBlock, padding_mask)
+from research.models.transformer import (
+  LearnedPositions,
+  SinusoidalPositions,
+  TransformerBlock,
+  padding_mask,
+)
 
 
 class Seq2Seq(nn.Module):
@@ -38,7 +44,7 @@ class Seq2Seq(nn.Module):
   num_decoder_layers: int | None = None  # None: num_layers.
   mlp_dim: int | None = None  # None: 4 * embed_dim.
   max_len: int = 256  # Longest source / target (learned positions only).
-  positions: str = 'sinusoidal'  # 'sinusoidal' | 'learned'
+  positions: str = "sinusoidal"  # 'sinusoidal' | 'learned'
   dropout: float = 0.1
   attention_dropout: float = 0.0
   pre_ln: bool = True
@@ -47,35 +53,49 @@ class Seq2Seq(nn.Module):
   param_dtype: Any = jnp.float32
 
   def setup(self):
-    if self.positions not in ('sinusoidal', 'learned'):
+    if self.positions not in ("sinusoidal", "learned"):
       raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}.")
     self.embed = nn.Embed(
-        self.vocab_size, self.embed_dim,
-        embedding_init=nn.initializers.normal(stddev=self.embed_dim ** -0.5),
-        dtype=self.dtype, param_dtype=self.param_dtype)
-    positions = lambda: (LearnedPositions(self.max_len, dtype=self.dtype,
-                                          param_dtype=self.param_dtype)
-                         if self.positions == 'learned' else SinusoidalPositions(self.dtype))
+      self.vocab_size,
+      self.embed_dim,
+      embedding_init=nn.initializers.normal(stddev=self.embed_dim**-0.5),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
+    positions = lambda: (
+      LearnedPositions(self.max_len, dtype=self.dtype, param_dtype=self.param_dtype)
+      if self.positions == "learned"
+      else SinusoidalPositions(self.dtype)
+    )
     self.encoder_positions = positions()
     self.decoder_positions = positions()
     block = lambda causal, cross, name: TransformerBlock(
-        self.num_heads, mlp_dim=self.mlp_dim or 4 * self.embed_dim, dropout=self.dropout,
-        attention_dropout=self.attention_dropout, pre_ln=self.pre_ln, causal=causal,
-        cross_attention=cross, activation='relu', kernel_init=nn.initializers.xavier_uniform(),
-        dtype=self.dtype, param_dtype=self.param_dtype, name=name)
-    self.encoder_blocks = [block(False, False, f'encoder_{i}') for i in range(self.num_layers)]
-    self.decoder_blocks = [block(True, True, f'decoder_{i}')
-                           for i in range(self.num_decoder_layers or self.num_layers)]
+      self.num_heads,
+      mlp_dim=self.mlp_dim or 4 * self.embed_dim,
+      dropout=self.dropout,
+      attention_dropout=self.attention_dropout,
+      pre_ln=self.pre_ln,
+      causal=causal,
+      cross_attention=cross,
+      activation="relu",
+      kernel_init=nn.initializers.xavier_uniform(),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
+    self.encoder_blocks = [block(False, False, f"encoder_{i}") for i in range(self.num_layers)]
+    self.decoder_blocks = [
+      block(True, True, f"decoder_{i}") for i in range(self.num_decoder_layers or self.num_layers)
+    ]
     norm = lambda: nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype)
     # Pre-LN stacks end with a LayerNorm (post-LN blocks already end with one).
     self.encoder_ln = norm() if self.pre_ln else None
     self.decoder_ln = norm() if self.pre_ln else None
     self.drop = nn.Dropout(self.dropout)
 
-  def __call__(self, x: Mapping[str, jax.Array], *, train: bool,
-               decode: bool = False) -> jax.Array:
-    encoded = self.encode(x['inputs'], train=train)
-    return self.decode(encoded, x['inputs'], x['decoder_inputs'], train=train, decode=decode)
+  def __call__(self, x: Mapping[str, jax.Array], *, train: bool, decode: bool = False) -> jax.Array:
+    encoded = self.encode(x["inputs"], train=train)
+    return self.decode(encoded, x["inputs"], x["decoder_inputs"], train=train, decode=decode)
 
   def _embed(self, tokens, positions, *, train, decode=False):
     x = self.embed(tokens) * math.sqrt(self.embed_dim)
@@ -89,8 +109,15 @@ class Seq2Seq(nn.Module):
       x = block(x, mask=mask, train=train)
     return self.encoder_ln(x) if self.encoder_ln is not None else x
 
-  def decode(self, encoded: jax.Array, inputs: jax.Array, decoder_inputs: jax.Array, *,
-             train: bool, decode: bool = False) -> jax.Array:
+  def decode(
+    self,
+    encoded: jax.Array,
+    inputs: jax.Array,
+    decoder_inputs: jax.Array,
+    *,
+    train: bool,
+    decode: bool = False,
+  ) -> jax.Array:
     """encoded [B, S, D], source tokens [B, S] (for their padding mask),
     decoder_inputs [B, T] -> float32 logits [B, T, vocab_size].
 
@@ -107,37 +134,50 @@ class Seq2Seq(nn.Module):
     return self.embed.attend(x).astype(jnp.float32)
 
 
-def greedy_decode(model: Seq2Seq, variables: Any, inputs: jax.Array, *, max_len: int,
-                  bos_id: int = 1) -> jax.Array:
+def greedy_decode(
+  model: Seq2Seq, variables: Any, inputs: jax.Array, *, max_len: int, bos_id: int = 1
+) -> jax.Array:
   """Greedy generation: source tokens int [B, S] -> int32 [B, max_len] (the
   predicted targets, without the bos_id that starts the decoder).
 
   Encodes once, then one decoder step per token with the KV cache inside a
   `jax.lax.scan`; jit-compiled once per (model, shapes, max_len, bos_id).
   """
-  return _greedy_decode_jit(model, variables, jnp.asarray(inputs, jnp.int32),
-                            max_len=max_len, bos_id=bos_id)
+  return _greedy_decode_jit(
+    model, variables, jnp.asarray(inputs, jnp.int32), max_len=max_len, bos_id=bos_id
+  )
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'max_len', 'bos_id'))
+@functools.partial(jax.jit, static_argnames=("model", "max_len", "bos_id"))
 def _greedy_decode_jit(model, variables, inputs, *, max_len, bos_id):
   batch = inputs.shape[0]
-  params = {'params': variables['params']}
+  params = {"params": variables["params"]}
   encoded = model.apply(params, inputs, train=False, method=Seq2Seq.encode)
   # An empty cache of the right shapes: init with a full-length decoder input.
-  cache_shapes = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), {'inputs': inputs, 'decoder_inputs': jnp.zeros((batch, max_len),
-                                                                         jnp.int32)},
-      train=False, decode=True))['cache']
+  cache_shapes = jax.eval_shape(
+    lambda: model.init(
+      jax.random.key(0),
+      {"inputs": inputs, "decoder_inputs": jnp.zeros((batch, max_len), jnp.int32)},
+      train=False,
+      decode=True,
+    )
+  )["cache"]
   cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), cache_shapes)
 
   def step(carry, _):
     token, cache = carry
     logits, mutated = model.apply(
-        {**params, 'cache': cache}, encoded, inputs, token[:, None], train=False, decode=True,
-        mutable=['cache'], method=Seq2Seq.decode)
+      {**params, "cache": cache},
+      encoded,
+      inputs,
+      token[:, None],
+      train=False,
+      decode=True,
+      mutable=["cache"],
+      method=Seq2Seq.decode,
+    )
     token = jnp.argmax(logits[:, -1], axis=-1).astype(jnp.int32)
-    return (token, mutated['cache']), token
+    return (token, mutated["cache"]), token
 
   start = jnp.full((batch,), bos_id, jnp.int32)
   _, tokens = jax.lax.scan(step, (start, cache), None, length=max_len)

@@ -18,10 +18,12 @@ everything written so far. `LearnedPositions` / `SinusoidalPositions` keep their
 own position counter in the same collection, so a model built from these
 blocks decodes without any bookkeeping of its own.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -31,7 +33,6 @@ from research import platforms
 from research.models import partitioning
 
 Initializer = Callable[..., jax.Array]
-
 
 
 def gelu_exact(x: jax.Array) -> jax.Array:
@@ -49,9 +50,9 @@ def gelu_exact(x: jax.Array) -> jax.Array:
 
 # Exact (erf) GELU as in BERT and nanoGPT's nn.GELU(); tanh GELU as in GPT-2's TF code.
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    'gelu': gelu_exact,
-    'gelu_tanh': lambda x: nn.gelu(x, approximate=True),
-    'relu': nn.relu,
+  "gelu": gelu_exact,
+  "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
+  "relu": nn.relu,
 }
 
 
@@ -59,7 +60,7 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
   try:
     return ACTIVATIONS[name]
   except KeyError:
-    raise ValueError(f'Unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}.') from None
+    raise ValueError(f"Unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}.") from None
 
 
 # --------------------------------------------------------------------------- masks
@@ -121,30 +122,45 @@ class MultiHeadAttention(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
-               mask: jax.Array | None = None, train: bool, decode: bool = False) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    context: jax.Array | None = None,
+    *,
+    mask: jax.Array | None = None,
+    train: bool,
+    decode: bool = False,
+  ) -> jax.Array:
     dim = x.shape[-1]
     head_dim = self.head_dim or dim // self.num_heads
     if self.head_dim is None and dim % self.num_heads:
-      raise ValueError(f'dim {dim} is not divisible by num_heads {self.num_heads}.')
+      raise ValueError(f"dim {dim} is not divisible by num_heads {self.num_heads}.")
     dot_general = platforms.dense_dot_general()
     # Logical axes (research.train.sharding maps them to mesh axes): Megatron's
     # layout shards the heads of q/k/v and of the output projection.
     proj = lambda name: nn.DenseGeneral(
-        (self.num_heads, head_dim), use_bias=self.use_bias,
-        kernel_init=nn.with_logical_partitioning(self.kernel_init, ('embed', 'heads', 'kv')),
-        bias_init=nn.with_logical_partitioning(self.bias_init, ('heads', 'kv')),
-        dtype=self.dtype, param_dtype=self.param_dtype, dot_general=dot_general, name=name)
+      (self.num_heads, head_dim),
+      use_bias=self.use_bias,
+      kernel_init=nn.with_logical_partitioning(self.kernel_init, ("embed", "heads", "kv")),
+      bias_init=nn.with_logical_partitioning(self.bias_init, ("heads", "kv")),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      dot_general=dot_general,
+      name=name,
+    )
     kv_input = x if context is None else context
     # Split by batch (and heads under tensor parallelism), never gathered: see
     # research.models.partitioning (no-ops outside a sharded step).
-    heads = lambda y: partitioning.constrain(y, ('batch', 'length', 'heads', 'kv'))
-    query, key, value = (heads(proj('query')(x)), heads(proj('key')(kv_input)),
-                         heads(proj('value')(kv_input)))
+    heads = lambda y: partitioning.constrain(y, ("batch", "length", "heads", "kv"))
+    query, key, value = (
+      heads(proj("query")(x)),
+      heads(proj("key")(kv_input)),
+      heads(proj("value")(kv_input)),
+    )
 
     if decode:
       if context is not None or not self.causal:
-        raise ValueError('decode=True is for causal self-attention only.')
+        raise ValueError("decode=True is for causal self-attention only.")
       key, value, decode_mask = self._update_cache(key, value)
       mask = combine_masks(mask, decode_mask)
 
@@ -152,34 +168,43 @@ class MultiHeadAttention(nn.Module):
     # or with dropout on the probabilities, jax.nn.dot_product_attention
     # (cuDNN's fused kernel on GPU where it applies) elsewhere.
     drop = nn.Dropout(self.dropout, deterministic=False) if self.dropout > 0.0 and train else None
-    out = platforms.attention(query, key, value, mask=mask, causal=self.causal and not decode,
-                              dropout=drop)
+    out = platforms.attention(
+      query, key, value, mask=mask, causal=self.causal and not decode, dropout=drop
+    )
     return nn.DenseGeneral(
-        self.out_dim or dim, axis=(-2, -1), use_bias=self.use_bias,
-        kernel_init=nn.with_logical_partitioning(self.out_kernel_init or self.kernel_init,
-                                                 ('heads', 'kv', 'embed')),
-        bias_init=nn.with_logical_partitioning(self.bias_init, ('embed',)),
-        dtype=self.dtype, param_dtype=self.param_dtype, dot_general=dot_general,
-        name='out')(out)
+      self.out_dim or dim,
+      axis=(-2, -1),
+      use_bias=self.use_bias,
+      kernel_init=nn.with_logical_partitioning(
+        self.out_kernel_init or self.kernel_init, ("heads", "kv", "embed")
+      ),
+      bias_init=nn.with_logical_partitioning(self.bias_init, ("embed",)),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      dot_general=dot_general,
+      name="out",
+    )(out)
 
   def _update_cache(self, key: jax.Array, value: jax.Array):
     """Writes key/value [B, L, N, H] at the cache index; returns the whole cache
     [B, max_len, N, H] and the mask bool [1, 1, L, max_len] of what chunk
     position i may see (cache slots <= index + i)."""
-    initialized = self.has_variable('cache', 'cached_key')
-    cached_key = self.variable('cache', 'cached_key', jnp.zeros, key.shape, key.dtype)
-    cached_value = self.variable('cache', 'cached_value', jnp.zeros, value.shape, value.dtype)
-    index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
+    initialized = self.has_variable("cache", "cached_key")
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+    index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
     length = key.shape[1]
     if not initialized:
       # The call that creates the cache (init with the full max_len input)
       # attends causally over its own input and writes nothing.
       return key, value, causal_mask(length)
     i = index.value
-    key = jax.lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype),
-                                       (0, i, 0, 0))
-    value = jax.lax.dynamic_update_slice(cached_value.value,
-                                         value.astype(cached_value.value.dtype), (0, i, 0, 0))
+    key = jax.lax.dynamic_update_slice(
+      cached_key.value, key.astype(cached_key.value.dtype), (0, i, 0, 0)
+    )
+    value = jax.lax.dynamic_update_slice(
+      cached_value.value, value.astype(cached_value.value.dtype), (0, i, 0, 0)
+    )
     cached_key.value, cached_value.value = key, value
     index.value = i + length
     visible = jnp.arange(key.shape[1])[None, :] <= (i + jnp.arange(length))[:, None]
@@ -193,8 +218,8 @@ def _position_offset(module: nn.Module, length: int, decode: bool) -> jax.Array 
   """0, or in decode mode the number of positions already seen (then advanced by `length`)."""
   if not decode:
     return 0
-  initialized = module.has_variable('cache', 'position_index')
-  index = module.variable('cache', 'position_index', lambda: jnp.array(0, jnp.int32))
+  initialized = module.has_variable("cache", "position_index")
+  index = module.variable("cache", "position_index", lambda: jnp.array(0, jnp.int32))
   if not initialized:
     return 0
   offset = index.value
@@ -219,15 +244,16 @@ class LearnedPositions(nn.Module):
   def __call__(self, x: jax.Array, *, decode: bool = False) -> jax.Array:
     length, dim = x.shape[-2], x.shape[-1]
     if length > self.max_len:
-      raise ValueError(f'Sequence length {length} exceeds max_len {self.max_len}.')
-    table = self.param('embedding', self.embedding_init, (self.max_len, dim), self.param_dtype)
+      raise ValueError(f"Sequence length {length} exceeds max_len {self.max_len}.")
+    table = self.param("embedding", self.embedding_init, (self.max_len, dim), self.param_dtype)
     offset = _position_offset(self, length, decode)
     pos = jax.lax.dynamic_slice_in_dim(table, offset, length, axis=0)
     return x + pos.astype(self.dtype)
 
 
-def sinusoidal_table(length: int, dim: int, offset: jax.Array | int = 0,
-                     max_timescale: float = 10_000.0) -> jax.Array:
+def sinusoidal_table(
+  length: int, dim: int, offset: jax.Array | int = 0, max_timescale: float = 10_000.0
+) -> jax.Array:
   """float32 [length, dim]: Vaswani et al.'s sin (first half) / cos (second half) table."""
   half = dim // 2
   positions = (jnp.arange(length) + offset).astype(jnp.float32)[:, None]
@@ -260,7 +286,7 @@ class FeedForward(nn.Module):
   """dense(hidden_dim) -> activation -> dense(input dim): [B, T, D] -> [B, T, D]."""
 
   hidden_dim: int
-  activation: str = 'gelu'
+  activation: str = "gelu"
   use_bias: bool = True
   kernel_init: Initializer = nn.initializers.lecun_normal()
   out_kernel_init: Initializer | None = None
@@ -271,15 +297,19 @@ class FeedForward(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     # Megatron's layout: the hidden ('mlp') axis is the one tensor parallelism shards.
     dense = lambda features, init, axes, name: nn.Dense(
-        features, use_bias=self.use_bias, kernel_init=nn.with_logical_partitioning(init, axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
-        dtype=self.dtype, param_dtype=self.param_dtype,
-        dot_general=platforms.dense_dot_general(), name=name)
-    y = dense(self.hidden_dim, self.kernel_init, ('embed', 'mlp'), 'fc')(x)
-    y = partitioning.constrain(y, ('batch', 'length', 'mlp'))
+      features,
+      use_bias=self.use_bias,
+      kernel_init=nn.with_logical_partitioning(init, axes),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      dot_general=platforms.dense_dot_general(),
+      name=name,
+    )
+    y = dense(self.hidden_dim, self.kernel_init, ("embed", "mlp"), "fc")(x)
+    y = partitioning.constrain(y, ("batch", "length", "mlp"))
     y = activation_fn(self.activation)(y)
-    return dense(x.shape[-1], self.out_kernel_init or self.kernel_init, ('mlp', 'embed'),
-                 'proj')(y)
+    return dense(x.shape[-1], self.out_kernel_init or self.kernel_init, ("mlp", "embed"), "proj")(y)
 
 
 class TransformerBlock(nn.Module):
@@ -306,7 +336,7 @@ class TransformerBlock(nn.Module):
   causal: bool = False
   cross_attention: bool = False
   use_bias: bool = True
-  activation: str = 'gelu'
+  activation: str = "gelu"
   layer_norm_eps: float = 1e-5
   kernel_init: Initializer = nn.initializers.lecun_normal()
   residual_init: Initializer | None = None
@@ -314,44 +344,73 @@ class TransformerBlock(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array | None = None,
-               context: jax.Array | None = None, context_mask: jax.Array | None = None,
-               train: bool | None = None, decode: bool = False) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    mask: jax.Array | None = None,
+    context: jax.Array | None = None,
+    context_mask: jax.Array | None = None,
+    train: bool | None = None,
+    decode: bool = False,
+  ) -> jax.Array:
     # Positional-or-keyword so that `remat_block`'s nn.remat can mark `train`
     # and `decode` static by position; `train` is still required.
     if train is None:
-      raise TypeError('TransformerBlock needs train=True or train=False.')
+      raise TypeError("TransformerBlock needs train=True or train=False.")
     # Keeps the residual stream split by batch under FSDP / tensor parallelism
     # (weights are then gathered, activations are not); a no-op unless the
     # step is traced for such a mesh (research.models.partitioning).
-    x = partitioning.constrain(x, ('batch', 'length', 'embed'))
+    x = partitioning.constrain(x, ("batch", "length", "embed"))
     if self.cross_attention != (context is not None):
-      raise ValueError('Pass `context` exactly when cross_attention=True.')
+      raise ValueError("Pass `context` exactly when cross_attention=True.")
     dim = x.shape[-1]
-    norm = lambda name: nn.LayerNorm(epsilon=self.layer_norm_eps, use_bias=self.use_bias,
-                                     dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    norm = lambda name: nn.LayerNorm(
+      epsilon=self.layer_norm_eps,
+      use_bias=self.use_bias,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
     drop = nn.Dropout(self.dropout, deterministic=not train)
     attention = lambda causal, name: MultiHeadAttention(
-        self.num_heads, head_dim=self.head_dim, causal=causal, dropout=self.attention_dropout,
-        use_bias=self.use_bias, kernel_init=self.kernel_init, out_kernel_init=self.residual_init,
-        dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+      self.num_heads,
+      head_dim=self.head_dim,
+      causal=causal,
+      dropout=self.attention_dropout,
+      use_bias=self.use_bias,
+      kernel_init=self.kernel_init,
+      out_kernel_init=self.residual_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
 
     def sublayer(x, fn, norm_name):
       if self.pre_ln:
         return x + drop(fn(norm(norm_name)(x)))
       return norm(norm_name)(x + drop(fn(x)))
 
-    x = sublayer(x, lambda h: attention(self.causal, 'attn')(
-        h, mask=mask, train=train, decode=decode), 'ln_1')
+    x = sublayer(
+      x, lambda h: attention(self.causal, "attn")(h, mask=mask, train=train, decode=decode), "ln_1"
+    )
     if self.cross_attention:
       # The context (encoder output) is fixed while decoding: no cache needed.
-      x = sublayer(x, lambda h: attention(False, 'cross_attn')(
-          h, context, mask=context_mask, train=train), 'ln_cross')
-    mlp = FeedForward(self.mlp_dim or int(self.mlp_ratio * dim), activation=self.activation,
-                      use_bias=self.use_bias, kernel_init=self.kernel_init,
-                      out_kernel_init=self.residual_init, dtype=self.dtype,
-                      param_dtype=self.param_dtype, name='mlp')
-    return sublayer(x, mlp, 'ln_2')
+      x = sublayer(
+        x,
+        lambda h: attention(False, "cross_attn")(h, context, mask=context_mask, train=train),
+        "ln_cross",
+      )
+    mlp = FeedForward(
+      self.mlp_dim or int(self.mlp_ratio * dim),
+      activation=self.activation,
+      use_bias=self.use_bias,
+      kernel_init=self.kernel_init,
+      out_kernel_init=self.residual_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="mlp",
+    )
+    return sublayer(x, mlp, "ln_2")
 
 
 # Rematerialisation (config.remat): what the backward pass may keep from the
@@ -360,22 +419,22 @@ class TransformerBlock(nn.Module):
 # recomputes the rest (norms, activations, the [T, S] attention scores);
 # 'full' keeps nothing but the block's input.
 REMAT_POLICIES = {
-    'block': jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
-    'full': jax.checkpoint_policies.nothing_saveable,
+  "block": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+  "full": jax.checkpoint_policies.nothing_saveable,
 }
-REMAT_MODES = ('none',) + tuple(REMAT_POLICIES)
+REMAT_MODES = ("none",) + tuple(REMAT_POLICIES)
 
 
-def remat_block(remat: str = 'none'):
+def remat_block(remat: str = "none"):
   """The block class to stack: `TransformerBlock`, or it under `nn.remat`.
 
   Call the result positionally, `block(x, mask, context, context_mask, train,
   decode)` (nn.remat marks train and decode static by position). The
   parameter tree is the same either way, so checkpoints do not depend on it.
   """
-  if remat == 'none':
+  if remat == "none":
     return TransformerBlock
   if remat not in REMAT_POLICIES:
-    raise ValueError(f'Unknown remat {remat!r}; valid: {", ".join(REMAT_MODES)}.')
+    raise ValueError(f"Unknown remat {remat!r}; valid: {', '.join(REMAT_MODES)}.")
   # static_argnums count `self` as 0: train is 5, decode is 6.
   return nn.remat(TransformerBlock, static_argnums=(5, 6), policy=REMAT_POLICIES[remat])

@@ -4,11 +4,12 @@ Uses `matplotlib.figure.Figure` directly (Agg canvas), never pyplot: no global
 figure registry to leak, no display needed, safe next to other code that uses
 pyplot with another backend.
 """
+
 from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -29,8 +30,11 @@ def _new_figure(size: tuple[float, float]) -> Figure:
 
 def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
   """(steps, values) of the records that hold a finite value for `key`."""
-  pts = [(r["step"], r[key]) for r in records
-         if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+  pts = [
+    (r["step"], r[key])
+    for r in records
+    if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
+  ]
   if not pts:
     return np.zeros(0), np.zeros(0)
   steps, values = zip(*pts)
@@ -72,8 +76,8 @@ def plot_curves(workdir: str) -> list[str]:
   records = writer.read_metrics(workdir)
   keys = sorted({k for r in records for k in r if k not in ("step", "time")})
   groups = {
-      "loss": [k for k in keys if k == "loss" or k.endswith("/loss")],
-      "accuracy": [k for k in keys if k.endswith("accuracy")],
+    "loss": [k for k in keys if k == "loss" or k.endswith("/loss")],
+    "accuracy": [k for k in keys if k.endswith("accuracy")],
   }
   written = []
   for name, group in groups.items():
@@ -86,8 +90,9 @@ def plot_curves(workdir: str) -> list[str]:
   return written
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, path: str,
-                          title: str = "Confusion matrix") -> str:
+def plot_confusion_matrix(
+  cm: np.ndarray, class_names: Sequence[str] | None, path: str, title: str = "Confusion matrix"
+) -> str:
   """Confusion matrix [C, C] (rows = true, cols = predicted) as a PNG at `path`.
 
   Colour is the row-normalised fraction (per-class recall on the diagonal), so
@@ -116,8 +121,15 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, pat
   if n <= _MAX_ANNOTATED_CLASSES:
     for i in range(n):
       for j in range(n):
-        ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
-                color="white" if frac[i, j] > 0.5 else "black")
+        ax.text(
+          j,
+          i,
+          str(int(cm[i, j])),
+          ha="center",
+          va="center",
+          fontsize=8,
+          color="white" if frac[i, j] > 0.5 else "black",
+        )
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=100)
   return path
@@ -126,6 +138,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None, pat
 # --- plots of evaluator artifacts, keyed by artifact kind ---------------------------
 # An evaluator artifact '<split>/<kind>' is drawn by ARTIFACT_PLOTS[kind] (when
 # registered) into plots/<split>_<kind>.png: fn(value, path, title=..., class_names=...).
+
 
 def _save(fig: Figure, path: str) -> str:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -155,8 +168,13 @@ def plot_ks_curve(value, path: str, title: str = "KS curve", **_) -> str:
   ax.plot(value["score"], value["cum_good"], label="goods (cumulative)")
   gap = np.asarray(value["cum_bad"]) - np.asarray(value["cum_good"])
   i = int(np.argmax(np.abs(gap)))
-  ax.vlines(value["score"][i], value["cum_good"][i], value["cum_bad"][i], colors="k",
-            label=f"KS {float(value['ks']):.4f}")
+  ax.vlines(
+    value["score"][i],
+    value["cum_good"][i],
+    value["cum_bad"][i],
+    colors="k",
+    label=f"KS {float(value['ks']):.4f}",
+  )
   ax.set_xlabel("score p(bad)")
   ax.set_ylabel("cumulative share")
   ax.set_title(title)
@@ -170,8 +188,12 @@ def plot_calibration(value, path: str, title: str = "Calibration", **_) -> str:
   fig = _new_figure((5, 5))
   ax = fig.add_subplot()
   used = np.asarray(value["count"]) > 0
-  ax.plot(np.asarray(value["mean_score"])[used], np.asarray(value["observed_rate"])[used], "o-",
-          label="model")
+  ax.plot(
+    np.asarray(value["mean_score"])[used],
+    np.asarray(value["observed_rate"])[used],
+    "o-",
+    label="model",
+  )
   ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
   ax.set_xlabel("mean predicted p(bad)")
   ax.set_ylabel("observed bad rate")
@@ -190,8 +212,14 @@ def plot_score_distribution(value, path: str, title: str = "Score distribution",
   ax.hist(scores[labels == 0], bins, alpha=0.5, density=True, label="goods")
   ax.hist(scores[labels == 1], bins, alpha=0.5, density=True, label="bads")
   if "reference" in value:
-    ax.hist(np.asarray(value["reference"]), bins, histtype="step", density=True, color="k",
-            label="training (all)")
+    ax.hist(
+      np.asarray(value["reference"]),
+      bins,
+      histtype="step",
+      density=True,
+      color="k",
+      label="training (all)",
+    )
   ax.set_xlabel("score p(bad)")
   ax.set_ylabel("density")
   ax.set_title(title)
@@ -235,18 +263,19 @@ def _confusion(value, path: str, title: str = "Confusion matrix", class_names=No
 
 
 ARTIFACT_PLOTS = {
-    "confusion_matrix": _confusion,
-    "roc_curve": plot_roc_curve,
-    "ks_curve": plot_ks_curve,
-    "calibration": plot_calibration,
-    "score_distribution": plot_score_distribution,
-    "feature_importance": plot_feature_importance,
-    "forecasts": plot_forecasts,
+  "confusion_matrix": _confusion,
+  "roc_curve": plot_roc_curve,
+  "ks_curve": plot_ks_curve,
+  "calibration": plot_calibration,
+  "score_distribution": plot_score_distribution,
+  "feature_importance": plot_feature_importance,
+  "forecasts": plot_forecasts,
 }
 
 
-def plot_artifacts(workdir: str, artifacts, *, experiment: str, step: int,
-                   class_names=None) -> list[str]:
+def plot_artifacts(
+  workdir: str, artifacts, *, experiment: str, step: int, class_names=None
+) -> list[str]:
   """Draws every artifact '<split>/<kind>' whose kind is in ARTIFACT_PLOTS into
   plots/<split>_<kind>.png; returns the paths. `class_names`: {split: names}."""
   paths = []
@@ -256,6 +285,12 @@ def plot_artifacts(workdir: str, artifacts, *, experiment: str, step: int,
     if fn is None:
       continue
     path = os.path.join(workdir, PLOTS_DIR, f"{split}_{kind}.png")
-    paths.append(fn(value, path, title=f"{experiment} {split} (step {step})",
-                    class_names=(class_names or {}).get(split)))
+    paths.append(
+      fn(
+        value,
+        path,
+        title=f"{experiment} {split} (step {step})",
+        class_names=(class_names or {}).get(split),
+      )
+    )
   return paths

@@ -4,31 +4,33 @@ Sections: which checkpoint the metrics are of, verdict line, "Result vs
 published" table, run facts, final metrics, per-class table (optional), plots
 (relative links), resolved config.
 """
+
 from __future__ import annotations
 
 import datetime
 import json
 import math
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from research.outputs import writer
 
 REPORT_FILE = "report.md"
 # Shown first, in this order, in the run-facts table.
 _FACTS = {
-    "step": "Steps",
-    "train_seconds": "Train time",
-    "params_fingerprint": "Params fingerprint (sha256)",
-    "device_count": "Device count",
-    "devices": "Device count",
-    "device_kind": "Device kind",
-    "processes": "Processes",
-    "compile_seconds": "Compile time",
-    "checkpoint_step": "Checkpoint of the final metrics (step)",
-    "checkpoint": "Checkpoint chosen as",
-    "stopped_early": "Stopped early",
-    "checkpoint_params_fingerprint": "Checkpoint params fingerprint (sha256)",
+  "step": "Steps",
+  "train_seconds": "Train time",
+  "params_fingerprint": "Params fingerprint (sha256)",
+  "device_count": "Device count",
+  "devices": "Device count",
+  "device_kind": "Device kind",
+  "processes": "Processes",
+  "compile_seconds": "Compile time",
+  "checkpoint_step": "Checkpoint of the final metrics (step)",
+  "checkpoint": "Checkpoint chosen as",
+  "stopped_early": "Stopped early",
+  "checkpoint_params_fingerprint": "Checkpoint params fingerprint (sha256)",
 }
 _PER_CLASS_METRICS = ("precision", "recall", "f1")
 
@@ -56,8 +58,10 @@ def _cell(value: Any) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str]) -> list[str]:
   sep = {"l": "---", "r": "---:"}
-  lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
-           "|" + "|".join(sep[a] for a in align) + "|"]
+  lines = [
+    "| " + " | ".join(_cell(h) for h in header) + " |",
+    "|" + "|".join(sep[a] for a in align) + "|",
+  ]
   lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
   return lines
 
@@ -93,8 +97,10 @@ def reference_applies(reference: Mapping[str, Any], data: Mapping[str, Any] | No
   wanted = reference.get("data")
   if not wanted or data is None:
     return True
-  return all(str(_run_data_value(data, key)) in {str(v) for v in _accepted(accepted)}
-             for key, accepted in dict(wanted).items())
+  return all(
+    str(_run_data_value(data, key)) in {str(v) for v in _accepted(accepted)}
+    for key, accepted in dict(wanted).items()
+  )
 
 
 def describe_data(wanted: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None) -> str:
@@ -112,8 +118,11 @@ def describe_data(wanted: Mapping[str, Any] | None, data: Mapping[str, Any] | No
   return f"{name} ({options})" if options else name
 
 
-def compare_to_references(summary: Mapping[str, Any], references: Sequence[Mapping[str, Any]],
-                          data: Mapping[str, Any] | None = None) -> list[dict]:
+def compare_to_references(
+  summary: Mapping[str, Any],
+  references: Sequence[Mapping[str, Any]],
+  data: Mapping[str, Any] | None = None,
+) -> list[dict]:
   """One row per reference: this run's value, the difference and a verdict.
 
   Each reference is {'metric': 'test/accuracy', 'value': 0.925, 'source': '...',
@@ -140,10 +149,19 @@ def compare_to_references(summary: Mapping[str, Any], references: Sequence[Mappi
       verdict = "reproduced" if ok else "not reproduced"
     if not reference_applies(ref, data):
       verdict = "other data"
-    rows.append({"metric": metric, "published": published, "source": ref.get("source", ""),
-                 "this_run": ours, "difference": diff, "verdict": verdict,
-                 "higher_is_better": higher, "tolerance": tolerance,
-                 "data": describe_data(ref.get("data"))})
+    rows.append(
+      {
+        "metric": metric,
+        "published": published,
+        "source": ref.get("source", ""),
+        "this_run": ours,
+        "difference": diff,
+        "verdict": verdict,
+        "higher_is_better": higher,
+        "tolerance": tolerance,
+        "data": describe_data(ref.get("data")),
+      }
+    )
   return rows
 
 
@@ -154,10 +172,16 @@ def checkpoint_note(summary: Mapping[str, Any]) -> list[str]:
     return []
   how = summary.get("checkpoint", "")
   last = summary.get("step")
-  tail = (f"; training ran to step {last}" if isinstance(last, int) and
-          last != summary["checkpoint_step"] else "")
-  return [f"Metrics are those of checkpoint step {summary['checkpoint_step']} ({how}), the one "
-          f"tools.evaluate, score, recommend and generate use by default{tail}.", ""]
+  tail = (
+    f"; training ran to step {last}"
+    if isinstance(last, int) and last != summary["checkpoint_step"]
+    else ""
+  )
+  return [
+    f"Metrics are those of checkpoint step {summary['checkpoint_step']} ({how}), the one "
+    f"tools.evaluate, score, recommend and generate use by default{tail}.",
+    "",
+  ]
 
 
 def _run_data(config: Any) -> Mapping[str, Any] | None:
@@ -166,8 +190,9 @@ def _run_data(config: Any) -> Mapping[str, Any] | None:
   return data if hasattr(data, "get") else None
 
 
-def per_class_from_metrics(metrics: Mapping[str, Any],
-                           split: str | None = None) -> dict[str, dict[str, float]]:
+def per_class_from_metrics(
+  metrics: Mapping[str, Any], split: str | None = None
+) -> dict[str, dict[str, float]]:
   """{class: {'precision': p, 'recall': r, 'f1': f}} from flat '<split>/<metric>/<class>' keys.
 
   With `split=None` every split is taken; rows are then named '<split>/<class>'
@@ -176,8 +201,7 @@ def per_class_from_metrics(metrics: Mapping[str, Any],
   found: dict[tuple[str, str], dict[str, float]] = {}
   for key, value in metrics.items():
     parts = str(key).split("/", 2)
-    if (len(parts) == 3 and parts[1] in _PER_CLASS_METRICS
-        and (split is None or parts[0] == split)):
+    if len(parts) == 3 and parts[1] in _PER_CLASS_METRICS and (split is None or parts[0] == split):
       found.setdefault((parts[0], parts[2]), {})[parts[1]] = value
   several = len({s for s, _ in found}) > 1
   return {(f"{s}/{c}" if several else c): v for (s, c), v in found.items()}
@@ -190,30 +214,44 @@ def _rule(higher_is_better: bool, tolerance: float) -> str:
   return f"Reproduced means this run {op} ({'higher' if higher_is_better else 'lower'} is better)."
 
 
-def baseline_table(summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]],
-                   model_name: str) -> list[str]:
+def baseline_table(
+  summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]], model_name: str
+) -> list[str]:
   """Markdown lines: this run's model and every baseline, one row each, on the
   union of the baselines' '<split>/<metric>' columns (blank where a row lacks one)."""
   columns = sorted({k for b in baselines.values() for k in b if "/" in k})
   rows = [[f"**{model_name}** (this run)"] + [_fmt(summary.get(k)) for k in columns] + [""]]
   for name, values in baselines.items():
     seconds = values.get("seconds")
-    rows.append([name] + [_fmt(values.get(k)) for k in columns]
-                + [_duration(seconds) if isinstance(seconds, (int, float)) else ""])
-  return (["## Baselines (same run, same split)", ""]
-          + _table(["Model"] + columns + ["Time"], rows, "l" + "r" * len(columns) + "r") + [""])
+    rows.append(
+      [name]
+      + [_fmt(values.get(k)) for k in columns]
+      + [_duration(seconds) if isinstance(seconds, (int, float)) else ""]
+    )
+  return (
+    ["## Baselines (same run, same split)", ""]
+    + _table(["Model"] + columns + ["Time"], rows, "l" + "r" * len(columns) + "r")
+    + [""]
+  )
 
 
 def _duration(seconds: float) -> str:
   return f"{seconds:.1f} s ({datetime.timedelta(seconds=round(seconds))})"
 
 
-def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping[str, Any],
-                 references: Sequence[Mapping[str, Any]],
-                 per_class: Mapping[str, Mapping[str, float]] | None = None,
-                 plots: Sequence[str] = (),
-                 baselines: Mapping[str, Mapping[str, float]] | None = None,
-                 model_name: str = "model", sections: Sequence[str] = ()) -> str:
+def write_report(
+  workdir: str,
+  *,
+  experiment: str,
+  config: Any,
+  summary: Mapping[str, Any],
+  references: Sequence[Mapping[str, Any]],
+  per_class: Mapping[str, Mapping[str, float]] | None = None,
+  plots: Sequence[str] = (),
+  baselines: Mapping[str, Mapping[str, float]] | None = None,
+  model_name: str = "model",
+  sections: Sequence[str] = (),
+) -> str:
   """Writes workdir/report.md and returns its path.
 
   Args:
@@ -242,28 +280,48 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
   elsewhere = [r for r in all_rows if r["verdict"] == "other data"]
   if rows:
     n_ok = sum(r["verdict"] == "reproduced" for r in rows)
-    lines += [f"**{n_ok} of {len(rows)} published result(s) reproduced.**", "",
-              "## Result vs published", ""]
+    lines += [
+      f"**{n_ok} of {len(rows)} published result(s) reproduced.**",
+      "",
+      "## Result vs published",
+      "",
+    ]
     lines += _table(
-        ["Metric", "Published", "Source", "This run", "Difference (run − published)", "Verdict"],
-        [[r["metric"], _fmt(r["published"]), _source(r["source"]), _fmt(r["this_run"]),
-          _fmt(r["difference"], signed=True), r["verdict"]] for r in rows],
-        "lrlrrl")
+      ["Metric", "Published", "Source", "This run", "Difference (run − published)", "Verdict"],
+      [
+        [
+          r["metric"],
+          _fmt(r["published"]),
+          _source(r["source"]),
+          _fmt(r["this_run"]),
+          _fmt(r["difference"], signed=True),
+          r["verdict"],
+        ]
+        for r in rows
+      ],
+      "lrlrrl",
+    )
     rules = sorted({(r["higher_is_better"], r["tolerance"]) for r in rows})
     lines += [""] + [_rule(hib, tol) for hib, tol in rules]
     lines.append("")
   elif elsewhere:
-    run_data = describe_data(next(dict(ref["data"]) for ref in references
-                                  if not reference_applies(ref, data)), data)
+    run_data = describe_data(
+      next(dict(ref["data"]) for ref in references if not reference_applies(ref, data)), data
+    )
     lines += [f"_No published reference for this data ({run_data})._", ""]
   else:
     lines += ["_No published reference given._", ""]
   if elsewhere:
     # Shown for orientation only: a number published on other data is no verdict on this run.
     lines += ["## Published on other data (not judged)", ""]
-    lines += _table(["Metric", "Published", "Published on", "Source", "This run"],
-                    [[r["metric"], _fmt(r["published"]), r["data"], _source(r["source"]),
-                      _fmt(r["this_run"])] for r in elsewhere], "lrllr")
+    lines += _table(
+      ["Metric", "Published", "Published on", "Source", "This run"],
+      [
+        [r["metric"], _fmt(r["published"]), r["data"], _source(r["source"]), _fmt(r["this_run"])]
+        for r in elsewhere
+      ],
+      "lrllr",
+    )
     lines.append("")
 
   lines += ["## Run facts", ""]
@@ -271,15 +329,14 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
   for key, label in _FACTS.items():
     if key in summary:
       value = summary[key]
-      if key == "train_seconds" and isinstance(value, (int, float)):
-        value = _duration(float(value))
-      elif key == "compile_seconds" and isinstance(value, (int, float)):
+      if (key == "train_seconds" and isinstance(value, (int, float))) or (
+        key == "compile_seconds" and isinstance(value, (int, float))
+      ):
         value = _duration(float(value))
       elif key in ("params_fingerprint", "checkpoint_params_fingerprint"):
         value = f"`{value}`"
       facts.append([label, value if isinstance(value, str) else _fmt(value)])
-  facts += [[k, _fmt(v)] for k, v in sorted(summary.items())
-            if "/" not in k and k not in _FACTS]
+  facts += [[k, _fmt(v)] for k, v in sorted(summary.items()) if "/" not in k and k not in _FACTS]
   lines += _table(["Fact", "Value"], facts, "ll") + [""]
 
   if baselines:
@@ -298,10 +355,11 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
   if per_class:
     columns = list(dict.fromkeys(m for v in per_class.values() for m in v))
     lines += ["## Per-class metrics", ""]
-    lines += _table(["Class"] + columns,
-                    [[name] + [_fmt(vals.get(c)) for c in columns]
-                     for name, vals in per_class.items()],
-                    "l" + "r" * len(columns)) + [""]
+    lines += _table(
+      ["Class"] + columns,
+      [[name] + [_fmt(vals.get(c)) for c in columns] for name, vals in per_class.items()],
+      "l" + "r" * len(columns),
+    ) + [""]
 
   lines += list(sections)
 
@@ -316,8 +374,18 @@ def write_report(workdir: str, *, experiment: str, config: Any, summary: Mapping
       lines += [f"![{os.path.splitext(os.path.basename(path))[0]}]({rel})", ""]
 
   config_json = json.dumps(writer.json_safe(config), indent=2, sort_keys=True)
-  lines += ["## Config", "", "<details><summary>Resolved config</summary>", "",
-            "```json", config_json, "```", "", "</details>", ""]
+  lines += [
+    "## Config",
+    "",
+    "<details><summary>Resolved config</summary>",
+    "",
+    "```json",
+    config_json,
+    "```",
+    "",
+    "</details>",
+    "",
+  ]
 
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, REPORT_FILE)
@@ -330,12 +398,21 @@ def _feature_importance_section(split: str, value) -> list[str]:
   imp = [float(v) for v in value["importance"]]
   mean = [float(v) for v in value.get("mean_attribution", [float("nan")] * len(names))]
   order = sorted(range(len(names)), key=lambda i: -imp[i])
-  return ([f"## Feature attributions ({split}: integrated gradients)", "",
-           "Global importance = mean |IG| of the positive-class log-odds over the rows; the "
-           "mean signed attribution says in which direction a feature pushes on average.", ""]
-          + _table(["Feature", "Mean abs IG", "Mean IG"],
-                   [[names[i], _fmt(imp[i]), _fmt(mean[i], signed=True)] for i in order], "lrr")
-          + [""])
+  return (
+    [
+      f"## Feature attributions ({split}: integrated gradients)",
+      "",
+      "Global importance = mean |IG| of the positive-class log-odds over the rows; the "
+      "mean signed attribution says in which direction a feature pushes on average.",
+      "",
+    ]
+    + _table(
+      ["Feature", "Mean abs IG", "Mean IG"],
+      [[names[i], _fmt(imp[i]), _fmt(mean[i], signed=True)] for i in order],
+      "lrr",
+    )
+    + [""]
+  )
 
 
 # Artifact kinds rendered as report sections: kind -> fn(split, value) -> lines.

@@ -16,21 +16,35 @@ Everything comes from the files a run writes (summary.json, config.json,
 baselines.json); nothing here trains or evaluates. Numbers a run did not
 record print as "—", a commit it did not record as "unknown".
 """
+
 from __future__ import annotations
 
 import glob
 import json
 import os
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from research.outputs import report
 
 # A page may end with text kept by hand (numbers that were not rerun); a
 # regenerated page keeps everything from this line on.
 KEEP_MARKER = "<!-- kept by hand below this line: tools.results does not regenerate it -->"
-COLUMNS = ("experiment", "metric", "this run", "published", "source", "delta", "verdict",
-           "checkpoint", "train time", "devices", "precision / mesh", "commit")
+COLUMNS = (
+  "experiment",
+  "metric",
+  "this run",
+  "published",
+  "source",
+  "delta",
+  "verdict",
+  "checkpoint",
+  "train time",
+  "devices",
+  "precision / mesh",
+  "commit",
+)
 
 
 def _load(path: str) -> Any:
@@ -59,13 +73,19 @@ def expand(patterns: Sequence[str]) -> list[str]:
 def _test_metric(summary: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
   """The test counterpart of the selection metric ('val/auc' -> 'test/auc'), else
   the first test metric the run has."""
-  best = ((config.get("ckpt") or {}).get("best_metric") or "")
+  best = (config.get("ckpt") or {}).get("best_metric") or ""
   if "/" in best:
     candidate = "test/" + best.split("/", 1)[1]
     if candidate in summary:
       return candidate
-  tests = sorted(k for k, v in summary.items() if k.startswith("test/") and k.count("/") == 1
-                 and isinstance(v, (int, float)) and "num_examples" not in k)
+  tests = sorted(
+    k
+    for k, v in summary.items()
+    if k.startswith("test/")
+    and k.count("/") == 1
+    and isinstance(v, (int, float))
+    and "num_examples" not in k
+  )
   return tests[0] if tests else None
 
 
@@ -99,8 +119,7 @@ def _commit(summary: Mapping[str, Any]) -> str:
 def _label(experiment: str) -> str:
   """'ncf:neumf_pretrained,gmf=/tmp/runs/ml_gmf' -> '...,gmf=ml_gmf': a path given
   as a variant argument shortened to its last part, to keep the column narrow."""
-  return re.sub(r"=(/[^,]*)", lambda m: "=" + os.path.basename(m.group(1).rstrip("/")),
-                experiment)
+  return re.sub(r"=(/[^,]*)", lambda m: "=" + os.path.basename(m.group(1).rstrip("/")), experiment)
 
 
 def rows(workdirs: Sequence[str], metrics: Sequence[str] = ()) -> list[dict]:
@@ -118,14 +137,16 @@ def rows(workdirs: Sequence[str], metrics: Sequence[str] = ()) -> list[dict]:
     if summary is None:
       raise FileNotFoundError(f"{w} has no summary.json: is it a finished tools.train workdir?")
     config = _load(os.path.join(w, "config.json")) or {}
-    facts = {"experiment": _label(config.get("experiment")
-                                  or os.path.basename(os.path.normpath(w))),
-             "checkpoint": _checkpoint(summary),
-             "train time": _duration(summary.get("train_seconds")),
-             "devices": _devices(summary),
-             "precision / mesh": " / ".join(str(summary[k]) for k in ("precision", "mesh")
-                                            if k in summary) or "—",
-             "commit": _commit(summary), "workdir": w}
+    facts = {
+      "experiment": _label(config.get("experiment") or os.path.basename(os.path.normpath(w))),
+      "checkpoint": _checkpoint(summary),
+      "train time": _duration(summary.get("train_seconds")),
+      "devices": _devices(summary),
+      "precision / mesh": " / ".join(str(summary[k]) for k in ("precision", "mesh") if k in summary)
+      or "—",
+      "commit": _commit(summary),
+      "workdir": w,
+    }
     data = config.get("data") if isinstance(config.get("data"), dict) else None
     compared = report.compare_to_references(summary, config.get("references") or (), data)
     for r in compared:
@@ -135,12 +156,28 @@ def rows(workdirs: Sequence[str], metrics: Sequence[str] = ()) -> list[dict]:
     extra += [m for m in metrics if m in summary]
     for m in dict.fromkeys(extra):
       if m not in {r["metric"] for r in compared}:
-        compared.append({"metric": m, "this_run": summary.get(m), "published": None,
-                         "source": "", "difference": None, "verdict": "no published reference"})
+        compared.append(
+          {
+            "metric": m,
+            "this_run": summary.get(m),
+            "published": None,
+            "source": "",
+            "difference": None,
+            "verdict": "no published reference",
+          }
+        )
     for r in compared:
-      out.append({**facts, "metric": r["metric"], "this run": r["this_run"],
-                  "published": r["published"], "source": r["source"], "delta": r["difference"],
-                  "verdict": r["verdict"]})
+      out.append(
+        {
+          **facts,
+          "metric": r["metric"],
+          "this run": r["this_run"],
+          "published": r["published"],
+          "source": r["source"],
+          "delta": r["difference"],
+          "verdict": r["verdict"],
+        }
+      )
   return out
 
 
@@ -158,26 +195,50 @@ def _baseline_lines(workdirs: Sequence[str], table_rows: Sequence[dict]) -> list
   if not found:
     return []
   fmt = report._fmt  # pylint: disable=protected-access
-  body = [[name, metric, fmt(value), ", ".join(runs)]
-          for (name, metric, value), runs in found.items()]
-  return (["", "Baselines scored in the same runs, on the same split:", ""]
-          + report._table(["baseline", "metric", "value", "in the runs of"], body, "llrl"))  # pylint: disable=protected-access
+  body = [
+    [name, metric, fmt(value), ", ".join(runs)] for (name, metric, value), runs in found.items()
+  ]
+  return ["", "Baselines scored in the same runs, on the same split:", ""] + report._table(
+    ["baseline", "metric", "value", "in the runs of"], body, "llrl"
+  )  # pylint: disable=protected-access
 
 
-def page(workdirs: Sequence[str], *, title: str, command: str = "", note: str = "",
-         metrics: Sequence[str] = ()) -> str:
+def page(
+  workdirs: Sequence[str],
+  *,
+  title: str,
+  command: str = "",
+  note: str = "",
+  metrics: Sequence[str] = (),
+) -> str:
   """The markdown page: header (how it was made, which commits), table, baselines."""
   table_rows = rows(workdirs, metrics)
   fmt = report._fmt  # pylint: disable=protected-access
-  body = [[r["experiment"], r["metric"] or "—", fmt(r["this run"]), fmt(r["published"]),
-           report._source(r["source"]) if r["source"] else "—",  # pylint: disable=protected-access
-           fmt(r["delta"], signed=True) if r["delta"] is not None else "—", r["verdict"],
-           r["checkpoint"], r["train time"], r["devices"], r["precision / mesh"], r["commit"]]
-          for r in table_rows]
+  body = [
+    [
+      r["experiment"],
+      r["metric"] or "—",
+      fmt(r["this run"]),
+      fmt(r["published"]),
+      report._source(r["source"]) if r["source"] else "—",  # pylint: disable=protected-access
+      fmt(r["delta"], signed=True) if r["delta"] is not None else "—",
+      r["verdict"],
+      r["checkpoint"],
+      r["train time"],
+      r["devices"],
+      r["precision / mesh"],
+      r["commit"],
+    ]
+    for r in table_rows
+  ]
   commits = sorted({r["commit"] for r in table_rows})
-  lines = [f"# {title}", "",
-           "_Generated by `tools.results` from the runs' summary.json, config.json and "
-           "baselines.json; do not edit the table by hand._", ""]
+  lines = [
+    f"# {title}",
+    "",
+    "_Generated by `tools.results` from the runs' summary.json, config.json and "
+    "baselines.json; do not edit the table by hand._",
+    "",
+  ]
   if command:
     lines += ["```bash", command, "```", ""]
   lines += [f"Code: commit {', '.join(commits)}.", ""]

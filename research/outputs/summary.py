@@ -10,6 +10,7 @@ The metrics are those of one checkpoint, the one the tools default to, named by
 step'; see research.train.final_eval). 'step' is where training ended and
 'params_fingerprint' hashes the weights of that last step.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,8 @@ import math
 import os
 import subprocess
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -48,8 +50,9 @@ def params_fingerprint(tree: Any) -> str:
     data = np.ascontiguousarray(arr).tobytes()
     # Length-prefixed header: no two different (path, dtype, shape, data)
     # sequences can produce the same byte stream.
-    header = json.dumps([jax.tree_util.keystr(path), str(arr.dtype), list(arr.shape),
-                         len(data)]).encode()
+    header = json.dumps(
+      [jax.tree_util.keystr(path), str(arr.dtype), list(arr.shape), len(data)]
+    ).encode()
     h.update(len(header).to_bytes(8, "little"))
     h.update(header)
     h.update(data)
@@ -67,12 +70,18 @@ def code_commit() -> str:
   """
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   try:
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                         text=True, timeout=10, check=True).stdout.strip()
+    sha = subprocess.run(
+      ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
     # Only the code a run executes decides "dirty"; docs and tests do not.
-    diff = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                           "research", "experiments"], cwd=root, capture_output=True,
-                          text=True, timeout=10, check=True).stdout.strip()
+    diff = subprocess.run(
+      ["git", "status", "--porcelain", "--untracked-files=no", "--", "research", "experiments"],
+      cwd=root,
+      capture_output=True,
+      text=True,
+      timeout=10,
+      check=True,
+    ).stdout.strip()
   except (OSError, subprocess.SubprocessError):
     return "unknown"
   return f"{sha}-dirty" if diff else (sha or "unknown")
@@ -90,9 +99,15 @@ def _number(key: str, value: Any) -> float | int:
   raise TypeError(f"summary[{key!r}] must be a scalar number (summary is flat), got {value!r}.")
 
 
-def write_summary(workdir: str, metrics: Mapping[str, Any], *, step: int,
-                  train_seconds: float, params_fingerprint: str,
-                  extra: Mapping[str, Any] | None = None) -> dict:
+def write_summary(
+  workdir: str,
+  metrics: Mapping[str, Any],
+  *,
+  step: int,
+  train_seconds: float,
+  params_fingerprint: str,
+  extra: Mapping[str, Any] | None = None,
+) -> dict:
   """Writes workdir/summary.json and returns the dict written.
 
   Args:
@@ -126,8 +141,10 @@ def write_summary(workdir: str, metrics: Mapping[str, Any], *, step: int,
   out["train_seconds"] = float(train_seconds)
   out["params_fingerprint"] = str(params_fingerprint)
   os.makedirs(workdir, exist_ok=True)
-  writer.atomic_write(os.path.join(workdir, SUMMARY_FILE),
-                      json.dumps(out, indent=2, sort_keys=True, allow_nan=False) + "\n")
+  writer.atomic_write(
+    os.path.join(workdir, SUMMARY_FILE),
+    json.dumps(out, indent=2, sort_keys=True, allow_nan=False) + "\n",
+  )
   return out
 
 

@@ -5,6 +5,7 @@ workdir/
   tensorboard/    the same scalars as TensorBoard events (tensorboardX)
   config.json     the fully resolved config
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,8 @@ import os
 import secrets
 import time
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -140,13 +142,15 @@ class MetricWriter:
   def _open(self, purge_step: int | None = None) -> None:
     # Imported here so that disabled writers never touch tensorboardX.
     import tensorboardX
+
     self._file = open(self.path, "a")
     # tensorboardX names event files by the second and hostname and opens them
     # with 'wb': a writer reopened within the same second (resume, truncate)
     # would overwrite the earlier file. A unique suffix keeps both.
     suffix = f".{os.getpid()}.{secrets.token_hex(4)}"
-    self._tb = tensorboardX.SummaryWriter(logdir=self.tb_dir, purge_step=purge_step,
-                                          filename_suffix=suffix)
+    self._tb = tensorboardX.SummaryWriter(
+      logdir=self.tb_dir, purge_step=purge_step, filename_suffix=suffix
+    )
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     """Writes one line {"step", "time", **scalars}; values: Python/numpy/0-d jax numbers."""
@@ -199,7 +203,7 @@ class MetricWriter:
       self._tb.close()
       self._tb = None
 
-  def __enter__(self) -> "MetricWriter":
+  def __enter__(self) -> MetricWriter:
     return self
 
   def __exit__(self, *exc) -> None:
@@ -215,8 +219,11 @@ def save_artifacts(workdir: str, artifacts: Mapping[str, Any]) -> list[str]:
   can reload curves, forecasts and confusion matrices without rerunning."""
   paths = []
   for key, value in artifacts.items():
-    arrays = ({k: np.asarray(v) for k, v in value.items()} if isinstance(value, Mapping)
-              else {"value": np.asarray(value)})
+    arrays = (
+      {k: np.asarray(v) for k, v in value.items()}
+      if isinstance(value, Mapping)
+      else {"value": np.asarray(value)}
+    )
     os.makedirs(os.path.join(workdir, ARTIFACTS_DIR), exist_ok=True)
     path = os.path.join(workdir, ARTIFACTS_DIR, key.replace("/", "_") + ".npz")
     np.savez(path, **arrays)

@@ -5,7 +5,7 @@ never test the platform themselves. The CPU-only kernels (written-out
 attention, 2-D dense matmuls, max pooling with a cheap gradient, one step in
 flight with several host devices) live in `research.platforms.cpu` and
 `research.platforms.cpu_pooling` and are picked only when the computation runs
-on CPU; `research.xla_flags` holds the CPU-only XLA flags and host devices.
+on CPU; `research.platforms.xla_flags` holds the CPU-only XLA flags and host devices.
 GPU and TPU runs get the generic ops: `jax.nn.dot_product_attention` (cuDNN's
 fused kernel on GPU where it applies), `lax.dot_general`, `nn.max_pool`.
 
@@ -13,9 +13,11 @@ The choice is made when a function is traced, from `jax.default_backend()`
 (the platform the computation is compiled for in this codebase: one platform
 per process).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -24,7 +26,7 @@ import jax.numpy as jnp
 from research.platforms import cpu, cpu_pooling
 from research.platforms.cpu import needs_step_sync
 
-__all__ = ["on_cpu", "attention", "dense_dot_general", "max_pool", "needs_step_sync"]
+__all__ = ["attention", "dense_dot_general", "max_pool", "needs_step_sync", "on_cpu"]
 
 
 def on_cpu() -> bool:
@@ -43,9 +45,15 @@ def max_pool(x: jax.Array, window: Sequence[int] = (2, 2)) -> jax.Array:
   return nn.max_pool(x, tuple(window), strides=tuple(window))
 
 
-def attention(query: jax.Array, key: jax.Array, value: jax.Array, *,
-              mask: jax.Array | None = None, causal: bool = False,
-              dropout: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
+def attention(
+  query: jax.Array,
+  key: jax.Array,
+  value: jax.Array,
+  *,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  dropout: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
   """Dot-product attention: query [B, T, N, H], key/value [B, S, N, H] -> [B, T, N, H].
 
   mask: bool, broadcastable to [B, N, T, S] (True = may attend); causal: also
@@ -66,14 +74,19 @@ def attention(query: jax.Array, key: jax.Array, value: jax.Array, *,
   if causal and query.shape[1] != key.shape[1]:  # a suffix of queries: an explicit mask
     mask, causal = _causal(query.shape[1], key.shape[1]), False
   implementation = None  # XLA's
-  if (jax.default_backend() == "gpu" and mask is None
-      and query.dtype in (jnp.bfloat16, jnp.float16)
-      and query.shape[-1] % 8 == 0 and query.shape[-1] <= 128):
+  if (
+    jax.default_backend() == "gpu"
+    and mask is None
+    and query.dtype in (jnp.bfloat16, jnp.float16)
+    and query.shape[-1] % 8 == 0
+    and query.shape[-1] <= 128
+  ):
     implementation = "cudnn"  # fused flash attention; causal or no mask only, here
   if mask is not None:
     mask = jnp.broadcast_to(mask, (query.shape[0], query.shape[2], query.shape[1], key.shape[1]))
-  return jax.nn.dot_product_attention(query, key, value, mask=mask, is_causal=causal,
-                                      implementation=implementation)
+  return jax.nn.dot_product_attention(
+    query, key, value, mask=mask, is_causal=causal, implementation=implementation
+  )
 
 
 def _causal(query_len: int, key_len: int) -> jax.Array:

@@ -13,17 +13,19 @@ Also CPU-only, elsewhere in this package: `cpu_pooling.max_pool` (max pooling
 with a cheap exact gradient) and `needs_step_sync` (one step in flight with
 several CPU host devices).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
 
-def flat_dot_general(x: jax.Array, kernel: jax.Array, dimension_numbers, precision=None,
-                     preferred_element_type=None) -> jax.Array:
+def flat_dot_general(
+  x: jax.Array, kernel: jax.Array, dimension_numbers, precision=None, preferred_element_type=None
+) -> jax.Array:
   """`lax.dot_general` for dense layers, computed as one 2-D matmul.
 
   For the dense-layer pattern, x [*lead, *K] contracted over its trailing
@@ -42,22 +44,39 @@ def flat_dot_general(x: jax.Array, kernel: jax.Array, dimension_numbers, precisi
   """
   (x_contract, k_contract), (x_batch, k_batch) = dimension_numbers
   n = len(x_contract)
-  if (x_batch or k_batch or tuple(x_contract) != tuple(range(x.ndim - n, x.ndim))
-      or tuple(k_contract) != tuple(range(n)) or x.ndim - n < 1):
-    return jax.lax.dot_general(x, kernel, dimension_numbers, precision=precision,
-                               preferred_element_type=preferred_element_type)
-  lead, out = x.shape[:x.ndim - n], kernel.shape[n:]
+  if (
+    x_batch
+    or k_batch
+    or tuple(x_contract) != tuple(range(x.ndim - n, x.ndim))
+    or tuple(k_contract) != tuple(range(n))
+    or x.ndim - n < 1
+  ):
+    return jax.lax.dot_general(
+      x,
+      kernel,
+      dimension_numbers,
+      precision=precision,
+      preferred_element_type=preferred_element_type,
+    )
+  lead, out = x.shape[: x.ndim - n], kernel.shape[n:]
   contract = math.prod(kernel.shape[:n])
-  y = jax.lax.dot_general(x.reshape(-1, contract), kernel.reshape(contract, -1),
-                          (((1,), (0,)), ((), ())), precision=precision,
-                          preferred_element_type=preferred_element_type)
+  y = jax.lax.dot_general(
+    x.reshape(-1, contract),
+    kernel.reshape(contract, -1),
+    (((1,), (0,)), ((), ())),
+    precision=precision,
+    preferred_element_type=preferred_element_type,
+  )
   return y.reshape(lead + out)
 
 
-
-def softmax_attention(query: jax.Array, key: jax.Array, value: jax.Array,
-                      mask: jax.Array | None = None,
-                      dropout: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
+def softmax_attention(
+  query: jax.Array,
+  key: jax.Array,
+  value: jax.Array,
+  mask: jax.Array | None = None,
+  dropout: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
   """Attention with the softmax written out, so dropout can act on the probabilities.
 
   Same contract as `jax.nn.dot_product_attention` (query [B, T, N, H], key/value
@@ -74,8 +93,7 @@ def softmax_attention(query: jax.Array, key: jax.Array, value: jax.Array,
   scale = 1.0 / math.sqrt(query.shape[-1])
   query, key, value = (z.transpose(0, 2, 1, 3) for z in (query, key, value))
   # Logits and softmax in float32 whatever the compute dtype (bfloat16 softmax is lossy).
-  logits = jnp.einsum('bnth,bnsh->bnts', query, key,
-                      preferred_element_type=jnp.float32) * scale
+  logits = jnp.einsum("bnth,bnsh->bnts", query, key, preferred_element_type=jnp.float32) * scale
   if mask is not None:
     # A large finite negative (not -inf), like jax.nn.dot_product_attention:
     # a fully masked row then gives uniform weights instead of NaNs.
@@ -83,7 +101,7 @@ def softmax_attention(query: jax.Array, key: jax.Array, value: jax.Array,
   probs = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
   if dropout is not None:
     probs = dropout(probs)
-  return jnp.einsum('bnts,bnsh->bnth', probs, value).transpose(0, 2, 1, 3)
+  return jnp.einsum("bnts,bnsh->bnth", probs, value).transpose(0, 2, 1, 3)
 
 
 def needs_step_sync(devices: Sequence[jax.Device]) -> bool:

@@ -18,10 +18,11 @@ The derivative is a `custom_jvp` (a masked selection, linear in the tangent),
 so forward mode, reverse mode and higher orders all work, and XLA fuses the
 backward pass into a few elementwise loops.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +47,7 @@ def max_pool(x: jax.Array, window: Sequence[int] = (2, 2)) -> jax.Array:
   b, h, w, c = x.shape
   if h < wh or w < ww:
     raise ValueError(f"Window {window} is larger than the {h}x{w} input.")
-  x = x[:, :h // wh * wh, :w // ww * ww, :]
+  x = x[:, : h // wh * wh, : w // ww * ww, :]
   return _max_pool_impl(x, wh, ww)
 
 

@@ -19,6 +19,7 @@ Numbers (one JSON object):
 
 Throughputs are medians over `rounds` alternating (resident, fed) rounds of `steps` steps.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -27,19 +28,20 @@ import time
 import jax
 import jax.numpy as jnp
 
-from research.train import builder, precision as precision_lib, sharding
+from research.train import builder, sharding
+from research.train import precision as precision_lib
 
 # Dense peak FLOP/s per chip from the vendors' data sheets, by a substring of
 # `device.device_kind`: bfloat16, and float32 matmuls as XLA runs them by
 # default (TF32 tensor cores on NVIDIA Ampere and later; bf16 passes on TPU).
 CHIP_PEAK_FLOPS = {
-    "H200": {"bfloat16": 989e12, "float32": 494e12},
-    "H100": {"bfloat16": 989e12, "float32": 494e12},
-    "A100": {"bfloat16": 312e12, "float32": 156e12},
-    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
-    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},
-    "TPU v5e": {"bfloat16": 197e12, "float32": 197e12},
-    "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
+  "H200": {"bfloat16": 989e12, "float32": 494e12},
+  "H100": {"bfloat16": 989e12, "float32": 494e12},
+  "A100": {"bfloat16": 312e12, "float32": 156e12},
+  "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
+  "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},
+  "TPU v5e": {"bfloat16": 197e12, "float32": 197e12},
+  "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
 }
 
 
@@ -68,7 +70,7 @@ def measure_matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     t = time.perf_counter()
     f(a).block_until_ready()
     times.append(time.perf_counter() - t)
-  return 2 * n ** 3 / min(times)
+  return 2 * n**3 / min(times)
 
 
 def _flops(compiled) -> float | None:
@@ -155,15 +157,26 @@ def benchmark(config, *, steps: int = 50, warmup: int = 5, rounds: int = 5) -> d
   peak = peak or measure_matmul_peak()
   mesh = getattr(backend, "mesh_shape", {"data": backend.num_devices})
   result = dict(
-      experiment=config.experiment, device_kind=device.device_kind,
-      devices=backend.num_devices, parallel=config.parallel, mesh=mesh, precision=precision,
-      remat=config.remat,
-      state_bytes_per_device=sharding.bytes_per_device(state)["per_device"],
-      peak_bytes_per_device=peak_bytes_in_use(device),
-      grad_allreduce="flat" if backend.flat_allreduce else "xla", steps_per_call=per_call,
-      global_batch=config.batch_size, examples_per_sec=config.batch_size / fed_s,
-      examples_per_sec_resident=config.batch_size / resident_s, step_ms=step_s * 1e3,
-      compile_s=compile_s, flops_per_step=flops, peak_flops=peak, peak_source=peak_source,
-      mfu=(flops / resident_s / peak) if flops else None,
-      input_overhead=fed_s / resident_s - 1.0)
+    experiment=config.experiment,
+    device_kind=device.device_kind,
+    devices=backend.num_devices,
+    parallel=config.parallel,
+    mesh=mesh,
+    precision=precision,
+    remat=config.remat,
+    state_bytes_per_device=sharding.bytes_per_device(state)["per_device"],
+    peak_bytes_per_device=peak_bytes_in_use(device),
+    grad_allreduce="flat" if backend.flat_allreduce else "xla",
+    steps_per_call=per_call,
+    global_batch=config.batch_size,
+    examples_per_sec=config.batch_size / fed_s,
+    examples_per_sec_resident=config.batch_size / resident_s,
+    step_ms=step_s * 1e3,
+    compile_s=compile_s,
+    flops_per_step=flops,
+    peak_flops=peak,
+    peak_source=peak_source,
+    mfu=(flops / resident_s / peak) if flops else None,
+    input_overhead=fed_s / resident_s - 1.0,
+  )
   return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}

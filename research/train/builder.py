@@ -4,25 +4,29 @@ Shared by training (`research.train.loop`), evaluation of a saved workdir
 (`research.train.evaluate`) and the benchmark tool, so the three can never
 disagree about how a config becomes a model, an optimizer or a pipeline.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 import optax
 
-from research import tasks
+from research.core import tasks
 from research.data import build as data_build
 from research.data import ops as pp_ops
 from research.data import pipeline
 from research.metrics import evaluators as evaluators_lib
 from research.models import build_model
-from research.train import durations, optim, parallel, precision as precision_lib
-from research.train import state as state_lib, step as step_lib
+from research.train import durations, optim, parallel
+from research.train import precision as precision_lib
+from research.train import state as state_lib
+from research.train import step as step_lib
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +52,16 @@ class Run:
 
 def build(config, *, devices=None, workdir: str | None = None) -> Run:
   """Everything a run needs. `workdir` keeps run artifacts such as the tokenizer."""
-  backend = parallel.make_backend(config.parallel, devices, grad_allreduce=config.grad_allreduce,
-                                 mesh=config.mesh.to_dict())
+  backend = parallel.make_backend(
+    config.parallel, devices, grad_allreduce=config.grad_allreduce, mesh=config.mesh.to_dict()
+  )
   n_dev = jax.device_count() if devices is None else len(devices)
   for key in ("batch_size", "eval_batch_size"):
     if config[key] % n_dev:
-      raise ValueError(f"config.{key}={config[key]} must be a multiple of the {n_dev} devices "
-                       "the batch is sharded over.")
+      raise ValueError(
+        f"config.{key}={config[key]} must be a multiple of the {n_dev} devices "
+        "the batch is sharded over."
+      )
   data = data_build.DataBuilder(config, workdir)
   train_source = data.train_source()
   spe = pipeline.steps_per_epoch(len(train_source), config.batch_size)
@@ -62,14 +69,17 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
   accum = int(config.optimizer.accum_steps or 1)
   updates = max(total // accum, 1)
   warmup = (durations.to_steps("warmup", config.schedule, spe, default=0) or 0) // accum
-  lr = optim.make_schedule(config.schedule, base_lr=config.optimizer.lr, total_steps=updates,
-                           warmup_steps=warmup)
+  lr = optim.make_schedule(
+    config.schedule, base_lr=config.optimizer.lr, total_steps=updates, warmup_steps=warmup
+  )
   tx = optim.make_optimizer(config.optimizer, lr)
   model_kwargs = config.model.to_dict()
   if "vocab_size" in model_kwargs and model_kwargs["vocab_size"] is None:
     if data.tokenizer is None:
-      raise ValueError("config.model.vocab_size is None (= from the tokenizer), but "
-                       "config.data.tokenizer is empty.")
+      raise ValueError(
+        "config.model.vocab_size is None (= from the tokenizer), but "
+        "config.data.tokenizer is empty."
+      )
     model_kwargs["vocab_size"] = data.tokenizer.vocab_size
   fill_model_fields(model_kwargs, data)
   model_kwargs.update(precision_lib.model_fields(config, model_kwargs["name"]))
@@ -81,15 +91,28 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
   init_fn = state_lib.make_init_fn(model, tx, sample, config.seed)
   backend.set_param_axes(state_lib.param_logical_axes(model, sample))
   backend.abstract_state(init_fn)  # fixes the state's layout before anything compiles
-  return Run(config=config, data=data, train_source=train_source, task=task, model=model, tx=tx,
-             lr_schedule=lr, backend=backend, init_fn=init_fn, steps_per_epoch=spe,
-             total_steps=total, train_ops=train_ops, eval_ops=eval_ops)
+  return Run(
+    config=config,
+    data=data,
+    train_source=train_source,
+    task=task,
+    model=model,
+    tx=tx,
+    lr_schedule=lr,
+    backend=backend,
+    init_fn=init_fn,
+    steps_per_epoch=spe,
+    total_steps=total,
+    train_ops=train_ops,
+    eval_ops=eval_ops,
+  )
 
 
 def fill_model_fields(model_kwargs: dict, data: data_build.DataBuilder) -> None:
   """Sets model fields the config leaves None from the data (e.g. a recommender's
   `num_items` from the training vocabulary); only fields the model has."""
   from research.models import model_fields  # pylint: disable=import-outside-toplevel
+
   fields = set(model_fields(model_kwargs["name"]))
   for key, value in data.model_fields().items():
     if key in fields and model_kwargs.get(key) is None:
@@ -100,20 +123,28 @@ def _sample_input(source, train_ops, task):
   """Shapes of one preprocessed model input (an array or a pytree of arrays,
   e.g. an encoder-decoder's {'inputs', 'targets'}), with a batch dimension of 1."""
   example = pp_ops.apply(train_ops, source[0], np.random.default_rng(0))
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct((1,) + np.shape(x), np.asarray(x).dtype),
-                      task.inputs(example))
+  return jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct((1,) + np.shape(x), np.asarray(x).dtype), task.inputs(example)
+  )
 
 
 def compile_steps(run: Run) -> None:
   accum = int(run.config.optimizer.accum_steps or 1)
-  train_step = step_lib.make_train_step(run.model, run.tx, run.task, run.lr_schedule,
-                                        accum_steps=accum, axis_name=run.backend.axis_name,
-                                        flat_allreduce=run.backend.flat_allreduce)
+  train_step = step_lib.make_train_step(
+    run.model,
+    run.tx,
+    run.task,
+    run.lr_schedule,
+    accum_steps=accum,
+    axis_name=run.backend.axis_name,
+    flat_allreduce=run.backend.flat_allreduce,
+  )
   steps_per_call = int(run.config.get("steps_per_call", 1))
   if steps_per_call > 1:
     warn_if_scanned_steps_are_slow(run)
-  run.backend.compile(train_step, step_lib.make_predict(run.model, run.task),
-                      steps_per_call=steps_per_call)
+  run.backend.compile(
+    train_step, step_lib.make_predict(run.model, run.task), steps_per_call=steps_per_call
+  )
 
 
 def warn_if_scanned_steps_are_slow(run: Run) -> bool:
@@ -126,18 +157,26 @@ def warn_if_scanned_steps_are_slow(run: Run) -> bool:
     return False
   if "conv_general_dilated" not in str(jax.make_jaxpr(run.init_fn)()):
     return False
-  log.warning("config.steps_per_call=%d with a convolutional model on CPU: XLA CPU runs the "
-              "weight-gradient convolutions inside the multi-step loop on a slow path "
-              "(vision/digits:cnn 2.6 -> 14.6 ms/step). Set --config.steps_per_call=1, or "
-              "compare both with python -m tools.benchmark.", run.config.steps_per_call)
+  log.warning(
+    "config.steps_per_call=%d with a convolutional model on CPU: XLA CPU runs the "
+    "weight-gradient convolutions inside the multi-step loop on a slow path "
+    "(vision/digits:cnn 2.6 -> 14.6 ms/step). Set --config.steps_per_call=1, or "
+    "compare both with python -m tools.benchmark.",
+    run.config.steps_per_call,
+  )
   return True
 
 
 def train_iterator(run: Run):
   c = run.config
-  return pipeline.train_iterator(run.train_source, global_batch_size=c.batch_size,
-                                 ops=run.train_ops, seed=c.seed, num_threads=c.data.num_threads,
-                                 prefetch=c.data.prefetch)
+  return pipeline.train_iterator(
+    run.train_source,
+    global_batch_size=c.batch_size,
+    ops=run.train_ops,
+    seed=c.seed,
+    num_threads=c.data.num_threads,
+    prefetch=c.data.prefetch,
+  )
 
 
 def build_evaluators(run: Run, names=None) -> list:
@@ -153,13 +192,16 @@ def build_evaluators(run: Run, names=None) -> list:
     def batches_fn(split=ev.split, ev=ev, rounds=rounds):
       # Built per round: random-window LM evals draw fresh windows each time.
       source = run.data.eval_source(split, ev, round_index=next(rounds))
-      return pipeline.eval_iterator(source, global_batch_size=c.eval_batch_size, ops=run.eval_ops,
-                                    seed=c.seed)
+      return pipeline.eval_iterator(
+        source, global_batch_size=c.eval_batch_size, ops=run.eval_ops, seed=c.seed
+      )
 
     cls = evaluators_lib.EVALUATORS[ev.type]
-    kwargs = {k: v for k, v in ev.to_dict().items()
-              if k not in ("type", "split", "every_steps", "every_epochs", "windows",
-                           "num_batches")}
+    kwargs = {
+      k: v
+      for k, v in ev.to_dict().items()
+      if k not in ("type", "split", "every_steps", "every_epochs", "windows", "num_batches")
+    }
     for key in ("num_classes", "label_key", "target_key", "weight_key"):
       if key in c.task:  # evaluators take the task's names unless the eval overrides them
         kwargs.setdefault(key, c.task[key])
@@ -167,8 +209,13 @@ def build_evaluators(run: Run, names=None) -> list:
       # Evaluators comparing with another split (e.g. PSI of the test scores
       # against the training scores) get a batches_fn for any split.
       def batches_for(split, ev=ev):
-        return pipeline.eval_iterator(run.data.eval_source(split, ev), ops=run.eval_ops,
-                                      global_batch_size=c.eval_batch_size, seed=c.seed)
+        return pipeline.eval_iterator(
+          run.data.eval_source(split, ev),
+          ops=run.eval_ops,
+          global_batch_size=c.eval_batch_size,
+          seed=c.seed,
+        )
+
       kwargs["batches_for"] = batches_for
     for attr in getattr(cls, "source_attributes", ()):
       # e.g. the fitted feature names of a table, for attributions.

@@ -23,6 +23,7 @@ that fails to read while its tree matches (or whose metadata cannot be read)
 is corrupt: one WARNING names the step, the file and the error, the step is
 moved to `checkpoints/corrupt/<step>`, and the step before it is tried.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,8 @@ import os
 import re
 import shutil
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -66,25 +68,46 @@ class CheckpointMismatchError(ValueError):
 class Checkpointer:
   """Keeps the last `keep` checkpoints plus the best one by `best_metric`."""
 
-  def __init__(self, directory: str, *, keep: int = 2, best_metric: str | None = None,
-               best_mode: str = "max", async_save: bool = True):
+  def __init__(
+    self,
+    directory: str,
+    *,
+    keep: int = 2,
+    best_metric: str | None = None,
+    best_mode: str = "max",
+    async_save: bool = True,
+  ):
     if best_mode not in ("max", "min"):
       raise ValueError(f"ckpt.best_mode must be 'max' or 'min', got {best_mode!r}.")
     self.directory = os.path.abspath(directory)
     self.best_metric, self.best_mode = best_metric, best_mode
     policies = [ocm.LatestN(n=max(int(keep), 1))]
     if best_metric:
-      policies.append(ocm.BestN(get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min",
-                                n=1, keep_checkpoints_without_metrics=False))
+      policies.append(
+        ocm.BestN(
+          get_metric_fn=lambda m: m[best_metric],
+          reverse=best_mode == "min",
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        )
+      )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocm.AnyPreservationPolicy(policies),
-        enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
+      preservation_policy=ocm.AnyPreservationPolicy(policies),
+      enable_async_checkpointing=async_save,
+      cleanup_tmp_directories=True,
+      create=True,
+    )
     # Handlers named up front (not learnt from the first save or restore) so
     # that `item_metadata` reads a step's saved tree before anything is restored.
     self._manager = ocp.CheckpointManager(
-        self.directory, options=options,
-        item_handlers=dict(state=ocp.StandardCheckpointHandler(),
-                           data=ocp.JsonCheckpointHandler(), meta=ocp.JsonCheckpointHandler()))
+      self.directory,
+      options=options,
+      item_handlers=dict(
+        state=ocp.StandardCheckpointHandler(),
+        data=ocp.JsonCheckpointHandler(),
+        meta=ocp.JsonCheckpointHandler(),
+      ),
+    )
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -107,8 +130,15 @@ class Checkpointer:
         scored.append((value if self.best_mode == "max" else -value, step))
     return max(scored)[1] if scored else None
 
-  def save(self, step: int, state: Any, *, data_state: Mapping[str, Any] | None,
-           meta: Mapping[str, Any], metrics: Mapping[str, float] | None = None) -> None:
+  def save(
+    self,
+    step: int,
+    state: Any,
+    *,
+    data_state: Mapping[str, Any] | None,
+    meta: Mapping[str, Any],
+    metrics: Mapping[str, float] | None = None,
+  ) -> None:
     """Saves (asynchronously) unless this step is already saved."""
     if step in self._manager.all_steps():
       return
@@ -117,9 +147,10 @@ class Checkpointer:
       usable = {self.best_metric: float(metrics[self.best_metric])}
     meta = dict(meta, metrics={k: float(v) for k, v in (metrics or {}).items()})
     args = ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=ocp.args.JsonSave(dict(data_state or {})),
-        meta=ocp.args.JsonSave(_json_safe(meta)))
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(dict(data_state or {})),
+      meta=ocp.args.JsonSave(_json_safe(meta)),
+    )
     self._manager.save(step, args=args, metrics=usable, force=True)
 
   def restore(self, step: int, abstract_state: Any):
@@ -131,18 +162,23 @@ class Checkpointer:
     """
     saved = self._saved_tree(step)  # unreadable metadata: corrupt
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
+      restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state),
-          data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+          data=ocp.args.JsonRestore(),
+          meta=ocp.args.JsonRestore(),
+        ),
+      )
     except Exception as e:  # pylint: disable=broad-except
       # The trees are compared only once the restore failed, so a healthy
       # checkpoint restores whatever this comparison would have said.
       mismatch = _tree_mismatch(saved, abstract_state)
       if mismatch:
         raise CheckpointMismatchError(
-            f"Checkpoint step {step} in {self.directory} does not match the state this config "
-            f"builds ({mismatch}): was the model or optimizer changed since it was written? "
-            "Train in a new --workdir, or rerun with the workdir's own config.json."
+          f"Checkpoint step {step} in {self.directory} does not match the state this config "
+          f"builds ({mismatch}): was the model or optimizer changed since it was written? "
+          "Train in a new --workdir, or rerun with the workdir's own config.json."
         ) from e
       raise CorruptCheckpointError(step, self.directory, e) from e
     return restored["state"], dict(restored["data"] or {}), dict(restored["meta"] or {})
@@ -153,12 +189,14 @@ class Checkpointer:
     steps = self.all_steps()[::-1]
     if not steps:
       return None
-    step, restored = self.first_good(steps, lambda s: self.restore(s, abstract_state),
-                                     move_corrupt=move_corrupt)
+    step, restored = self.first_good(
+      steps, lambda s: self.restore(s, abstract_state), move_corrupt=move_corrupt
+    )
     return (step, *restored)
 
-  def first_good(self, steps: Sequence[int], read: Callable[[int], Any], *,
-                 move_corrupt: bool = False):
+  def first_good(
+    self, steps: Sequence[int], read: Callable[[int], Any], *, move_corrupt: bool = False
+  ):
     """(step, read(step)) for the first of `steps` that reads. Each corrupt one
     gets one WARNING (step, file, error) and, with `move_corrupt`, is moved to
     `checkpoints/corrupt/<step>` so no later run trips on it again.
@@ -174,14 +212,24 @@ class Checkpointer:
       except CorruptCheckpointError as e:
         failures.append(e)
         moved = self._move_aside(step) if move_corrupt else None
-        log.warning("%s. %s", e, f"Moved it to {moved}; trying the step before it."
-                    if moved else "Trying the step before it.")
+        log.warning(
+          "%s. %s",
+          e,
+          f"Moved it to {moved}; trying the step before it."
+          if moved
+          else "Trying the step before it.",
+        )
     where = os.path.join(self.directory, CORRUPT_DIR)
     raise NoGoodCheckpointError(
-        f"No readable checkpoint in {self.directory}: step(s) "
-        f"{', '.join(str(e.step) for e in failures)} failed to read (the first: {failures[0]})."
-        + (f" They were moved to {where}; rerun the same command to train from scratch, or put "
-           "back a good copy." if move_corrupt else ""))
+      f"No readable checkpoint in {self.directory}: step(s) "
+      f"{', '.join(str(e.step) for e in failures)} failed to read (the first: {failures[0]})."
+      + (
+        f" They were moved to {where}; rerun the same command to train from scratch, or put "
+        "back a good copy."
+        if move_corrupt
+        else ""
+      )
+    )
 
   def _move_aside(self, step: int) -> str | None:
     """Moves step `step` to corrupt/<step> on process 0 (the others only forget
@@ -209,9 +257,15 @@ class Checkpointer:
       raise CorruptCheckpointError(step, self.directory, e) from e
     if item is None:
       folder = os.path.join(self.directory, str(step), "state")
-      raise CorruptCheckpointError(step, self.directory, (
+      raise CorruptCheckpointError(
+        step,
+        self.directory,
+        (
           f"the train state's metadata in {folder} is missing or unreadable"
-          if os.path.isdir(folder) else f"the train state {folder} is missing"))
+          if os.path.isdir(folder)
+          else f"the train state {folder} is missing"
+        ),
+      )
     return item.tree if hasattr(item, "tree") else item
 
   def restore_raw(self, step: int) -> dict:
@@ -227,11 +281,13 @@ class Checkpointer:
     # The manager's item metadata, not StandardCheckpointer().metadata(<step>/state):
     # that one looks for a step-level metadata file inside the item folder and
     # logs "Metadata file does not exist", which reads like a damaged checkpoint.
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          self._saved_tree(step))
+    target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), self._saved_tree(step)
+    )
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target)))
+      restored = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+      )
     except Exception as e:  # pylint: disable=broad-except
       raise CorruptCheckpointError(step, self.directory, e) from e
     return dict(restored["state"])
@@ -275,8 +331,11 @@ class Checkpointer:
       try:
         self.close()
       except Exception as e:  # pylint: disable=broad-except
-        log.warning("The checkpoint save in flight did not finish (%s); the steps saved before "
-                    "it are intact.", _innermost(e))
+        log.warning(
+          "The checkpoint save in flight did not finish (%s); the steps saved before "
+          "it are intact.",
+          _innermost(e),
+        )
 
 
 @contextlib.contextmanager
@@ -308,6 +367,7 @@ def _quiet_closed_loop_callbacks() -> None:
     if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
       return
     previous(info)
+
   hook.quiet_closed_loop = True
   sys.unraisablehook = hook
 
@@ -328,22 +388,28 @@ def _tree_mismatch(saved, abstract_state) -> str:
   """How the saved tree differs from `abstract_state` ('' when it does not):
   leaves missing on either side, or with another shape. Dtypes are not
   compared (restoring casts them)."""
+
   def flat(tree):
     leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
-    return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()) or ())
-            for path, leaf in leaves}
+    return {
+      "/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()) or ())
+      for path, leaf in leaves
+    }
+
   have, want = flat(saved), flat(abstract_state)
 
   def listed(items):
     return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
   problems = []
   missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
   if missing:
     problems.append(f"not in the checkpoint: {listed(missing)}")
   if extra:
     problems.append(f"only in the checkpoint: {listed(extra)}")
-  shapes = [f"{k} {have[k]} -> {want[k]}" for k in sorted(set(have) & set(want))
-            if have[k] != want[k]]
+  shapes = [
+    f"{k} {have[k]} -> {want[k]}" for k in sorted(set(have) & set(want)) if have[k] != want[k]
+  ]
   if shapes:
     problems.append(f"shapes saved -> built: {listed(shapes)}")
   return "; ".join(problems)
@@ -360,8 +426,9 @@ def _key_name(key) -> str:
 
 def _chain(error: BaseException | str) -> list:
   chain = [error]
-  while isinstance(chain[-1], BaseException) and chain[-1].__cause__ is not None \
-      and len(chain) < 10:
+  while (
+    isinstance(chain[-1], BaseException) and chain[-1].__cause__ is not None and len(chain) < 10
+  ):
     chain.append(chain[-1].__cause__)
   return chain
 
@@ -380,8 +447,9 @@ def _innermost(error: BaseException | str) -> str:
 def _damaged_file(error: BaseException | str, step_dir: str) -> str | None:
   """The file an orbax / tensorstore error names (and the array, when it says), if any."""
   for text in map(str, reversed(_chain(error))):  # the innermost error is the most specific
-    array = re.search(r'Error reading "([^"/]+)[^"]*" in OCDBT database at local file "([^"]+)"',
-                      text)
+    array = re.search(
+      r'Error reading "([^"/]+)[^"]*" in OCDBT database at local file "([^"]+)"', text
+    )
     files = [f for f in re.findall(r'local file "([^"]+)"', text) if not f.endswith("/")]
     if array or files:
       where = files[-1] if files else array.group(2).rstrip("/")

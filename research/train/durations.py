@@ -7,14 +7,17 @@ step = one batch) so the loop only ever counts steps. When both are set,
 lets `--config.total_steps=100` shorten an epoch-based config from the
 command line, where ml_collections cannot set a number back to None.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
-def to_steps(prefix: str, config: Mapping[str, Any], steps_per_epoch: int | None,
-             *, default: int | None = None) -> int | None:
+def to_steps(
+  prefix: str, config: Mapping[str, Any], steps_per_epoch: int | None, *, default: int | None = None
+) -> int | None:
   """Resolves `config.<prefix>_steps` / `config.<prefix>_epochs` to steps.
 
   Args:

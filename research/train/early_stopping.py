@@ -18,10 +18,12 @@ Keras' `EarlyStopping` callback and flax's `flax.training.early_stopping`
 do the same counting, but neither fits here: Keras is not a dependency, and
 flax's dataclass neither records the best step nor explains why it stopped.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class Stop(Exception):
@@ -50,28 +52,40 @@ def check(config) -> None:
     return
   name = es.metric.split("/", 1)[0]
   if "/" not in es.metric or name not in config.evals:
-    raise ValueError(f"config.early_stopping.metric={es.metric!r} must be '<eval>/<metric>' with "
-                     f"<eval> one of config.evals: {', '.join(config.evals) or '(none)'}.")
+    raise ValueError(
+      f"config.early_stopping.metric={es.metric!r} must be '<eval>/<metric>' with "
+      f"<eval> one of config.evals: {', '.join(config.evals) or '(none)'}."
+    )
   if is_test_metric(config, es.metric):
-    raise ValueError(f"config.early_stopping.metric={es.metric!r} is a test metric; stop on a "
-                     "validation eval (e.g. 'val/loss') so nothing is chosen on the test split.")
+    raise ValueError(
+      f"config.early_stopping.metric={es.metric!r} is a test metric; stop on a "
+      "validation eval (e.g. 'val/loss') so nothing is chosen on the test split."
+    )
   if not (config.evals[name].every_steps or config.evals[name].every_epochs):
-    raise ValueError(f"config.early_stopping needs periodic evaluations: set "
-                     f"config.evals.{name}.every_steps (or every_epochs).")
+    raise ValueError(
+      f"config.early_stopping needs periodic evaluations: set "
+      f"config.evals.{name}.every_steps (or every_epochs)."
+    )
   if es.mode not in ("min", "max"):
     raise ValueError(f"config.early_stopping.mode must be 'min' or 'max', got {es.mode!r}.")
   if isinstance(es.patience, bool) or not isinstance(es.patience, int) or es.patience < 1:
-    raise ValueError(f"config.early_stopping.patience must be an integer >= 1 (evaluations), "
-                     f"got {es.patience!r}.")
+    raise ValueError(
+      f"config.early_stopping.patience must be an integer >= 1 (evaluations), got {es.patience!r}."
+    )
   if not isinstance(es.min_delta, (int, float)) or es.min_delta < 0:
-    raise ValueError(f"config.early_stopping.min_delta must be a number >= 0, got "
-                     f"{es.min_delta!r}.")
+    raise ValueError(
+      f"config.early_stopping.min_delta must be a number >= 0, got {es.min_delta!r}."
+    )
   if not config.ckpt.best_metric:
-    raise ValueError("config.early_stopping needs config.ckpt.best_metric (e.g. the same "
-                     f"{es.metric!r}) so the run keeps its best checkpoint, not the last one.")
+    raise ValueError(
+      "config.early_stopping needs config.ckpt.best_metric (e.g. the same "
+      f"{es.metric!r}) so the run keeps its best checkpoint, not the last one."
+    )
   if config.ckpt.best_metric == es.metric and config.ckpt.best_mode != es.mode:
-    raise ValueError(f"config.early_stopping.mode={es.mode!r} but config.ckpt.best_mode="
-                     f"{config.ckpt.best_mode!r} for the same metric {es.metric!r}; make them agree.")
+    raise ValueError(
+      f"config.early_stopping.mode={es.mode!r} but config.ckpt.best_mode="
+      f"{config.ckpt.best_mode!r} for the same metric {es.metric!r}; make them agree."
+    )
 
 
 class EarlyStopping:
@@ -83,7 +97,9 @@ class EarlyStopping:
   and `reason` says why.
   """
 
-  def __init__(self, metric: str | None, mode: str = "min", patience: int = 3, min_delta: float = 0.0):
+  def __init__(
+    self, metric: str | None, mode: str = "min", patience: int = 3, min_delta: float = 0.0
+  ):
     self.metric, self.mode = metric, mode
     self.patience, self.min_delta = int(patience), float(min_delta)
     self.best: float | None = None
@@ -93,7 +109,7 @@ class EarlyStopping:
     self.reason: str | None = None  # also set by `stop` (a pruner, say)
 
   @classmethod
-  def from_config(cls, config) -> "EarlyStopping":
+  def from_config(cls, config) -> EarlyStopping:
     """The run's stopper; with no early_stopping.metric it only records a `stop`."""
     es = config.early_stopping
     return cls(es.metric, es.mode, es.patience, es.min_delta)
@@ -116,8 +132,11 @@ class EarlyStopping:
       return True
     self.bad_evals += 1
     if self.bad_evals >= self.patience:
-      self.stop(step, f"{self.metric} did not improve by {self.min_delta:g} for {self.patience} "
-                      f"evaluations; best {self.best:.6g} at step {self.best_step}")
+      self.stop(
+        step,
+        f"{self.metric} did not improve by {self.min_delta:g} for {self.patience} "
+        f"evaluations; best {self.best:.6g} at step {self.best_step}",
+      )
     return False
 
   def stop(self, step: int, reason: str) -> None:
@@ -132,18 +151,24 @@ class EarlyStopping:
 
   def state(self) -> dict[str, Any]:
     """JSON-able; saved in each checkpoint's meta under 'early_stopping'."""
-    return dict(best=self.best, best_step=self.best_step, bad_evals=self.bad_evals,
-                stopped_step=self.stopped_step, reason=self.reason)
+    return dict(
+      best=self.best,
+      best_step=self.best_step,
+      bad_evals=self.bad_evals,
+      stopped_step=self.stopped_step,
+      reason=self.reason,
+    )
 
-  def restore(self, state: Mapping[str, Any] | None) -> "EarlyStopping":
+  def restore(self, state: Mapping[str, Any] | None) -> EarlyStopping:
     for key, value in (state or {}).items():
       if key in ("best", "best_step", "bad_evals", "stopped_step", "reason"):
         setattr(self, key, value)
     return self
 
 
-def after_eval(stopper: EarlyStopping, step: int, metrics: Mapping[str, float],
-               on_eval=None) -> bool:
+def after_eval(
+  stopper: EarlyStopping, step: int, metrics: Mapping[str, float], on_eval=None
+) -> bool:
   """The loop's one call after a periodic evaluation: updates `stopper`, then
   calls `on_eval(step, metrics)` (unless already stopped), whose `Stop` stops
   the run. Returns True when the early-stopping metric improved."""

@@ -3,6 +3,7 @@
 Reads the run's own `config.json`, so evaluation rebuilds exactly the model,
 preprocessing and data the run trained with.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ import os
 
 import jax
 
-from research import config as config_lib
-from research.train import builder, checkpoint as ckpt_lib
+from research.core import config as config_lib
+from research.train import builder
+from research.train import checkpoint as ckpt_lib
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +22,9 @@ log = logging.getLogger(__name__)
 def load_workdir_config(workdir: str) -> config_lib.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"No config.json in {workdir!r}: is it a workdir written by "
-                            "`python -m tools.train`?")
+    raise FileNotFoundError(
+      f"No config.json in {workdir!r}: is it a workdir written by `python -m tools.train`?"
+    )
   with open(path) as f:
     raw = json.load(f)
   config = config_lib.base_config()
@@ -31,15 +34,26 @@ def load_workdir_config(workdir: str) -> config_lib.ConfigDict:
 
 # Sections whose keys belong to the experiment (a model's fields, a task's,
 # the evals), not to base_config: taken whole from config.json, not merged.
-_FREE_FORM = {("task",), ("model",), ("evals",), ("references",), ("data", "options"), ("data", "tabular"),
-              ("data", "tokenizer")}
+_FREE_FORM = {
+  ("task",),
+  ("model",),
+  ("evals",),
+  ("references",),
+  ("data", "options"),
+  ("data", "tabular"),
+  ("data", "tokenizer"),
+}
 
 
 def _merge(node, raw, path=()):
   for key, value in raw.items():
     here = path + (key,)
-    if (isinstance(value, dict) and here not in _FREE_FORM and key in node
-        and isinstance(node[key], config_lib.ConfigDict)):
+    if (
+      isinstance(value, dict)
+      and here not in _FREE_FORM
+      and key in node
+      and isinstance(node[key], config_lib.ConfigDict)
+    ):
       _merge(node[key], value, here)
     elif isinstance(value, dict):
       node[key] = config_lib.ConfigDict(value)
@@ -72,11 +86,14 @@ def evaluate(workdir: str, *, split: str | None = None, which: str = "best") -> 
       matching = [split]
   config_lib.validate(config)
   run = builder.build(config, workdir=workdir)
-  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
-                               best_metric=config.ckpt.best_metric, best_mode=config.ckpt.best_mode)
+  ckpt = ckpt_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    keep=config.ckpt.keep,
+    best_metric=config.ckpt.best_metric,
+    best_mode=config.ckpt.best_mode,
+  )
   abstract = run.backend.abstract_state(run.init_fn)
-  step, (state, _, _) = restore_picked(ckpt, which, workdir,
-                                       lambda s: ckpt.restore(s, abstract))
+  step, (state, _, _) = restore_picked(ckpt, which, workdir, lambda s: ckpt.restore(s, abstract))
   state = run.backend.from_canonical(state)
   builder.compile_steps(run)
   names = None if split is None else matching
@@ -95,16 +112,22 @@ def evaluate(workdir: str, *, split: str | None = None, which: str = "best") -> 
 def _pick_step(ckpt, which: str, workdir: str) -> int:
   steps = ckpt.all_steps()
   if not steps:
-    raise FileNotFoundError(f"No checkpoints in {ckpt.directory}; train first with "
-                            f"`python -m tools.train ... --workdir={workdir}`.")
+    raise FileNotFoundError(
+      f"No checkpoints in {ckpt.directory}; train first with "
+      f"`python -m tools.train ... --workdir={workdir}`."
+    )
   if which == "latest":
     return steps[-1]
   if which == "best":
     if ckpt.best_metric and config_lib.is_test_eval(ckpt.best_metric.split("/", 1)[0], ""):
       # A run from before the validation split: its "best" was chosen on test.
-      log.warning("%s chose its best checkpoint by %s, a test metric; its test numbers are "
-                  "optimistic. Retrain (experiments now select on validation) or pass "
-                  "--checkpoint=latest.", workdir, ckpt.best_metric)
+      log.warning(
+        "%s chose its best checkpoint by %s, a test metric; its test numbers are "
+        "optimistic. Retrain (experiments now select on validation) or pass "
+        "--checkpoint=latest.",
+        workdir,
+        ckpt.best_metric,
+      )
     best = ckpt.best_step()
     return best if best is not None else steps[-1]
   if str(which).isdigit() and int(which) in steps:

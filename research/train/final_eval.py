@@ -11,13 +11,16 @@ the metrics of the model a user will get, and say which checkpoint that is.
 Which metric decides is whatever `ckpt.best_metric` names; nothing here
 depends on its split or name.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from research.outputs import summary as summary_lib
-from research.train import builder, state as state_lib
+from research.train import builder
+from research.train import state as state_lib
 from research.train.evaluate import _pick_step
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,14 @@ def describe(ckpt, step: int, last_step: int) -> str:
   return "last step"
 
 
-def reported_checkpoint(run: builder.Run, ckpt, last_step: int, final: Mapping[str, Any],
-                        artifacts: Mapping[str, Any], workdir: str):
+def reported_checkpoint(
+  run: builder.Run,
+  ckpt,
+  last_step: int,
+  final: Mapping[str, Any],
+  artifacts: Mapping[str, Any],
+  workdir: str,
+):
   """(metrics, artifacts, facts) of the checkpoint the tools default to.
 
   Args:
@@ -63,8 +72,13 @@ def reported_checkpoint(run: builder.Run, ckpt, last_step: int, final: Mapping[s
     arts.update(extra)
   canonical = run.backend.canonical(state)
   facts["checkpoint_params_fingerprint"] = summary_lib.params_fingerprint(
-      state_lib.host_variables(canonical))
-  log.info("Final metrics are those of checkpoint step %d (%s), the one the tools use; the last "
-           "step is %d.", step, facts["checkpoint"], last_step)
+    state_lib.host_variables(canonical)
+  )
+  log.info(
+    "Final metrics are those of checkpoint step %d (%s), the one the tools use; the last "
+    "step is %d.",
+    step,
+    facts["checkpoint"],
+    last_step,
+  )
   return metrics, arts, facts
-

@@ -16,17 +16,18 @@ applied in order, after `workdir`'s mapping when that is set too.
 Used only on a fresh start: once the run has its own checkpoint, resuming
 restores that instead.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import types
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import numpy as np
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.train import checkpoint as ckpt_lib
 
 
@@ -52,13 +53,17 @@ def _set(tree: dict, path: str, value) -> dict:
 def _check_same_shapes(source, target, src: str, dst: str) -> None:
   s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(target)
   if s_struct != t_struct:
-    raise ValueError(f"init_from: source {src!r} and target {dst!r} have different structures:"
-                     f"\n  source: {s_struct}\n  target: {t_struct}")
+    raise ValueError(
+      f"init_from: source {src!r} and target {dst!r} have different structures:"
+      f"\n  source: {s_struct}\n  target: {t_struct}"
+    )
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(source), jax.tree.leaves(target)):
     if np.shape(a) != np.shape(b):
-      raise ValueError(f"init_from: shape mismatch at {src}{jax.tree_util.keystr(path)}: "
-                       f"source {np.shape(a)} vs target {np.shape(b)} (same model sizes and "
-                       "vocabulary are needed).")
+      raise ValueError(
+        f"init_from: shape mismatch at {src}{jax.tree_util.keystr(path)}: "
+        f"source {np.shape(a)} vs target {np.shape(b)} (same model sizes and "
+        "vocabulary are needed)."
+      )
 
 
 def restore_subtrees(init_config, state):
@@ -67,8 +72,10 @@ def restore_subtrees(init_config, state):
   workdir = init_config.workdir
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
-    raise FileNotFoundError(f"init_from.workdir={workdir!r} has no checkpoints/ folder; train the "
-                            "source experiment first (e.g. the pretraining config).")
+    raise FileNotFoundError(
+      f"init_from.workdir={workdir!r} has no checkpoints/ folder; train the "
+      "source experiment first (e.g. the pretraining config)."
+    )
   # The source run's own config says which metric its best checkpoint is by.
   best_metric, best_mode = None, "max"
   config_path = os.path.join(workdir, "config.json")
@@ -76,8 +83,9 @@ def restore_subtrees(init_config, state):
     with open(config_path) as f:
       source_ckpt = json.load(f).get("ckpt", {})
     best_metric, best_mode = source_ckpt.get("best_metric"), source_ckpt.get("best_mode", "max")
-  ckpt = ckpt_lib.Checkpointer(directory, best_metric=best_metric, best_mode=best_mode,
-                               async_save=False)
+  ckpt = ckpt_lib.Checkpointer(
+    directory, best_metric=best_metric, best_mode=best_mode, async_save=False
+  )
   steps = ckpt.all_steps()
   if not steps:
     raise FileNotFoundError(f"init_from: no finished checkpoint in {directory}.")
@@ -91,8 +99,10 @@ def restore_subtrees(init_config, state):
         source_evals = json.load(f).get("evals", {})
       name = best_metric.split("/", 1)[0]
       config_lib.check_not_test(
-          f"init_from.checkpoint='best' of {workdir!r} (its ckpt.best_metric={best_metric!r})",
-          name, str(source_evals.get(name, {}).get("split", "")))
+        f"init_from.checkpoint='best' of {workdir!r} (its ckpt.best_metric={best_metric!r})",
+        name,
+        str(source_evals.get(name, {}).get("split", "")),
+      )
     step = ckpt.best_step() or steps[-1]
   elif which.isdigit() and int(which) in steps:
     step = int(which)
@@ -113,10 +123,10 @@ def restore_subtrees(init_config, state):
       _check_same_shapes(value, target, src, dst)
       model_state[collection] = _set(dict(model_state[collection]), dst, value)
   ckpt.close()
-  desc = f"{directory} step {step}: " + ", ".join(f"{s or '/'} -> {d or '/'}"
-                                                  for s, d in init_config.mapping)
+  desc = f"{directory} step {step}: " + ", ".join(
+    f"{s or '/'} -> {d or '/'}" for s, d in init_config.mapping
+  )
   return state.replace(params=params, model_state=model_state), desc
-
 
 
 def restore_all(init_config, state):
@@ -129,11 +139,17 @@ def restore_all(init_config, state):
     src = dict(src)
     unknown = set(src) - {"workdir", "checkpoint", "mapping"}
     if unknown or not src.get("workdir") or not src.get("mapping"):
-      raise ValueError(f"init_from.sources[{i}] must be dict(workdir=..., mapping=((src, dst), "
-                       f"...), checkpoint='best'); got keys {sorted(src)}.")
-    sources.append(types.SimpleNamespace(workdir=src["workdir"],
-                                         checkpoint=src.get("checkpoint", "best"),
-                                         mapping=tuple(tuple(m) for m in src["mapping"])))
+      raise ValueError(
+        f"init_from.sources[{i}] must be dict(workdir=..., mapping=((src, dst), "
+        f"...), checkpoint='best'); got keys {sorted(src)}."
+      )
+    sources.append(
+      types.SimpleNamespace(
+        workdir=src["workdir"],
+        checkpoint=src.get("checkpoint", "best"),
+        mapping=tuple(tuple(m) for m in src["mapping"]),
+      )
+    )
   descs = []
   for src in sources:
     state, desc = restore_subtrees(src, state)

@@ -9,6 +9,7 @@ happens to a damaged one). One run at a time holds a workdir
 (`research.train.workdir_lock`), and a resume keeps the workdir's config
 unless told which keys may change (`research.train.config_pin`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,11 +25,23 @@ import jax
 import numpy as np
 
 from research import baselines as baselines_lib
-from research import config as config_lib
-from research.outputs import plots, report, summary as summary_lib, writer as writer_lib
-from research.train import builder, checkpoint as ckpt_lib, config_pin, durations, final_eval
-from research.train import early_stopping, init_from, precision as precision_lib, profiling
-from research.train import state as state_lib, workdir_lock
+from research.core import config as config_lib
+from research.outputs import plots, report
+from research.outputs import summary as summary_lib
+from research.outputs import writer as writer_lib
+from research.train import (
+  builder,
+  config_pin,
+  durations,
+  early_stopping,
+  final_eval,
+  init_from,
+  profiling,
+  workdir_lock,
+)
+from research.train import checkpoint as ckpt_lib
+from research.train import precision as precision_lib
+from research.train import state as state_lib
 from research.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -38,8 +51,9 @@ class NonFiniteError(FloatingPointError):
   """Training produced NaN/Inf; the last good checkpoint is left untouched."""
 
 
-def run(config, workdir: str, *, devices=None, allow_config_change=(),
-        on_eval=None) -> dict[str, Any]:
+def run(
+  config, workdir: str, *, devices=None, allow_config_change=(), on_eval=None
+) -> dict[str, Any]:
   """Trains (or resumes) the experiment `config` in `workdir`; returns summary.json's dict.
 
   One run per workdir at a time (`research.train.workdir_lock`). A resume
@@ -77,9 +91,13 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
   config_changes = config_pin.check(workdir, config, allow_config_change)  # reads only
   r = builder.build(config, devices=devices, workdir=workdir)
   c = config
-  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.ckpt.keep,
-                               best_metric=c.ckpt.best_metric, best_mode=c.ckpt.best_mode,
-                               async_save=c.ckpt.async_save)
+  ckpt = ckpt_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    keep=c.ckpt.keep,
+    best_metric=c.ckpt.best_metric,
+    best_mode=c.ckpt.best_mode,
+    async_save=c.ckpt.async_save,
+  )
   on_error.append(ckpt.close_after_error)
   writer = writer_lib.MetricWriter(workdir, enabled=primary)
   on_error.append(writer.close)
@@ -118,21 +136,28 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
   writer.truncate_after(start)
   builder.compile_steps(r)
 
-  progress = Progress(total_steps=r.total_steps, start_step=start, global_batch=c.batch_size,
-                      enabled=primary and c.progress)
+  progress = Progress(
+    total_steps=r.total_steps,
+    start_step=start,
+    global_batch=c.batch_size,
+    enabled=primary and c.progress,
+  )
   on_error.append(progress.close)
   if primary and start == 0:
-    progress.write(f"{c.experiment}: {r.total_steps} steps ({r.steps_per_epoch} per epoch), "
-                   f"batch {c.batch_size} on {r.backend.num_devices} device(s) "
-                   f"[{c.parallel}], workdir {workdir}")
+    progress.write(
+      f"{c.experiment}: {r.total_steps} steps ({r.steps_per_epoch} per epoch), "
+      f"batch {c.batch_size} on {r.backend.num_devices} device(s) "
+      f"[{c.parallel}], workdir {workdir}"
+    )
 
   step, data_state, pending = start, train_iter.get_state(), []
   stop_requested = threading.Event()
   with _on_sigterm(stop_requested.set):
     t_start, restored_eval_seconds = time.perf_counter(), eval_seconds
     # Training time excludes this run's periodic evaluations (reported apart).
-    train_time = lambda: (train_seconds + time.perf_counter() - t_start
-                          - (eval_seconds - restored_eval_seconds))
+    train_time = lambda: (
+      train_seconds + time.perf_counter() - t_start - (eval_seconds - restored_eval_seconds)
+    )
     per_call = r.backend.steps_per_call
     events = [c.log_every_steps, ckpt_every] + [e.every_steps for e in evaluators]
     profiler = profiling.StepProfiler(c.profile, workdir)
@@ -171,22 +196,33 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
       # so the best-checkpoint policy can pick it.
       # With early stopping every evaluation of ckpt.best_metric is saved, so
       # the best checkpoint exists whenever the run stops (keep=N prunes the rest).
-      if not is_last and (preempted or (ckpt_every and step % ckpt_every == 0)
-                          or (stopper.metric and c.ckpt.best_metric in eval_metrics)):
+      if not is_last and (
+        preempted
+        or (ckpt_every and step % ckpt_every == 0)
+        or (stopper.metric and c.ckpt.best_metric in eval_metrics)
+      ):
         if pending:  # the guard must see every step before its state is saved
           _log_train(pending, step, r, writer, progress, ckpt)
           pending = []
-        ckpt.save(step, r.backend.canonical(state), data_state=data_state,
-                  meta=dict(train_seconds=train_time(), eval_seconds=eval_seconds,
-                            compile_seconds=progress.compile_seconds,
-                            early_stopping=stopper.state()),
-                  metrics=eval_metrics or None)
+        ckpt.save(
+          step,
+          r.backend.canonical(state),
+          data_state=data_state,
+          meta=dict(
+            train_seconds=train_time(),
+            eval_seconds=eval_seconds,
+            compile_seconds=progress.compile_seconds,
+            early_stopping=stopper.state(),
+          ),
+          metrics=eval_metrics or None,
+        )
       if preempted and not is_last:
         ckpt.wait()
         progress.close()
         writer.close()
-        progress.write(f"Stopped at step {step} on request; checkpoint saved. Rerun the same "
-                       "command to resume.")
+        progress.write(
+          f"Stopped at step {step} on request; checkpoint saved. Rerun the same command to resume."
+        )
         raise SystemExit(143)
     train_seconds = train_time()
   profiler.stop(state)
@@ -200,41 +236,79 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
     artifacts.update(arts)
   if final:
     writer.write_scalars(step, final)
-  ckpt.save(step, r.backend.canonical(state), data_state=data_state,
-            meta=dict(train_seconds=train_seconds, eval_seconds=eval_seconds,
-                      compile_seconds=progress.compile_seconds, early_stopping=stopper.state()),
-            metrics=final or None)
+  ckpt.save(
+    step,
+    r.backend.canonical(state),
+    data_state=data_state,
+    meta=dict(
+      train_seconds=train_seconds,
+      eval_seconds=eval_seconds,
+      compile_seconds=progress.compile_seconds,
+      early_stopping=stopper.state(),
+    ),
+    metrics=final or None,
+  )
   # summary.json and report.md describe the checkpoint the tools default to.
-  final, artifacts, reported = final_eval.reported_checkpoint(r, ckpt, step, final, artifacts,
-                                                              workdir)
+  final, artifacts, reported = final_eval.reported_checkpoint(
+    r, ckpt, step, final, artifacts, workdir
+  )
   ckpt.close()
   writer.close()
-  fingerprint = summary_lib.params_fingerprint(
-      state_lib.host_variables(r.backend.canonical(state)))
+  fingerprint = summary_lib.params_fingerprint(state_lib.host_variables(r.backend.canonical(state)))
   result = {k: v for k, v in final.items() if isinstance(v, (int, float))}
   if primary:
     # Not of test evals: the lowest test loss over evaluations is a choice made on test.
-    result.update(_best_eval_losses(workdir, [
-        ev for ev in evaluators
-        if not config_lib.is_test_eval(ev.name, config.evals[ev.name].split)]))
-    extra = dict(devices=r.backend.num_devices, device_kind=jax.devices()[0].device_kind,
-                 processes=jax.process_count(), eval_seconds=eval_seconds,
-                 mesh=",".join(f"{k}={v}" for k, v in getattr(
-                     r.backend, "mesh_shape", {"data": r.backend.num_devices}).items()),
-                 precision=precision_lib.resolve(c.precision),
-                 commit=summary_lib.code_commit(), **reported)
+    result.update(
+      _best_eval_losses(
+        workdir,
+        [
+          ev
+          for ev in evaluators
+          if not config_lib.is_test_eval(ev.name, config.evals[ev.name].split)
+        ],
+      )
+    )
+    extra = dict(
+      devices=r.backend.num_devices,
+      device_kind=jax.devices()[0].device_kind,
+      processes=jax.process_count(),
+      eval_seconds=eval_seconds,
+      mesh=",".join(
+        f"{k}={v}"
+        for k, v in getattr(r.backend, "mesh_shape", {"data": r.backend.num_devices}).items()
+      ),
+      precision=precision_lib.resolve(c.precision),
+      commit=summary_lib.code_commit(),
+      **reported,
+    )
     if stopper.stopped:
       extra["stopped_early"] = stopper.reason
     if progress.compile_seconds is not None:  # None when a finished run is rerun
       extra["compile_seconds"] = progress.compile_seconds
-    summary_lib.write_summary(workdir, result, step=step, train_seconds=train_seconds,
-                              params_fingerprint=fingerprint, extra=extra)
+    summary_lib.write_summary(
+      workdir,
+      result,
+      step=step,
+      train_seconds=train_seconds,
+      params_fingerprint=fingerprint,
+      extra=extra,
+    )
     class_names = {ev.name: getattr(ev, "class_names", None) for ev in evaluators}
     baseline_results = baselines_lib.run_baselines(c, r.data, workdir) if c.baselines else {}
     # `result` adds the run-level numbers (e.g. val_sampled/best_loss) that
     # references may name.
-    _write_plots_and_report(workdir, c, artifacts, {**final, **result}, step, train_seconds,
-                            fingerprint, extra, class_names, baseline_results)
+    _write_plots_and_report(
+      workdir,
+      c,
+      artifacts,
+      {**final, **result},
+      step,
+      train_seconds,
+      fingerprint,
+      extra,
+      class_names,
+      baseline_results,
+    )
   return dict(result, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint)
 
 
@@ -271,11 +345,15 @@ def _log_train(pending, step, r, writer, progress, ckpt) -> None:
     if bad.any():
       first = step - len(series) + 1 + int(np.argmax(bad))
       good = ckpt.last_finished_step()  # waits for a save in flight: name only what exists
-      kept = (f"the last good checkpoint is step {good} in {ckpt.directory}; rerunning resumes "
-              "from it" if good is not None else "no checkpoint had been saved yet")
+      kept = (
+        f"the last good checkpoint is step {good} in {ckpt.directory}; rerunning resumes from it"
+        if good is not None
+        else "no checkpoint had been saved yet"
+      )
       raise NonFiniteError(
-          f"Non-finite train/{key} ({series[bad][0]}) at step {first}. Stopped without saving; "
-          f"{kept}. Lower optimizer.lr, set optimizer.clip_norm, or check the input data.")
+        f"Non-finite train/{key} ({series[bad][0]}) at step {first}. Stopped without saving; "
+        f"{kept}. Lower optimizer.lr, set optimizer.clip_norm, or check the input data."
+      )
     metrics[f"train/{key}"] = float(series.mean())
   rate = progress.examples_per_sec(step)
   if rate:
@@ -292,8 +370,11 @@ def _evaluate(evaluators, r, state_ref, step, writer, progress, ckpt) -> dict[st
   loss = {k: v for k, v in results.items() if k.endswith("/loss") and not math.isfinite(v)}
   if loss:
     good = ckpt.last_finished_step()
-    kept = (f"the last good checkpoint is step {good} in {ckpt.directory}" if good is not None
-            else "no checkpoint had been saved yet")
+    kept = (
+      f"the last good checkpoint is step {good} in {ckpt.directory}"
+      if good is not None
+      else "no checkpoint had been saved yet"
+    )
     raise NonFiniteError(f"Non-finite eval loss {loss} at step {step}; {kept}.")
   writer.write_scalars(step, results)
   headline = {k: v for k, v in results.items() if k.count("/") == 1 and "num_examples" not in k}
@@ -315,22 +396,44 @@ def _best_eval_losses(workdir, evaluators) -> dict[str, float]:
   return best
 
 
-def _write_plots_and_report(workdir, c, artifacts, final, step, train_seconds, fingerprint, extra,
-                            class_names, baseline_results):
+def _write_plots_and_report(
+  workdir,
+  c,
+  artifacts,
+  final,
+  step,
+  train_seconds,
+  fingerprint,
+  extra,
+  class_names,
+  baseline_results,
+):
   paths = list(plots.plot_curves(workdir))
   # Each artifact kind has its plot (confusion matrix, ROC, calibration, ...).
-  paths += plots.plot_artifacts(workdir, artifacts, experiment=c.experiment,
-                                step=extra.get("checkpoint_step", step),
-                                class_names=class_names)
+  paths += plots.plot_artifacts(
+    workdir,
+    artifacts,
+    experiment=c.experiment,
+    step=extra.get("checkpoint_step", step),
+    class_names=class_names,
+  )
   writer_lib.save_artifacts(workdir, artifacts)
-  summary = dict(final, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint,
-                 **extra)
+  summary = dict(
+    final, step=step, train_seconds=train_seconds, params_fingerprint=fingerprint, **extra
+  )
   per_class = {k: v for k, v in final.items() if k.count("/") >= 2}
-  report.write_report(workdir, experiment=c.experiment, config=c, summary=summary,
-                      references=[dict(r) for r in c.references], per_class=per_class or None,
-                      plots=[os.path.relpath(p, workdir) for p in paths],
-                      baselines=baseline_results, model_name=c.model.name,
-                      sections=report.artifact_sections(artifacts))
+  report.write_report(
+    workdir,
+    experiment=c.experiment,
+    config=c,
+    summary=summary,
+    references=[dict(r) for r in c.references],
+    per_class=per_class or None,
+    plots=[os.path.relpath(p, workdir) for p in paths],
+    baselines=baseline_results,
+    model_name=c.model.name,
+    sections=report.artifact_sections(artifacts),
+  )
 
 
 @contextlib.contextmanager

@@ -10,9 +10,11 @@ Config shape (`config.optimizer`, `config.schedule`):
 
 Durations inside `schedule` (warmup) are resolved to steps by the caller.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import optax
@@ -36,12 +38,15 @@ def check(optimizer: Mapping[str, Any], schedule: Mapping[str, Any]) -> None:
   if accum is None or int(accum) < 1:
     raise ValueError(f"optimizer.accum_steps must be >= 1, got {accum}.")
   if optimizer["name"] == "adam" and optimizer.get("weight_decay"):
-    raise ValueError("optimizer.name='adam' has no weight decay; use 'adamw' (decoupled) or set "
-                     "optimizer.weight_decay=0.")
+    raise ValueError(
+      "optimizer.name='adam' has no weight decay; use 'adamw' (decoupled) or set "
+      "optimizer.weight_decay=0."
+    )
 
 
-def make_schedule(schedule: Mapping[str, Any], *, base_lr: float, total_steps: int,
-                  warmup_steps: int) -> optax.Schedule:
+def make_schedule(
+  schedule: Mapping[str, Any], *, base_lr: float, total_steps: int, warmup_steps: int
+) -> optax.Schedule:
   """Learning rate per optimizer step: linear warmup, then the named decay."""
   name = schedule["name"]
   decay_steps = max(total_steps - warmup_steps, 1)
@@ -49,7 +54,9 @@ def make_schedule(schedule: Mapping[str, Any], *, base_lr: float, total_steps: i
   if name == "constant":
     decay = optax.constant_schedule(base_lr)
   elif name == "cosine":
-    decay = optax.cosine_decay_schedule(base_lr, decay_steps, alpha=end / base_lr if base_lr else 0.0)
+    decay = optax.cosine_decay_schedule(
+      base_lr, decay_steps, alpha=end / base_lr if base_lr else 0.0
+    )
   elif name == "linear":
     decay = optax.linear_schedule(base_lr, end, decay_steps)
   elif name == "step":
@@ -58,7 +65,8 @@ def make_schedule(schedule: Mapping[str, Any], *, base_lr: float, total_steps: i
     boundaries = schedule.get("boundaries", (0.5, 0.75))
     factor = float(schedule.get("decay_factor", 0.1))
     decay = optax.piecewise_constant_schedule(
-        base_lr, {max(int(b * total_steps) - warmup_steps, 1): factor for b in boundaries})
+      base_lr, {max(int(b * total_steps) - warmup_steps, 1): factor for b in boundaries}
+    )
   else:
     raise ValueError(f"Unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}.")
   if warmup_steps <= 0:
@@ -81,7 +89,9 @@ def _decay_mask(kind: str) -> Callable[[Any], Any] | None:
   return mask
 
 
-def make_optimizer(optimizer: Mapping[str, Any], lr: optax.Schedule) -> optax.GradientTransformation:
+def make_optimizer(
+  optimizer: Mapping[str, Any], lr: optax.Schedule
+) -> optax.GradientTransformation:
   """The optax chain: optional clipping, the optimizer, optional accumulation.
 
   Gradient accumulation wraps everything in `optax.MultiSteps`, so `k`
@@ -93,14 +103,24 @@ def make_optimizer(optimizer: Mapping[str, Any], lr: optax.Schedule) -> optax.Gr
   if name == "sgd":
     opt = optax.sgd(lr)
   elif name == "momentum":
-    opt = optax.sgd(lr, momentum=float(optimizer.get("momentum", 0.9)),
-                    nesterov=bool(optimizer.get("nesterov", False)))
+    opt = optax.sgd(
+      lr,
+      momentum=float(optimizer.get("momentum", 0.9)),
+      nesterov=bool(optimizer.get("nesterov", False)),
+    )
   elif name == "adam":
-    opt = optax.adam(lr, b1=optimizer.get("b1", 0.9), b2=optimizer.get("b2", 0.999),
-                     eps=optimizer.get("eps", 1e-8))
+    opt = optax.adam(
+      lr, b1=optimizer.get("b1", 0.9), b2=optimizer.get("b2", 0.999), eps=optimizer.get("eps", 1e-8)
+    )
   elif name == "adamw":
-    opt = optax.adamw(lr, b1=optimizer.get("b1", 0.9), b2=optimizer.get("b2", 0.999),
-                      eps=optimizer.get("eps", 1e-8), weight_decay=wd, mask=mask)
+    opt = optax.adamw(
+      lr,
+      b1=optimizer.get("b1", 0.9),
+      b2=optimizer.get("b2", 0.999),
+      eps=optimizer.get("eps", 1e-8),
+      weight_decay=wd,
+      mask=mask,
+    )
   else:
     raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}.")
   parts = []
@@ -116,4 +136,3 @@ def make_optimizer(optimizer: Mapping[str, Any], lr: optax.Schedule) -> optax.Gr
   if accum > 1:
     tx = optax.MultiSteps(tx, every_k_schedule=accum)
   return tx
-

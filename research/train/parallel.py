@@ -24,13 +24,16 @@ runs under `jax.shard_map` with explicit ones instead). 'pmap' is kept because
 it is what many published JAX code bases use; tests prove all of them give the
 same update.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from research.platforms import needs_step_sync
 from research.train import sharding as sharding_lib
@@ -136,20 +139,29 @@ class JitBackend(OneInFlight):
 
   per_device_metrics = False  # metrics come back as global scalars
 
-  def __init__(self, devices: Sequence[jax.Device] | None = None, *,
-               grad_allreduce: str = "xla", mesh: Mapping[str, int] | None = None):
+  def __init__(
+    self,
+    devices: Sequence[jax.Device] | None = None,
+    *,
+    grad_allreduce: str = "xla",
+    mesh: Mapping[str, int] | None = None,
+  ):
     devices = list(devices) if devices is not None else jax.devices()
     self.mesh = sharding_lib.make_mesh(mesh or {"data": -1}, devices)
     self.mesh_shape = dict(self.mesh.shape)
     self.replicated = NamedSharding(self.mesh, P())
     self.data_sharding = NamedSharding(self.mesh, sharding_lib.batch_spec())
-    self.steps_sharding = NamedSharding(self.mesh, sharding_lib.batch_spec(1))  # [steps, batch, ...]
+    self.steps_sharding = NamedSharding(
+      self.mesh, sharding_lib.batch_spec(1)
+    )  # [steps, batch, ...]
     self.num_devices = len(devices)
     self.sync_steps = needs_step_sync(devices)
     self.flat_allreduce = wants_flat_allreduce(grad_allreduce, devices)
     if self.flat_allreduce and (self.mesh_shape["fsdp"] > 1 or self.mesh_shape["tensor"] > 1):
-      raise ValueError("config.grad_allreduce='flat' is for data parallelism only; with "
-                       f"config.mesh={self.mesh_shape} keep grad_allreduce='xla'.")
+      raise ValueError(
+        "config.grad_allreduce='flat' is for data parallelism only; with "
+        f"config.mesh={self.mesh_shape} keep grad_allreduce='xla'."
+      )
     # Explicit collectives need a named axis inside the step (and BatchNorm).
     self.axis_name = "data" if self.flat_allreduce else None
     self.param_axes: Mapping[tuple[str, ...], tuple] = {}
@@ -163,8 +175,11 @@ class JitBackend(OneInFlight):
     shapes = jax.eval_shape(init_fn)
     if self._state_shardings is None:
       self._state_shardings = sharding_lib.state_shardings(shapes, self.param_axes, self.mesh)
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                        shapes, self._state_shardings)
+    return jax.tree.map(
+      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+      shapes,
+      self._state_shardings,
+    )
 
   def init_state(self, init_fn: Callable[[], Any]):
     # Shapes first, then shardings, then init: params are created directly
@@ -184,8 +199,11 @@ class JitBackend(OneInFlight):
     self._train_step = self._jit_step(train_step, self.data_sharding)
     if steps_per_call > 1:
       self._train_steps = self._jit_step(scan_steps(train_step), self.steps_sharding)
-    self._predict = jax.jit(predict, in_shardings=(self._state_shardings, self.data_sharding),
-                            out_shardings=self.data_sharding)
+    self._predict = jax.jit(
+      predict,
+      in_shardings=(self._state_shardings, self.data_sharding),
+      out_shardings=self.data_sharding,
+    )
 
   def _jit_step(self, step: Callable, batch_sharding: NamedSharding):
     if self.axis_name is not None:
@@ -195,21 +213,35 @@ class JitBackend(OneInFlight):
       # replicated params leaf by leaf (the transpose of their implicit
       # broadcast), which is exactly the per-leaf all-reduce this avoids; the
       # step then has pmap's semantics, which the agreement tests pin down.
-      step = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), batch_sharding.spec),
-                           out_specs=(P(), P()), check_vma=False)
-    return jax.jit(step, in_shardings=(self._state_shardings, batch_sharding),
-                   out_shardings=(self._state_shardings, self.replicated), donate_argnums=(0,))
+      step = jax.shard_map(
+        step,
+        mesh=self.mesh,
+        in_specs=(P(), batch_sharding.spec),
+        out_specs=(P(), P()),
+        check_vma=False,
+      )
+    return jax.jit(
+      step,
+      in_shardings=(self._state_shardings, batch_sharding),
+      out_shardings=(self._state_shardings, self.replicated),
+      donate_argnums=(0,),
+    )
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Per-process host batch [local_batch, ...] -> global array sharded on 'data'."""
-    return {k: jax.make_array_from_process_local_data(self.data_sharding, np.asarray(v))
-            for k, v in batch.items()}
+    return {
+      k: jax.make_array_from_process_local_data(self.data_sharding, np.asarray(v))
+      for k, v in batch.items()
+    }
 
   def put_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> dict[str, jax.Array]:
     """n per-process host batches -> global arrays [n, batch, ...] sharded on the batch axis."""
-    return {k: jax.make_array_from_process_local_data(
-                self.steps_sharding, np.stack([np.asarray(b[k]) for b in batches]))
-            for k in batches[0]}
+    return {
+      k: jax.make_array_from_process_local_data(
+        self.steps_sharding, np.stack([np.asarray(b[k]) for b in batches])
+      )
+      for k in batches[0]
+    }
 
   def predict(self, state, batch):
     return self.dispatch(self._predict, state, batch)
@@ -235,15 +267,24 @@ class PmapBackend(OneInFlight):
   axis_name = PMAP_AXIS
   per_device_metrics = True  # metrics come back with a leading device axis
 
-  def __init__(self, devices: Sequence[jax.Device] | None = None, *,
-               grad_allreduce: str = "xla", mesh: Mapping[str, int] | None = None):
+  def __init__(
+    self,
+    devices: Sequence[jax.Device] | None = None,
+    *,
+    grad_allreduce: str = "xla",
+    mesh: Mapping[str, int] | None = None,
+  ):
     mesh = dict(mesh or {})
     if mesh.get("fsdp", 1) != 1 or mesh.get("tensor", 1) != 1:
-      raise ValueError(f"parallel='pmap' is data parallelism only (config.mesh={mesh}); use "
-                       "parallel='jit' for fsdp or tensor parallelism.")
+      raise ValueError(
+        f"parallel='pmap' is data parallelism only (config.mesh={mesh}); use "
+        "parallel='jit' for fsdp or tensor parallelism."
+      )
     if jax.process_count() > 1:
-      raise ValueError("parallel='pmap' is single-process here; use parallel='jit' for "
-                       "multi-process runs (the Mesh backend handles jax.distributed).")
+      raise ValueError(
+        "parallel='pmap' is single-process here; use parallel='jit' for "
+        "multi-process runs (the Mesh backend handles jax.distributed)."
+      )
     self.devices = list(devices) if devices is not None else jax.local_devices()
     self.num_devices = len(self.devices)
     self.sync_steps = needs_step_sync(self.devices)
@@ -258,25 +299,30 @@ class PmapBackend(OneInFlight):
 
   def abstract_state(self, init_fn: Callable[[], Any]):
     sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                        jax.eval_shape(init_fn))
+    return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), jax.eval_shape(init_fn)
+    )
 
   def init_state(self, init_fn: Callable[[], Any]):
     return self.from_canonical(jax.jit(init_fn)())
 
   def compile(self, train_step: Callable, predict: Callable, *, steps_per_call: int = 1) -> None:
     self.steps_per_call = check_steps_per_call(steps_per_call)
-    self._train_step = jax.pmap(train_step, axis_name=PMAP_AXIS, devices=self.devices,
-                                donate_argnums=(0,))
+    self._train_step = jax.pmap(
+      train_step, axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=(0,)
+    )
     if steps_per_call > 1:
-      self._train_steps = jax.pmap(scan_steps(train_step), axis_name=PMAP_AXIS,
-                                   devices=self.devices, donate_argnums=(0,))
+      self._train_steps = jax.pmap(
+        scan_steps(train_step), axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=(0,)
+      )
     self._predict = jax.pmap(predict, axis_name=PMAP_AXIS, devices=self.devices)
 
   def _split(self, x: np.ndarray) -> np.ndarray:
     if x.shape[0] % self.num_devices:
-      raise ValueError(f"Batch of {x.shape[0]} does not split over {self.num_devices} devices; "
-                       "make the batch size a multiple of the device count.")
+      raise ValueError(
+        f"Batch of {x.shape[0]} does not split over {self.num_devices} devices; "
+        "make the batch size a multiple of the device count."
+      )
     return x.reshape((self.num_devices, x.shape[0] // self.num_devices) + x.shape[1:])
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -284,9 +330,12 @@ class PmapBackend(OneInFlight):
 
   def put_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> dict[str, jax.Array]:
     """n host batches -> [devices, n, per_device, ...] (each device scans its own n slices)."""
-    return {k: jax.device_put(np.stack([self._split(np.asarray(b[k])) for b in batches], axis=1),
-                              self._stacked)
-            for k in batches[0]}
+    return {
+      k: jax.device_put(
+        np.stack([self._split(np.asarray(b[k])) for b in batches], axis=1), self._stacked
+      )
+      for k in batches[0]
+    }
 
   def predict(self, state, batch):
     out = self.dispatch(self._predict, state, batch)
@@ -302,15 +351,23 @@ class PmapBackend(OneInFlight):
   def from_canonical(self, state):
     n = self.num_devices
     return jax.tree.map(
-        lambda x: jax.device_put(np.broadcast_to(np.asarray(x)[None], (n,) + np.shape(x)),
-                                 self._stacked), state)
+      lambda x: jax.device_put(
+        np.broadcast_to(np.asarray(x)[None], (n,) + np.shape(x)), self._stacked
+      ),
+      state,
+    )
 
   def scalar_metrics(self, metrics) -> dict[str, float]:
     return {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
 
 
-def make_backend(name: str, devices: Sequence[jax.Device] | None = None, *,
-                 grad_allreduce: str = "xla", mesh: Mapping[str, int] | None = None):
+def make_backend(
+  name: str,
+  devices: Sequence[jax.Device] | None = None,
+  *,
+  grad_allreduce: str = "xla",
+  mesh: Mapping[str, int] | None = None,
+):
   if name == "jit":
     return JitBackend(devices, grad_allreduce=grad_allreduce, mesh=mesh)
   if name == "pmap":

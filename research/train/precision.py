@@ -13,6 +13,7 @@ config.precision:
 Both reach the model as its own fields (`dtype`, `remat`), so a model that has
 no such field cannot silently ignore them: `check` refuses the combination.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,6 +29,7 @@ def resolve(precision: str, platform: str | None = None) -> str:
     return precision
   if platform is None:
     import jax  # pylint: disable=import-outside-toplevel
+
     platform = jax.default_backend()
   return "float32" if platform == "cpu" else "bfloat16"
 
@@ -36,24 +38,31 @@ def check(config: Any) -> None:
   """Refuses a precision or remat the model cannot honour (at config load)."""
   from research.models import model_fields  # pylint: disable=import-outside-toplevel
   from research.models.transformer import REMAT_MODES  # pylint: disable=import-outside-toplevel
+
   fields = model_fields(config.model.name)
   if config.precision not in PRECISIONS:
-    raise ValueError(f"Unknown config.precision {config.precision!r}; valid: "
-                     f"{', '.join(PRECISIONS)}.")
+    raise ValueError(
+      f"Unknown config.precision {config.precision!r}; valid: {', '.join(PRECISIONS)}."
+    )
   if config.precision != "float32" and "dtype" not in fields:
-    raise ValueError(f"config.precision={config.precision!r}: model {config.model.name!r} has "
-                     "no compute dtype; use precision='float32'.")
+    raise ValueError(
+      f"config.precision={config.precision!r}: model {config.model.name!r} has "
+      "no compute dtype; use precision='float32'."
+    )
   if config.remat not in REMAT_MODES:
     raise ValueError(f"Unknown config.remat {config.remat!r}; valid: {', '.join(REMAT_MODES)}.")
   if config.remat != "none" and "remat" not in fields:
-    raise ValueError(f"config.remat={config.remat!r}: model {config.model.name!r} has no "
-                     "rematerialised blocks; use remat='none'.")
+    raise ValueError(
+      f"config.remat={config.remat!r}: model {config.model.name!r} has no "
+      "rematerialised blocks; use remat='none'."
+    )
 
 
 def model_fields(config: Any, model_name: str) -> dict[str, Any]:
   """The model fields config.precision / config.remat set (only those the model has;
   a model config that names `dtype` itself keeps it)."""
   from research.models import model_fields as fields_of  # pylint: disable=import-outside-toplevel
+
   fields, out = fields_of(model_name), {}
   if "dtype" in fields and "dtype" not in config.model:
     out["dtype"] = resolve(config.precision)

@@ -9,6 +9,7 @@ plugin (`pip install tensorboard tensorboard-plugin-profile`, then
 and ends at compiled-call boundaries, so with config.steps_per_call = n it
 covers whole calls of n steps.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 The bar starts only after the first step has finished (i.e. compiled), so the
 rate and ETA describe steady-state training, not XLA's compile time.
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,6 @@ from tqdm import tqdm
 
 
 class Progress:
-
   def __init__(self, *, total_steps: int, start_step: int, global_batch: int, enabled: bool):
     self.total, self.global_batch, self.enabled = total_steps, global_batch, enabled
     self.start_step = start_step
@@ -27,8 +27,15 @@ class Progress:
     self.compile_seconds = time.perf_counter() - self._t0
     self._steady_t0, self._steady_step = time.perf_counter(), step
     if self.enabled:
-      self.bar = tqdm(total=self.total, initial=step, unit="step", file=sys.stderr,
-                      dynamic_ncols=True, smoothing=0.1, mininterval=1.0)
+      self.bar = tqdm(
+        total=self.total,
+        initial=step,
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+        mininterval=1.0,
+      )
 
   def examples_per_sec(self, step: int) -> float | None:
     if self._steady_t0 is None or step <= self._steady_step:

@@ -25,14 +25,17 @@ parameter by path, so they are split exactly like it.
 
 `data=-1` with fsdp=tensor=1 is a 1-D data-parallel mesh: today's behaviour.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from research.train.state import path_names
 
@@ -40,17 +43,28 @@ MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")  # the batch dimension is split over both
 # Logical parameter axis -> mesh axis (None: never split by name).
 LOGICAL_RULES: dict[str, str | None] = {
-    "heads": "tensor", "mlp": "tensor", "vocab": "tensor", "embed": None, "kv": None,
+  "heads": "tensor",
+  "mlp": "tensor",
+  "vocab": "tensor",
+  "embed": None,
+  "kv": None,
 }
 # Logical activation axis -> mesh axes, for `nn.with_logical_constraint` in the
 # models (the residual stream [batch, length, embed]): batch split like the
 # input batch, the rest whole (Megatron keeps the residual stream replicated
 # across 'tensor').
-ACTIVATION_RULES = (("batch", BATCH_AXES), ("length", None), ("embed", None),
-                    ("heads", "tensor"), ("mlp", "tensor"), ("vocab", "tensor"), ("kv", None))
+ACTIVATION_RULES = (
+  ("batch", BATCH_AXES),
+  ("length", None),
+  ("embed", None),
+  ("heads", "tensor"),
+  ("mlp", "tensor"),
+  ("vocab", "tensor"),
+  ("kv", None),
+)
 # Smaller leaves stay whole: splitting them saves little memory and costs a
 # collective each.
-FSDP_MIN_SIZE = 2 ** 12
+FSDP_MIN_SIZE = 2**12
 
 
 def check_mesh_config(mesh_config: Mapping[str, int]) -> None:
@@ -59,10 +73,11 @@ def check_mesh_config(mesh_config: Mapping[str, int]) -> None:
   if unknown:
     raise ValueError(f"config.mesh has unknown axes {unknown}; valid: {', '.join(MESH_AXES)}.")
   sizes = [mesh_config.get(a, 1) for a in MESH_AXES]
-  if (any(not isinstance(n, int) or n == 0 or n < -1 for n in sizes)
-      or sizes.count(-1) > 1):
-    raise ValueError(f"config.mesh={dict(mesh_config)}: each axis is a positive size, and at "
-                     "most one is -1 (the devices the others leave).")
+  if any(not isinstance(n, int) or n == 0 or n < -1 for n in sizes) or sizes.count(-1) > 1:
+    raise ValueError(
+      f"config.mesh={dict(mesh_config)}: each axis is a positive size, and at "
+      "most one is -1 (the devices the others leave)."
+    )
 
 
 def mesh_shape(mesh_config: Mapping[str, int], num_devices: int) -> dict[str, int]:
@@ -73,12 +88,16 @@ def mesh_shape(mesh_config: Mapping[str, int], num_devices: int) -> dict[str, in
   fixed = math.prod(n for n in sizes.values() if n != -1)
   if free:
     if num_devices % fixed:
-      raise ValueError(f"config.mesh={sizes}: {num_devices} devices do not split into "
-                       f"{fixed} x the rest; make the fixed axes divide the device count.")
+      raise ValueError(
+        f"config.mesh={sizes}: {num_devices} devices do not split into "
+        f"{fixed} x the rest; make the fixed axes divide the device count."
+      )
     sizes[free[0]] = num_devices // fixed
   elif fixed != num_devices:
-    raise ValueError(f"config.mesh={sizes} needs {fixed} devices, but the run has {num_devices}; "
-                     "set one axis to -1 or make the product equal the device count.")
+    raise ValueError(
+      f"config.mesh={sizes} needs {fixed} devices, but the run has {num_devices}; "
+      "set one axis to -1 or make the product equal the device count."
+    )
   return sizes
 
 
@@ -89,8 +108,10 @@ def make_mesh(mesh_config: Mapping[str, int], devices: Sequence[jax.Device]) -> 
   # Topology-aware placement (ICI rings on TPU, NVLink islands on GPU); on CPU
   # it is the devices in order.
   from jax.experimental import mesh_utils  # pylint: disable=import-outside-toplevel
-  grid = mesh_utils.create_device_mesh(tuple(shape.values()), devices=devices,
-                                       allow_split_physical_axes=True)
+
+  grid = mesh_utils.create_device_mesh(
+    tuple(shape.values()), devices=devices, allow_split_physical_axes=True
+  )
   return Mesh(grid, MESH_AXES)
 
 
@@ -112,8 +133,9 @@ def batch_spec(leading: int = 0) -> P:
   return P(*([None] * leading), BATCH_AXES)
 
 
-def leaf_spec(shape: Sequence[int], logical: Sequence[str | None] | None,
-              mesh_sizes: Mapping[str, int]) -> P:
+def leaf_spec(
+  shape: Sequence[int], logical: Sequence[str | None] | None, mesh_sizes: Mapping[str, int]
+) -> P:
   """The PartitionSpec of one state leaf.
 
   logical: the leaf's logical axis names (its parameter's), or None. An axis
@@ -136,8 +158,9 @@ def leaf_spec(shape: Sequence[int], logical: Sequence[str | None] | None,
   return P(*spec)
 
 
-def state_shardings(abstract_state: Any, param_axes: Mapping[tuple[str, ...], tuple],
-                    mesh: Mesh) -> Any:
+def state_shardings(
+  abstract_state: Any, param_axes: Mapping[tuple[str, ...], tuple], mesh: Mesh
+) -> Any:
   """NamedSharding for every leaf of the (abstract) train state.
 
   A leaf whose path ends with a parameter's path and has its shape (the
@@ -155,8 +178,9 @@ def state_shardings(abstract_state: Any, param_axes: Mapping[tuple[str, ...], tu
         return param_axes[names[start:]]
     return None
 
-  specs = [NamedSharding(mesh, leaf_spec(np.shape(leaf), logical(path), sizes))
-           for path, leaf in flat]
+  specs = [
+    NamedSharding(mesh, leaf_spec(np.shape(leaf), logical(path), sizes)) for path, leaf in flat
+  ]
   return jax.tree_util.tree_unflatten(treedef, specs)
 
 
@@ -172,6 +196,7 @@ def bytes_per_device(state: Any) -> dict[str, int]:
       continue
     total += leaf.size * leaf.dtype.itemsize
     for shard in leaf.addressable_shards:
-      per_device[shard.device] = (per_device.get(shard.device, 0)
-                                  + shard.data.size * shard.data.dtype.itemsize)
+      per_device[shard.device] = (
+        per_device.get(shard.device, 0) + shard.data.size * shard.data.dtype.itemsize
+      )
   return {"total": total, "per_device": max(per_device.values(), default=0)}

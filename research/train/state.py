@@ -3,15 +3,19 @@
 Static things (the model, the optax transformation) stay outside so the state
 is plain arrays that orbax can save and `jax.jit` can donate.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+
+from research.core import distributed
 
 
 @flax.struct.dataclass
@@ -27,8 +31,9 @@ class TrainState:
   rng: jax.Array
 
 
-def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
-                 sample_input: Any, seed: int) -> Callable[[], TrainState]:
+def make_init_fn(
+  model: nn.Module, tx: optax.GradientTransformation, sample_input: Any, seed: int
+) -> Callable[[], TrainState]:
   """A pure, argument-free init so it can go through `jax.eval_shape` first
   and then `jax.jit(..., out_shardings=...)` (flax lm1b habit)."""
 
@@ -42,8 +47,13 @@ def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
     # (nn.with_logical_partitioning) are read separately by `param_logical_axes`.
     variables = flax.core.unfreeze(nn.meta.unbox(variables))
     params = variables.pop("params")
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
-                      opt_state=tx.init(params), rng=train_rng)
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=variables,
+      opt_state=tx.init(params),
+      rng=train_rng,
+    )
 
   return init
 
@@ -51,8 +61,9 @@ def make_init_fn(model: nn.Module, tx: optax.GradientTransformation,
 def host_variables(state: TrainState) -> dict:
   """{'params', 'model_state'} as host numpy, whole: leaves split over fsdp /
   tensor are gathered (across processes too), replicated ones copied once."""
-  from research.metrics.evaluators import to_host  # pylint: disable=import-outside-toplevel
-  return jax.tree.map(to_host, {"params": state.params, "model_state": state.model_state})
+  return jax.tree.map(
+    distributed.to_host, {"params": state.params, "model_state": state.model_state}
+  )
 
 
 def param_logical_axes(model: nn.Module, sample_input: Any) -> dict[tuple[str, ...], tuple]:
@@ -60,6 +71,7 @@ def param_logical_axes(model: nn.Module, sample_input: Any) -> dict[tuple[str, .
   {('h_0', 'mlp', 'fc', 'kernel'): ('embed', 'mlp'), ...}. Parameters the model
   does not annotate (nn.with_logical_partitioning) are absent. Shapes only:
   nothing is initialised."""
+
   def init():
     x = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sample_input)
     rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
@@ -67,9 +79,13 @@ def param_logical_axes(model: nn.Module, sample_input: Any) -> dict[tuple[str, .
 
   boxed = jax.eval_shape(init)
   leaves, _ = jax.tree_util.tree_flatten_with_path(
-      flax.core.unfreeze(boxed), is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
-  return {path_names(path): tuple(leaf.names) for path, leaf in leaves
-          if isinstance(leaf, nn.LogicallyPartitioned)}
+    flax.core.unfreeze(boxed), is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata)
+  )
+  return {
+    path_names(path): tuple(leaf.names)
+    for path, leaf in leaves
+    if isinstance(leaf, nn.LogicallyPartitioned)
+  }
 
 
 def path_names(path) -> tuple[str, ...]:

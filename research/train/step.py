@@ -5,20 +5,29 @@ over a device Mesh (batch sharded on 'data'; implicit collectives, or under
 `jax.shard_map` with explicit ones) or with `jax.pmap`; the explicit variants
 need collectives in the step, which is what `axis_name` switches on.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
-from jax.flatten_util import ravel_pytree
 import optax
+from jax.flatten_util import ravel_pytree
 
 from research.train.state import TrainState
 
 
-def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: optax.Schedule,
-                    *, accum_steps: int = 1, axis_name: str | None = None,
-                    flat_allreduce: bool = False) -> Callable:
+def make_train_step(
+  model,
+  tx: optax.GradientTransformation,
+  task,
+  lr_schedule: optax.Schedule,
+  *,
+  accum_steps: int = 1,
+  axis_name: str | None = None,
+  flat_allreduce: bool = False,
+) -> Callable:
   """Returns `train_step(state, batch) -> (new_state, metrics)`.
 
   Args:
@@ -48,8 +57,9 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
 
     def loss_fn(params):
       variables = {"params": params, **state.model_state}
-      outputs = model.apply(variables, task.inputs(batch), train=True,
-                            rngs={"dropout": rng}, mutable=mutable or False)
+      outputs = model.apply(
+        variables, task.inputs(batch), train=True, rngs={"dropout": rng}, mutable=mutable or False
+      )
       logits, new_model_state = outputs if mutable else (outputs, {})
       loss, metrics = task.loss(logits, batch)
       return loss, (metrics, new_model_state)
@@ -66,8 +76,9 @@ def make_train_step(model, tx: optax.GradientTransformation, task, lr_schedule: 
     metrics["grad_norm"] = optax.tree.norm(grads)
     metrics["param_norm"] = optax.tree.norm(params)
     metrics["lr"] = lr_schedule(state.step // accum_steps)
-    new_state = state.replace(step=state.step + 1, params=params,
-                              model_state=dict(new_model_state), opt_state=opt_state)
+    new_state = state.replace(
+      step=state.step + 1, params=params, model_state=dict(new_model_state), opt_state=opt_state
+    )
     return new_state, metrics
 
   return train_step

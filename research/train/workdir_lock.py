@@ -13,6 +13,7 @@ time) only serve the refusal message and the "taken over" note; on file
 systems without flock (some FUSE mounts) the contents are the lock instead:
 a holder on this host whose pid no longer runs is stale and taken over.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -41,7 +42,7 @@ class WorkdirLock:
     self.path = os.path.join(workdir, LOCK_FILE)
     self._fd: int | None = None
 
-  def acquire(self) -> "WorkdirLock":
+  def acquire(self) -> WorkdirLock:
     os.makedirs(self.workdir, exist_ok=True)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -60,9 +61,13 @@ class WorkdirLock:
     previous = _read_holder(self.path)
     if previous and previous.get("pid") is not None:
       # A clean release empties the file: a record left in it means its run died.
-      log.warning("%s: taking over the lock left by pid %s on %s (started %s), which is no "
-                  "longer running.", self.workdir, previous.get("pid"), previous.get("host"),
-                  _when(previous))
+      log.warning(
+        "%s: taking over the lock left by pid %s on %s (started %s), which is no longer running.",
+        self.workdir,
+        previous.get("pid"),
+        previous.get("host"),
+        _when(previous),
+      )
     record = dict(pid=os.getpid(), host=socket.gethostname(), since=time.time())
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
@@ -81,13 +86,18 @@ class WorkdirLock:
       self._fd = None
 
   def _refusal(self, holder: dict | None) -> str:
-    who = (f"pid {holder.get('pid')} on {holder.get('host')}, running since {_when(holder)}"
-           if holder else "another process (no holder recorded yet)")
-    return (f"Workdir {self.workdir} is in use by {who} (lock {self.path}). Two runs in one "
-            "workdir would overwrite each other's checkpoints: wait for it to finish, stop it, "
-            "or train in another --workdir.")
+    who = (
+      f"pid {holder.get('pid')} on {holder.get('host')}, running since {_when(holder)}"
+      if holder
+      else "another process (no holder recorded yet)"
+    )
+    return (
+      f"Workdir {self.workdir} is in use by {who} (lock {self.path}). Two runs in one "
+      "workdir would overwrite each other's checkpoints: wait for it to finish, stop it, "
+      "or train in another --workdir."
+    )
 
-  def __enter__(self) -> "WorkdirLock":
+  def __enter__(self) -> WorkdirLock:
     return self.acquire()
 
   def __exit__(self, *exc) -> None:
@@ -130,10 +140,12 @@ def lock_for_run(workdir: str) -> WorkdirLock | None:
   process 0 got it and raises together, instead of the others waiting
   forever at their first collective for a process 0 that gave up."""
   import jax  # pylint: disable=import-outside-toplevel
+
   if jax.process_count() == 1:
     return WorkdirLock(workdir).acquire()
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
   lock, error = None, None
   if jax.process_index() == 0:
     try:

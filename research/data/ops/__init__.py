@@ -20,19 +20,17 @@ The pipeline runs ops a batch at a time (`apply_batch`): ops with a batched
 implementation (`NamedOp.batched`) run once on `{key: [b, ...]}`; the others
 run per example inside the same call, so every op list works either way.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
-from research.data.ops import base
-from research.data.ops import generic
-from research.data.ops import image
-from research.data.ops import recsys
+from research.data.ops import base, generic, image, recsys, text
 from research.data.ops import spec as _spec
-from research.data.ops import text
 
 Op = base.Op
 NamedOp = base.NamedOp
@@ -59,8 +57,13 @@ class _MissingContext(Exception):
     self.op, self.key = op, key
 
 
-def _with_context(name: str, factory: Callable[..., Op], keys: Sequence[str],
-                  context: Mapping[str, Any] | None, checking: bool) -> Callable[..., Op]:
+def _with_context(
+  name: str,
+  factory: Callable[..., Op],
+  keys: Sequence[str],
+  context: Mapping[str, Any] | None,
+  checking: bool,
+) -> Callable[..., Op]:
   """`factory` with its context arguments filled in (None when only checking).
 
   The wrapper's signature leaves those arguments out, so a spec string cannot
@@ -68,7 +71,8 @@ def _with_context(name: str, factory: Callable[..., Op], keys: Sequence[str],
   """
   signature = inspect.signature(factory)
   public = signature.replace(
-      parameters=[p for p in signature.parameters.values() if p.name not in keys])
+    parameters=[p for p in signature.parameters.values() if p.name not in keys]
+  )
 
   def build(*args, **kwargs):
     values = {}
@@ -87,9 +91,14 @@ def _with_context(name: str, factory: Callable[..., Op], keys: Sequence[str],
 
 
 def _table(context: Mapping[str, Any] | None, checking: bool) -> dict[str, Callable[..., Op]]:
-  return {name: (_with_context(name, f, f.context_keys, context, checking)
-                 if getattr(f, "context_keys", ()) else f)
-          for name, f in OPS.items()}
+  return {
+    name: (
+      _with_context(name, f, f.context_keys, context, checking)
+      if getattr(f, "context_keys", ())
+      else f
+    )
+    for name, f in OPS.items()
+  }
 
 
 def parse(spec: str | None, context: Mapping[str, Any] | None = None) -> list[Op]:
@@ -99,15 +108,18 @@ def parse(spec: str | None, context: Mapping[str, Any] | None = None) -> list[Op
   `{'tokenizer': tok}` for `tokenize` and `mlm_mask`).
   """
   if context is not None and not isinstance(context, Mapping):
-    raise ValueError(f"ops.parse: context must be a mapping such as {{'tokenizer': tok}}, got "
-                     f"{type(context).__name__}.")
+    raise ValueError(
+      f"ops.parse: context must be a mapping such as {{'tokenizer': tok}}, got "
+      f"{type(context).__name__}."
+    )
   try:
     return _spec.parse(spec, _table(context, checking=False))
   except _MissingContext as e:
     raise ValueError(
-        f"Op {e.op!r} in spec {spec!r} needs the run's {e.key}, and none was given: build the "
-        f"ops with ops.parse(spec, context={{{e.key!r}: ...}}) (the tokenizer from "
-        "research.data.text.tokenizers.get_or_train_tokenizer).") from None
+      f"Op {e.op!r} in spec {spec!r} needs the run's {e.key}, and none was given: build the "
+      f"ops with ops.parse(spec, context={{{e.key!r}: ...}}) (the tokenizer from "
+      "research.data.text.tokenizers.get_or_train_tokenizer)."
+    ) from None
 
 
 def check(spec: str | None) -> None:
@@ -118,8 +130,9 @@ def check(spec: str | None) -> None:
   _spec.parse(spec, _table(None, checking=True))
 
 
-def apply(ops_list: Sequence[Op], example: dict[str, np.ndarray],
-          rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+def apply(
+  ops_list: Sequence[Op], example: dict[str, np.ndarray], rng: np.random.Generator | None
+) -> dict[str, np.ndarray]:
   """Runs `ops_list` in order on one example; the input dict is not modified."""
   for op in ops_list:
     example = op(example, rng)
@@ -160,24 +173,32 @@ def stack(examples: Sequence[base.Example]) -> base.Batch:
     raise ValueError("Cannot stack an empty list of examples.")
   keys = set(examples[0])
   if any(set(e) != keys for e in examples):
-    raise ValueError(f"Examples have different keys: {sorted({tuple(sorted(e)) for e in examples})}.")
+    raise ValueError(
+      f"Examples have different keys: {sorted({tuple(sorted(e)) for e in examples})}."
+    )
   out = {}
   for key in examples[0]:
     values = [np.asarray(e[key]) for e in examples]
     shapes = {v.shape for v in values}
     if len(shapes) > 1:
-      raise ValueError(f"Cannot batch key {key!r}: examples have different shapes "
-                       f"{sorted(shapes)} (pad or crop them to one shape, e.g. truncate_pad).")
+      raise ValueError(
+        f"Cannot batch key {key!r}: examples have different shapes "
+        f"{sorted(shapes)} (pad or crop them to one shape, e.g. truncate_pad)."
+      )
     out[key] = np.stack(values)
   return out
 
 
-ExampleRng = Callable[[int], Union[np.random.Generator, None]]
+ExampleRng = Callable[[int], np.random.Generator | None]
 
 
-def apply_batch(ops_list: Sequence[Op], batch: base.Batch | Sequence[base.Example],
-                rng: np.random.Generator | None, *,
-                example_rng: ExampleRng | None = None) -> base.Batch:
+def apply_batch(
+  ops_list: Sequence[Op],
+  batch: base.Batch | Sequence[base.Example],
+  rng: np.random.Generator | None,
+  *,
+  example_rng: ExampleRng | None = None,
+) -> base.Batch:
   """Runs `ops_list` on a whole batch; returns `{key: [b, ...]}`.
 
   Args:

@@ -15,9 +15,11 @@ batch instead of `b` Python calls; `research.data.ops.apply_batch` falls back
 to the per-example `fn` for ops without one. For a deterministic op both must
 give identical results; for a random op the same distribution per example.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,9 +39,15 @@ class NamedOp:
   text) that they may be about to drop.
   """
 
-  def __init__(self, spec: str, fn: Callable[[Example, Any], Example], *,
-               random: bool = False, batch_fn: Callable[[Batch, Any], Batch] | None = None,
-               keys_only: bool = False):
+  def __init__(
+    self,
+    spec: str,
+    fn: Callable[[Example, Any], Example],
+    *,
+    random: bool = False,
+    batch_fn: Callable[[Batch, Any], Batch] | None = None,
+    keys_only: bool = False,
+  ):
     self.spec = spec
     self.random = random
     self.keys_only = keys_only
@@ -49,8 +57,9 @@ class NamedOp:
   def _check_rng(self, rng) -> None:
     if self.random and rng is None:
       raise ValueError(
-          f"Op '{self.spec}' is random and needs a np.random.Generator, got rng=None. "
-          "Random ops belong in training pipelines; eval pipelines are deterministic.")
+        f"Op '{self.spec}' is random and needs a np.random.Generator, got rng=None. "
+        "Random ops belong in training pipelines; eval pipelines are deterministic."
+      )
 
   def __call__(self, example: Example, rng: np.random.Generator | None = None) -> Example:
     self._check_rng(rng)
@@ -110,8 +119,11 @@ def size_hw(size: Any, opname: str) -> tuple[int, int]:
   """`size` as `(h, w)`: an int means a square."""
   if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
     size = (int(size), int(size))
-  if (not isinstance(size, (tuple, list)) or len(size) != 2
-      or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size)):
+  if (
+    not isinstance(size, (tuple, list))
+    or len(size) != 2
+    or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size)
+  ):
     raise ValueError(f"{opname}: size must be an int or a pair of ints, got {size!r}.")
   if min(size) <= 0:
     raise ValueError(f"{opname}: size must be positive, got {size!r}.")

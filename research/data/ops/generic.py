@@ -6,6 +6,7 @@ leading dimension), so its function is also its batched implementation.
 `OPS` maps each op's spec name to its factory; `research.data.ops` merges it
 with the other op tables.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,10 +8,11 @@ identical to the per-example op; random ones draw each example's offsets or
 coin flip from the same distribution, all at once. `OPS` maps each op's spec
 name to its factory.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.ndimage
@@ -37,8 +38,9 @@ def value_range(lo: float, hi: float, in_max: float = 255, *, key: str = "image"
   return base.NamedOp(spec, fn, batch_fn=fn)
 
 
-def standardize(mean: float | Sequence[float], std: float | Sequence[float], *,
-                key: str = "image") -> base.NamedOp:
+def standardize(
+  mean: float | Sequence[float], std: float | Sequence[float], *, key: str = "image"
+) -> base.NamedOp:
   """`(x - mean) / std` in float32; mean/std are scalars or one value per channel."""
   spec = base.spec_string("standardize", mean, std, key=key)
   try:
@@ -59,8 +61,10 @@ def standardize(mean: float | Sequence[float], std: float | Sequence[float], *,
       x = base.get(example, key, spec).astype(np.float32)
       for a in (mean_a, std_a):
         if a.ndim == 1 and (x.ndim == lead or x.shape[-1] != a.shape[0]):
-          raise ValueError(f"Op '{spec}': {a.shape[0]} per-channel values do not match "
-                           f"array of shape {x.shape[lead:]} (channels last).")
+          raise ValueError(
+            f"Op '{spec}': {a.shape[0]} per-channel values do not match "
+            f"array of shape {x.shape[lead:]} (channels last)."
+          )
       return base.replace(example, key, (x - mean_a) / std_a)
 
     return fn
@@ -86,7 +90,7 @@ def random_crop(size: int | Sequence[int], pad: int = 0, *, key: str = "image") 
       raise ValueError(f"Op '{spec}': crop {(h, w)} larger than padded image {x.shape[:2]}.")
     top = rng.integers(0, x.shape[0] - h + 1)
     left = rng.integers(0, x.shape[1] - w + 1)
-    return base.replace(example, key, x[top:top + h, left:left + w])
+    return base.replace(example, key, x[top : top + h, left : left + w])
 
   def batch_fn(batch, rng):
     x = base.image_bhwc(base.get(batch, key, spec), spec)  # [b, H, W, C]
@@ -118,7 +122,7 @@ def center_crop(size: int | Sequence[int], *, key: str = "image") -> base.NamedO
     if h > x.shape[0] or w > x.shape[1]:
       raise ValueError(f"Op '{spec}': crop {(h, w)} larger than image {x.shape[:2]}.")
     top, left = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
-    return base.replace(example, key, x[top:top + h, left:left + w])
+    return base.replace(example, key, x[top : top + h, left : left + w])
 
   def batch_fn(batch, rng):
     del rng
@@ -126,7 +130,7 @@ def center_crop(size: int | Sequence[int], *, key: str = "image") -> base.NamedO
     if h > x.shape[1] or w > x.shape[2]:
       raise ValueError(f"Op '{spec}': crop {(h, w)} larger than image {x.shape[1:3]}.")
     top, left = (x.shape[1] - h) // 2, (x.shape[2] - w) // 2
-    return base.replace(batch, key, x[:, top:top + h, left:left + w])
+    return base.replace(batch, key, x[:, top : top + h, left : left + w])
 
   return base.NamedOp(spec, fn, batch_fn=batch_fn)
 
@@ -159,8 +163,9 @@ def flip_lr(p: float = 0.5, *, key: str = "image") -> base.NamedOp:
   return base.NamedOp(spec, fn, random=True, batch_fn=batch_fn)
 
 
-def random_rotate_scale(max_degrees: float = 10, scale: Sequence[float] = (0.9, 1.1), *,
-                        key: str = "image") -> base.NamedOp:
+def random_rotate_scale(
+  max_degrees: float = 10, scale: Sequence[float] = (0.9, 1.1), *, key: str = "image"
+) -> base.NamedOp:
   """Rotates by U(-max_degrees, max_degrees) and scales by U(*scale) about the centre.
 
   Bilinear (scipy.ndimage.affine_transform, order=1), zeros outside the input.
@@ -169,9 +174,12 @@ def random_rotate_scale(max_degrees: float = 10, scale: Sequence[float] = (0.9, 
   spec = base.spec_string("random_rotate_scale", max_degrees, scale, key=key)
   if not isinstance(max_degrees, (int, float)) or isinstance(max_degrees, bool) or max_degrees < 0:
     raise ValueError(f"{spec}: max_degrees must be a non-negative number.")
-  if (not isinstance(scale, (tuple, list)) or len(scale) != 2
-      or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scale)
-      or not 0 < scale[0] <= scale[1]):
+  if (
+    not isinstance(scale, (tuple, list))
+    or len(scale) != 2
+    or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scale)
+    or not 0 < scale[0] <= scale[1]
+  ):
     raise ValueError(f"{spec}: scale must be a pair (lo, hi) with 0 < lo <= hi.")
   s_lo, s_hi = float(scale[0]), float(scale[1])
 
@@ -182,11 +190,12 @@ def random_rotate_scale(max_degrees: float = 10, scale: Sequence[float] = (0.9, 
     # affine_transform maps each output coordinate to an input coordinate, so
     # it needs the inverse warp: rotate by -theta and shrink by 1/s.
     c, si = math.cos(theta) / s, math.sin(theta) / s
-    matrix = np.array([[c, -si, 0.], [si, c, 0.], [0., 0., 1.]])
-    centre = np.array([(x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2, 0.])
+    matrix = np.array([[c, -si, 0.0], [si, c, 0.0], [0.0, 0.0, 1.0]])
+    centre = np.array([(x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2, 0.0])
     offset = centre - matrix @ centre
-    y = scipy.ndimage.affine_transform(x.astype(np.float32), matrix, offset, order=1,
-                                       mode="constant", cval=0.0)
+    y = scipy.ndimage.affine_transform(
+      x.astype(np.float32), matrix, offset, order=1, mode="constant", cval=0.0
+    )
     if np.issubdtype(x.dtype, np.integer):
       info = np.iinfo(x.dtype)
       y = np.clip(np.rint(y), info.min, info.max)
@@ -196,10 +205,10 @@ def random_rotate_scale(max_degrees: float = 10, scale: Sequence[float] = (0.9, 
 
 
 OPS = {
-    "value_range": value_range,
-    "standardize": standardize,
-    "random_crop": random_crop,
-    "center_crop": center_crop,
-    "flip_lr": flip_lr,
-    "random_rotate_scale": random_rotate_scale,
+  "value_range": value_range,
+  "standardize": standardize,
+  "random_crop": random_crop,
+  "center_crop": center_crop,
+  "flip_lr": flip_lr,
+  "random_rotate_scale": random_rotate_scale,
 }

@@ -6,6 +6,7 @@ count), passed as context key 'recsys' by `research.data.build` for
 each batch a generator derived from (seed, batch number), so negatives are
 re-drawn every epoch and a resumed run redraws exactly the same ones.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,17 +20,22 @@ from research.data.recsys import sampling
 
 def _needs_recsys(spec: str) -> base.NamedOp:
   def fn(example, rng):
-    raise ValueError(f"Op '{spec}' was built without the run's interaction data; use it with "
-                     "config.data.format='interactions' "
-                     "(ops.parse(spec, context={'recsys': ...})).")
+    raise ValueError(
+      f"Op '{spec}' was built without the run's interaction data; use it with "
+      "config.data.format='interactions' "
+      "(ops.parse(spec, context={'recsys': ...}))."
+    )
+
   return base.NamedOp(spec, fn, random=True)
 
 
 def _per_example(batch_fn):
   """The per-example form of a batched op: a batch of one."""
+
   def fn(example, rng):
     out = batch_fn({k: np.asarray(v)[None] for k, v in example.items()}, rng)
     return {k: v[0] for k, v in out.items()}
+
   return fn
 
 

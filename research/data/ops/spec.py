@@ -4,11 +4,13 @@ Each `|`-separated term is `name` or `name(args)`; arguments must be python
 literals (numbers, strings, tuples, lists, ...), read with `ast.literal_eval`,
 so a config string can never execute code.
 """
+
 from __future__ import annotations
 
 import ast
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from research.data.ops import base
 
@@ -24,8 +26,10 @@ def _literal(node: ast.expr, what: str, spec: str) -> Any:
   try:
     return ast.literal_eval(node)
   except ValueError:
-    raise ValueError(f"Op spec {spec!r}: {what} {ast.unparse(node)!r} is not a python "
-                     "literal (only numbers, strings, tuples, lists, dicts, True/False/None).") from None
+    raise ValueError(
+      f"Op spec {spec!r}: {what} {ast.unparse(node)!r} is not a python "
+      "literal (only numbers, strings, tuples, lists, dicts, True/False/None)."
+    ) from None
 
 
 def _parse_term(node: ast.expr, spec: str) -> tuple[str, tuple, dict]:
@@ -33,7 +37,9 @@ def _parse_term(node: ast.expr, spec: str) -> tuple[str, tuple, dict]:
   if isinstance(node, ast.Name):
     return node.id, (), {}
   if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-    raise ValueError(f"Op spec {spec!r}: expected `name` or `name(args)`, got {ast.unparse(node)!r}.")
+    raise ValueError(
+      f"Op spec {spec!r}: expected `name` or `name(args)`, got {ast.unparse(node)!r}."
+    )
   name = node.func.id
   args = []
   for a in node.args:
@@ -77,8 +83,9 @@ def parse(spec: str | None, table: Mapping[str, Callable[..., base.Op]]) -> list
     try:
       signature.bind(*args, **kwargs)
     except TypeError as e:
-      raise ValueError(f"Bad arguments for op {name!r} in spec {spec!r}: {e}. "
-                       f"Signature: {name}{signature}.") from None
+      raise ValueError(
+        f"Bad arguments for op {name!r} in spec {spec!r}: {e}. Signature: {name}{signature}."
+      ) from None
     try:
       ops.append(factory(*args, **kwargs))
     except (TypeError, ValueError) as e:

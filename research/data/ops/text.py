@@ -13,9 +13,11 @@ the pipeline's batch function (their inputs are ragged until `truncate_pad`).
 validates the other arguments without one. `OPS` maps each op's spec name to
 its factory.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +43,10 @@ def _no_tokenizer(spec: str) -> base.NamedOp:
   """What a factory built without a tokenizer returns (ops.check): fails if ever run."""
 
   def fn(example, rng):
-    raise ValueError(f"Op '{spec}' was built without a tokenizer; build it with "
-                     "ops.parse(spec, context={'tokenizer': tokenizer}).")
+    raise ValueError(
+      f"Op '{spec}' was built without a tokenizer; build it with "
+      "ops.parse(spec, context={'tokenizer': tokenizer})."
+    )
 
   return base.NamedOp(spec, fn)
 
@@ -50,14 +54,21 @@ def _no_tokenizer(spec: str) -> base.NamedOp:
 def _token_array(example: base.Example, key: str, spec: str) -> np.ndarray:
   x = base.get(example, key, spec)
   if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
-    raise ValueError(f"Op '{spec}': {key!r} must be 1-D integer token ids, got shape {x.shape} "
-                     f"dtype {x.dtype}.")
+    raise ValueError(
+      f"Op '{spec}': {key!r} must be 1-D integer token ids, got shape {x.shape} dtype {x.dtype}."
+    )
   return x
 
 
 @uses_context("tokenizer")
-def tokenize(*, key: str = "text", out: str = "tokens", add_cls: bool = False,
-             add_eos: bool = False, tokenizer: Any = None) -> base.NamedOp:
+def tokenize(
+  *,
+  key: str = "text",
+  out: str = "tokens",
+  add_cls: bool = False,
+  add_eos: bool = False,
+  tokenizer: Any = None,
+) -> base.NamedOp:
   """Text `example[key]` (str or UTF-8 bytes) -> `example[out]` int32 `[L]`.
 
   `add_cls` prepends the cls/bos id, `add_eos` appends the eos/sep id (both
@@ -75,8 +86,10 @@ def tokenize(*, key: str = "text", out: str = "tokens", add_cls: bool = False,
     if wanted:
       i = getattr(tokenizer, attr)
       if i is None:
-        raise ValueError(f"{spec}: the {tokenizer.type!r} tokenizer has no {attr} (it has no "
-                         "special tokens); drop the option or use a sentencepiece tokenizer.")
+        raise ValueError(
+          f"{spec}: the {tokenizer.type!r} tokenizer has no {attr} (it has no "
+          "special tokens); drop the option or use a sentencepiece tokenizer."
+        )
       where.append(int(i))
 
   def fn(example, rng):
@@ -87,8 +100,9 @@ def tokenize(*, key: str = "text", out: str = "tokens", add_cls: bool = False,
   return base.NamedOp(spec, fn)
 
 
-def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0,
-                 keep: str = "first") -> base.NamedOp:
+def truncate_pad(
+  length: int, *, key: str = "tokens", pad_id: int = 0, keep: str = "first"
+) -> base.NamedOp:
   """`example[key]` `[L]` -> int32 `[length]`: cut to `length` or padded with `pad_id`.
 
   Adds `example[key + '_mask']` bool `[length]`, True on real tokens; padding
@@ -110,11 +124,11 @@ def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0,
   def fn(example, rng):
     del rng
     x = _token_array(example, key, spec)
-    x = x[:length] if keep == "first" else x[max(len(x) - length, 0):]
+    x = x[:length] if keep == "first" else x[max(len(x) - length, 0) :]
     out = np.full(length, pad_id, np.int32)
-    out[:len(x)] = x
+    out[: len(x)] = x
     mask = np.zeros(length, np.bool_)
-    mask[:len(x)] = True
+    mask[: len(x)] = True
     example = base.replace(example, key, out)
     return base.replace(example, f"{key}_mask", mask)
 
@@ -122,10 +136,17 @@ def truncate_pad(length: int, *, key: str = "tokens", pad_id: int = 0,
 
 
 @uses_context("tokenizer")
-def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inputs",
-             out_targets: str = "targets", out_weights: str = "weights",
-             max_predictions: int | None = None, out_positions: str = "positions",
-             tokenizer: Any = None) -> base.NamedOp:
+def mlm_mask(
+  rate: float = 0.15,
+  *,
+  key: str = "tokens",
+  out_inputs: str = "inputs",
+  out_targets: str = "targets",
+  out_weights: str = "weights",
+  max_predictions: int | None = None,
+  out_positions: str = "positions",
+  tokenizer: Any = None,
+) -> base.NamedOp:
   """BERT masking of `example[key]` (int `[L]`) for masked-language-model training.
 
   Selects `max(1, round(rate * n))` of the n positions that are neither a
@@ -142,12 +163,18 @@ def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inpu
   `out_weights` float32 `[P]` (0 on padding). The model then runs its MLM
   head on P positions instead of all L (~6x less head compute at 15%).
   """
-  spec = base.spec_string("mlm_mask", rate, key=key, out_inputs=out_inputs,
-                          out_targets=out_targets, out_weights=out_weights,
-                          max_predictions=max_predictions)
-  if max_predictions is not None and (not isinstance(max_predictions, int)
-                                      or isinstance(max_predictions, bool)
-                                      or max_predictions < 1):
+  spec = base.spec_string(
+    "mlm_mask",
+    rate,
+    key=key,
+    out_inputs=out_inputs,
+    out_targets=out_targets,
+    out_weights=out_weights,
+    max_predictions=max_predictions,
+  )
+  if max_predictions is not None and (
+    not isinstance(max_predictions, int) or isinstance(max_predictions, bool) or max_predictions < 1
+  ):
     raise ValueError(f"{spec}: max_predictions must be a positive int or None.")
   if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1:
     raise ValueError(f"{spec}: rate must be a number in (0, 1].")
@@ -159,8 +186,10 @@ def mlm_mask(rate: float = 0.15, *, key: str = "tokens", out_inputs: str = "inpu
     return _no_tokenizer(spec)
   mask_id = tokenizer.mask_id
   if mask_id is None:
-    raise ValueError(f"{spec}: the {tokenizer.type!r} tokenizer has no mask id; masked "
-                     "language modelling needs a sentencepiece tokenizer.")
+    raise ValueError(
+      f"{spec}: the {tokenizer.type!r} tokenizer has no mask id; masked "
+      "language modelling needs a sentencepiece tokenizer."
+    )
   special = np.array(sorted(tokenizer.special_ids), np.int64)
   replacements = np.setdiff1d(np.arange(tokenizer.vocab_size), special)
   if not len(replacements):

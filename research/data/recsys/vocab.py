@@ -5,6 +5,7 @@ item never seen in training maps to 0, so nothing about the test split leaks
 into the vocabulary (or into embedding table sizes). Known IDs map to
 1..size-1 in sorted raw-ID order. Index 0 also pads user histories.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,9 +29,10 @@ class Vocab:
     try:
       pos = np.searchsorted(self.ids, raw)
     except TypeError as e:
-      raise ValueError(f"{self.name}: evaluation IDs of type {raw.dtype} cannot be compared with "
-                       f"training IDs of type {self.ids.dtype}; read both splits the same way."
-                       ) from e
+      raise ValueError(
+        f"{self.name}: evaluation IDs of type {raw.dtype} cannot be compared with "
+        f"training IDs of type {self.ids.dtype}; read both splits the same way."
+      ) from e
     pos = np.minimum(pos, len(self.ids) - 1)
     known = self.ids[pos] == raw
     return np.where(known, pos + 1, OOV).astype(np.int32)

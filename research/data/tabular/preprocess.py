@@ -22,18 +22,19 @@ Encoded examples: {'numeric': float32 [F_num], 'categorical': int32 [F_cat],
 'label': int32 [], and 'group': int32 [] (sensitive group, -1 = unknown) when
 the schema declares a sensitive attribute}.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from research import lazy
+from research.core import lazy
 from research.data.core import ArraySource
-from research.data.tabular.schema import (SchemaError, TableSchema, category_string,
-                                          category_strings)
+from research.data.tabular.schema import SchemaError, TableSchema, category_string, category_strings
 
 with lazy.imports():
   import pandas as pd
@@ -47,8 +48,9 @@ def check_options(options: Mapping[str, Any]) -> None:
   """Validates `config.data.tabular` (numeric=..., min_count=...)."""
   unknown = sorted(set(options) - {"numeric", "min_count"})
   if unknown:
-    raise ValueError(f"config.data.tabular has unknown key(s) {unknown}; valid: "
-                     "['min_count', 'numeric'].")
+    raise ValueError(
+      f"config.data.tabular has unknown key(s) {unknown}; valid: ['min_count', 'numeric']."
+    )
   method = options.get("numeric", "standardize")
   if method not in NUMERIC_METHODS:
     raise ValueError(f"config.data.tabular.numeric={method!r}; valid: {list(NUMERIC_METHODS)}.")
@@ -62,22 +64,38 @@ class Preprocessor:
     self.state = dict(state)
     # Keys through the same normaliser as the rows: a workdir fitted before
     # integer codes were normalised (vocabulary '2.0') still matches a '2'.
-    self._index = [{category_string(v): i + 1 for i, v in reversed(list(enumerate(vocab)))}
-                   for vocab in state["vocab"]]
+    self._index = [
+      {category_string(v): i + 1 for i, v in reversed(list(enumerate(vocab)))}
+      for vocab in state["vocab"]
+    ]
 
   # --- fitting ---------------------------------------------------------------
   @classmethod
-  def fit(cls, frame: pd.DataFrame, schema: TableSchema, *, numeric: str = "standardize",
-          min_count: int = 1) -> "Preprocessor":
+  def fit(
+    cls,
+    frame: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    numeric: str = "standardize",
+    min_count: int = 1,
+  ) -> Preprocessor:
     """Fits every parameter on `frame` (the training split only)."""
     check_options(dict(numeric=numeric))
     schema.check_frame(frame, where="training split")
     if len(frame) == 0:
       raise ValueError("Cannot fit preprocessing on an empty training split.")
     if numeric == "woe":
-      return cls(schema, dict(numeric_method="woe", min_count=int(min_count),
-                              woe=_fit_woe(frame, schema), indicators=[], vocab=[],
-                              group_names=schema.groups(frame)[1] if schema.sensitive else []))
+      return cls(
+        schema,
+        dict(
+          numeric_method="woe",
+          min_count=int(min_count),
+          woe=_fit_woe(frame, schema),
+          indicators=[],
+          vocab=[],
+          group_names=schema.groups(frame)[1] if schema.sensitive else [],
+        ),
+      )
     medians, means, stds, quantiles, indicators = [], [], [], [], []
     for col in schema.numeric:
       x = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64)
@@ -96,8 +114,17 @@ class Preprocessor:
       counts = pd.Series([v for v in category_strings(frame[col]) if v is not None]).value_counts()
       vocab.append(sorted(counts[counts >= min_count].index.tolist()))
     group_names = schema.groups(frame)[1] if schema.sensitive else []
-    state = dict(group_names=group_names, numeric_method=numeric, min_count=int(min_count), median=medians, mean=means,
-                 std=stds, quantiles=quantiles, indicators=indicators, vocab=vocab)
+    state = dict(
+      group_names=group_names,
+      numeric_method=numeric,
+      min_count=int(min_count),
+      median=medians,
+      mean=means,
+      std=stds,
+      quantiles=quantiles,
+      indicators=indicators,
+      vocab=vocab,
+    )
     return cls(schema, state)
 
   # --- what the model sees ------------------------------------------------------
@@ -119,15 +146,15 @@ class Preprocessor:
       return self.numeric_names
     return self.numeric_names + list(self.schema.categorical)
 
-  def transform(self, frame: pd.DataFrame, *, with_label: bool = True,
-                where: str = "table", row_offset: int = 0) -> dict[str, np.ndarray]:
+  def transform(
+    self, frame: pd.DataFrame, *, with_label: bool = True, where: str = "table", row_offset: int = 0
+  ) -> dict[str, np.ndarray]:
     """{'numeric': float32 [n, F_num], 'categorical': int32 [n, F_cat],
     'label': int32 [n] (with_label), 'group': int32 [n] (sensitive declared)}.
 
     Raises SchemaError naming the column and row of a value that does not fit.
     """
-    self.schema.check_frame(frame, require_target=with_label, where=where,
-                            row_offset=row_offset)
+    self.schema.check_frame(frame, require_target=with_label, where=where, row_offset=row_offset)
     s, n = self.state, len(frame)
     cols = []
     if s["numeric_method"] == "woe":
@@ -148,8 +175,10 @@ class Preprocessor:
     for col in s["indicators"]:
       cols.append(pd.to_numeric(frame[col], errors="coerce").isna().to_numpy(np.float64))
     numeric = (np.stack(cols, axis=1) if cols else np.zeros((n, 0))).astype(np.float32)
-    cats = [np.asarray([index.get(v, 0) for v in category_strings(frame[col])], np.int32)
-            for col, index in zip(self.schema.categorical, self._index)]
+    cats = [
+      np.asarray([index.get(v, 0) for v in category_strings(frame[col])], np.int32)
+      for col, index in zip(self.schema.categorical, self._index)
+    ]
     categorical = np.stack(cats, axis=1) if cats else np.zeros((n, 0), np.int32)
     out = {"numeric": numeric, "categorical": categorical}
     if with_label:
@@ -177,8 +206,11 @@ class Preprocessor:
         for i in np.flatnonzero(missing):
           imputed[i].append(col)
         continue
-      known = ({category_string(v) for v in self.state["woe"][col]["woe"]} if woe else
-               self._index[self.schema.categorical.index(col)])
+      known = (
+        {category_string(v) for v in self.state["woe"][col]["woe"]}
+        if woe
+        else self._index[self.schema.categorical.index(col)]
+      )
       for i, v in enumerate(category_strings(frame[col])):
         if v is None:
           imputed[i].append(col)
@@ -201,16 +233,17 @@ class Preprocessor:
     return json.dumps(dict(schema=self.schema.to_dict(), state=self.state), indent=1)
 
   @classmethod
-  def from_json(cls, text: str) -> "Preprocessor":
+  def from_json(cls, text: str) -> Preprocessor:
     d = json.loads(text)
     return cls(TableSchema.from_dict(d["schema"]), d["state"])
 
   def save(self, path: str) -> None:
     from research.outputs import writer  # pylint: disable=import-outside-toplevel
+
     writer.atomic_write(path, self.to_json())
 
   @classmethod
-  def load(cls, path: str) -> "Preprocessor":
+  def load(cls, path: str) -> Preprocessor:
     with open(path) as f:
       return cls.from_json(f.read())
 
@@ -218,6 +251,7 @@ class Preprocessor:
 def _fit_woe(frame: pd.DataFrame, schema: TableSchema) -> dict[str, dict]:
   """Per feature: optbinning's optimal bins and their weight of evidence, as JSON."""
   from optbinning import OptimalBinning  # pylint: disable=import-outside-toplevel
+
   y = schema.labels(frame)
   out = {}
   for col in schema.features:
@@ -228,19 +262,26 @@ def _fit_woe(frame: pd.DataFrame, schema: TableSchema) -> dict[str, dict]:
       edges = [-np.inf] + splits + [np.inf]
       # One representative value per bin (bins are [s_i, s_{i+1})).
       reps = [(splits[0] - 1.0) if splits else 0.0] + [
-          (a + b) / 2 if np.isfinite(b) else a + 1.0 for a, b in zip(edges[1:-1], edges[2:])]
+        (a + b) / 2 if np.isfinite(b) else a + 1.0 for a, b in zip(edges[1:-1], edges[2:])
+      ]
       woe = [float(v) for v in ob.transform(np.asarray(reps), metric="woe")]
-      missing = float(ob.transform(np.asarray([np.nan]), metric="woe", metric_missing="empirical")[0])
+      missing = float(
+        ob.transform(np.asarray([np.nan]), metric="woe", metric_missing="empirical")[0]
+      )
       out[col] = dict(kind="numeric", splits=splits, woe=woe, missing=missing)
     else:
       x = np.asarray(category_strings(frame[col]), dtype=object)
       x = np.where(pd.isna(x), np.nan, x)
       ob = OptimalBinning(name=col, dtype="categorical").fit(x, y)
       seen = sorted({v for v in x if isinstance(v, str)})
-      woe = dict(zip(seen, (float(v) for v in ob.transform(np.asarray(seen, dtype=object),
-                                                          metric="woe"))))
-      missing = float(ob.transform(np.asarray([np.nan], dtype=object), metric="woe",
-                                   metric_missing="empirical")[0])
+      woe = dict(
+        zip(seen, (float(v) for v in ob.transform(np.asarray(seen, dtype=object), metric="woe")))
+      )
+      missing = float(
+        ob.transform(np.asarray([np.nan], dtype=object), metric="woe", metric_missing="empirical")[
+          0
+        ]
+      )
       out[col] = dict(kind="categorical", woe=woe, missing=missing)
   return out
 
@@ -249,12 +290,16 @@ def _apply_woe(values: pd.Series, fitted: Mapping[str, Any]) -> np.ndarray:
   """float64 [n]: the WoE of each value's bin (missing / unseen: the missing WoE)."""
   if fitted["kind"] == "numeric":
     x = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-    out = np.asarray(fitted["woe"])[np.searchsorted(np.asarray(fitted["splits"]), x,
-                                                     side="right")]
+    out = np.asarray(fitted["woe"])[np.searchsorted(np.asarray(fitted["splits"]), x, side="right")]
     return np.where(np.isnan(x), fitted["missing"], out)
   woe = {category_string(k): v for k, v in fitted["woe"].items()}  # as the rows are normalised
-  return np.asarray([woe.get(v, fitted["missing"]) if v is not None
-                     else fitted["missing"] for v in category_strings(values)], np.float64)
+  return np.asarray(
+    [
+      woe.get(v, fitted["missing"]) if v is not None else fitted["missing"]
+      for v in category_strings(values)
+    ],
+    np.float64,
+  )
 
 
-__all__ = ["Preprocessor", "SchemaError", "PREPROCESSING_FILE", "check_options"]
+__all__ = ["PREPROCESSING_FILE", "Preprocessor", "SchemaError", "check_options"]

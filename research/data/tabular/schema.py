@@ -6,16 +6,18 @@ comes with an embedded data set. `check_frame` validates a table against it and
 names the first offending column and row, so a malformed file is refused with a
 message that says what to fix rather than being silently coerced.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import numbers
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 
 with lazy.imports():
   import pandas as pd
@@ -95,17 +97,20 @@ class TableSchema:
   def __post_init__(self):
     features = list(self.numeric) + list(self.categorical)
     if not features:
-      raise SchemaError("schema declares no numeric or categorical feature columns; list them "
-                        "in schema['numeric'] / schema['categorical'].")
+      raise SchemaError(
+        "schema declares no numeric or categorical feature columns; list them "
+        "in schema['numeric'] / schema['categorical']."
+      )
     dup = sorted({c for c in features if features.count(c) > 1})
     if dup:
-      raise SchemaError(f"schema lists column(s) {dup} more than once (numeric and categorical "
-                        "must be disjoint).")
+      raise SchemaError(
+        f"schema lists column(s) {dup} more than once (numeric and categorical must be disjoint)."
+      )
     if self.target in features:
       raise SchemaError(f"schema target {self.target!r} is also listed as a feature.")
 
   @classmethod
-  def from_dict(cls, d: Mapping[str, Any]) -> "TableSchema":
+  def from_dict(cls, d: Mapping[str, Any]) -> TableSchema:
     """From a config dict; unknown keys are an error listing the valid ones."""
     if isinstance(d, TableSchema):
       return d
@@ -116,8 +121,10 @@ class TableSchema:
       raise SchemaError(f"schema has unknown key(s) {unknown}; valid keys: {sorted(fields)}.")
     for key in ("target", "positive"):
       if key not in d:
-        raise SchemaError(f"schema needs {key!r} (e.g. dict(target='Status', positive='bad', "
-                          "numeric=(...), categorical=(...))).")
+        raise SchemaError(
+          f"schema needs {key!r} (e.g. dict(target='Status', positive='bad', "
+          "numeric=(...), categorical=(...)))."
+        )
     for key in ("numeric", "categorical", "sensitive_bins"):
       d[key] = tuple(d.get(key) or ())
     return cls(**d)
@@ -137,8 +144,9 @@ class TableSchema:
     a CSV's '1' matches a declared 1)."""
     return (frame[self.target].astype(str) == str(self.positive)).to_numpy(np.int32)
 
-  def groups(self, frame: pd.DataFrame,
-             names: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+  def groups(
+    self, frame: pd.DataFrame, names: Sequence[str] | None = None
+  ) -> tuple[np.ndarray, list[str]]:
     """(int32 [n] group ids, group names) of the sensitive attribute; missing or
     (with `names` given, e.g. fitted on training) unseen values -> -1."""
     if not self.sensitive:
@@ -158,8 +166,14 @@ class TableSchema:
     ids = np.asarray([index.get(v, -1) if v is not None else -1 for v in text], np.int32)
     return ids, names
 
-  def check_frame(self, frame: pd.DataFrame, *, require_target: bool = True,
-                  where: str = "table", row_offset: int = 0) -> None:
+  def check_frame(
+    self,
+    frame: pd.DataFrame,
+    *,
+    require_target: bool = True,
+    where: str = "table",
+    row_offset: int = 0,
+  ) -> None:
     """Raises SchemaError naming the first missing column or non-numeric value.
 
     Args:
@@ -172,8 +186,10 @@ class TableSchema:
     needed = list(self.features) + ([self.target] if require_target else [])
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-      raise SchemaError(f"{where}: missing column(s) {missing} declared in the schema; the "
-                        f"table has columns {list(frame.columns)}.")
+      raise SchemaError(
+        f"{where}: missing column(s) {missing} declared in the schema; the "
+        f"table has columns {list(frame.columns)}."
+      )
     for col in self.numeric:
       values = frame[col]
       if pd.api.types.is_bool_dtype(values):
@@ -185,6 +201,8 @@ class TableSchema:
       if bad.any():
         pos = int(np.argmax(bad.to_numpy()))
         line = f" (line {pos + row_offset} of the file)" if row_offset else ""
-        raise SchemaError(f"{where}: column {col!r} row {pos}{line} has value "
-                          f"{values.iloc[pos]!r}, which is not a number (the schema declares "
-                          f"{col!r} numeric); fix the value or leave it empty for missing.")
+        raise SchemaError(
+          f"{where}: column {col!r} row {pos}{line} has value "
+          f"{values.iloc[pos]!r}, which is not a number (the schema declares "
+          f"{col!r} numeric); fix the value or leave it empty for missing."
+        )

@@ -23,25 +23,32 @@ per bucket length: keep the boundaries few. With several processes, compute
 process p take rows `[p*b:(p+1)*b]` of each batch (b = per-process batch), so
 all processes step through the same bucket lengths together.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 
 def _check_boundaries(bucket_boundaries: Sequence[int]) -> np.ndarray:
   b = np.asarray(bucket_boundaries)
-  if (b.ndim != 1 or not len(b) or not np.issubdtype(b.dtype, np.integer) or b.min() < 1
-      or np.any(np.diff(b) <= 0)):
-    raise ValueError(f"bucket_boundaries must be a non-empty, strictly increasing sequence of "
-                     f"positive ints (the maximum length of each bucket), got "
-                     f"{list(bucket_boundaries)!r}.")
+  if (
+    b.ndim != 1
+    or not len(b)
+    or not np.issubdtype(b.dtype, np.integer)
+    or b.min() < 1
+    or np.any(np.diff(b) <= 0)
+  ):
+    raise ValueError(
+      f"bucket_boundaries must be a non-empty, strictly increasing sequence of "
+      f"positive ints (the maximum length of each bucket), got "
+      f"{list(bucket_boundaries)!r}."
+    )
   return b
 
 
-def bucket_of(lengths: Sequence[int] | np.ndarray,
-              bucket_boundaries: Sequence[int]) -> np.ndarray:
+def bucket_of(lengths: Sequence[int] | np.ndarray, bucket_boundaries: Sequence[int]) -> np.ndarray:
   """Bucket index of each length: the first j with `length <= bucket_boundaries[j]`.
 
   Lengths above the last boundary go to the last bucket (the pipeline
@@ -58,9 +65,14 @@ def bucket_length(length: int, bucket_boundaries: Sequence[int]) -> int:
   return int(b[bucket_of([length], b)[0]])
 
 
-def bucket_batches(lengths: Sequence[int] | np.ndarray, batch_size: int,
-                   bucket_boundaries: Sequence[int], seed: int, *,
-                   drop_remainder: bool = True) -> list[np.ndarray]:
+def bucket_batches(
+  lengths: Sequence[int] | np.ndarray,
+  batch_size: int,
+  bucket_boundaries: Sequence[int],
+  seed: int,
+  *,
+  drop_remainder: bool = True,
+) -> list[np.ndarray]:
   """Shuffled batches of example indices, every batch from one length bucket.
 
   Each bucket's indices are shuffled and cut into batches of `batch_size`;
@@ -80,8 +92,9 @@ def bucket_batches(lengths: Sequence[int] | np.ndarray, batch_size: int,
     A list of int64 index arrays `[batch_size]` (or smaller, see
     `drop_remainder`).
   """
-  if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
-      or batch_size < 1:
+  if (
+    not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1
+  ):
     raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
   lengths = np.asarray(lengths)
   if lengths.ndim != 1:
@@ -92,5 +105,5 @@ def bucket_batches(lengths: Sequence[int] | np.ndarray, batch_size: int,
   for j in range(len(bucket_boundaries)):
     members = rng.permutation(np.flatnonzero(buckets == j))
     stop = (len(members) // batch_size) * batch_size if drop_remainder else len(members)
-    batches.extend(members[k:k + batch_size] for k in range(0, stop, batch_size))
+    batches.extend(members[k : k + batch_size] for k in range(0, stop, batch_size))
   return [batches[i] for i in rng.permutation(len(batches))]

@@ -12,7 +12,7 @@ wins; `data_dir` is the argument, else env RESEARCH_DATA_DIR:
   2. TFDS prepared data (`tfds.data_source(..., download=False)`) in `data_dir`
      if it holds a TFDS layout, else TFDS_DATA_DIR, else ~/tensorflow_datasets.
   3. TFDS download-and-prepare (skipped with option `download=False`).
-  If all fail: `registry.DataNotFoundError` listing everything tried.
+  If all fail: `DataNotFoundError` listing everything tried.
 
 tiny_shakespeare: splits 'train' / 'validation' exactly as nanoGPT's
 shakespeare_char: the first `int(n * 0.9)` characters train, the rest
@@ -33,6 +33,7 @@ bytes stripped of surrounding whitespace and decoded as UTF-8, as TFDS does.
 Local copies are ordered by path (neg before pos, then by file name); TFDS
 examples come in TFDS's own order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,12 +41,13 @@ import os
 import re
 import tarfile
 import zlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from research.data import tfds_source
-from research.data.core import Feature
+from research.data.core import DataNotFoundError, Feature, short_error
 
 SHAKESPEARE_SPLITS = ("train", "validation")
 SHAKESPEARE_FILE = "input.txt"
@@ -61,14 +63,16 @@ SHAKESPEARE_FEATURES = {"text": TEXT}
 IMDB_FEATURES = {"text": TEXT, "label": Feature((), "int32", 2), "stars": Feature((), "int32")}
 
 _HOW_TO_GET = {
-    "tiny_shakespeare": (
-        "put input.txt from https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-        "tinyshakespeare/input.txt in <dir>/tiny_shakespeare/ and set RESEARCH_DATA_DIR=<dir> "
-        "(or pass data_dir)"),
-    "imdb_reviews": (
-        "put aclImdb_v1.tar.gz from https://ai.stanford.edu/~amaas/data/sentiment/ (or its "
-        "unpacked aclImdb/ folder) in <dir>/imdb_reviews/ and set RESEARCH_DATA_DIR=<dir> (or "
-        "pass data_dir)"),
+  "tiny_shakespeare": (
+    "put input.txt from https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+    "tinyshakespeare/input.txt in <dir>/tiny_shakespeare/ and set RESEARCH_DATA_DIR=<dir> "
+    "(or pass data_dir)"
+  ),
+  "imdb_reviews": (
+    "put aclImdb_v1.tar.gz from https://ai.stanford.edu/~amaas/data/sentiment/ (or its "
+    "unpacked aclImdb/ folder) in <dir>/imdb_reviews/ and set RESEARCH_DATA_DIR=<dir> (or "
+    "pass data_dir)"
+  ),
 }
 
 
@@ -119,14 +123,15 @@ class ReviewSource:
     name: shown in errors and `repr`.
   """
 
-  def __init__(self, texts: Sequence[str], labels: np.ndarray, stars: np.ndarray, *,
-               name: str):
+  def __init__(self, texts: Sequence[str], labels: np.ndarray, stars: np.ndarray, *, name: str):
     self._texts = list(texts)
     self._labels = np.asarray(labels, np.int32)
     self._stars = np.asarray(stars, np.int32)
     if not len(self._texts) == len(self._labels) == len(self._stars):
-      raise ValueError(f"{name}: {len(self._texts)} texts, {len(self._labels)} labels and "
-                       f"{len(self._stars)} star ratings; they must match.")
+      raise ValueError(
+        f"{name}: {len(self._texts)} texts, {len(self._labels)} labels and "
+        f"{len(self._stars)} star ratings; they must match."
+      )
     self.name = name
     self.features = dict(IMDB_FEATURES)
     self.class_names = list(IMDB_CLASSES)
@@ -145,8 +150,11 @@ class ReviewSource:
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")
-    return {"text": np.str_(self._texts[index]), "label": self._labels[index],
-            "stars": self._stars[index]}
+    return {
+      "text": np.str_(self._texts[index]),
+      "label": self._labels[index],
+      "stars": self._stars[index],
+    }
 
   def __repr__(self) -> str:
     return f"ReviewSource({self.name!r}, n={len(self)})"
@@ -172,8 +180,11 @@ class TfdsReviewSource:
     if not -n <= index < n:
       raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")
     example = self._source[int(index) % n]
-    return {"text": np.str_(as_text(example["text"])), "label": np.int32(example["label"]),
-            "stars": np.int32(-1)}
+    return {
+      "text": np.str_(as_text(example["text"])),
+      "label": np.int32(example["label"]),
+      "stars": np.int32(-1),
+    }
 
   def __repr__(self) -> str:
     return f"TfdsReviewSource({self.name!r}, n={len(self)})"
@@ -182,9 +193,16 @@ class TfdsReviewSource:
 # --- resolution order ------------------------------------------------------------------
 
 
-def _resolve(name: str, split: str, data_dir: str | None, *,
-             local: Callable[[str], Any], from_tfds: Callable[[Callable[[str], Any]], Any],
-             tfds_splits: Sequence[str], download: bool) -> Any:
+def _resolve(
+  name: str,
+  split: str,
+  data_dir: str | None,
+  *,
+  local: Callable[[str], Any],
+  from_tfds: Callable[[Callable[[str], Any]], Any],
+  tfds_splits: Sequence[str],
+  download: bool,
+) -> Any:
   """Steps 1-3 of the module docstring for one data set.
 
   Args:
@@ -194,7 +212,6 @@ def _resolve(name: str, split: str, data_dir: str | None, *,
       the source.
     tfds_splits: the TFDS splits `from_tfds` opens (named in the tried-list).
   """
-  from research.data import registry  # pylint: disable=g-import-not-at-top  # registry imports us
   tried: list[str] = []
   if data_dir:
     directory = os.path.join(data_dir, name)
@@ -203,39 +220,46 @@ def _resolve(name: str, split: str, data_dir: str | None, *,
     except FileNotFoundError as e:
       tried.append(f"(1) local raw copy {directory}: {e}")
   else:
-    tried.append(f"(1) local raw copy <data_dir>/{name}/: skipped, no data_dir given and "
-                 "RESEARCH_DATA_DIR is not set")
+    tried.append(
+      f"(1) local raw copy <data_dir>/{name}/: skipped, no data_dir given and "
+      "RESEARCH_DATA_DIR is not set"
+    )
 
   tfds_dir = tfds_source.tfds_dir_for(name, data_dir)
 
   def open_split(tfds_split: str) -> Any:
     return tfds_source.open_prepared(name, tfds_split, tfds_dir)
 
-  call = (f"tfds.data_source({name!r}, split={'/'.join(tfds_splits)!r}, data_dir={tfds_dir!r}, "
-          "download=False)")
+  call = (
+    f"tfds.data_source({name!r}, split={'/'.join(tfds_splits)!r}, data_dir={tfds_dir!r}, "
+    "download=False)"
+  )
   try:
     return from_tfds(open_split)
   except Exception as e:  # pylint: disable=broad-except  # any failure: try the next step
     where = os.path.join(tfds_dir, name)
-    missing = ("" if tfds_source.has_layout(tfds_dir, name)
-               else f"no prepared data in {where}/ (no <version>/dataset_info.json); ")
-    tried.append(f"(2) TFDS prepared data, {call}: {missing}{registry._short(e)}")  # pylint: disable=protected-access
+    missing = (
+      ""
+      if tfds_source.has_layout(tfds_dir, name)
+      else f"no prepared data in {where}/ (no <version>/dataset_info.json); "
+    )
+    tried.append(f"(2) TFDS prepared data, {call}: {missing}{short_error(e)}")
   if download:
     try:
       # Prepares every split of the data set; the first is just what it opens.
       tfds_source.download_and_prepare(name, tfds_splits[0], tfds_dir)
       return from_tfds(open_split)
     except Exception as e:  # pylint: disable=broad-except
-      tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: "
-                   f"{registry._short(e)}")  # pylint: disable=protected-access
+      tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {short_error(e)}")
   else:
     tried.append("(3) TFDS download_and_prepare: skipped (download=False)")
-  raise registry.DataNotFoundError(
-      f"Data set {name!r} split {split!r} not found. Tried, in order:\n  - "
-      + "\n  - ".join(tried)
-      + f"\nTo get it: {_HOW_TO_GET[name]}; or prepare it with TFDS on a machine with "
-      f"internet (`tfds build {name} --file_format=array_record`) and set TFDS_DATA_DIR to "
-      "that data dir (or pass it as data_dir).")
+  raise DataNotFoundError(
+    f"Data set {name!r} split {split!r} not found. Tried, in order:\n  - "
+    + "\n  - ".join(tried)
+    + f"\nTo get it: {_HOW_TO_GET[name]}; or prepare it with TFDS on a machine with "
+    f"internet (`tfds build {name} --file_format=array_record`) and set TFDS_DATA_DIR to "
+    "that data dir (or pass it as data_dir)."
+  )
 
 
 def _check_split(name: str, split: str, valid: Sequence[str]) -> None:
@@ -268,8 +292,10 @@ def read_shakespeare(directory: str) -> str:
     with open(path, encoding="utf-8") as f:
       text = f.read()
   except UnicodeDecodeError as e:
-    raise ValueError(f"{path}: not UTF-8 text ({e}); the file is damaged or not tiny "
-                     "shakespeare, download it again.") from None
+    raise ValueError(
+      f"{path}: not UTF-8 text ({e}); the file is damaged or not tiny "
+      "shakespeare, download it again."
+    ) from None
   if not text:
     raise ValueError(f"{path} is empty; download it again.")
   return text
@@ -290,8 +316,15 @@ def tiny_shakespeare(split: str, data_dir: str | None, *, download: bool = True)
       parts.extend(as_text(ds[i]["text"]) for i in range(len(ds)))
     return TextSource(split_shakespeare("".join(parts), split), name=name)
 
-  return _resolve("tiny_shakespeare", split, data_dir, local=local, from_tfds=from_tfds,
-                  tfds_splits=("train", "validation", "test"), download=download)
+  return _resolve(
+    "tiny_shakespeare",
+    split,
+    data_dir,
+    local=local,
+    from_tfds=from_tfds,
+    tfds_splits=("train", "validation", "test"),
+    download=download,
+  )
 
 
 # --- IMDb ----------------------------------------------------------------------------
@@ -313,8 +346,9 @@ def _decode_review(data: bytes, where: str) -> str:
   try:
     return data.strip().decode("utf-8")
   except UnicodeDecodeError as e:
-    raise ValueError(f"{where}: review is not UTF-8 ({e}); the copy is damaged, download it "
-                     "again.") from None
+    raise ValueError(
+      f"{where}: review is not UTF-8 ({e}); the copy is damaged, download it again."
+    ) from None
 
 
 _Records = dict[str, list[tuple[str, str, int, int]]]  # split -> [(path, text, label, stars)]
@@ -336,9 +370,11 @@ def _add_record(records: _Records, path: str, data_fn: Callable[[], bytes], wher
 
 def _finish(records: _Records, where: str) -> _Records:
   if not records["train"] and not records["test"]:
-    raise ValueError(f"{where} holds no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<stars>.txt "
-                     "reviews; it is not the IMDb (aclImdb) data or it is damaged. Download "
-                     "aclImdb_v1.tar.gz again.")
+    raise ValueError(
+      f"{where} holds no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<stars>.txt "
+      "reviews; it is not the IMDb (aclImdb) data or it is damaged. Download "
+      "aclImdb_v1.tar.gz again."
+    )
   for split_records in records.values():
     split_records.sort(key=lambda r: r[0])
   return records
@@ -366,28 +402,36 @@ def _read_tarball(path: str, mtime_ns: int, size: int) -> _Records:
 
         _add_record(records, member.name, read, f"{path}:{member.name}")
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-    raise ValueError(f"{path}: cannot read the archive ({type(e).__name__}: {e}); it is "
-                     "truncated or damaged, download it again.") from None
+    raise ValueError(
+      f"{path}: cannot read the archive ({type(e).__name__}: {e}); it is "
+      "truncated or damaged, download it again."
+    ) from None
   return _finish(records, path)
 
 
 def _read_folder(folder: str, split: str) -> _Records:
   """The reviews of `split` in an unpacked `aclImdb/` folder (only that split's files are read)."""
   records: _Records = {s: [] for s in IMDB_SPLITS}
-  set_name, kinds = {"train": ("train", ("neg", "pos")), "test": ("test", ("neg", "pos")),
-                     "unsupervised": ("train", ("unsup",))}[split]
+  set_name, kinds = {
+    "train": ("train", ("neg", "pos")),
+    "test": ("test", ("neg", "pos")),
+    "unsupervised": ("train", ("unsup",)),
+  }[split]
   # Check the labelled part exists even for 'unsupervised', so a wrong folder is named as such.
   for check in ("train", "test"):
     if not os.path.isdir(os.path.join(folder, check)):
-      raise ValueError(f"{folder} has no {check}/ folder; it is not an unpacked aclImdb/ "
-                       "folder, or it is incomplete. Unpack aclImdb_v1.tar.gz again.")
+      raise ValueError(
+        f"{folder} has no {check}/ folder; it is not an unpacked aclImdb/ "
+        "folder, or it is incomplete. Unpack aclImdb_v1.tar.gz again."
+      )
   for kind in kinds:
     sub = os.path.join(folder, set_name, kind)
     if not os.path.isdir(sub):
       if kind == "unsup":
         break
-      raise ValueError(f"{sub} is missing; the aclImdb/ folder is incomplete. Unpack "
-                       "aclImdb_v1.tar.gz again.")
+      raise ValueError(
+        f"{sub} is missing; the aclImdb/ folder is incomplete. Unpack aclImdb_v1.tar.gz again."
+      )
     for filename in os.listdir(sub):
       path = f"{IMDB_FOLDER}/{set_name}/{kind}/{filename}"
       full = os.path.join(sub, filename)
@@ -410,8 +454,9 @@ def find_imdb(directory: str) -> str:
   Raises:
     FileNotFoundError: none of them, listing what was looked for.
   """
-  candidates = [os.path.join(directory, IMDB_FOLDER)] + [os.path.join(directory, t)
-                                                         for t in IMDB_TARBALLS]
+  candidates = [os.path.join(directory, IMDB_FOLDER)] + [
+    os.path.join(directory, t) for t in IMDB_TARBALLS
+  ]
   for candidate in candidates:
     if os.path.exists(candidate):
       return candidate
@@ -435,8 +480,10 @@ def read_imdb(directory: str, split: str) -> ReviewSource:
     records = _read_tarball(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
   rows = records[split]
   if not rows:
-    raise FileNotFoundError(f"{path} has no {IMDB_FOLDER}/train/unsup/ reviews (the "
-                            f"{split!r} split); the labelled-only copy leaves them out")
+    raise FileNotFoundError(
+      f"{path} has no {IMDB_FOLDER}/train/unsup/ reviews (the "
+      f"{split!r} split); the labelled-only copy leaves them out"
+    )
   _, texts, labels, stars = zip(*rows)
   return ReviewSource(texts, np.array(labels), np.array(stars), name=f"imdb_reviews:{split}")
 
@@ -448,5 +495,12 @@ def imdb_reviews(split: str, data_dir: str | None, *, download: bool = True) -> 
   def from_tfds(open_split) -> TfdsReviewSource:
     return TfdsReviewSource(open_split(split), name=f"imdb_reviews:{split}")
 
-  return _resolve("imdb_reviews", split, data_dir, local=lambda d: read_imdb(d, split),
-                  from_tfds=from_tfds, tfds_splits=(split,), download=download)
+  return _resolve(
+    "imdb_reviews",
+    split,
+    data_dir,
+    local=lambda d: read_imdb(d, split),
+    from_tfds=from_tfds,
+    tfds_splits=(split,),
+    download=download,
+  )

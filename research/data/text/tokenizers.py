@@ -21,6 +21,7 @@ On disk a tokenizer is a directory holding `tokenizer.json` (type and resolved
 spec; for 'char' also the vocabulary) plus, for SentencePiece,
 `sentencepiece.model`.
 """
+
 from __future__ import annotations
 
 import abc
@@ -30,7 +31,8 @@ import os
 import random
 import shutil
 import tempfile
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from research.data.text.sources import as_text
 
@@ -91,12 +93,12 @@ class Tokenizer(abc.ABC):
 
   @classmethod
   @abc.abstractmethod
-  def _read(cls, directory: str, meta: Mapping[str, Any]) -> "Tokenizer":
+  def _read(cls, directory: str, meta: Mapping[str, Any]) -> Tokenizer:
     """Inverse of `_write`, given the parsed `tokenizer.json`."""
 
   @classmethod
   @abc.abstractmethod
-  def train(cls, texts: Iterable[str], **options: Any) -> "Tokenizer":
+  def train(cls, texts: Iterable[str], **options: Any) -> Tokenizer:
     """A new tokenizer trained on `texts` (the training split only)."""
 
   @classmethod
@@ -107,8 +109,10 @@ class Tokenizer(abc.ABC):
   def save(self, directory: str) -> None:
     """Writes the tokenizer into `directory` (created; must not hold another tokenizer)."""
     if os.path.exists(os.path.join(directory, SPEC_FILE)):
-      raise ValueError(f"{directory} already holds a tokenizer ({SPEC_FILE}); refusing to "
-                       "overwrite it. Delete the directory first to replace it.")
+      raise ValueError(
+        f"{directory} already holds a tokenizer ({SPEC_FILE}); refusing to "
+        "overwrite it. Delete the directory first to replace it."
+      )
     os.makedirs(directory, exist_ok=True)
     meta = {"spec": self.spec, **self._write(directory)}
     # tokenizer.json last: its presence marks a complete tokenizer directory.
@@ -118,8 +122,10 @@ class Tokenizer(abc.ABC):
     out = [int(i) for i in ids]
     bad = [i for i in out if not 0 <= i < self.vocab_size]
     if bad:
-      raise ValueError(f"{type(self).__name__}.decode: id {bad[0]} is outside the vocabulary "
-                       f"[0, {self.vocab_size}).")
+      raise ValueError(
+        f"{type(self).__name__}.decode: id {bad[0]} is outside the vocabulary "
+        f"[0, {self.vocab_size})."
+      )
     return out
 
   def __repr__(self) -> str:
@@ -135,8 +141,9 @@ def _write_json(path: str, obj: Any) -> None:
 def _check_no_options(cls_name: str, options: Mapping[str, Any], valid: Sequence[str]) -> None:
   unknown = sorted(set(options) - set(valid))
   if unknown:
-    raise ValueError(f"Tokenizer {cls_name!r} takes no option(s) {unknown}; valid options: "
-                     f"{list(valid)}.")
+    raise ValueError(
+      f"Tokenizer {cls_name!r} takes no option(s) {unknown}; valid options: {list(valid)}."
+    )
 
 
 # --- characters ----------------------------------------------------------------
@@ -162,8 +169,10 @@ class CharTokenizer(Tokenizer):
     if not chars or any(not isinstance(c, str) or len(c) != 1 for c in chars):
       raise ValueError("CharTokenizer: chars must be a non-empty list of single characters.")
     if chars != sorted(set(chars)):
-      raise ValueError("CharTokenizer: chars must be sorted and free of duplicates (ids are "
-                       "positions in the sorted character set).")
+      raise ValueError(
+        "CharTokenizer: chars must be sorted and free of duplicates (ids are "
+        "positions in the sorted character set)."
+      )
     self.chars = chars
     self._ids = {c: i for i, c in enumerate(chars)}
 
@@ -173,15 +182,16 @@ class CharTokenizer(Tokenizer):
     return {}
 
   @classmethod
-  def train(cls, texts: Iterable[str], **options: Any) -> "CharTokenizer":
+  def train(cls, texts: Iterable[str], **options: Any) -> CharTokenizer:
     """The sorted set of characters in `texts`. Raises ValueError if there are none."""
     cls.resolve_options(options)
     chars: set[str] = set()
     for text in texts:
       chars.update(as_text(text))
     if not chars:
-      raise ValueError("CharTokenizer.train: the training texts are empty; nothing to build a "
-                       "vocabulary from.")
+      raise ValueError(
+        "CharTokenizer.train: the training texts are empty; nothing to build a vocabulary from."
+      )
     return cls(sorted(chars))
 
   @property
@@ -200,9 +210,10 @@ class CharTokenizer(Tokenizer):
       pos = next(i for i, c in enumerate(text) if c not in ids)
       c = text[pos]
       raise ValueError(
-          f"CharTokenizer.encode: character {c!r} (U+{ord(c):04X}) at position {pos} is not in "
-          f"the {self.vocab_size}-character vocabulary built from the training text. Remove or "
-          "replace it, or retrain the tokenizer on text that contains it.") from None
+        f"CharTokenizer.encode: character {c!r} (U+{ord(c):04X}) at position {pos} is not in "
+        f"the {self.vocab_size}-character vocabulary built from the training text. Remove or "
+        "replace it, or retrain the tokenizer on text that contains it."
+      ) from None
 
   def decode(self, ids: Iterable[int]) -> str:
     chars = self.chars
@@ -213,10 +224,12 @@ class CharTokenizer(Tokenizer):
     return {"chars": self.chars}
 
   @classmethod
-  def _read(cls, directory: str, meta: Mapping[str, Any]) -> "CharTokenizer":
+  def _read(cls, directory: str, meta: Mapping[str, Any]) -> CharTokenizer:
     if "chars" not in meta:
-      raise ValueError(f"{os.path.join(directory, SPEC_FILE)}: no 'chars' list; the file is "
-                       "damaged. Delete the directory to retrain the tokenizer.")
+      raise ValueError(
+        f"{os.path.join(directory, SPEC_FILE)}: no 'chars' list; the file is "
+        "damaged. Delete the directory to retrain the tokenizer."
+      )
     return cls(meta["chars"])
 
 
@@ -253,9 +266,14 @@ class SentencePieceTokenizer(Tokenizer):
   type = "sentencepiece"
   PAD, UNK, BOS, EOS, MASK = 0, 1, 2, 3, 4
   DEFAULTS: dict[str, Any] = {
-      "vocab_size": 8000, "model_type": "unigram", "character_coverage": 1.0,
-      "max_sentences": 1_000_000, "byte_fallback": False, "normalization": "nmt_nfkc",
-      "seed": 0, "num_threads": 4,
+    "vocab_size": 8000,
+    "model_type": "unigram",
+    "character_coverage": 1.0,
+    "max_sentences": 1_000_000,
+    "byte_fallback": False,
+    "normalization": "nmt_nfkc",
+    "seed": 0,
+    "num_threads": 4,
   }
   # Lines longer than this many bytes are dropped by the trainer (its default,
   # 4192, would drop most IMDb reviews).
@@ -269,17 +287,24 @@ class SentencePieceTokenizer(Tokenizer):
 
   def __init__(self, model_proto: bytes, options: Mapping[str, Any] | None = None):
     import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+
     self._proto = bytes(model_proto)
     self._options = self.resolve_options(options or {})
     self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
-    got = {"pad": self._sp.pad_id(), "unk": self._sp.unk_id(), "bos": self._sp.bos_id(),
-           "eos": self._sp.eos_id(), "mask": self._sp.piece_to_id("<mask>")}
-    want = {"pad": self.PAD, "unk": self.UNK, "bos": self.BOS, "eos": self.EOS,
-            "mask": self.MASK}
+    got = {
+      "pad": self._sp.pad_id(),
+      "unk": self._sp.unk_id(),
+      "bos": self._sp.bos_id(),
+      "eos": self._sp.eos_id(),
+      "mask": self._sp.piece_to_id("<mask>"),
+    }
+    want = {"pad": self.PAD, "unk": self.UNK, "bos": self.BOS, "eos": self.EOS, "mask": self.MASK}
     if got != want:
-      raise ValueError(f"SentencePieceTokenizer: model has special ids {got}, expected {want}; "
-                       "it was not trained by this class. Retrain it with "
-                       "SentencePieceTokenizer.train.")
+      raise ValueError(
+        f"SentencePieceTokenizer: model has special ids {got}, expected {want}; "
+        "it was not trained by this class. Retrain it with "
+        "SentencePieceTokenizer.train."
+      )
 
   @classmethod
   def resolve_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,11 +315,14 @@ class SentencePieceTokenizer(Tokenizer):
       return isinstance(v, int) and not isinstance(v, bool)
 
     if not is_int(o["vocab_size"]) or o["vocab_size"] < 8:
-      raise ValueError(f"sentencepiece: vocab_size must be an int >= 8 (5 special ids plus "
-                       f"text pieces), got {o['vocab_size']!r}.")
+      raise ValueError(
+        f"sentencepiece: vocab_size must be an int >= 8 (5 special ids plus "
+        f"text pieces), got {o['vocab_size']!r}."
+      )
     if o["model_type"] not in ("unigram", "bpe"):
-      raise ValueError(f"sentencepiece: model_type must be 'unigram' or 'bpe', got "
-                       f"{o['model_type']!r}.")
+      raise ValueError(
+        f"sentencepiece: model_type must be 'unigram' or 'bpe', got {o['model_type']!r}."
+      )
     cov = o["character_coverage"]
     if not isinstance(cov, (int, float)) or isinstance(cov, bool) or not 0 < cov <= 1:
       raise ValueError(f"sentencepiece: character_coverage must be in (0, 1], got {cov!r}.")
@@ -304,19 +332,24 @@ class SentencePieceTokenizer(Tokenizer):
     if not is_int(o["seed"]) or o["seed"] < 0:
       raise ValueError(f"sentencepiece: seed must be a non-negative int, got {o['seed']!r}.")
     if not isinstance(o["byte_fallback"], bool):
-      raise ValueError(f"sentencepiece: byte_fallback must be True or False, got "
-                       f"{o['byte_fallback']!r}.")
+      raise ValueError(
+        f"sentencepiece: byte_fallback must be True or False, got {o['byte_fallback']!r}."
+      )
     if o["byte_fallback"] and o["vocab_size"] <= 5 + 256:
-      raise ValueError(f"sentencepiece: byte_fallback adds 256 byte pieces; vocab_size "
-                       f"{o['vocab_size']} must be > 261.")
+      raise ValueError(
+        f"sentencepiece: byte_fallback adds 256 byte pieces; vocab_size "
+        f"{o['vocab_size']} must be > 261."
+      )
     if not isinstance(o["normalization"], str):
-      raise ValueError(f"sentencepiece: normalization must be a rule name such as 'nmt_nfkc' or "
-                       f"'identity', got {o['normalization']!r}.")
+      raise ValueError(
+        f"sentencepiece: normalization must be a rule name such as 'nmt_nfkc' or "
+        f"'identity', got {o['normalization']!r}."
+      )
     o["character_coverage"] = float(cov)
     return o
 
   @classmethod
-  def train(cls, texts: Iterable[str], **options: Any) -> "SentencePieceTokenizer":
+  def train(cls, texts: Iterable[str], **options: Any) -> SentencePieceTokenizer:
     """Trains on the non-empty lines of `texts` (at most `max_sentences`, sampled).
 
     Raises:
@@ -324,30 +357,45 @@ class SentencePieceTokenizer(Tokenizer):
         (the message gives the largest size that works).
     """
     import io  # pylint: disable=g-import-not-at-top
+
     import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+
     o = cls.resolve_options(options)
     lines = _sample_lines(texts, o["max_sentences"], o["seed"])
     if not lines:
-      raise ValueError("SentencePieceTokenizer.train: the training texts have no non-empty "
-                       "lines; nothing to train on.")
+      raise ValueError(
+        "SentencePieceTokenizer.train: the training texts have no non-empty "
+        "lines; nothing to train on."
+      )
     model = io.BytesIO()
     try:
       spm.SentencePieceTrainer.train(
-          sentence_iterator=iter(lines), model_writer=model,
-          vocab_size=o["vocab_size"], model_type=o["model_type"],
-          character_coverage=o["character_coverage"], byte_fallback=o["byte_fallback"],
-          normalization_rule_name=o["normalization"], num_threads=o["num_threads"],
-          pad_id=cls.PAD, unk_id=cls.UNK, bos_id=cls.BOS, eos_id=cls.EOS,
-          control_symbols=["<mask>"],  # first id after the four above: 4
-          max_sentence_length=cls.MAX_SENTENCE_BYTES,
-          # The sample is ours (seeded); the trainer's own would not be reproducible.
-          input_sentence_size=0, shuffle_input_sentence=False,
-          minloglevel=2)
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=o["vocab_size"],
+        model_type=o["model_type"],
+        character_coverage=o["character_coverage"],
+        byte_fallback=o["byte_fallback"],
+        normalization_rule_name=o["normalization"],
+        num_threads=o["num_threads"],
+        pad_id=cls.PAD,
+        unk_id=cls.UNK,
+        bos_id=cls.BOS,
+        eos_id=cls.EOS,
+        control_symbols=["<mask>"],  # first id after the four above: 4
+        max_sentence_length=cls.MAX_SENTENCE_BYTES,
+        # The sample is ours (seeded); the trainer's own would not be reproducible.
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
+        minloglevel=2,
+      )
     except RuntimeError as e:
       msg = " ".join(str(e).split())
       if "Vocabulary size" in msg:
-        raise ValueError(f"SentencePieceTokenizer.train: vocab_size={o['vocab_size']} is too "
-                         f"large for this corpus ({msg}). Lower vocab_size.") from None
+        raise ValueError(
+          f"SentencePieceTokenizer.train: vocab_size={o['vocab_size']} is too "
+          f"large for this corpus ({msg}). Lower vocab_size."
+        ) from None
       raise ValueError(f"SentencePieceTokenizer.train failed: {msg}") from None
     return cls(model.getvalue(), o)
 
@@ -375,20 +423,23 @@ class SentencePieceTokenizer(Tokenizer):
     return {"model_file": SPM_FILE}
 
   @classmethod
-  def _read(cls, directory: str, meta: Mapping[str, Any]) -> "SentencePieceTokenizer":
+  def _read(cls, directory: str, meta: Mapping[str, Any]) -> SentencePieceTokenizer:
     path = os.path.join(directory, meta.get("model_file", SPM_FILE))
     try:
       with open(path, "rb") as f:
         proto = f.read()
     except FileNotFoundError:
-      raise FileNotFoundError(f"{path} is missing but {SPEC_FILE} names it; the tokenizer "
-                              "directory is incomplete. Delete it to retrain.") from None
+      raise FileNotFoundError(
+        f"{path} is missing but {SPEC_FILE} names it; the tokenizer "
+        "directory is incomplete. Delete it to retrain."
+      ) from None
     options = {k: v for k, v in meta["spec"].items() if k != "type"}
     try:
       return cls(proto, options)
     except RuntimeError as e:  # sentencepiece's error for a damaged model
-      raise ValueError(f"{path}: not a readable SentencePiece model ({e}). Delete the "
-                       "directory to retrain.") from None
+      raise ValueError(
+        f"{path}: not a readable SentencePiece model ({e}). Delete the directory to retrain."
+      ) from None
 
   # Picklable (grain may copy ops into worker processes) via the model bytes.
   def __getstate__(self):
@@ -425,15 +476,17 @@ def _sample_lines(texts: Iterable[str], k: int, seed: int) -> list[str]:
 
 
 TOKENIZERS: dict[str, type[Tokenizer]] = {
-    CharTokenizer.type: CharTokenizer,
-    SentencePieceTokenizer.type: SentencePieceTokenizer,
+  CharTokenizer.type: CharTokenizer,
+  SentencePieceTokenizer.type: SentencePieceTokenizer,
 }
 
 
 def _split_spec(spec: Mapping[str, Any]) -> tuple[type[Tokenizer], dict[str, Any]]:
   if not isinstance(spec, Mapping) or "type" not in spec:
-    raise ValueError(f"A tokenizer spec is a mapping with a 'type' ({sorted(TOKENIZERS)}), e.g. "
-                     f"{{'type': 'char'}}; got {spec!r}.")
+    raise ValueError(
+      f"A tokenizer spec is a mapping with a 'type' ({sorted(TOKENIZERS)}), e.g. "
+      f"{{'type': 'char'}}; got {spec!r}."
+    )
   kind = spec["type"]
   if kind not in TOKENIZERS:
     raise ValueError(f"Unknown tokenizer type {kind!r}; valid types: {sorted(TOKENIZERS)}.")
@@ -464,11 +517,15 @@ def load_tokenizer(directory: str) -> Tokenizer:
     with open(path, encoding="utf-8") as f:
       meta = json.load(f)
   except FileNotFoundError:
-    raise FileNotFoundError(f"No tokenizer in {directory}: {SPEC_FILE} is missing. Train one "
-                            "with get_or_train_tokenizer (or Tokenizer.save).") from None
+    raise FileNotFoundError(
+      f"No tokenizer in {directory}: {SPEC_FILE} is missing. Train one "
+      "with get_or_train_tokenizer (or Tokenizer.save)."
+    ) from None
   except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not valid JSON ({e}); the file is damaged. Delete the directory "
-                     "to retrain the tokenizer.") from None
+    raise ValueError(
+      f"{path}: not valid JSON ({e}); the file is damaged. Delete the directory "
+      "to retrain the tokenizer."
+    ) from None
   spec = meta.get("spec") if isinstance(meta, dict) else None
   try:
     cls, _ = _split_spec(spec)
@@ -477,8 +534,9 @@ def load_tokenizer(directory: str) -> Tokenizer:
   return cls._read(directory, meta)  # pylint: disable=protected-access
 
 
-def get_or_train_tokenizer(spec: Mapping[str, Any], train_texts_fn: Callable[[], Iterable[str]],
-                           directory: str) -> Tokenizer:
+def get_or_train_tokenizer(
+  spec: Mapping[str, Any], train_texts_fn: Callable[[], Iterable[str]], directory: str
+) -> Tokenizer:
   """The tokenizer in `directory` if one is saved there, else a new one trained and saved.
 
   Training writes into a temporary sibling directory that is renamed to
@@ -500,8 +558,10 @@ def get_or_train_tokenizer(spec: Mapping[str, Any], train_texts_fn: Callable[[],
   directory = os.path.abspath(directory)
   if not os.path.exists(os.path.join(directory, SPEC_FILE)):
     if os.path.isdir(directory) and os.listdir(directory):
-      raise ValueError(f"{directory} holds files but no {SPEC_FILE}, so it is not a saved "
-                       "tokenizer; choose another directory or empty it.")
+      raise ValueError(
+        f"{directory} holds files but no {SPEC_FILE}, so it is not a saved "
+        "tokenizer; choose another directory or empty it."
+      )
     cls, options = _split_spec(want)
     tokenizer = cls.train(train_texts_fn(), **options)
     parent = os.path.dirname(directory)
@@ -522,7 +582,9 @@ def get_or_train_tokenizer(spec: Mapping[str, Any], train_texts_fn: Callable[[],
         shutil.rmtree(tmp, ignore_errors=True)
   tokenizer = load_tokenizer(directory)
   if tokenizer.spec != want:
-    raise ValueError(f"The tokenizer saved in {directory} was built from spec {tokenizer.spec}, "
-                     f"but {want} was asked for. Use the spec it was trained with (a resumed run "
-                     "must keep its ids), or delete the directory to retrain.")
+    raise ValueError(
+      f"The tokenizer saved in {directory} was built from spec {tokenizer.spec}, "
+      f"but {want} was asked for. Use the spec it was trained with (a resumed run "
+      "must keep its ids), or delete the directory to retrain."
+    )
   return tokenizer

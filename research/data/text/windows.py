@@ -12,10 +12,11 @@ token after the first exactly once; the last window is padded and carries
 `weights` 0 there, so a weighted mean over the eval pass is the exact
 per-token loss of the split.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -25,8 +26,9 @@ MODES = ("random", "contiguous")
 
 
 def _check_block_size(block_size: int) -> int:
-  if not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) \
-      or block_size < 1:
+  if (
+    not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) or block_size < 1
+  ):
     raise ValueError(f"block_size must be a positive int, got {block_size!r}.")
   return int(block_size)
 
@@ -39,8 +41,9 @@ def _as_tokens(tokens: Sequence[int] | np.ndarray, what: str) -> np.ndarray:
   if array.size and not np.issubdtype(array.dtype, np.integer):
     raise ValueError(f"{what}: tokens must be integer ids, got dtype {array.dtype}.")
   if array.size and (array.min() < 0 or array.max() > np.iinfo(np.int32).max):
-    raise ValueError(f"{what}: token ids must be in [0, 2**31), got range "
-                     f"[{array.min()}, {array.max()}].")
+    raise ValueError(
+      f"{what}: token ids must be in [0, 2**31), got range [{array.min()}, {array.max()}]."
+    )
   array = array.astype(np.int32)
   array.flags.writeable = False  # examples are views of it; nobody may change them
   return array
@@ -61,8 +64,15 @@ class LMWindows:
     name: shown in errors and `repr`.
   """
 
-  def __init__(self, tokens: Sequence[int] | np.ndarray, block_size: int, mode: str = "random",
-               *, pad_id: int = 0, name: str = "lm_windows"):
+  def __init__(
+    self,
+    tokens: Sequence[int] | np.ndarray,
+    block_size: int,
+    mode: str = "random",
+    *,
+    pad_id: int = 0,
+    name: str = "lm_windows",
+  ):
     self.block_size = _check_block_size(block_size)
     if mode not in MODES:
       raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}.")
@@ -71,8 +81,10 @@ class LMWindows:
     n, t = len(self.tokens), self.block_size
     if mode == "random":
       if n <= t:
-        raise ValueError(f"{name}: {n} tokens are too few for block_size {t} in 'random' "
-                         f"mode (need at least {t + 1}); lower block_size.")
+        raise ValueError(
+          f"{name}: {n} tokens are too few for block_size {t} in 'random' "
+          f"mode (need at least {t + 1}); lower block_size."
+        )
       self._len = n - t
     else:
       if n < 2:
@@ -102,10 +114,10 @@ class LMWindows:
       raise IndexError(f"{self.name}: index {index} out of range for {self._len} windows.")
     i, t = int(index) % self._len, self.block_size
     if self.mode == "random":
-      return {"inputs": self.tokens[i:i + t], "targets": self.tokens[i + 1:i + t + 1]}
+      return {"inputs": self.tokens[i : i + t], "targets": self.tokens[i + 1 : i + t + 1]}
     start = i * t
-    inputs = self.tokens[start:start + t]
-    targets = self.tokens[start + 1:start + t + 1]
+    inputs = self.tokens[start : start + t]
+    targets = self.tokens[start + 1 : start + t + 1]
     real = len(targets)  # < t only in the last window
     weights = np.zeros(t, np.float32)
     weights[:real] = 1.0
@@ -122,8 +134,10 @@ class LMWindows:
     """
     indices = np.asarray(indices)
     if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
-      raise IndexError(f"{self.name}: get_batch needs 1-D integer indices, got shape "
-                       f"{indices.shape} dtype {indices.dtype}.")
+      raise IndexError(
+        f"{self.name}: get_batch needs 1-D integer indices, got shape "
+        f"{indices.shape} dtype {indices.dtype}."
+      )
     if indices.size and not (-self._len <= indices.min() and indices.max() < self._len):
       bad = indices[(indices < -self._len) | (indices >= self._len)][0]
       raise IndexError(f"{self.name}: index {bad} out of range for {self._len} windows.")
@@ -137,13 +151,17 @@ class LMWindows:
     real = positions + 1 < len(self.tokens)
     safe = np.where(real, positions, 0)
     pad = np.int32(self.pad_id)
-    return {"inputs": np.where(real, self.tokens[safe], pad),
-            "targets": np.where(real, self.tokens[safe + real], pad),
-            "weights": real.astype(np.float32)}
+    return {
+      "inputs": np.where(real, self.tokens[safe], pad),
+      "targets": np.where(real, self.tokens[safe + real], pad),
+      "weights": real.astype(np.float32),
+    }
 
   def __repr__(self) -> str:
-    return (f"LMWindows({self.name!r}, mode={self.mode!r}, tokens={len(self.tokens)}, "
-            f"block_size={self.block_size}, n={self._len})")
+    return (
+      f"LMWindows({self.name!r}, mode={self.mode!r}, tokens={len(self.tokens)}, "
+      f"block_size={self.block_size}, n={self._len})"
+    )
 
 
 def stream_documents(documents: Iterable[Sequence[int]], eos_id: int) -> np.ndarray:
@@ -161,8 +179,9 @@ def stream_documents(documents: Iterable[Sequence[int]], eos_id: int) -> np.ndar
   return _as_tokens(np.concatenate(parts), "stream_documents").copy()
 
 
-def pack_documents(documents: Iterable[Sequence[int]], block_size: int, eos_id: int, *,
-                   pad_id: int = 0) -> ArraySource:
+def pack_documents(
+  documents: Iterable[Sequence[int]], block_size: int, eos_id: int, *, pad_id: int = 0
+) -> ArraySource:
   """Packs documents end to end into rows of `block_size` next-token pairs.
 
   The stream is `stream_documents(documents, eos_id)` (each document then
@@ -183,8 +202,7 @@ def pack_documents(documents: Iterable[Sequence[int]], block_size: int, eos_id: 
   stream = stream_documents(docs, eos_id)
   if len(stream) < 2:
     raise ValueError("pack_documents: the documents give fewer than 2 tokens; nothing to pack.")
-  segments = np.repeat(np.arange(1, len(docs) + 1, dtype=np.int32),
-                       [len(d) + 1 for d in docs])
+  segments = np.repeat(np.arange(1, len(docs) + 1, dtype=np.int32), [len(d) + 1 for d in docs])
   # Same layout as LMWindows 'contiguous', built for all rows at once.
   pairs = len(stream) - 1
   rows = math.ceil(pairs / t)
@@ -194,10 +212,13 @@ def pack_documents(documents: Iterable[Sequence[int]], block_size: int, eos_id: 
     out[:pairs] = values
     return out.reshape(rows, t)
 
-  return ArraySource({
+  return ArraySource(
+    {
       "inputs": rows_of(stream[:-1], pad_id, np.int32),
       "targets": rows_of(stream[1:], pad_id, np.int32),
       "weights": rows_of(np.ones(pairs, np.float32), 0, np.float32),
       # The segment of each input position (the last token is never an input).
       "segment_ids": rows_of(segments[:-1], 0, np.int32),
-  }, name="pack_documents")
+    },
+    name="pack_documents",
+  )

@@ -6,6 +6,7 @@ checks every name (data set, split, model, optimizer, schedule, evaluator,
 preprocessing op) when the config is built, before any data is read or any
 computation is compiled.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,10 @@ def parse_arg(arg: str | None, *, variants: tuple[str, ...] = (), **defaults) ->
       continue
     key, value = (s.strip() for s in part.split("=", 1))
     if key not in defaults:
-      raise ValueError(f"Unknown config argument {key!r} in {arg!r}; valid: "
-                       f"{', '.join(sorted(defaults)) or '(none)'}.")
+      raise ValueError(
+        f"Unknown config argument {key!r} in {arg!r}; valid: "
+        f"{', '.join(sorted(defaults)) or '(none)'}."
+      )
     default = defaults[key]
     if isinstance(default, bool):
       if value.lower() not in ("true", "false", "1", "0"):
@@ -53,10 +56,10 @@ def parse_arg(arg: str | None, *, variants: tuple[str, ...] = (), **defaults) ->
 def base_config() -> ConfigDict:
   """Every key the shared loop reads, with defaults. Experiments override values."""
   c = ConfigDict()
-  c.experiment = ""             # filled by `load`: 'vision/digits:cnn'
+  c.experiment = ""  # filled by `load`: 'vision/digits:cnn'
   c.seed = 0
-  c.parallel = "jit"            # 'jit' (Mesh + NamedSharding) or 'pmap'
-  # XLA host devices when the run is CPU-only (research/xla_flags.py): 2 runs
+  c.parallel = "jit"  # 'jit' (Mesh + NamedSharding) or 'pmap'
+  # XLA host devices when the run is CPU-only (research/platforms/xla_flags.py): 2 runs
   # one data-parallel half-batch per core. Ignored on GPU/TPU and when
   # XLA_FLAGS already sets --xla_force_host_platform_device_count.
   c.cpu_host_devices = 1
@@ -82,52 +85,97 @@ def base_config() -> ConfigDict:
   # A jax.profiler trace of `num_steps` steps from `start_step` into
   # <workdir>/profile/ (TensorBoard's profile plugin or xprof open it).
   c.profile = ConfigDict(dict(start_step=placeholder(int), num_steps=5))
-  c.task = ConfigDict(dict(name="classification", num_classes=10, input_key="image",
-                           label_key="label", label_smoothing=0.0))
-  c.data = ConfigDict(dict(
-      name="", data_dir=placeholder(str), train_split="train", pp_train="", pp_eval="",
-      num_threads=1, prefetch=2, options=ConfigDict(),
-      extra_train_splits=(),        # e.g. ('unsupervised',): used when present
-      format="examples",            # or 'lm_windows' (see research/data/build.py)
-      tokenizer=ConfigDict(),       # e.g. {'type': 'char'}; empty = no tokenizer
-      tabular=ConfigDict(),         # format 'tabular': {'numeric': 'standardize'|'quantile'|'woe', 'min_count': 1}
+  c.task = ConfigDict(
+    dict(
+      name="classification",
+      num_classes=10,
+      input_key="image",
+      label_key="label",
+      label_smoothing=0.0,
+    )
+  )
+  c.data = ConfigDict(
+    dict(
+      name="",
+      data_dir=placeholder(str),
+      train_split="train",
+      pp_train="",
+      pp_eval="",
+      num_threads=1,
+      prefetch=2,
+      options=ConfigDict(),
+      extra_train_splits=(),  # e.g. ('unsupervised',): used when present
+      format="examples",  # or 'lm_windows' (see research/data/build.py)
+      tokenizer=ConfigDict(),  # e.g. {'type': 'char'}; empty = no tokenizer
+      tabular=ConfigDict(),  # format 'tabular': {'numeric': 'standardize'|'quantile'|'woe', 'min_count': 1}
       block_size=placeholder(int),  # language-model window length
       # Carve a 'validation' split out of train_split (format 'examples', data
       # sets without their own): this share, stratified by label, seeded.
-      validation_fraction=placeholder(float), validation_seed=0))
+      validation_fraction=placeholder(float),
+      validation_seed=0,
+    )
+  )
   c.model = ConfigDict(dict(name=""))  # plus the model's own fields
-  c.batch_size = 128            # global, over all devices and processes
+  c.batch_size = 128  # global, over all devices and processes
   c.eval_batch_size = 500
   # Durations: `<x>_steps` or `<x>_epochs`; steps win when both are set (see
   # research/train/durations.py). `placeholder(type)` keeps a None default
   # overridable from the command line.
   c.total_steps = placeholder(int)
   c.total_epochs = placeholder(float)
-  c.optimizer = ConfigDict(dict(name="adam", lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
-                                nesterov=False, weight_decay=0.0, decay_mask="no_bias_or_norm",
-                                clip_norm=placeholder(float), accum_steps=1))
-  c.schedule = ConfigDict(dict(name="constant", warmup_steps=placeholder(int),
-                               warmup_epochs=placeholder(float),
-                               end_factor=0.0, boundaries=(0.5, 0.75), decay_factor=0.1))
+  c.optimizer = ConfigDict(
+    dict(
+      name="adam",
+      lr=1e-3,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      momentum=0.9,
+      nesterov=False,
+      weight_decay=0.0,
+      decay_mask="no_bias_or_norm",
+      clip_norm=placeholder(float),
+      accum_steps=1,
+    )
+  )
+  c.schedule = ConfigDict(
+    dict(
+      name="constant",
+      warmup_steps=placeholder(int),
+      warmup_epochs=placeholder(float),
+      end_factor=0.0,
+      boundaries=(0.5, 0.75),
+      decay_factor=0.1,
+    )
+  )
   c.log_every_steps = 50
-  c.evals = ConfigDict()        # name -> dict(type=..., split=..., every_steps|every_epochs)
-  c.ckpt = ConfigDict(dict(every_steps=placeholder(int), every_epochs=placeholder(float),
-                           keep=2, best_metric=placeholder(str),
-                           best_mode="max", async_save=True))
+  c.evals = ConfigDict()  # name -> dict(type=..., split=..., every_steps|every_epochs)
+  c.ckpt = ConfigDict(
+    dict(
+      every_steps=placeholder(int),
+      every_epochs=placeholder(float),
+      keep=2,
+      best_metric=placeholder(str),
+      best_mode="max",
+      async_save=True,
+    )
+  )
   c.ckpt.every_epochs = 1.0
   # Stop after `patience` evaluations of `metric` (a validation eval's, never
   # a test one) without an improvement > min_delta; the best checkpoint
   # (ckpt.best_metric) is kept. No metric = off. research/train/early_stopping.py.
-  c.early_stopping = ConfigDict(dict(metric=placeholder(str), mode="min", patience=3,
-                                     min_delta=0.0))
+  c.early_stopping = ConfigDict(
+    dict(metric=placeholder(str), mode="min", patience=3, min_delta=0.0)
+  )
   # Transfer learning: copy parameter subtrees from another run's checkpoint
   # on a fresh start (see research/train/init_from.py).
   # More than one source run (NeuMF from GMF + MLP): `sources`, a tuple of
   # dict(workdir=..., checkpoint='best', mapping=(...)), applied after `workdir`'s.
-  c.init_from = ConfigDict(dict(workdir=placeholder(str), checkpoint="best", mapping=(),
-                                sources=()))
+  c.init_from = ConfigDict(
+    dict(workdir=placeholder(str), checkpoint="best", mapping=(), sources=())
+  )
   c.progress = True
-  c.references = ()             # published results: dicts(metric, value, source, ...)
+  c.references = ()  # published results: dicts(metric, value, source, ...)
   # Baselines scored in the same run on the same split (research/baselines):
   # name -> dict(type=..., split=<an eval split>, **kwargs).
   c.baselines = ConfigDict()
@@ -136,14 +184,23 @@ def base_config() -> ConfigDict:
 
 def eval_config(type: str = "classification", split: str = "test", **kw) -> ConfigDict:
   every_steps, every_epochs = kw.pop("every_steps", None), kw.pop("every_epochs", None)
-  c = ConfigDict(dict(type=type, split=split, every_steps=placeholder(int),
-                      every_epochs=placeholder(float), topk=kw.pop("topk", (5,)), **kw))
+  c = ConfigDict(
+    dict(
+      type=type,
+      split=split,
+      every_steps=placeholder(int),
+      every_epochs=placeholder(float),
+      topk=kw.pop("topk", (5,)),
+      **kw,
+    )
+  )
   c.every_steps, c.every_epochs = every_steps, every_epochs
   return c
 
 
-def select_on_validation(c: ConfigDict, metric: str, mode: str = "max", *,
-                         fraction: float | None = 0.1, like: str = "test") -> None:
+def select_on_validation(
+  c: ConfigDict, metric: str, mode: str = "max", *, fraction: float | None = 0.1, like: str = "test"
+) -> None:
   """The selection protocol of every experiment: nothing is chosen on test.
 
   `c.evals.val` becomes a copy of `c.evals[like]` on the 'validation' split and
@@ -163,8 +220,9 @@ def select_on_validation(c: ConfigDict, metric: str, mode: str = "max", *,
 
 def validate(config: ConfigDict) -> None:
   """Checks every name in the config; raises ValueError naming the bad key."""
-  # Imported here so `research.config` stays importable without jax work.
-  from research import baselines, tasks
+  # Imported here so `research.core.config` stays importable without jax work.
+  from research import baselines
+  from research.core import tasks
   from research.data import build as data_build
   from research.data import holdout, ops, registry
   from research.metrics import evaluators
@@ -173,8 +231,11 @@ def validate(config: ConfigDict) -> None:
 
   if not config.data.name:
     raise ValueError("config.data.name is empty; set the data set to train on.")
-  splits = ([config.data.train_split] + list(config.data.extra_train_splits)
-            + [e.split for e in config.evals.values()])
+  splits = (
+    [config.data.train_split]
+    + list(config.data.extra_train_splits)
+    + [e.split for e in config.evals.values()]
+  )
   if data_build.carves_validation(config.data):
     splits = [s for s in splits if s != holdout.VALIDATION]
   registry.check_dataset(config.data.name, splits)
@@ -189,20 +250,27 @@ def validate(config: ConfigDict) -> None:
   tasks.check_task(config.task)
   optim.check(config.optimizer, config.schedule)
   if config.parallel not in parallel.BACKENDS:
-    raise ValueError(f"Unknown config.parallel {config.parallel!r}; valid: "
-                     f"{', '.join(parallel.BACKENDS)}.")
+    raise ValueError(
+      f"Unknown config.parallel {config.parallel!r}; valid: {', '.join(parallel.BACKENDS)}."
+    )
   parallel.check_grad_allreduce(config.grad_allreduce)
   sharding.check_mesh_config(config.mesh.to_dict())
   precision.check(config)
-  if config.profile.start_step is not None and (config.profile.start_step < 0
-                                                or config.profile.num_steps < 1):
-    raise ValueError(f"config.profile needs start_step >= 0 and num_steps >= 1, got "
-                     f"{config.profile.to_dict()}.")
+  if config.profile.start_step is not None and (
+    config.profile.start_step < 0 or config.profile.num_steps < 1
+  ):
+    raise ValueError(
+      f"config.profile needs start_step >= 0 and num_steps >= 1, got {config.profile.to_dict()}."
+    )
   parallel.check_steps_per_call(config.steps_per_call)
   if not isinstance(config.cpu_host_devices, int) or config.cpu_host_devices < 1:
-    raise ValueError(f"config.cpu_host_devices must be an integer >= 1, got "
-                     f"{config.cpu_host_devices!r}.")
-  for key in ("batch_size", "eval_batch_size"):  # else found only when training (or its final eval) runs
+    raise ValueError(
+      f"config.cpu_host_devices must be an integer >= 1, got {config.cpu_host_devices!r}."
+    )
+  for key in (
+    "batch_size",
+    "eval_batch_size",
+  ):  # else found only when training (or its final eval) runs
     if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 1:
       raise ValueError(f"config.{key} must be an integer >= 1, got {config[key]!r}.")
   if config.total_steps is None and config.total_epochs is None:
@@ -216,8 +284,10 @@ def validate(config: ConfigDict) -> None:
   if best:
     prefix = best.split("/", 1)[0]
     if prefix not in config.evals:
-      raise ValueError(f"config.ckpt.best_metric={best!r} names eval {prefix!r}, but "
-                       f"config.evals has: {', '.join(config.evals) or '(none)'}.")
+      raise ValueError(
+        f"config.ckpt.best_metric={best!r} names eval {prefix!r}, but "
+        f"config.evals has: {', '.join(config.evals) or '(none)'}."
+      )
     check_not_test(f"config.ckpt.best_metric={best!r}", prefix, config.evals[prefix].split)
 
 
@@ -230,9 +300,11 @@ def check_not_test(what: str, eval_name: str, split: str) -> None:
   """ValueError when a selection knob (`what`) reads a test eval: nothing may be
   chosen on the test split, else the test metrics stop being an estimate."""
   if is_test_eval(eval_name, split):
-    raise ValueError(f"{what} selects on eval {eval_name!r} (split {split!r}), a test split; "
-                     "select on a validation eval instead (e.g. 'val/...' on split "
-                     "'validation').")
+    raise ValueError(
+      f"{what} selects on eval {eval_name!r} (split {split!r}), a test split; "
+      "select on a validation eval instead (e.g. 'val/...' on split "
+      "'validation')."
+    )
 
 
 def load(spec: str, overrides: dict[str, Any] | None = None) -> ConfigDict:
@@ -269,7 +341,8 @@ def finalize_flag(config: ConfigDict, flag_name: str = "config") -> ConfigDict:
   """
   from absl import flags  # pylint: disable=import-outside-toplevel
   from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
-  from research import xla_flags  # pylint: disable=import-outside-toplevel
+
+  from research.platforms import xla_flags  # pylint: disable=import-outside-toplevel
 
   path, _, arg = config_flags.get_config_filename(flags.FLAGS[flag_name]).partition(":")
   config = finalize(config, path, arg or None)
@@ -281,7 +354,7 @@ def _experiment_name(path: str) -> str:
   path = path.removesuffix(".py")
   parts = os.path.normpath(path).split(os.sep)
   if "experiments" in parts:
-    parts = parts[parts.index("experiments") + 1:]
+    parts = parts[parts.index("experiments") + 1 :]
   return "/".join(parts)
 
 
@@ -295,8 +368,10 @@ def _import_experiment(path: str):
   try:
     return importlib.import_module(name)
   except ModuleNotFoundError as e:
-    raise ValueError(f"No experiment {path!r} (tried file {path!r} and module {name!r}); "
-                     "experiments live in experiments/<domain>/<name>.py.") from e
+    raise ValueError(
+      f"No experiment {path!r} (tried file {path!r} and module {name!r}); "
+      "experiments live in experiments/<domain>/<name>.py."
+    ) from e
 
 
 def _set(config: ConfigDict, dotted: str, value: Any) -> None:

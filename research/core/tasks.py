@@ -4,10 +4,12 @@ A task turns a batch into model inputs and turns model outputs plus the batch
 into a scalar training loss and a few per-step metrics. The loop never looks
 inside a batch itself, so it does not know which domain it runs.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -71,8 +73,9 @@ class TokenPredictionTask:
     """Mean cross-entropy over weighted tokens; metrics {'loss', 'accuracy'}."""
     targets = batch[self.target_key]
     weights = batch.get(self.weight_key)
-    weights = (jnp.ones(targets.shape, jnp.float32) if weights is None
-               else weights.astype(jnp.float32))
+    weights = (
+      jnp.ones(targets.shape, jnp.float32) if weights is None else weights.astype(jnp.float32)
+    )
     ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
     total = jnp.maximum(weights.sum(), 1e-8)
     loss = (ce * weights).sum() / total
@@ -156,8 +159,12 @@ class RiskForecastTask:
     u = y - q
     pinball = jnp.maximum(self.quantile * u, (self.quantile - 1.0) * u).mean() / self.quantile
     loss = nll + self.quantile_weight * pinball
-    return loss, {"loss": loss, "nll": nll, "pinball": pinball,
-                  "exceedance": (y < q).astype(jnp.float32).mean()}
+    return loss, {
+      "loss": loss,
+      "nll": nll,
+      "pinball": pinball,
+      "exceedance": (y < q).astype(jnp.float32).mean(),
+    }
 
 
 def _pick(batch: Mapping[str, jax.Array], keys) -> dict[str, jax.Array]:
@@ -261,13 +268,18 @@ class InBatchSoftmaxTask:
     return loss, {"loss": loss, "accuracy": accuracy}
 
 
-TASKS = {"classification": ClassificationTask, "lm": TokenPredictionTask,
-         "mlm": TokenPredictionTask, "seq2seq": Seq2SeqTask,
-         "tabular_classification": TabularClassificationTask,
-         "risk_forecast": RiskForecastTask,
-         # Recommendation.
-         "rating": RatingTask, "pointwise": PointwiseTask,
-         "in_batch_softmax": InBatchSoftmaxTask}
+TASKS = {
+  "classification": ClassificationTask,
+  "lm": TokenPredictionTask,
+  "mlm": TokenPredictionTask,
+  "seq2seq": Seq2SeqTask,
+  "tabular_classification": TabularClassificationTask,
+  "risk_forecast": RiskForecastTask,
+  # Recommendation.
+  "rating": RatingTask,
+  "pointwise": PointwiseTask,
+  "in_batch_softmax": InBatchSoftmaxTask,
+}
 
 
 def check_task(task_config: Mapping[str, Any]) -> None:

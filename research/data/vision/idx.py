@@ -5,6 +5,7 @@ uint32 dims, then the data in C order, big-endian. Every file is validated
 against its own header, so a truncated download fails loudly with the file
 name instead of producing a short or garbled array.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,12 +15,12 @@ import numpy as np
 
 # IDX dtype codes -> big-endian numpy dtypes.
 _DTYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
+  0x08: np.dtype("u1"),
+  0x09: np.dtype("i1"),
+  0x0B: np.dtype(">i2"),
+  0x0C: np.dtype(">i4"),
+  0x0D: np.dtype(">f4"),
+  0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -65,25 +66,33 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
   redownload = "The file is damaged; delete it and download it again."
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES or data[3] == 0:
     if len(data) < 4 and gzip_problem:
-      raise ValueError(f"{path}: truncated: {gzip_problem}; got only {len(data)} bytes. {redownload}")
+      raise ValueError(
+        f"{path}: truncated: {gzip_problem}; got only {len(data)} bytes. {redownload}"
+      )
     raise ValueError(
-        f"{path}: not an IDX file: magic bytes {data[:4].hex(' ')!r}, expected "
-        f"'00 00 <dtype code in {[hex(c) for c in _DTYPES]}> <ndim>'. {redownload}")
+      f"{path}: not an IDX file: magic bytes {data[:4].hex(' ')!r}, expected "
+      f"'00 00 <dtype code in {[hex(c) for c in _DTYPES]}> <ndim>'. {redownload}"
+    )
   dtype, ndim = _DTYPES[data[2]], data[3]
   header = 4 + 4 * ndim
   if len(data) < header:
-    raise ValueError(f"{path}: truncated IDX header: expected {header} bytes, found "
-                     f"{len(data)}. {redownload}")
+    raise ValueError(
+      f"{path}: truncated IDX header: expected {header} bytes, found {len(data)}. {redownload}"
+    )
   dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
   expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
   found = len(data) - header
   if found < expected or gzip_problem:
     why = f" ({gzip_problem})" if gzip_problem else ""
-    raise ValueError(f"{path}: truncated IDX file{why}: header dims {dims} need {expected} "
-                     f"data bytes, found {found}. {redownload}")
+    raise ValueError(
+      f"{path}: truncated IDX file{why}: header dims {dims} need {expected} "
+      f"data bytes, found {found}. {redownload}"
+    )
   if found > expected:
-    raise ValueError(f"{path}: IDX file has {found - expected} bytes more than its header "
-                     f"dims {dims} need ({expected}). {redownload}")
+    raise ValueError(
+      f"{path}: IDX file has {found - expected} bytes more than its header "
+      f"dims {dims} need ({expected}). {redownload}"
+    )
   array = np.frombuffer(data, dtype, int(np.prod(dims)), header).reshape(dims)
   return array.astype(dtype.newbyteorder("="), copy=False)
 
@@ -109,8 +118,10 @@ def find_split_files(directory: str, split: str) -> tuple[str, str]:
   found = []
   for kind in ("images", "labels"):
     names = _candidates(kind, split)
-    path = next((os.path.join(directory, n) for n in names
-                 if os.path.isfile(os.path.join(directory, n))), None)
+    path = next(
+      (os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))),
+      None,
+    )
     if path is None:
       raise FileNotFoundError(f"no {' / '.join(names)} in {directory}")
     found.append(path)
@@ -127,11 +138,14 @@ def load_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   images_path, labels_path = find_split_files(directory, split)
   images, labels = read_idx(images_path), read_idx(labels_path)
   if images.ndim != 3 or images.dtype != np.uint8:
-    raise ValueError(f"{images_path}: expected uint8 images [N, H, W], got {images.dtype} "
-                     f"{images.shape}.")
+    raise ValueError(
+      f"{images_path}: expected uint8 images [N, H, W], got {images.dtype} {images.shape}."
+    )
   if labels.ndim != 1:
     raise ValueError(f"{labels_path}: expected labels [N], got shape {labels.shape}.")
   if len(images) != len(labels):
-    raise ValueError(f"{images_path} has {len(images)} images but {labels_path} has "
-                     f"{len(labels)} labels; one of them is damaged or from another set.")
+    raise ValueError(
+      f"{images_path} has {len(images)} images but {labels_path} has "
+      f"{len(labels)} labels; one of them is damaged or from another set."
+    )
   return images[..., None], labels.astype(np.int32)

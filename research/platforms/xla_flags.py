@@ -34,6 +34,7 @@ An unknown flag name or value makes XLA abort at start-up, so flags are tied to
 the jaxlib range in pyproject.toml. Set RESEARCH_XLA_FLAGS=0 to set nothing; a
 flag already present in XLA_FLAGS is never overridden.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,9 +42,7 @@ import logging
 import os
 import sys
 
-CPU_FLAGS = (
-    "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",
-)
+CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
 # Host "devices" (config.cpu_host_devices, default 1): with 2 on the 2-core
 # machine the data-parallel step runs one half-batch per core, which XLA's
 # intra-op threading alone does not achieve for small ops (a 768x128 @
@@ -66,8 +65,14 @@ HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
 # Modules whose presence means JAX may pick an accelerator when JAX_PLATFORMS is unset.
-_ACCELERATOR_MODULES = ("jax_plugins", "jax_cuda12_plugin", "jax_cuda13_plugin",
-                        "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu")
+_ACCELERATOR_MODULES = (
+  "jax_plugins",
+  "jax_cuda12_plugin",
+  "jax_cuda13_plugin",
+  "jax_rocm60_plugin",
+  "jax_rocm7_plugin",
+  "libtpu",
+)
 
 
 def _cpu_only() -> bool:
@@ -110,7 +115,7 @@ def apply() -> list[str]:
   nothing when RESEARCH_XLA_FLAGS=0, off CPU-only processes, or for a flag
   whose name XLA_FLAGS already sets.
   """
-  return _add_flags(CPU_FLAGS, "research.xla_flags.apply()")
+  return _add_flags(CPU_FLAGS, "research.platforms.xla_flags.apply()")
 
 
 def set_host_devices(count: int) -> bool:
@@ -120,8 +125,9 @@ def set_host_devices(count: int) -> bool:
   nothing for count 1, off CPU-only processes, under RESEARCH_XLA_FLAGS=0, or
   when XLA_FLAGS already names the device count (the user's choice wins).
   """
-  return count > 1 and bool(_add_flags((f"{HOST_DEVICES_FLAG}={count}",),
-                                       f"config.cpu_host_devices={count}"))
+  return count > 1 and bool(
+    _add_flags((f"{HOST_DEVICES_FLAG}={count}",), f"config.cpu_host_devices={count}")
+  )
 
 
 def current() -> str:

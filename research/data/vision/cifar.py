@@ -6,6 +6,7 @@ b'labels': [int] * 10000}`, rows holding the R, G and B 32x32 planes in turn.
 Pickles can run code, so they are read with an unpickler that only rebuilds
 numpy arrays and plain containers.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,12 +25,12 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
   """Refuses every global except what a pickled numpy array needs."""
 
   _ALLOWED = {
-      ("numpy.core.multiarray", "_reconstruct"),
-      ("numpy._core.multiarray", "_reconstruct"),
-      ("numpy", "ndarray"),
-      ("numpy", "dtype"),
-      # Python 3 pickles (protocol 2) store bytes as _codecs.encode(str, 'latin1').
-      ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    # Python 3 pickles (protocol 2) store bytes as _codecs.encode(str, 'latin1').
+    ("_codecs", "encode"),
   }
 
   def find_class(self, module, name):
@@ -43,8 +44,10 @@ def _unpickle(data: bytes, where: str) -> dict:
     # encoding='bytes': the files were written by python 2 (keys are bytes).
     obj = _NumpyOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
   except Exception as e:  # a damaged pickle can raise almost anything
-    raise ValueError(f"{where}: cannot read CIFAR-10 batch ({type(e).__name__}: {e}); "
-                     "the file is damaged, download it again.") from None
+    raise ValueError(
+      f"{where}: cannot read CIFAR-10 batch ({type(e).__name__}: {e}); "
+      "the file is damaged, download it again."
+    ) from None
   if not isinstance(obj, dict):
     raise ValueError(f"{where}: expected a dict in a CIFAR-10 batch, got {type(obj).__name__}.")
   return obj
@@ -62,8 +65,9 @@ def find(directory: str) -> str:
   tarball = os.path.join(directory, TARBALL)
   if os.path.isfile(tarball):
     return tarball
-  raise FileNotFoundError(f"no {FOLDER}/ (with data_batch_1..5, test_batch) or {TARBALL} "
-                          f"in {directory}")
+  raise FileNotFoundError(
+    f"no {FOLDER}/ (with data_batch_1..5, test_batch) or {TARBALL} in {directory}"
+  )
 
 
 def _read_members(path: str, names: list[str]) -> dict[str, tuple[bytes, str]]:
@@ -88,12 +92,16 @@ def _read_members(path: str, names: list[str]) -> dict[str, tuple[bytes, str]]:
         except KeyError:
           if name == "batches.meta":
             continue
-          raise ValueError(f"{path}: has no member {member}; not the CIFAR-10 python "
-                           "tarball or damaged, download it again.") from None
+          raise ValueError(
+            f"{path}: has no member {member}; not the CIFAR-10 python "
+            "tarball or damaged, download it again."
+          ) from None
         out[name] = (f.read(), f"{path}:{member}")
   except (tarfile.TarError, EOFError, OSError) as e:
-    raise ValueError(f"{path}: cannot read tarball ({type(e).__name__}: {e}); it is "
-                     "truncated or damaged, download it again.") from None
+    raise ValueError(
+      f"{path}: cannot read tarball ({type(e).__name__}: {e}); it is "
+      "truncated or damaged, download it again."
+    ) from None
   return out
 
 
@@ -121,6 +129,7 @@ def load_split(path: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str]
   names = None
   if "batches.meta" in members:
     meta = _unpickle(*members["batches.meta"])
-    names = [n.decode() if isinstance(n, bytes) else str(n)
-             for n in meta.get(b"label_names", [])] or None
+    names = [
+      n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(b"label_names", [])
+    ] or None
   return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), names

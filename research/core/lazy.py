@@ -1,6 +1,6 @@
 """Lazy imports of domain-only packages (pandas, scikit-learn, ...).
 
-    from research import lazy
+    from research.core import lazy
     with lazy.imports():
       import pandas as pd
 
@@ -18,15 +18,18 @@ matplotlib.figure import Figure` does not); modules using it need
 etils swaps `builtins.__import__` only while the `with` block runs, i.e. while
 the importing module itself is being imported.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from etils import epy
 
-INSTALL_HINT = ("This experiment needs it; the default install has every domain's packages: "
-                "pip install -c constraints.txt -e .")
+INSTALL_HINT = (
+  "This experiment needs it; the default install has every domain's packages: "
+  "pip install -c constraints.txt -e ."
+)
 
 
 @contextlib.contextmanager

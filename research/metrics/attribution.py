@@ -10,6 +10,7 @@ embedding space (the model takes 'categorical_embedded'), and a categorical
 feature's attribution is the sum over its embedding dimensions. Completeness:
 the attributions of a row sum to f(x) - f(x') up to the quadrature error.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,22 +31,27 @@ def _ig(model, variables, numeric, categorical, steps: int):
   tables = _embedding_tables(variables["params"])
   if tables:
     emb = jnp.stack([t[categorical[:, j]] for j, t in enumerate(tables)], axis=1)  # [n, Fc, d]
-    base_emb = jnp.stack([jnp.broadcast_to(t[0], emb[:, j].shape)
-                          for j, t in enumerate(tables)], axis=1)
+    base_emb = jnp.stack(
+      [jnp.broadcast_to(t[0], emb[:, j].shape) for j, t in enumerate(tables)], axis=1
+    )
   else:
     emb = base_emb = jnp.zeros(categorical.shape + (1,), jnp.float32)
   base_num = jnp.zeros_like(numeric)
 
   def log_odds(num, e):
-    logits = model.apply(variables, {"numeric": num, "categorical": categorical,
-                                     "categorical_embedded": e}, train=False)
+    logits = model.apply(
+      variables,
+      {"numeric": num, "categorical": categorical, "categorical_embedded": e},
+      train=False,
+    )
     return logits[:, 1] - logits[:, 0]
 
   grad_fn = jax.grad(lambda num, e: log_odds(num, e).sum(), argnums=(0, 1))
 
   def body(carry, alpha):
-    g_num, g_emb = grad_fn(base_num + alpha * (numeric - base_num),
-                           base_emb + alpha * (emb - base_emb))
+    g_num, g_emb = grad_fn(
+      base_num + alpha * (numeric - base_num), base_emb + alpha * (emb - base_emb)
+    )
     return (carry[0] + g_num, carry[1] + g_emb), None
 
   alphas = (jnp.arange(steps, dtype=jnp.float32) + 0.5) / steps
@@ -65,6 +71,11 @@ def integrated_gradients(model, variables, inputs, *, steps: int = 32):
     variables: its {'params': ...} (host or device arrays).
     inputs: {'numeric': float [n, F_num], 'categorical': int [n, F_cat]}.
   """
-  attr, gap = _ig(model, jax.device_get(variables), jnp.asarray(inputs["numeric"], jnp.float32),
-                  jnp.asarray(inputs["categorical"], jnp.int32), steps)
+  attr, gap = _ig(
+    model,
+    jax.device_get(variables),
+    jnp.asarray(inputs["numeric"], jnp.float32),
+    jnp.asarray(inputs["categorical"], jnp.int32),
+    steps,
+  )
   return np.asarray(attr), np.asarray(gap)

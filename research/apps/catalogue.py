@@ -5,20 +5,20 @@ and a module-level `VARIANTS` (a tuple of names, or a dict keyed by them; the
 first is the default, as in `parse_arg(arg, variants=VARIANTS)`). Modules whose
 name starts with '_' are shared helpers, not experiments.
 
-`entries()` loads every variant's config (`research.config.load`: built,
+`entries()` loads every variant's config (`research.core.config.load`: built,
 locked and validated, no data read) and describes it: data set, model, the
 validation split and the metric its best checkpoint is chosen by, its test
 evals and the published references it reproduces. `python -m tools.experiments`
 prints it.
 """
+
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 from typing import Any
 
-from research import config as config_lib
+from research.core import config as config_lib
 
 EXPERIMENTS_PACKAGE = "experiments"
 
@@ -41,8 +41,10 @@ def variants(module) -> tuple[str, ...]:
   """The module's variant names, the default first."""
   names = getattr(module, "VARIANTS", None)
   if not names:
-    raise ValueError(f"Experiment module {module.__name__} has no VARIANTS; declare "
-                     "`VARIANTS = (...)` (names accepted by parse_arg) at module level.")
+    raise ValueError(
+      f"Experiment module {module.__name__} has no VARIANTS; declare "
+      "`VARIANTS = (...)` (names accepted by parse_arg) at module level."
+    )
   return tuple(names)
 
 
@@ -50,8 +52,10 @@ def _validation(config) -> str:
   """How the validation split is made, in words."""
   data = config.data
   if data.get("validation_fraction") is not None:
-    return (f"{data.validation_fraction:.0%} of '{data.train_split}', stratified by label, "
-            f"seed {data.validation_seed}")
+    return (
+      f"{data.validation_fraction:.0%} of '{data.train_split}', stratified by label, "
+      f"seed {data.validation_seed}"
+    )
   options = data.options.to_dict() if data.options else {}
   if data.format == "interactions":
     if not options.get("validation"):
@@ -75,19 +79,27 @@ def describe(config) -> dict[str, Any]:
     if options.get(key) is not None:
       data[key] = options[key]
   return {
-      "experiment": config.experiment,
-      "data": data,
-      "model": config.model.name,
-      "validation": _validation(config),
-      "selection": ({"metric": best, "mode": config.ckpt.best_mode,
-                     "split": config.evals[best_eval].split} if best else None),
-      "selects_on_test": bool(best) and config_lib.is_test_eval(
-          best_eval, config.evals[best_eval].split),
-      "evals": {name: ev.split for name, ev in config.evals.items()},
-      "references": [
-          {"metric": r["metric"], "value": r["value"], "source": r.get("source", ""),
-           "data": dict(r.get("data") or {})}
-          for r in config.references],
+    "experiment": config.experiment,
+    "data": data,
+    "model": config.model.name,
+    "validation": _validation(config),
+    "selection": (
+      {"metric": best, "mode": config.ckpt.best_mode, "split": config.evals[best_eval].split}
+      if best
+      else None
+    ),
+    "selects_on_test": bool(best)
+    and config_lib.is_test_eval(best_eval, config.evals[best_eval].split),
+    "evals": {name: ev.split for name, ev in config.evals.items()},
+    "references": [
+      {
+        "metric": r["metric"],
+        "value": r["value"],
+        "source": r.get("source", ""),
+        "data": dict(r.get("data") or {}),
+      }
+      for r in config.references
+    ],
   }
 
 
@@ -107,14 +119,23 @@ def _cell(value: Any) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
   """The catalogue as a markdown table, references listed under each row's cells."""
-  lines = ["| experiment | data | model | validation | selected by | published reference |",
-           "|---|---|---|---|---|---|"]
+  lines = [
+    "| experiment | data | model | validation | selected by | published reference |",
+    "|---|---|---|---|---|---|",
+  ]
   for e in rows:
     s = e["selection"]
     selected = f"{s['metric']} ({s['mode']})" if s else "last step"
     refs = "; ".join(f"{r['metric']} {r['value']} ({r['source']})" for r in e["references"])
-    data = e["data"]["name"] + "".join(f", {k}={v}" for k, v in e["data"].items()
-                                        if k not in ("name", "format"))
-    lines.append("| " + " | ".join(_cell(x) for x in (
-        e["experiment"], data, e["model"], e["validation"], selected, refs or "—")) + " |")
+    data = e["data"]["name"] + "".join(
+      f", {k}={v}" for k, v in e["data"].items() if k not in ("name", "format")
+    )
+    lines.append(
+      "| "
+      + " | ".join(
+        _cell(x)
+        for x in (e["experiment"], data, e["model"], e["validation"], selected, refs or "—")
+      )
+      + " |"
+    )
   return "\n".join(lines) + "\n"

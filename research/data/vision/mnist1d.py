@@ -6,6 +6,7 @@ given and writable, else under `~/.cache/research/mnist1d/`. The cache name
 carries a hash of the generation arguments and the package version, so a
 change in either regenerates instead of serving stale data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +26,7 @@ _KEYS = {"train": ("x", "y"), "test": ("x_test", "y_test")}
 def _args_and_key() -> tuple[object, str]:
   import mnist1d  # pylint: disable=g-import-not-at-top
   from mnist1d import data as mnist1d_data  # pylint: disable=g-import-not-at-top
+
   args = mnist1d_data.get_dataset_args()
   arg_dict = mnist1d_data.get_dataset_args(as_dict=True)
   version = getattr(mnist1d, "__version__", "unknown")
@@ -35,6 +37,7 @@ def _args_and_key() -> tuple[object, str]:
 def _generate(args: object) -> dict[str, np.ndarray]:
   """Runs `mnist1d.data.make_dataset(args)` -> float32 `[N, 40, 1]`, int32 `[N]` per split."""
   from mnist1d import data as mnist1d_data  # pylint: disable=g-import-not-at-top
+
   # make_dataset reseeds python's and numpy's global RNGs; restore them so
   # loading data does not change anyone else's random stream.
   np_state, py_state = np.random.get_state(), random.getstate()
@@ -44,8 +47,10 @@ def _generate(args: object) -> dict[str, np.ndarray]:
     np.random.set_state(np_state)
     random.setstate(py_state)
   return {
-      "x": d["x"].astype(np.float32)[..., None], "y": d["y"].astype(np.int32),
-      "x_test": d["x_test"].astype(np.float32)[..., None], "y_test": d["y_test"].astype(np.int32),
+    "x": d["x"].astype(np.float32)[..., None],
+    "y": d["y"].astype(np.int32),
+    "x_test": d["x_test"].astype(np.float32)[..., None],
+    "y_test": d["y_test"].astype(np.int32),
   }
 
 
@@ -61,8 +66,12 @@ def _load_cache(path: str) -> dict[str, np.ndarray] | None:
       arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
   except (OSError, ValueError, KeyError, EOFError):
     return None  # missing or damaged cache: regenerate
-  ok = (arrays["x"].ndim == 3 and arrays["x"].shape[1:] == (40, 1)
-        and len(arrays["x"]) == len(arrays["y"]) and len(arrays["x_test"]) == len(arrays["y_test"]))
+  ok = (
+    arrays["x"].ndim == 3
+    and arrays["x"].shape[1:] == (40, 1)
+    and len(arrays["x"]) == len(arrays["y"])
+    and len(arrays["x_test"]) == len(arrays["y_test"])
+  )
   return arrays if ok else None
 
 
@@ -101,7 +110,10 @@ def mnist1d(split: str, data_dir: str | None = None) -> ArraySource:
     raise ValueError(f"mnist1d has splits {SPLITS}, got {split!r}.")
   arrays = load_arrays(data_dir)
   x_key, y_key = _KEYS[split]
-  source = ArraySource({"image": arrays[x_key], "label": arrays[y_key]},
-                       num_classes={"label": 10}, name=f"mnist1d:{split}")
+  source = ArraySource(
+    {"image": arrays[x_key], "label": arrays[y_key]},
+    num_classes={"label": 10},
+    name=f"mnist1d:{split}",
+  )
   source.class_names = [str(i) for i in range(10)]
   return source

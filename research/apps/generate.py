@@ -4,6 +4,7 @@ Rebuilds the run from its own config.json, reloads the tokenizer saved in
 `<workdir>/tokenizer/`, restores the best (or latest) checkpoint and calls the
 jit-compiled `research.models.decoding.generate`.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,23 +12,34 @@ import os
 import jax
 import numpy as np
 
-from research import config as config_lib
+from research.core import config as config_lib
 from research.data.text import tokenizers as tok_lib
 from research.models import build_model, decoding
 from research.train import checkpoint as ckpt_lib
 from research.train.evaluate import load_workdir_config, restore_raw_picked
 
 
-def generate_text(workdir: str, prompt: str, *, max_new_tokens: int = 500,
-                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                  greedy: bool = False, seed: int = 0, num_samples: int = 1,
-                  checkpoint: str = "best") -> list[str]:
+def generate_text(
+  workdir: str,
+  prompt: str,
+  *,
+  max_new_tokens: int = 500,
+  temperature: float = 1.0,
+  top_k: int | None = None,
+  top_p: float | None = None,
+  greedy: bool = False,
+  seed: int = 0,
+  num_samples: int = 1,
+  checkpoint: str = "best",
+) -> list[str]:
   """Returns `num_samples` continuations of `prompt` (prompt included)."""
   config = load_workdir_config(workdir)
   config_lib.validate(config)
   if config.data.format != "lm_windows":
-    raise ValueError(f"{workdir} is not a language-model run (data.format="
-                     f"{config.data.format!r}); generation needs a GPT or recurrent LM.")
+    raise ValueError(
+      f"{workdir} is not a language-model run (data.format="
+      f"{config.data.format!r}); generation needs a GPT or recurrent LM."
+    )
   # Only the tokenizer and the checkpoint are needed: no training data is read.
   tokenizer = tok_lib.load_tokenizer(os.path.join(workdir, "tokenizer"))
   ids = tokenizer.encode(prompt)
@@ -37,13 +49,25 @@ def generate_text(workdir: str, prompt: str, *, max_new_tokens: int = 500,
   if model_kwargs.get("vocab_size") is None:
     model_kwargs["vocab_size"] = tokenizer.vocab_size
   model = build_model(model_kwargs.pop("name"), **model_kwargs)
-  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
-                               best_metric=config.ckpt.best_metric, best_mode=config.ckpt.best_mode)
+  ckpt = ckpt_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    keep=config.ckpt.keep,
+    best_metric=config.ckpt.best_metric,
+    best_mode=config.ckpt.best_mode,
+  )
   _, saved = restore_raw_picked(ckpt, checkpoint, workdir)
   ckpt.close()
   variables = {"params": saved["params"], **dict(saved.get("model_state") or {})}
   prompt_ids = np.tile(np.asarray(ids, np.int32)[None], (num_samples, 1))
-  tokens = decoding.generate(model, variables, prompt_ids, max_new_tokens=max_new_tokens,
-                             rng=jax.random.PRNGKey(seed), temperature=temperature,
-                             top_k=top_k, top_p=top_p, greedy=greedy)
+  tokens = decoding.generate(
+    model,
+    variables,
+    prompt_ids,
+    max_new_tokens=max_new_tokens,
+    rng=jax.random.PRNGKey(seed),
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+    greedy=greedy,
+  )
   return [tokenizer.decode(row.tolist()) for row in np.asarray(tokens)]

@@ -13,12 +13,14 @@ An experiment module declares its default with a module-level
 `SEARCH_SPACE` dict. The grid sampler takes `choice` values as they are and
 `points` values spread over each range (log-spaced for 'log').
 """
+
 from __future__ import annotations
 
 import ast
 import importlib.util
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +31,10 @@ def parse(text: str) -> tuple:
   """'log:1e-4:1e-1' -> ('log', 0.0001, 0.1); 'choice:a|b' -> ('choice', 'a', 'b')."""
   kind, _, rest = text.partition(":")
   if kind not in KINDS or not rest:
-    raise ValueError(f"Search space spec {text!r} must be one of log:LO:HI, float:LO:HI, "
-                     "int:LO:HI or choice:A|B|...")
+    raise ValueError(
+      f"Search space spec {text!r} must be one of log:LO:HI, float:LO:HI, "
+      "int:LO:HI or choice:A|B|..."
+    )
   if kind == "choice":
     return ("choice",) + tuple(_literal(v) for v in rest.split("|"))
   parts = rest.split(":")
@@ -50,16 +54,19 @@ def _literal(text: str) -> Any:
 def check(space: Mapping[str, Any], config) -> dict[str, tuple]:
   """The space with string specs parsed; ValueError naming a bad key or spec."""
   if not space:
-    raise ValueError("Empty search space: the experiment declares no `search_space(variant)`; "
-                     "pass --space=space.py or --space.<config key>=log:1e-4:1e-1 (see "
-                     "research/search_space.py).")
+    raise ValueError(
+      "Empty search space: the experiment declares no `search_space(variant)`; "
+      "pass --space=space.py or --space.<config key>=log:1e-4:1e-1 (see "
+      "research/apps/search_space.py)."
+    )
   out = {}
   for key, spec in space.items():
     node = config
     for part in key.split("."):
       if not hasattr(node, "keys") or part not in node:
-        raise ValueError(f"Search space key {key!r} is not a config key (dotted, e.g. "
-                         "optimizer.lr).")
+        raise ValueError(
+          f"Search space key {key!r} is not a config key (dotted, e.g. optimizer.lr)."
+        )
       node = node[part]
     spec = parse(spec) if isinstance(spec, str) else tuple(spec)
     if not spec or spec[0] not in KINDS:
@@ -130,16 +137,21 @@ def scoring_metric(config) -> tuple[str, str]:
   (the checkpoint the tools use is chosen by it), else early_stopping.metric.
   ValueError when neither is set or the metric is a test eval's."""
   from research.train import early_stopping  # pylint: disable=import-outside-toplevel
+
   if config.ckpt.best_metric:
     metric, mode = config.ckpt.best_metric, config.ckpt.best_mode
   elif config.early_stopping.metric:
     metric, mode = config.early_stopping.metric, config.early_stopping.mode
   else:
-    raise ValueError("tools.tune scores trials on config.ckpt.best_metric (or "
-                     "early_stopping.metric); set one to a validation metric, e.g. "
-                     "--config.ckpt.best_metric=val/accuracy.")
+    raise ValueError(
+      "tools.tune scores trials on config.ckpt.best_metric (or "
+      "early_stopping.metric); set one to a validation metric, e.g. "
+      "--config.ckpt.best_metric=val/accuracy."
+    )
   if early_stopping.is_test_metric(config, metric):
-    raise ValueError(f"tools.tune refuses to select on the test metric {metric!r} "
-                     "(config.ckpt.best_metric); name a validation eval's metric, e.g. "
-                     "--config.ckpt.best_metric=val/accuracy.")
+    raise ValueError(
+      f"tools.tune refuses to select on the test metric {metric!r} "
+      "(config.ckpt.best_metric); name a validation eval's metric, e.g. "
+      "--config.ckpt.best_metric=val/accuracy."
+    )
   return metric, mode

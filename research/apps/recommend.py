@@ -4,6 +4,7 @@ Rebuilds the run from its own config.json (same data, split and training-only
 vocabulary), restores a checkpoint, scores every item of the catalogue for
 one user and returns the best K the user has no training interaction with.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,13 +12,15 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
-from research import config as config_lib
-from research.train import builder, checkpoint as ckpt_lib
+from research.core import config as config_lib
+from research.train import builder
+from research.train import checkpoint as ckpt_lib
 from research.train.evaluate import load_workdir_config, restore_raw_picked
 
 
-def score_items(model_name: str, model, variables, data, user: int,
-                max_len: int | None = None) -> np.ndarray:
+def score_items(
+  model_name: str, model, variables, data, user: int, max_len: int | None = None
+) -> np.ndarray:
   """Scores float [num_items] of every item index for user index `user`."""
   n = data.num_items
   if model_name == "biased_mf":
@@ -31,8 +34,10 @@ def score_items(model_name: str, model, variables, data, user: int,
   if model_name == "sasrec":
     history = data.history(max_len)[user][None]
     return np.asarray(model.apply(variables, {"history": jnp.asarray(history)}))[0]
-  raise ValueError(f"Model {model_name!r} is not a recommendation model; tools.recommend "
-                   "works with biased_mf, ncf, two_tower and sasrec workdirs.")
+  raise ValueError(
+    f"Model {model_name!r} is not a recommendation model; tools.recommend "
+    "works with biased_mf, ncf, two_tower and sasrec workdirs."
+  )
 
 
 def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best"):
@@ -40,8 +45,7 @@ def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best")
   config = load_workdir_config(workdir)
   config_lib.validate(config)
   if config.data.format != "interactions":
-    raise ValueError(f"{workdir} is not a recommendation run (data.format="
-                     f"{config.data.format!r}).")
+    raise ValueError(f"{workdir} is not a recommendation run (data.format={config.data.format!r}).")
   run = builder.build(config, workdir=workdir)
   data = run.data.recsys
   ids = data.users.ids
@@ -53,11 +57,16 @@ def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best")
       raise ValueError(f"--user={user!r}: user IDs of this data set are integers.") from None
   index = int(data.users.lookup(np.array([raw]))[0])
   if index == 0:
-    raise ValueError(f"User {user!r} has no training interactions in this run's split (IDs "
-                     f"range over {ids[0]}..{ids[-1]}, {len(ids)} users); no recommendations.")
-  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep,
-                               best_metric=config.ckpt.best_metric,
-                               best_mode=config.ckpt.best_mode)
+    raise ValueError(
+      f"User {user!r} has no training interactions in this run's split (IDs "
+      f"range over {ids[0]}..{ids[-1]}, {len(ids)} users); no recommendations."
+    )
+  ckpt = ckpt_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    keep=config.ckpt.keep,
+    best_metric=config.ckpt.best_metric,
+    best_mode=config.ckpt.best_mode,
+  )
   _, saved = restore_raw_picked(ckpt, checkpoint, workdir)
   ckpt.close()
   variables = {"params": saved["params"], **dict(saved.get("model_state") or {})}
@@ -69,5 +78,6 @@ def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best")
   scores[seen] = -np.inf
   top = np.argsort(-scores, kind="stable")[:k]
   top = top[np.isfinite(scores[top])]
-  return raw, [(data.items.raw(np.array([i]))[0], str(data.titles[i]), float(scores[i]))
-               for i in top]
+  return raw, [
+    (data.items.raw(np.array([i]))[0], str(data.titles[i]), float(scores[i])) for i in top
+  ]

@@ -9,17 +9,19 @@ Every tool's entry point is `logs.run(main)` instead of `absl.app.run(main)`:
   exits with status 2; `--verbosity=1` shows the traceback as well;
 * any other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from research import config as config_lib
+from research.core import config as config_lib
 
 USAGE_EXIT = 2  # the conventional status of a command-line mistake (argparse, absl usage)
 
@@ -126,7 +128,7 @@ def check_config_overrides(argv: list[str] | None = None, flag: str = "config") 
   """
   argv = sys.argv if argv is None else argv
   spec = next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{flag}=")), None)
-  overrides = [a[len(f"--{flag}."):].split("=", 1)[0] for a in argv if a.startswith(f"--{flag}.")]
+  overrides = [a[len(f"--{flag}.") :].split("=", 1)[0] for a in argv if a.startswith(f"--{flag}.")]
   if spec is None or not overrides:
     return
   path, _, arg = spec.partition(":")
@@ -140,12 +142,15 @@ def check_config_overrides(argv: list[str] | None = None, flag: str = "config") 
       if not hasattr(node, "keys") or part not in node:
         where = ".".join(dotted.split(".")[:i]) or "(top level)"
         valid = sorted(node.keys()) if hasattr(node, "keys") else []
-        sys.exit(f"error: unknown config key --{flag}.{dotted}: {part!r} is not a key of "
-                 f"{where}. Valid keys there: {', '.join(valid) or '(none)'}.")
+        sys.exit(
+          f"error: unknown config key --{flag}.{dotted}: {part!r} is not a key of "
+          f"{where}. Valid keys there: {', '.join(valid) or '(none)'}."
+        )
       node = node[part]
 
 
 # --- the closing line of a run -------------------------------------------------------
+
 
 def headline_metrics(summary: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, float]:
   """The numbers a reader looks for first: the metrics of the published references
@@ -155,8 +160,9 @@ def headline_metrics(summary: Mapping[str, Any], config: Mapping[str, Any]) -> d
   best = (config.get("ckpt") or {}).get("best_metric")
   if best:
     wanted += [best, "test/" + best.split("/", 1)[-1]]
-  numbers = {k: v for k, v in summary.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+  numbers = {
+    k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+  }
   keys = list(dict.fromkeys(k for k in wanted if k in numbers))
   if not keys:
     keys = sorted(k for k in numbers if k.count("/") == 1 and "num_examples" not in k)[:4]
@@ -169,7 +175,9 @@ def closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> str:
   Reads `<workdir>/summary.json` (and `config.json` when `config` is None); the
   verdict is `research.outputs.report.compare_to_references`, as in report.md.
   """
-  from research.outputs import report, summary as summary_lib  # pylint: disable=import-outside-toplevel
+  from research.outputs import report  # pylint: disable=import-outside-toplevel
+  from research.outputs import summary as summary_lib
+
   with open(os.path.join(workdir, summary_lib.SUMMARY_FILE)) as f:
     summary = json.load(f)
   if config is None:
@@ -178,8 +186,10 @@ def closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> str:
     if os.path.exists(config_path):
       with open(config_path) as f:
         config = json.load(f)
-  metrics = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                      for k, v in headline_metrics(summary, config).items())
+  metrics = ", ".join(
+    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+    for k, v in headline_metrics(summary, config).items()
+  )
   parts = [f"Done: {metrics or 'no metrics'}"]
   rows = report.compare_to_references(summary, list(config.get("references", ()) or ()))
   if rows:
@@ -193,5 +203,6 @@ def closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> str:
 def print_closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> None:
   """Prints `closing_line` on the primary process (the one that wrote summary.json)."""
   import jax  # pylint: disable=import-outside-toplevel
+
   if jax.process_index() == 0:
     print(closing_line(workdir, config), flush=True)

@@ -16,6 +16,7 @@ types (categoricals as text) and categories go through the same normaliser as
 in training, so an integer code is the same category whether its column also
 holds empty cells or `2.0`-style values.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ import os
 import jax
 import numpy as np
 
-from research import lazy
+from research.core import lazy
 from research.data import build as data_build
 from research.data.tabular import preprocess as tab_pp
 from research.metrics import credit
@@ -43,11 +44,14 @@ class ScoringModel:
     self.workdir = workdir
     self.config = evaluate_lib.load_workdir_config(workdir)
     if self.config.data.format != "tabular":
-      raise ValueError(f"{workdir}: not a tabular run (config.data.format="
-                       f"{self.config.data.format!r}); tools.score scores table rows.")
+      raise ValueError(
+        f"{workdir}: not a tabular run (config.data.format="
+        f"{self.config.data.format!r}); tools.score scores table rows."
+      )
     if not os.path.exists(os.path.join(workdir, tab_pp.PREPROCESSING_FILE)):
-      raise FileNotFoundError(f"{workdir} has no {tab_pp.PREPROCESSING_FILE}; train it with "
-                              "tools.train first.")
+      raise FileNotFoundError(
+        f"{workdir} has no {tab_pp.PREPROCESSING_FILE}; train it with tools.train first."
+      )
     # The run's saved preprocessing (never refitted) and the model fields it
     # decides, through the same path as training.
     data = data_build.DataBuilder(self.config, workdir)
@@ -55,25 +59,30 @@ class ScoringModel:
     kwargs = self.config.model.to_dict()
     builder.fill_model_fields(kwargs, data)
     self.model = build_model(kwargs.pop("name"), **kwargs)
-    ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                 best_metric=self.config.ckpt.best_metric,
-                                 best_mode=self.config.ckpt.best_mode)
+    ckpt = ckpt_lib.Checkpointer(
+      os.path.join(workdir, "checkpoints"),
+      best_metric=self.config.ckpt.best_metric,
+      best_mode=self.config.ckpt.best_mode,
+    )
     self.step, raw = evaluate_lib.restore_raw_picked(ckpt, checkpoint, workdir)
     ckpt.close()
     self.variables = {"params": raw["params"], **dict(raw.get("model_state") or {})}
-    self.cutoff = float(next((e.get("cutoff", 0.5) for e in self.config.evals.values()
-                              if e.type == "credit"), 0.5))
+    self.cutoff = float(
+      next((e.get("cutoff", 0.5) for e in self.config.evals.values() if e.type == "credit"), 0.5)
+    )
     self._apply = jax.jit(lambda v, x: self.model.apply(v, x, train=False))
 
-  def score(self, frame: pd.DataFrame, *, where: str = "input", row_offset: int = 0,
-            batch_size: int = 4096) -> np.ndarray:
+  def score(
+    self, frame: pd.DataFrame, *, where: str = "input", row_offset: int = 0, batch_size: int = 4096
+  ) -> np.ndarray:
     """float64 [len(frame)]: p(positive) for every row, in order."""
-    encoded = self.preprocessor.transform(frame, with_label=False, where=where,
-                                          row_offset=row_offset)
+    encoded = self.preprocessor.transform(
+      frame, with_label=False, where=where, row_offset=row_offset
+    )
     keys = self.config.task.get("input_keys", ("numeric", "categorical"))
     out = []
     for start in range(0, len(frame), batch_size):
-      x = {k: encoded[k][start:start + batch_size] for k in keys}
+      x = {k: encoded[k][start : start + batch_size] for k in keys}
       out.append(credit.probabilities_from_logits(np.asarray(self._apply(self.variables, x))))
     scores = np.concatenate(out) if out else np.zeros((0,))
     if len(scores) != len(frame):  # never silently lose a row
@@ -81,8 +90,9 @@ class ScoringModel:
     return scores
 
 
-def score_csv(workdir: str, input_path: str, output_path: str, *, checkpoint: str = "best",
-              keep_columns=()) -> pd.DataFrame:
+def score_csv(
+  workdir: str, input_path: str, output_path: str, *, checkpoint: str = "best", keep_columns=()
+) -> pd.DataFrame:
   """Scores `input_path` (CSV or Parquet) into `output_path` (CSV); returns the scores.
 
   Output columns: row (0-based position in the input), the `keep_columns`,
@@ -91,6 +101,7 @@ def score_csv(workdir: str, input_path: str, output_path: str, *, checkpoint: st
   when none; see `Preprocessor.row_flags`).
   """
   from research.data.tabular.sources import read_table  # pylint: disable=import-outside-toplevel
+
   scorer = ScoringModel(workdir, checkpoint)
   frame = read_table(input_path, scorer.preprocessor.schema)
   if len(frame) == 0:
@@ -116,11 +127,15 @@ def score_csv(workdir: str, input_path: str, output_path: str, *, checkpoint: st
 def flag_summary(result: pd.DataFrame) -> list[str]:
   """One line per flag column that is set on some row: how many rows, which columns."""
   lines = []
-  for key, what in (("unknown_categories", "a category unseen in training (scored as unknown)"),
-                    ("imputed_columns", "missing values filled by the preprocessing")):
+  for key, what in (
+    ("unknown_categories", "a category unseen in training (scored as unknown)"),
+    ("imputed_columns", "missing values filled by the preprocessing"),
+  ):
     flagged = result[key][result[key] != ""]
     if len(flagged):
       columns = sorted({c for cell in flagged for c in cell.split(";")})
-      lines.append(f"{len(flagged)} of {len(result)} rows had {what} in column(s) {columns}; "
-                   f"see the {key!r} column of the output.")
+      lines.append(
+        f"{len(flagged)} of {len(result)} rows had {what} in column(s) {columns}; "
+        f"see the {key!r} column of the output."
+      )
   return lines

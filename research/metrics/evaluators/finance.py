@@ -3,25 +3,27 @@
 Registered in `research.metrics.evaluators.EVALUATORS` as 'credit',
 'market_risk' and 'integrated_gradients'. Each gathers the split's
 predictions on the host (credit and market splits fit in memory) and scores
-them with `research.metrics.credit` / `market` / `research.explain`.
+them with `research.metrics.credit` / `market` / `research.metrics.attribution`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from research import explain
+from research.metrics import attribution as explain
 from research.metrics import credit, market
+from research.metrics.evaluators.base import to_host
 
 
 def _host(x):
-  from research.metrics import evaluators  # pylint: disable=import-outside-toplevel
-  return evaluators.to_host(x)
+  return to_host(x)
 
 
-def _collect(batches: Iterable, predict_fn, keys: Sequence[str],
-             optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def _collect(
+  batches: Iterable, predict_fn, keys: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
   """Concatenated unmasked rows of 'logits', `keys` and (where present) `optional`."""
   required = ("logits",) + tuple(keys)
   parts = {k: [] for k in required}
@@ -53,15 +55,27 @@ class CreditEvaluator:
   wants_other_splits = True
   source_attributes = ("group_names",)
 
-  def __init__(self, name: str, batches_fn: Callable[[], Iterable], *, every_steps: int = 0,
-               batches_for: Callable[[str], Iterable] | None = None,
-               reference_split: str | None = "train", cutoff: float = 0.5,
-               label_key: str = "label", group_key: str = "group", num_classes: int = 2,
-               class_names=None, group_names=None, topk=()):
+  def __init__(
+    self,
+    name: str,
+    batches_fn: Callable[[], Iterable],
+    *,
+    every_steps: int = 0,
+    batches_for: Callable[[str], Iterable] | None = None,
+    reference_split: str | None = "train",
+    cutoff: float = 0.5,
+    label_key: str = "label",
+    group_key: str = "group",
+    num_classes: int = 2,
+    class_names=None,
+    group_names=None,
+    topk=(),
+  ):
     del topk, class_names, group_names
     if num_classes != 2:
-      raise ValueError(f"Evaluator {name!r} (credit) needs a binary task, got {num_classes} "
-                       "classes.")
+      raise ValueError(
+        f"Evaluator {name!r} (credit) needs a binary task, got {num_classes} classes."
+      )
     if not 0 < cutoff < 1:
       raise ValueError(f"Evaluator {name!r}: cutoff must be in (0, 1), got {cutoff}.")
     self.name, self.every_steps = name, int(every_steps)
@@ -77,13 +91,20 @@ class CreditEvaluator:
     if self.reference_split and self.batches_for is not None:
       ref_rows = _collect(self.batches_for(self.reference_split), predict_fn, [])
       reference = credit.probabilities_from_logits(ref_rows["logits"])
-    scalars, artifacts = credit.credit_report(rows[self.label_key], p, reference_scores=reference,
-                                              cutoff=self.cutoff, groups=rows.get(self.group_key))
+    scalars, artifacts = credit.credit_report(
+      rows[self.label_key],
+      p,
+      reference_scores=reference,
+      cutoff=self.cutoff,
+      groups=rows.get(self.group_key),
+    )
     # Exact mean cross-entropy, like the classification evaluator's 'loss'.
     scalars["loss"] = scalars["log_loss"]
     scalars["num_examples"] = float(len(p))
-    return ({f"{self.name}/{k}": v for k, v in scalars.items()},
-            {f"{self.name}/{k}": v for k, v in artifacts.items()})
+    return (
+      {f"{self.name}/{k}": v for k, v in scalars.items()},
+      {f"{self.name}/{k}": v for k, v in artifacts.items()},
+    )
 
 
 class MarketRiskEvaluator:
@@ -104,53 +125,84 @@ class MarketRiskEvaluator:
 
   wants_other_splits = True
 
-  def __init__(self, name: str, batches_fn: Callable[[], Iterable], *, every_steps: int = 0,
-               batches_for: Callable[[str], Iterable] | None = None,
-               target_key: str = "target", day_key: str = "day", level: float = 0.99,
-               var_method: str = "filtered_hs", calibration_split: str = "train", topk=(),
-               **unused):
+  def __init__(
+    self,
+    name: str,
+    batches_fn: Callable[[], Iterable],
+    *,
+    every_steps: int = 0,
+    batches_for: Callable[[str], Iterable] | None = None,
+    target_key: str = "target",
+    day_key: str = "day",
+    level: float = 0.99,
+    var_method: str = "filtered_hs",
+    calibration_split: str = "train",
+    topk=(),
+    **unused,
+  ):
     del topk, unused
     if var_method not in ("filtered_hs", "quantile_head"):
-      raise ValueError(f"Evaluator {name!r}: var_method must be 'filtered_hs' or "
-                       f"'quantile_head', got {var_method!r}.")
+      raise ValueError(
+        f"Evaluator {name!r}: var_method must be 'filtered_hs' or "
+        f"'quantile_head', got {var_method!r}."
+      )
     if var_method == "filtered_hs" and batches_for is None:
-      raise ValueError(f"Evaluator {name!r}: var_method='filtered_hs' needs batches_for (the "
-                       "builder passes it).")
+      raise ValueError(
+        f"Evaluator {name!r}: var_method='filtered_hs' needs batches_for (the builder passes it)."
+      )
     self.name, self.every_steps, self.batches_fn = name, int(every_steps), batches_fn
     self.batches_for, self.calibration_split = batches_for, calibration_split
     self.target_key, self.day_key, self.level = target_key, day_key, float(level)
     self.var_method = var_method
 
   def _forecasts(self, batches, predict_fn):
-    from research.tasks import split_forecast  # pylint: disable=import-outside-toplevel
+    from research.core.tasks import split_forecast  # pylint: disable=import-outside-toplevel
+
     rows = _collect(batches, predict_fn, [self.target_key, self.day_key])
     order = np.argsort(rows[self.day_key], kind="stable")
     mean, vol, q = (np.asarray(a, np.float64)[order] for a in split_forecast(rows["logits"]))
-    return (mean, vol, -q, rows[self.target_key].astype(np.float64)[order],
-            rows[self.day_key][order])
+    return (
+      mean,
+      vol,
+      -q,
+      rows[self.target_key].astype(np.float64)[order],
+      rows[self.day_key][order],
+    )
 
   def run(self, predict_fn):
     mean, vol, var_head, y, day = self._forecasts(self.batches_fn(), predict_fn)
     scalars = {}
     if self.var_method == "filtered_hs":
-      c_mean, c_vol, _, c_y, c_day = self._forecasts(self.batches_for(self.calibration_split),
-                                                     predict_fn)
+      c_mean, c_vol, _, c_y, c_day = self._forecasts(
+        self.batches_for(self.calibration_split), predict_fn
+      )
       if len(c_day) and len(day) and c_day.max() >= day.min():
-        raise ValueError(f"Evaluator {self.name!r}: calibration split "
-                         f"{self.calibration_split!r} reaches day {c_day.max()}, not before "
-                         f"the first evaluated day {day.min()} (that would look ahead).")
+        raise ValueError(
+          f"Evaluator {self.name!r}: calibration split "
+          f"{self.calibration_split!r} reaches day {c_day.max()}, not before "
+          f"the first evaluated day {day.min()} (that would look ahead)."
+        )
       z = np.quantile((c_y - c_mean) / c_vol, 1.0 - self.level)
       var = -(mean + vol * z)
       scalars["tail_quantile"] = float(z)
     else:
       var = var_head
     scalars.update(market.backtest(y, var, vol=vol, mean=mean, level=self.level))
-    scalars["loss"] = float(np.mean(0.5 * np.log(2 * np.pi) + np.log(vol)
-                                    + 0.5 * np.square((y - mean) / vol)))
-    forecasts = {"day": day, "target": y, "mean": mean, "vol": vol, "var": var,
-                 "var_head": var_head}
-    return ({f"{self.name}/{k}": v for k, v in scalars.items()},
-            {f"{self.name}/forecasts": forecasts})
+    scalars["loss"] = float(
+      np.mean(0.5 * np.log(2 * np.pi) + np.log(vol) + 0.5 * np.square((y - mean) / vol))
+    )
+    forecasts = {
+      "day": day,
+      "target": y,
+      "mean": mean,
+      "vol": vol,
+      "var": var,
+      "var_head": var_head,
+    }
+    return (
+      {f"{self.name}/{k}": v for k, v in scalars.items()},
+      {f"{self.name}/forecasts": forecasts},
+    )
 
 
 class IntegratedGradientsEvaluator:
@@ -164,9 +216,18 @@ class IntegratedGradientsEvaluator:
 
   source_attributes = ("feature_names",)
 
-  def __init__(self, name: str, batches_fn: Callable[[], Iterable], *, every_steps: int = 0,
-               steps: int = 32, max_examples: int = 512, feature_names=None, topk=(),
-               **unused):
+  def __init__(
+    self,
+    name: str,
+    batches_fn: Callable[[], Iterable],
+    *,
+    every_steps: int = 0,
+    steps: int = 32,
+    max_examples: int = 512,
+    feature_names=None,
+    topk=(),
+    **unused,
+  ):
     del topk, unused
     self.name, self.every_steps, self.batches_fn = name, int(every_steps), batches_fn
     self.steps, self.max_examples = int(steps), int(max_examples)
@@ -174,8 +235,10 @@ class IntegratedGradientsEvaluator:
 
   def run(self, predict_fn):
     if not hasattr(predict_fn, "variables"):
-      raise ValueError(f"Evaluator {self.name!r} (integrated_gradients) needs predict_fn.model "
-                       "and .variables (research.train.builder.make_predict_fn sets them).")
+      raise ValueError(
+        f"Evaluator {self.name!r} (integrated_gradients) needs predict_fn.model "
+        "and .variables (research.train.builder.make_predict_fn sets them)."
+      )
     numeric, categorical, n = [], [], 0
     for batch in self.batches_fn():
       mask = np.asarray(batch["mask"], bool)
@@ -184,20 +247,23 @@ class IntegratedGradientsEvaluator:
       n += int(mask.sum())
       if n >= self.max_examples:
         break
-    inputs = {"numeric": np.concatenate(numeric)[:self.max_examples],
-              "categorical": np.concatenate(categorical)[:self.max_examples]}
-    attr, gap = explain.integrated_gradients(predict_fn.model, predict_fn.variables(), inputs,
-                                             steps=self.steps)
+    inputs = {
+      "numeric": np.concatenate(numeric)[: self.max_examples],
+      "categorical": np.concatenate(categorical)[: self.max_examples],
+    }
+    attr, gap = explain.integrated_gradients(
+      predict_fn.model, predict_fn.variables(), inputs, steps=self.steps
+    )
     names = self.feature_names or [f"x{i}" for i in range(attr.shape[1])]
     if len(names) != attr.shape[1]:
       raise ValueError(f"{len(names)} feature names for {attr.shape[1]} attributions.")
     error = float(np.mean(np.abs(attr.sum(axis=1) - gap)))
-    artifact = {"names": names, "importance": np.abs(attr).mean(axis=0),
-                "mean_attribution": attr.mean(axis=0)}
-    return ({f"{self.name}/completeness_error": error,
-             f"{self.name}/num_examples": float(len(attr))},
-            {f"{self.name}/feature_importance": artifact})
-
-
-EVALUATORS = {"credit": CreditEvaluator, "market_risk": MarketRiskEvaluator,
-              "integrated_gradients": IntegratedGradientsEvaluator}
+    artifact = {
+      "names": names,
+      "importance": np.abs(attr).mean(axis=0),
+      "mean_attribution": attr.mean(axis=0),
+    }
+    return (
+      {f"{self.name}/completeness_error": error, f"{self.name}/num_examples": float(len(attr))},
+      {f"{self.name}/feature_importance": artifact},
+    )

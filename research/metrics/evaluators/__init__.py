@@ -1,0 +1,57 @@
+"""Evaluators: objects built from config that score a model on one split.
+
+big_vision habit: the trainer knows nothing about metrics. It hands every
+evaluator a `predict_fn` and writes whatever scalars and artifacts come back.
+
+  evaluator = EVALUATORS['classification'](name='test', batches_fn=..., num_classes=10)
+  scalars, artifacts = evaluator.run(predict_fn)
+  # scalars['test/accuracy'], artifacts['test/confusion_matrix']
+
+One module per kind of output (`base` says what every evaluator is); the
+metric functions they call live beside this package in `research.metrics`.
+"""
+
+from __future__ import annotations
+
+from research.metrics.evaluators.base import Evaluator, PredictFn, to_host
+from research.metrics.evaluators.classification import ClassificationEvaluator
+from research.metrics.evaluators.finance import (
+  CreditEvaluator,
+  IntegratedGradientsEvaluator,
+  MarketRiskEvaluator,
+)
+from research.metrics.evaluators.language import LanguageModelEvaluator
+from research.metrics.evaluators.recsys import RankingEvaluator, RatingEvaluator
+
+__all__ = [
+  "EVALUATORS",
+  "ClassificationEvaluator",
+  "CreditEvaluator",
+  "Evaluator",
+  "IntegratedGradientsEvaluator",
+  "LanguageModelEvaluator",
+  "MarketRiskEvaluator",
+  "PredictFn",
+  "RankingEvaluator",
+  "RatingEvaluator",
+  "check_evaluator_type",
+  "to_host",
+]
+
+# Explicit registry: config names an evaluator type by one of these keys.
+EVALUATORS: dict[str, type] = {
+  "classification": ClassificationEvaluator,
+  "language_model": LanguageModelEvaluator,
+  "rating": RatingEvaluator,
+  "ranking": RankingEvaluator,
+  # Finance risk.
+  "credit": CreditEvaluator,
+  "market_risk": MarketRiskEvaluator,
+  "integrated_gradients": IntegratedGradientsEvaluator,
+}
+
+
+def check_evaluator_type(type_name: str) -> None:
+  """Raises ValueError naming the valid types if `type_name` is unknown."""
+  if type_name not in EVALUATORS:
+    raise ValueError(f"Unknown evaluator type {type_name!r}; valid types: {sorted(EVALUATORS)}.")
