@@ -164,6 +164,6 @@ def test_declared_search_spaces_name_config_keys(spec):
   path, _, variant = spec.partition(":")
   config = config_lib.load(spec)
   space = search_space.check(
-    search_space.from_module(config_lib._import_experiment(path), variant), config
+    search_space.from_module(config_lib.import_experiment(path), variant), config
   )
   assert "optimizer.lr" in space

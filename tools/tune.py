@@ -277,7 +277,7 @@ class Objective:
 
     config = copy.deepcopy(self.base)
     for key, value in params.items():
-      config_lib._set(config, key, value)  # pylint: disable=protected-access
+      config_lib.set_key(config, key, value)
     return config_lib.finalize(config, self.path, self.arg)
 
   def _adopt_dead_run(self, trial, workdir):
@@ -492,7 +492,7 @@ def main(argv):
   space = (
     space_lib.from_file(_SPACE.value, variant)
     if _SPACE.value
-    else space_lib.from_module(config_lib._import_experiment(path), variant)
+    else space_lib.from_module(config_lib.import_experiment(path), variant)
   )  # pylint: disable=protected-access
   space.update(_SPACE_FLAGS)
   space = space_lib.check(space, config)

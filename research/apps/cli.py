@@ -133,7 +133,7 @@ def check_config_overrides(argv: list[str] | None = None, flag: str = "config") 
     return
   path, _, arg = spec.partition(":")
   try:
-    config = config_lib._import_experiment(path).get_config(arg or None)
+    config = config_lib.import_experiment(path).get_config(arg or None)
   except Exception:  # the real error will surface, with its own message, in flag parsing
     return
   for dotted in overrides:

@@ -314,10 +314,10 @@ def load(spec: str, overrides: dict[str, Any] | None = None) -> ConfigDict:
   which call the same `get_config(arg)`.
   """
   path, _, arg = spec.partition(":")
-  module = _import_experiment(path)
+  module = import_experiment(path)
   config = module.get_config(arg or None)
   for key, value in (overrides or {}).items():
-    _set(config, key, value)
+    set_key(config, key, value)
   return finalize(config, path, arg)
 
 
@@ -358,7 +358,8 @@ def _experiment_name(path: str) -> str:
   return "/".join(parts)
 
 
-def _import_experiment(path: str):
+def import_experiment(path: str):
+  """The experiment module of `path` (a .py file, or "vision/digits" under experiments/)."""
   if path.endswith(".py") and os.path.exists(path):
     spec = importlib.util.spec_from_file_location(_experiment_name(path).replace("/", "."), path)
     module = importlib.util.module_from_spec(spec)
@@ -374,7 +375,8 @@ def _import_experiment(path: str):
     ) from e
 
 
-def _set(config: ConfigDict, dotted: str, value: Any) -> None:
+def set_key(config: ConfigDict, dotted: str, value: Any) -> None:
+  """config[dotted] = value; KeyError naming the valid keys where `dotted` is not a key."""
   *parents, leaf = dotted.split(".")
   node = config
   for p in parents:
