@@ -13,12 +13,11 @@ import copy
 import importlib
 import importlib.util
 import os
+import types
 from typing import Any
 
-import ml_collections
+from ml_collections import ConfigDict
 from ml_collections.config_dict import placeholder
-
-ConfigDict = ml_collections.ConfigDict
 
 
 def parse_arg(arg: str | None, *, variants: tuple[str, ...] = (), **defaults) -> ConfigDict:
@@ -275,7 +274,7 @@ def validate(config: ConfigDict) -> None:
       raise ValueError(f"config.{key} must be an integer >= 1, got {config[key]!r}.")
   if config.total_steps is None and config.total_epochs is None:
     raise ValueError("Set config.total_steps or config.total_epochs (steps win if both are set).")
-  for name, ev in config.evals.items():
+  for ev in config.evals.values():
     evaluators.check_evaluator_type(ev.type)
   for name, b in config.baselines.items():
     baselines.check_baseline_config(name, b, [e.split for e in config.evals.values()])
@@ -339,10 +338,10 @@ def finalize_flag(config: ConfigDict, flag_name: str = "config") -> ConfigDict:
   experiment. Also asks for the config's XLA host devices
   (`cpu_host_devices`), which must happen before JAX starts a backend.
   """
-  from absl import flags  # pylint: disable=import-outside-toplevel
-  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  from absl import flags
+  from ml_collections import config_flags
 
-  from research.platforms import xla_flags  # pylint: disable=import-outside-toplevel
+  from research.platforms import xla_flags
 
   path, _, arg = config_flags.get_config_filename(flags.FLAGS[flag_name]).partition(":")
   config = finalize(config, path, arg or None)
@@ -358,10 +357,12 @@ def _experiment_name(path: str) -> str:
   return "/".join(parts)
 
 
-def import_experiment(path: str):
+def import_experiment(path: str) -> types.ModuleType:
   """The experiment module of `path` (a .py file, or "vision/digits" under experiments/)."""
   if path.endswith(".py") and os.path.exists(path):
     spec = importlib.util.spec_from_file_location(_experiment_name(path).replace("/", "."), path)
+    if spec is None or spec.loader is None:
+      raise ValueError(f"Cannot import experiment file {path!r}.")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
