@@ -109,7 +109,7 @@ def main(argv):
   text = comparison(_WORKDIRS.value, _METRICS.value, _SPLIT.value)
   print(text, end="")
   if _OUTPUT.value:
-    from research.outputs import writer  # pylint: disable=import-outside-toplevel
+    from research.outputs import writer
 
     writer.atomic_write(_OUTPUT.value, text)
 

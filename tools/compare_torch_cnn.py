@@ -19,7 +19,7 @@ from research.platforms import xla_flags
 
 xla_flags.apply()
 
-import json  # pylint: disable=g-import-not-at-top,wrong-import-position
+import json
 import statistics
 import time
 
@@ -45,7 +45,7 @@ _NUM_CLASSES = 10
 def import_torch(tool: str = "tools.compare_torch_cnn"):
   """torch, or a clear exit: it is an optional dependency only these tools need."""
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch
   except ImportError:
     raise SystemExit(
       f"{tool} needs PyTorch, an optional dependency of this "

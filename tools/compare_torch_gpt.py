@@ -27,7 +27,7 @@ from research.platforms import xla_flags
 
 xla_flags.apply()
 
-import json  # pylint: disable=g-import-not-at-top,wrong-import-position
+import json
 import math
 import statistics
 import time

@@ -18,8 +18,8 @@ flags.mark_flags_as_required(["workdir", "user"])
 def main(argv):
   del argv
   xla_flags.apply()
-  from research.apps.cli import quiet_logs  # pylint: disable=import-outside-toplevel
-  from research.apps.recommend import recommend  # pylint: disable=import-outside-toplevel
+  from research.apps.cli import quiet_logs
+  from research.apps.recommend import recommend
 
   quiet_logs()
   user, items = recommend(_WORKDIR.value, _USER.value, k=_K.value, checkpoint=_CHECKPOINT.value)

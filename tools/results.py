@@ -52,7 +52,7 @@ def main(argv):
     workdirs, title=title, command=command, note=_NOTE.value, metrics=_METRICS.value
   )
   if _OUTPUT.value:
-    from research.outputs import writer  # pylint: disable=import-outside-toplevel
+    from research.outputs import writer
 
     tail = results_page.kept_tail(_OUTPUT.value)
     if os.path.dirname(_OUTPUT.value):

@@ -30,8 +30,8 @@ def main(argv):
   quiet_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from research.apps import score  # pylint: disable=import-outside-toplevel
-  from research.data.tabular import SchemaError  # pylint: disable=import-outside-toplevel
+  from research.apps import score
+  from research.data.tabular import SchemaError
 
   try:
     result = score.score_csv(

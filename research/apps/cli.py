@@ -134,7 +134,7 @@ def check_config_overrides(argv: list[str] | None = None, flag: str = "config") 
   path, _, arg = spec.partition(":")
   try:
     config = config_lib.import_experiment(path).get_config(arg or None)
-  except Exception:  # the real error will surface, with its own message, in flag parsing
+  except Exception:  # noqa: BLE001  # the real error surfaces, with its own message, in flag parsing
     return
   for dotted in overrides:
     node = config
@@ -175,7 +175,7 @@ def closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> str:
   Reads `<workdir>/summary.json` (and `config.json` when `config` is None); the
   verdict is `research.outputs.report.compare_to_references`, as in report.md.
   """
-  from research.outputs import report  # pylint: disable=import-outside-toplevel
+  from research.outputs import report
   from research.outputs import summary as summary_lib
 
   with open(os.path.join(workdir, summary_lib.SUMMARY_FILE)) as f:
@@ -202,7 +202,7 @@ def closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> str:
 
 def print_closing_line(workdir: str, config: Mapping[str, Any] | None = None) -> None:
   """Prints `closing_line` on the primary process (the one that wrote summary.json)."""
-  import jax  # pylint: disable=import-outside-toplevel
+  import jax
 
   if jax.process_index() == 0:
     print(closing_line(workdir, config), flush=True)

@@ -15,7 +15,7 @@ once instead of `b` Python calls.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -25,23 +25,29 @@ import numpy as np
 class Feature:
   """Shape and dtype of one key of an example (no batch dimension).
 
-  `num_classes` is set for categorical labels; `None` elsewhere.
+  `num_classes` is set for categorical labels; `None` elsewhere. A `None` in
+  `shape` is a dimension that varies between examples or data sets.
   """
 
-  shape: tuple[int, ...]
+  shape: tuple[int | None, ...]
   dtype: str
   num_classes: int | None = None
 
 
 @runtime_checkable
 class DataSource(Protocol):
-  """Random-access examples: `len`, `[i] -> dict of numpy`, `features`."""
+  """Random-access examples: `len`, `[i] -> dict of numpy`, `features`.
 
-  features: Mapping[str, Feature]
+  A 0-d value may be a numpy scalar (`np.int32`, `np.str_` for text) rather
+  than a 0-d array; both stack the same way into a batch.
+  """
+
+  @property
+  def features(self) -> Mapping[str, Feature]: ...
 
   def __len__(self) -> int: ...
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]: ...
+  def __getitem__(self, index: int) -> Mapping[str, np.ndarray | np.generic]: ...
 
 
 def _check_indices(indices, length: int, name: str) -> np.ndarray:
@@ -67,6 +73,11 @@ class ArraySource:
     num_classes: optional `{key: n}` for categorical keys (e.g. `label`).
     name: shown in error messages and `repr`.
   """
+
+  # Metadata a loader may attach; absent unless it does (readers use getattr/hasattr).
+  class_names: Sequence[str]  # label index -> name
+  feature_names: Sequence[str]  # the columns of a tabular 'inputs' [F]
+  group_names: Sequence[str]  # sensitive-attribute group index -> name (fairness)
 
   def __init__(
     self,
@@ -149,14 +160,14 @@ class ConcatSource:
     if not indices.size:
       raise IndexError("ConcatSource: get_batch needs at least one index.")
     which = np.searchsorted(self._offsets, indices, side="right") - 1
-    parts, order = [], []
+    parts, positions = [], []
     for s in np.unique(which):
       at = np.flatnonzero(which == s)
       local = indices[at] - self._offsets[s]
       parts.append(self.sources[s].get_batch(local))
-      order.append(at)
+      positions.append(at)
     # Concatenating promotes dtypes exactly as stacking the examples would.
-    order = np.concatenate(order)
+    order = np.concatenate(positions)
     out = {}
     for key in parts[0]:
       values = np.concatenate([p[key] for p in parts])
@@ -170,6 +181,10 @@ class IndexedSource:
 
   Has `get_batch` only when `source` has one.
   """
+
+  # Set by whoever cuts the subset (research.data.holdout); absent otherwise.
+  name: str
+  class_names: Sequence[str]
 
   def __init__(self, source, indices):
     self.source = source

@@ -56,7 +56,7 @@ def carve_indices(
   """
   # scikit-learn's splitter is the well-tested implementation of stratified
   # shuffling (the credit tables' split uses it too); only the fallback is ours.
-  from sklearn.model_selection import train_test_split  # pylint: disable=import-outside-toplevel
+  from sklearn.model_selection import train_test_split
 
   check_fraction(fraction)
   everything = np.arange(num_examples)

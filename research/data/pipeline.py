@@ -53,7 +53,7 @@ def _check_positive(value: int, name: str) -> None:
 def _resolve_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
   """`(process_index, process_count)`; defaults to JAX's (imported only then)."""
   if shard is None:
-    import jax  # pylint: disable=g-import-not-at-top
+    import jax
 
     shard = (jax.process_index(), jax.process_count())
   index, count = shard
@@ -104,7 +104,8 @@ class _TrainBatch:
     self._index, self._count, self._batch = index, count, batch
     self._shard_len, self._seed = shard_len, seed
     self._per_epoch = shard_len // batch
-    self._epoch = (-1, None)  # (epoch, permutation); replaced whole, so thread-safe
+    # (epoch, permutation); replaced whole, so thread-safe. -1: none cached yet.
+    self._epoch: tuple[int, np.ndarray] = (-1, np.empty(0, np.int64))
 
   def _permutation(self, epoch: int) -> np.ndarray:
     cached_epoch, perm = self._epoch

@@ -38,8 +38,10 @@ def to_feature(key: str, spec: Any) -> Feature:
       shape = (shape,)
     feature = Feature(tuple(int(s) for s in shape), str(np.dtype(dtype)), num_classes)
   dtype = np.dtype(feature.dtype)
-  if any(s < 0 for s in feature.shape):
-    raise ValueError(f"synthetic feature {key!r}: negative dimension in {feature.shape}.")
+  if any(s is None or s < 0 for s in feature.shape):
+    raise ValueError(
+      f"synthetic feature {key!r}: unknown (None) or negative dimension in {feature.shape}."
+    )
   if feature.num_classes is not None:
     if dtype.kind not in "iu" or feature.num_classes < 1:
       raise ValueError(
@@ -58,6 +60,13 @@ def _seed_words(*parts: int | str) -> list[int]:
   return [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
 
 
+def _dims(feature: Feature) -> tuple[int, ...]:
+  """The shape of a feature `to_feature` accepted (every dimension known)."""
+  dims = tuple(s for s in feature.shape if s is not None)
+  assert len(dims) == len(feature.shape), feature
+  return dims
+
+
 def _values(
   feature: Feature,
   latent: np.ndarray,
@@ -66,14 +75,14 @@ def _values(
   num_latent: int,
 ) -> np.ndarray:
   """`[n, *shape]` values of one non-categorical feature: prototype[latent] + noise."""
-  dtype, shape, n = np.dtype(feature.dtype), feature.shape, len(latent)
+  dtype, shape, n = np.dtype(feature.dtype), _dims(feature), len(latent)
   if dtype.kind == "b":
-    proto = proto_rng.random((num_latent, *shape)) < 0.5
+    bits = proto_rng.random((num_latent, *shape)) < 0.5
     flips = noise_rng.random((n, *shape)) < 0.1
-    return proto[latent] ^ flips
+    return bits[latent] ^ flips
   if dtype.kind == "f":
-    proto = proto_rng.standard_normal((num_latent, *shape))
-    return (proto[latent] + 0.3 * noise_rng.standard_normal((n, *shape))).astype(dtype)
+    centres = proto_rng.standard_normal((num_latent, *shape))
+    return (centres[latent] + 0.3 * noise_rng.standard_normal((n, *shape))).astype(dtype)
   info = np.iinfo(dtype)
   lo, hi = max(int(info.min), 0), min(int(info.max), 255)
   proto = proto_rng.integers(lo, hi + 1, (num_latent, *shape))
@@ -109,7 +118,7 @@ def synthetic(
   for key, f in feats.items():
     if f.num_classes is not None:
       arrays[key] = np.broadcast_to(
-        (latent % f.num_classes).reshape((-1,) + (1,) * len(f.shape)), (num_examples, *f.shape)
+        (latent % f.num_classes).reshape((-1,) + (1,) * len(f.shape)), (num_examples, *_dims(f))
       ).astype(f.dtype)
     else:
       proto_rng = np.random.default_rng(_seed_words(seed, "prototype", key))

@@ -87,7 +87,7 @@ class TfdsSource:
   def __len__(self) -> int:
     return len(self._source)
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+  def __getitem__(self, index: int) -> dict[str, np.ndarray | np.generic]:
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")

@@ -35,7 +35,7 @@ _FACTS = {
 _PER_CLASS_METRICS = ("precision", "recall", "f1")
 
 
-def _fmt(value: Any, signed: bool = False) -> str:
+def fmt(value: Any, signed: bool = False) -> str:
   """A number for a table: 4 decimals in the usual range, 4 significant digits outside it."""
   if value is None:
     return "—"
@@ -56,7 +56,10 @@ def _cell(value: Any) -> str:
   return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str]) -> list[str]:
+def markdown_table(
+  header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str]
+) -> list[str]:
+  """A markdown table's lines; `align` has one 'l' or 'r' per column."""
   sep = {"l": "---", "r": "---:"}
   lines = [
     "| " + " | ".join(_cell(h) for h in header) + " |",
@@ -66,7 +69,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence
   return lines
 
 
-def _source(text: str) -> str:
+def link(text: str) -> str:
+  """A reference's source for markdown: a bare URL in <...> so it renders as a link."""
   text = str(text)
   return f"<{text}>" if text.startswith(("http://", "https://")) and " " not in text else text
 
@@ -210,7 +214,7 @@ def per_class_from_metrics(
 def _rule(higher_is_better: bool, tolerance: float) -> str:
   op = "≥ published" if higher_is_better else "≤ published"
   if tolerance:
-    op += f" {'−' if higher_is_better else '+'} {_fmt(tolerance)}"
+    op += f" {'−' if higher_is_better else '+'} {fmt(tolerance)}"
   return f"Reproduced means this run {op} ({'higher' if higher_is_better else 'lower'} is better)."
 
 
@@ -220,17 +224,17 @@ def baseline_table(
   """Markdown lines: this run's model and every baseline, one row each, on the
   union of the baselines' '<split>/<metric>' columns (blank where a row lacks one)."""
   columns = sorted({k for b in baselines.values() for k in b if "/" in k})
-  rows = [[f"**{model_name}** (this run)"] + [_fmt(summary.get(k)) for k in columns] + [""]]
+  rows = [[f"**{model_name}** (this run)"] + [fmt(summary.get(k)) for k in columns] + [""]]
   for name, values in baselines.items():
     seconds = values.get("seconds")
     rows.append(
       [name]
-      + [_fmt(values.get(k)) for k in columns]
+      + [fmt(values.get(k)) for k in columns]
       + [_duration(seconds) if isinstance(seconds, (int, float)) else ""]
     )
   return (
     ["## Baselines (same run, same split)", ""]
-    + _table(["Model"] + columns + ["Time"], rows, "l" + "r" * len(columns) + "r")
+    + markdown_table(["Model"] + columns + ["Time"], rows, "l" + "r" * len(columns) + "r")
     + [""]
   )
 
@@ -286,15 +290,15 @@ def write_report(
       "## Result vs published",
       "",
     ]
-    lines += _table(
+    lines += markdown_table(
       ["Metric", "Published", "Source", "This run", "Difference (run − published)", "Verdict"],
       [
         [
           r["metric"],
-          _fmt(r["published"]),
-          _source(r["source"]),
-          _fmt(r["this_run"]),
-          _fmt(r["difference"], signed=True),
+          fmt(r["published"]),
+          link(r["source"]),
+          fmt(r["this_run"]),
+          fmt(r["difference"], signed=True),
           r["verdict"],
         ]
         for r in rows
@@ -314,10 +318,10 @@ def write_report(
   if elsewhere:
     # Shown for orientation only: a number published on other data is no verdict on this run.
     lines += ["## Published on other data (not judged)", ""]
-    lines += _table(
+    lines += markdown_table(
       ["Metric", "Published", "Published on", "Source", "This run"],
       [
-        [r["metric"], _fmt(r["published"]), r["data"], _source(r["source"]), _fmt(r["this_run"])]
+        [r["metric"], fmt(r["published"]), r["data"], link(r["source"]), fmt(r["this_run"])]
         for r in elsewhere
       ],
       "lrllr",
@@ -335,9 +339,9 @@ def write_report(
         value = _duration(float(value))
       elif key in ("params_fingerprint", "checkpoint_params_fingerprint"):
         value = f"`{value}`"
-      facts.append([label, value if isinstance(value, str) else _fmt(value)])
-  facts += [[k, _fmt(v)] for k, v in sorted(summary.items()) if "/" not in k and k not in _FACTS]
-  lines += _table(["Fact", "Value"], facts, "ll") + [""]
+      facts.append([label, value if isinstance(value, str) else fmt(value)])
+  facts += [[k, fmt(v)] for k, v in sorted(summary.items()) if "/" not in k and k not in _FACTS]
+  lines += markdown_table(["Fact", "Value"], facts, "ll") + [""]
 
   if baselines:
     lines += baseline_table(summary, baselines, model_name)
@@ -350,14 +354,16 @@ def write_report(
     metric_keys = [k for k in metric_keys if k.count("/") == 1]
   lines += ["## Final metrics", ""]
   lines += checkpoint_note(summary)
-  lines += _table(["Metric", "Value"], [[k, _fmt(summary[k])] for k in metric_keys], "lr") + [""]
+  lines += markdown_table(
+    ["Metric", "Value"], [[k, fmt(summary[k])] for k in metric_keys], "lr"
+  ) + [""]
 
   if per_class:
     columns = list(dict.fromkeys(m for v in per_class.values() for m in v))
     lines += ["## Per-class metrics", ""]
-    lines += _table(
+    lines += markdown_table(
       ["Class"] + columns,
-      [[name] + [_fmt(vals.get(c)) for c in columns] for name, vals in per_class.items()],
+      [[name] + [fmt(vals.get(c)) for c in columns] for name, vals in per_class.items()],
       "l" + "r" * len(columns),
     ) + [""]
 
@@ -406,9 +412,9 @@ def _feature_importance_section(split: str, value) -> list[str]:
       "mean signed attribution says in which direction a feature pushes on average.",
       "",
     ]
-    + _table(
+    + markdown_table(
       ["Feature", "Mean abs IG", "Mean IG"],
-      [[names[i], _fmt(imp[i]), _fmt(mean[i], signed=True)] for i in order],
+      [[names[i], fmt(imp[i]), fmt(mean[i], signed=True)] for i in order],
       "lrr",
     )
     + [""]

@@ -194,13 +194,13 @@ def _baseline_lines(workdirs: Sequence[str], table_rows: Sequence[dict]) -> list
           found.setdefault((name, metric, values[metric]), []).append(mine[0]["experiment"])
   if not found:
     return []
-  fmt = report._fmt  # pylint: disable=protected-access
+  fmt = report.fmt
   body = [
     [name, metric, fmt(value), ", ".join(runs)] for (name, metric, value), runs in found.items()
   ]
-  return ["", "Baselines scored in the same runs, on the same split:", ""] + report._table(
+  return ["", "Baselines scored in the same runs, on the same split:", ""] + report.markdown_table(
     ["baseline", "metric", "value", "in the runs of"], body, "llrl"
-  )  # pylint: disable=protected-access
+  )
 
 
 def page(
@@ -213,14 +213,14 @@ def page(
 ) -> str:
   """The markdown page: header (how it was made, which commits), table, baselines."""
   table_rows = rows(workdirs, metrics)
-  fmt = report._fmt  # pylint: disable=protected-access
+  fmt = report.fmt
   body = [
     [
       r["experiment"],
       r["metric"] or "—",
       fmt(r["this run"]),
       fmt(r["published"]),
-      report._source(r["source"]) if r["source"] else "—",  # pylint: disable=protected-access
+      report.link(r["source"]) if r["source"] else "—",
       fmt(r["delta"], signed=True) if r["delta"] is not None else "—",
       r["verdict"],
       r["checkpoint"],
@@ -244,7 +244,7 @@ def page(
   lines += [f"Code: commit {', '.join(commits)}.", ""]
   if note:
     lines += [note, ""]
-  lines += report._table(COLUMNS, body, "llrrllllrlll")  # pylint: disable=protected-access
+  lines += report.markdown_table(COLUMNS, body, "llrrllllrlll")
   lines += _baseline_lines(workdirs, table_rows)
   return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ import secrets
 import time
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -93,7 +93,8 @@ def _scalar(value: Any) -> float | None:
 
 def _read_lines(path: str) -> tuple[list[dict], int]:
   """Parsed records of a jsonl file and the number of unparseable lines."""
-  records, bad = [], 0
+  records: list[dict] = []
+  bad = 0
   if not os.path.exists(path):
     return records, bad
   with open(path) as f:
@@ -115,7 +116,7 @@ def read_metrics(workdir: str) -> list[dict]:
   """
   records, bad = _read_lines(os.path.join(workdir, METRICS_FILE))
   if bad:
-    warnings.warn(f"{workdir}/{METRICS_FILE}: skipped {bad} unparseable line(s).")
+    warnings.warn(f"{workdir}/{METRICS_FILE}: skipped {bad} unparseable line(s).", stacklevel=2)
   return records
 
 
@@ -133,8 +134,8 @@ class MetricWriter:
     self.enabled = enabled
     self.path = os.path.join(workdir, METRICS_FILE)
     self.tb_dir = os.path.join(workdir, TENSORBOARD_DIR)
-    self._file = None
-    self._tb = None
+    self._file: TextIO | None = None
+    self._tb: Any = None  # tensorboardX.SummaryWriter, imported on first use
     if enabled:
       os.makedirs(workdir, exist_ok=True)
       self._open()
@@ -143,7 +144,7 @@ class MetricWriter:
     # Imported here so that disabled writers never touch tensorboardX.
     import tensorboardX
 
-    self._file = open(self.path, "a")
+    self._file = open(self.path, "a")  # noqa: SIM115  # held open for the writer's lifetime; close() closes it
     # tensorboardX names event files by the second and hostname and opens them
     # with 'wb': a writer reopened within the same second (resume, truncate)
     # would overwrite the earlier file. A unique suffix keeps both.

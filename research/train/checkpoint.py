@@ -123,7 +123,7 @@ class Checkpointer:
     for step in self.all_steps():
       try:
         meta = self.read_meta(step)
-      except Exception:  # pylint: disable=broad-except
+      except Exception:  # noqa: BLE001  # a damaged step is reported when it is restored, not here
         continue  # a damaged step is reported when it is restored, not here
       value = meta.get("metrics", {}).get(self.best_metric)
       if value is not None and np.isfinite(value):
@@ -170,7 +170,7 @@ class Checkpointer:
           meta=ocp.args.JsonRestore(),
         ),
       )
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # The trees are compared only once the restore failed, so a healthy
       # checkpoint restores whatever this comparison would have said.
       mismatch = _tree_mismatch(saved, abstract_state)
@@ -253,7 +253,7 @@ class Checkpointer:
       with _quiet_orbax():
         metadata = self._manager.item_metadata(step)
       item = metadata["state"] if "state" in metadata.keys() else None
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise CorruptCheckpointError(step, self.directory, e) from e
     if item is None:
       folder = os.path.join(self.directory, str(step), "state")
@@ -288,7 +288,7 @@ class Checkpointer:
       restored = self._manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
       )
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise CorruptCheckpointError(step, self.directory, e) from e
     return dict(restored["state"])
 
@@ -309,7 +309,7 @@ class Checkpointer:
     with _quiet_orbax():
       try:
         self._manager.wait_until_finished()
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:  # noqa: BLE001  # reported as a warning; the caller's message names the last good step
         log.warning("The checkpoint save in flight failed: %s", _innermost(e))
     self._manager.reload()  # what is on disk, not the steps this process started saving
     return self._manager.latest_step()
@@ -330,7 +330,7 @@ class Checkpointer:
     with _quiet_orbax():
       try:
         self.close()
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:  # noqa: BLE001  # never raised over the error being handled
         log.warning(
           "The checkpoint save in flight did not finish (%s); the steps saved before "
           "it are intact.",
@@ -359,17 +359,20 @@ def _quiet_closed_loop_callbacks() -> None:
   through sys.unraisablehook, burying the one-line report of the damage.
   Installed once, after the first failed read; every other unraisable
   exception still goes to the previous hook."""
-  previous = sys.unraisablehook
-  if getattr(previous, "quiet_closed_loop", False):
-    return
+  if not isinstance(sys.unraisablehook, _QuietClosedLoopHook):
+    sys.unraisablehook = _QuietClosedLoopHook(sys.unraisablehook)
 
-  def hook(info):
+
+class _QuietClosedLoopHook:
+  """sys.unraisablehook that drops "Event loop is closed" and passes the rest on."""
+
+  def __init__(self, previous: Callable[[Any], object]):
+    self.previous = previous
+
+  def __call__(self, info: Any) -> None:
     if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
       return
-    previous(info)
-
-  hook.quiet_closed_loop = True
-  sys.unraisablehook = hook
+    self.previous(info)
 
 
 def _json_safe(value):
@@ -451,8 +454,8 @@ def _damaged_file(error: BaseException | str, step_dir: str) -> str | None:
       r'Error reading "([^"/]+)[^"]*" in OCDBT database at local file "([^"]+)"', text
     )
     files = [f for f in re.findall(r'local file "([^"]+)"', text) if not f.endswith("/")]
-    if array or files:
-      where = files[-1] if files else array.group(2).rstrip("/")
+    where = files[-1] if files else (array.group(2).rstrip("/") if array else None)
+    if where is not None:
       return f"{where}, array {array.group(1)}" if array else where
     m = re.search(r"named (\S+)\) does not exist at (\S+)", text)
     if m:

@@ -123,11 +123,13 @@ class EarlyStopping:
 
     Evaluations without the metric (another eval's schedule) change nothing.
     """
+    if self.metric is None or self.stopped:
+      return False
     value = metrics.get(self.metric)
-    if value is None or self.stopped:
+    if value is None:
       return False
     value = float(value)
-    if self.best is None or self._better(value):
+    if self.best is None or self._better(value, self.best):
       self.best, self.best_step, self.bad_evals = value, step, 0
       return True
     self.bad_evals += 1
@@ -142,12 +144,12 @@ class EarlyStopping:
   def stop(self, step: int, reason: str) -> None:
     self.stopped_step, self.reason = step, reason
 
-  def _better(self, value: float) -> bool:
+  def _better(self, value: float, best: float) -> bool:
     if not math.isfinite(value):
       return False
     if self.mode == "min":
-      return value < self.best - self.min_delta
-    return value > self.best + self.min_delta
+      return value < best - self.min_delta
+    return value > best + self.min_delta
 
   def state(self) -> dict[str, Any]:
     """JSON-able; saved in each checkpoint's meta under 'early_stopping'."""

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -70,7 +71,7 @@ def run(
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   lock = workdir_lock.lock_for_run(workdir)
-  on_error = []  # closers of what _train opened, run if it raises
+  on_error: list[Callable[[], Any]] = []  # closers of what _train opened, run if it raises
   try:
     return _train(config, workdir, devices, allow_config_change, on_error, on_eval)
   except BaseException:
@@ -187,7 +188,7 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
       eval_metrics = {}
       if due:
         t_eval = time.perf_counter()
-        eval_metrics = _evaluate(due, r, lambda: state, step, writer, progress, ckpt)
+        eval_metrics = _evaluate(due, r, state, step, writer, progress, ckpt)
         eval_seconds += time.perf_counter() - t_eval
         early_stopping.after_eval(stopper, step, eval_metrics, on_eval)
         if stopper.stopped:
@@ -362,10 +363,10 @@ def _log_train(pending, step, r, writer, progress, ckpt) -> None:
   progress.update(step, metrics.get("train/loss"))
 
 
-def _evaluate(evaluators, r, state_ref, step, writer, progress, ckpt) -> dict[str, float]:
+def _evaluate(evaluators, r, state, step, writer, progress, ckpt) -> dict[str, float]:
   results = {}
   for ev in evaluators:
-    scalars, _ = ev.run(builder.make_predict_fn(r, state_ref))
+    scalars, _ = ev.run(builder.make_predict_fn(r, lambda: state))
     results.update(scalars)
   loss = {k: v for k, v in results.items() if k.endswith("/loss") and not math.isfinite(v)}
   if loss:
@@ -386,7 +387,7 @@ def _best_eval_losses(workdir, evaluators) -> dict[str, float]:
   """'<eval>/best_loss': the lowest '<eval>/loss' over all evaluations of the
   run (nanoGPT reports its best validation loss). Read back from metrics.jsonl,
   which a resumed run has truncated to what really happened."""
-  best = {}
+  best: dict[str, float] = {}
   for line in writer_lib.read_metrics(workdir):
     for ev in evaluators:
       value = line.get(f"{ev.name}/loss")

@@ -28,7 +28,7 @@ def resolve(precision: str, platform: str | None = None) -> str:
   if precision != "auto":
     return precision
   if platform is None:
-    import jax  # pylint: disable=import-outside-toplevel
+    import jax
 
     platform = jax.default_backend()
   return "float32" if platform == "cpu" else "bfloat16"
@@ -36,8 +36,8 @@ def resolve(precision: str, platform: str | None = None) -> str:
 
 def check(config: Any) -> None:
   """Refuses a precision or remat the model cannot honour (at config load)."""
-  from research.models import model_fields  # pylint: disable=import-outside-toplevel
-  from research.models.transformer import REMAT_MODES  # pylint: disable=import-outside-toplevel
+  from research.models import model_fields
+  from research.models.transformer import REMAT_MODES
 
   fields = model_fields(config.model.name)
   if config.precision not in PRECISIONS:
@@ -61,7 +61,7 @@ def check(config: Any) -> None:
 def model_fields(config: Any, model_name: str) -> dict[str, Any]:
   """The model fields config.precision / config.remat set (only those the model has;
   a model config that names `dtype` itself keeps it)."""
-  from research.models import model_fields as fields_of  # pylint: disable=import-outside-toplevel
+  from research.models import model_fields as fields_of
 
   fields, out = fields_of(model_name), {}
   if "dtype" in fields and "dtype" not in config.model:

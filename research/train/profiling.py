@@ -29,7 +29,7 @@ class StepProfiler:
     self.num_steps = int(profile_config.num_steps or 0)
     self.directory = os.path.join(workdir, "profile")
     self.enabled = self.start is not None and jax.process_index() == 0
-    self._started_at = None
+    self._started_at: int | None = None
 
   def before_call(self, step: int) -> None:
     """Call before dispatching the steps that start at `step`."""

@@ -16,11 +16,11 @@ class Progress:
   def __init__(self, *, total_steps: int, start_step: int, global_batch: int, enabled: bool):
     self.total, self.global_batch, self.enabled = total_steps, global_batch, enabled
     self.start_step = start_step
-    self.bar = None
-    self.compile_seconds = None
+    self.bar: tqdm | None = None
+    self.compile_seconds: float | None = None
     self._t0 = time.perf_counter()
-    self._steady_t0 = None
-    self._steady_step = None
+    self._steady_t0: float | None = None
+    self._steady_step = 0
 
   def first_step_done(self, step: int) -> None:
     """Call once the first step's result is ready; measures compile time."""
@@ -47,7 +47,7 @@ class Progress:
       return
     self.bar.update(step - self.bar.n)
     rate = self.examples_per_sec(step)
-    postfix = {}
+    postfix: dict[str, str] = {}
     if rate:
       postfix["ex/s"] = f"{rate:,.0f}"
     if loss is not None:

@@ -107,7 +107,7 @@ def make_mesh(mesh_config: Mapping[str, int], devices: Sequence[jax.Device]) -> 
   devices = list(devices)
   # Topology-aware placement (ICI rings on TPU, NVLink islands on GPU); on CPU
   # it is the devices in order.
-  from jax.experimental import mesh_utils  # pylint: disable=import-outside-toplevel
+  from jax.experimental import mesh_utils
 
   grid = mesh_utils.create_device_mesh(
     tuple(shape.values()), devices=devices, allow_split_physical_axes=True
@@ -119,7 +119,7 @@ def with_activation_rules(fn, mesh: Mesh):
   """`fn` traced with the models' activation constraints on (research.models.
   partitioning.constrain; no-ops otherwise): activations stay split by batch
   under FSDP instead of following the split parameters."""
-  from research.models import partitioning  # pylint: disable=import-outside-toplevel
+  from research.models import partitioning
 
   def constrained(*args, **kwargs):
     with partitioning.activation_sharding(mesh, ACTIVATION_RULES):

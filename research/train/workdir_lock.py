@@ -139,18 +139,18 @@ def lock_for_run(workdir: str) -> WorkdirLock | None:
   None elsewhere). In a multi-process run every process learns whether
   process 0 got it and raises together, instead of the others waiting
   forever at their first collective for a process 0 that gave up."""
-  import jax  # pylint: disable=import-outside-toplevel
+  import jax
 
   if jax.process_count() == 1:
     return WorkdirLock(workdir).acquire()
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  import numpy as np
+  from jax.experimental import multihost_utils
 
   lock, error = None, None
   if jax.process_index() == 0:
     try:
       lock = WorkdirLock(workdir).acquire()
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001  # re-raised on process 0 after every process has heard of it
       error = e
   if int(multihost_utils.broadcast_one_to_all(np.int32(error is not None))):
     if error is not None:

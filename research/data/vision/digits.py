@@ -18,8 +18,8 @@ SPLITS = ("train", "test")
 @functools.lru_cache(maxsize=1)
 def _digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """`{split: (uint8 [N, 8, 8, 1], int32 [N])}`, computed once per process."""
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
-  from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
+  from sklearn.datasets import load_digits
+  from sklearn.model_selection import train_test_split
 
   digits = load_digits()
   # 0..16 -> 0..255 with rounding, so ops written for uint8 images apply unchanged.

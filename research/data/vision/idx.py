@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 # IDX dtype codes -> big-endian numpy dtypes.
-_DTYPES = {
+_DTYPES: dict[int, np.dtype] = {
   0x08: np.dtype("u1"),
   0x09: np.dtype("i1"),
   0x0B: np.dtype(">i2"),

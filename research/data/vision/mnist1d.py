@@ -24,8 +24,8 @@ _KEYS = {"train": ("x", "y"), "test": ("x_test", "y_test")}
 
 
 def _args_and_key() -> tuple[object, str]:
-  import mnist1d  # pylint: disable=g-import-not-at-top
-  from mnist1d import data as mnist1d_data  # pylint: disable=g-import-not-at-top
+  import mnist1d
+  from mnist1d import data as mnist1d_data
 
   args = mnist1d_data.get_dataset_args()
   arg_dict = mnist1d_data.get_dataset_args(as_dict=True)
@@ -36,7 +36,7 @@ def _args_and_key() -> tuple[object, str]:
 
 def _generate(args: object) -> dict[str, np.ndarray]:
   """Runs `mnist1d.data.make_dataset(args)` -> float32 `[N, 40, 1]`, int32 `[N]` per split."""
-  from mnist1d import data as mnist1d_data  # pylint: disable=g-import-not-at-top
+  from mnist1d import data as mnist1d_data
 
   # make_dataset reseeds python's and numpy's global RNGs; restore them so
   # loading data does not change anyone else's random stream.
@@ -81,7 +81,7 @@ def _save_cache(directory: str, path: str, arrays: dict[str, np.ndarray]) -> boo
     # Write then rename: concurrent processes never read a half-written file.
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
     with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
+      np.savez(f, allow_pickle=False, **arrays)  # numeric arrays only
     os.replace(tmp, path)
     return True
   except OSError:

@@ -77,7 +77,7 @@ class _Vision:
 
   image_shape: tuple[int, int, int]
   read_raw: Callable[[str, str], tuple[np.ndarray, np.ndarray, list[str] | None]]
-  class_names: list[str] | None
+  class_names: list[str]
 
 
 def _read_idx_dir(directory: str, split: str):
@@ -149,7 +149,7 @@ def load(name: str, split: str, data_dir: str | None, *, download: bool = True) 
   call = f"tfds.data_source({name!r}, split={split!r}, data_dir={tfds_dir!r}, download=False)"
   try:
     return wrap(tfds_source.open_prepared(name, split, tfds_dir))
-  except Exception as e:  # pylint: disable=broad-except  # any failure: try the next step
+  except Exception as e:  # noqa: BLE001  # any failure: try the next step; all are reported
     # TFDS's error for "nothing prepared here" talks about file formats; say it plainly.
     where = os.path.join(tfds_dir, name)
     missing = (
@@ -161,7 +161,7 @@ def load(name: str, split: str, data_dir: str | None, *, download: bool = True) 
   if download:
     try:
       return wrap(tfds_source.download_and_prepare(name, split, tfds_dir))
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001  # any failure: reported in DataNotFoundError
       tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {_short(e)}")
   else:
     tried.append("(3) TFDS download_and_prepare: skipped (download=False)")

@@ -132,7 +132,7 @@ def _write_report(workdir, config, results, num_folds, level, train_seconds, pat
     verdict = "not rejected" if r["kupiec_p"] >= 0.05 else "rejected"
     label = f"**{name}** (trained)" if name == model else name
     cells = [
-      str(int(r[k])) if k in ("days", "exceedances") else report._fmt(r.get(k)) for k in _COLUMNS
+      str(int(r[k])) if k in ("days", "exceedances") else report.fmt(r.get(k)) for k in _COLUMNS
     ]
     rows.append([label] + cells + [verdict])
   days = int(next(iter(results.values()))["days"])
@@ -147,7 +147,7 @@ def _write_report(workdir, config, results, num_folds, level, train_seconds, pat
     "## Backtest (all folds joined)",
     "",
   ]
-  lines += report._table(
+  lines += report.markdown_table(
     ["Model"] + list(_COLUMNS) + ["Kupiec at 5%"], rows, "l" + "r" * len(_COLUMNS) + "l"
   )
   lines += [

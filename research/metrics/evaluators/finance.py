@@ -156,7 +156,7 @@ class MarketRiskEvaluator:
     self.var_method = var_method
 
   def _forecasts(self, batches, predict_fn):
-    from research.core.tasks import split_forecast  # pylint: disable=import-outside-toplevel
+    from research.core.tasks import split_forecast
 
     rows = _collect(batches, predict_fn, [self.target_key, self.day_key])
     order = np.argsort(rows[self.day_key], kind="stable")
