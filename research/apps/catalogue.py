@@ -72,7 +72,7 @@ def _validation(config) -> str:
 def describe(config) -> dict[str, Any]:
   """One catalogue entry of a loaded config (plain JSON types)."""
   best = config.ckpt.best_metric
-  best_eval = best.split("/", 1)[0] if best else None
+  best_eval = best.split("/", 1)[0] if best else ""
   data = {"name": config.data.name, "format": config.data.format}
   options = config.data.options.to_dict() if config.data.options else {}
   for key in ("source", "split_by", "data"):

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -79,12 +79,12 @@ def _one_line(e: BaseException) -> str:
 
 def _verbose() -> bool:
   try:
-    return flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 1
+    return bool(flags.FLAGS["verbosity"].present) and flags.FLAGS.verbosity >= 1
   except (KeyError, flags.UnparsedFlagAccessError):
     return "--verbosity=1" in sys.argv or "-v=1" in sys.argv
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
   """Prints `error: <message>` (one line) to stderr and exits with status 2."""
   print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
   sys.exit(USAGE_EXIT)

@@ -36,7 +36,7 @@ def initialize() -> None:
     if missing:
       raise ValueError(f"Multi-process run needs all of {_ENV}; missing {missing}.")
     if (
-      jax.config.jax_platforms in (None, "", "cpu")
+      jax.config.values["jax_platforms"] in (None, "", "cpu")
       and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu"
     ):
       # CPU processes need an explicit collectives backend to talk to each other.

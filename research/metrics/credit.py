@@ -14,8 +14,6 @@ mean score| over equal-width score bins.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from research.core import lazy
@@ -177,9 +175,3 @@ def credit_report(
     },
   }
   return scalars, artifacts
-
-
-def metric_table(values: Mapping[str, float]) -> dict[str, float]:
-  """The headline subset used in side-by-side tables."""
-  keys = ("roc_auc", "gini", "ks", "brier", "log_loss", "ece", "psi")
-  return {k: float(values[k]) for k in keys if k in values}

@@ -17,7 +17,7 @@ the recent volatility the inputs and targets stay on one scale.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -84,7 +84,8 @@ class LSTMForecaster(nn.Module):
     x, scale = _normalise(x, self.ewma_scale, self.ewma_decay, self.target_asset)
     for i in range(self.num_layers):
       cell = nn.OptimizedLSTMCell(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype)
-      x = nn.RNN(cell, name=f"lstm_{i}")(x)  # [B, T, H]
+      # flax types the result as `Array | (carry, Array)`; without return_carry it is the Array.
+      x = cast(jax.Array, nn.RNN(cell, name=f"lstm_{i}")(x))  # [B, T, H]
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return _head(self, x[:, -1], scale, self.num_outputs, self.tail_per_example)
 

@@ -38,6 +38,17 @@ def _dense(module, features, **kwargs) -> nn.Dense:
   return nn.Dense(features, dtype=module.dtype, param_dtype=module.param_dtype, **kwargs)
 
 
+def vocab_size(module: nn.Module, field: str) -> int:
+  """`module.<field>` (num_users / num_items); ValueError while it is still None."""
+  size = getattr(module, field)
+  if size is None:
+    raise ValueError(
+      f"{type(module).__name__}.{field} is None; the builder fills it from the training "
+      "vocabulary (set it when building the model by hand)."
+    )
+  return int(size)
+
+
 def _known(ids: jax.Array) -> jax.Array:
   """1.0 where an id is in the vocabulary, 0.0 for OOV (0); float [...]."""
   return (ids != 0).astype(jnp.float32)
@@ -159,17 +170,18 @@ class NCF(nn.Module):
     if self.kind not in ("gmf", "mlp", "neumf"):
       raise ValueError(f"NCF kind must be 'gmf', 'mlp' or 'neumf', got {self.kind!r}.")
     user, items = inputs["user"], inputs["items"]
+    num_users, num_items = vocab_size(self, "num_users"), vocab_size(self, "num_items")
     head = lambda name: _dense(self, 1, kernel_init=nn.initializers.lecun_uniform(), name=name)
     logits = []
     if self.kind in ("gmf", "neumf"):
-      h = _GMFTower(
-        self.num_users, self.num_items, self.gmf_dim, self.dtype, self.param_dtype, name="gmf"
-      )(user, items)
+      h = _GMFTower(num_users, num_items, self.gmf_dim, self.dtype, self.param_dtype, name="gmf")(
+        user, items
+      )
       logits.append(head("gmf_head")(h)[..., 0])
     if self.kind in ("mlp", "neumf"):
       h = _MLPTower(
-        self.num_users,
-        self.num_items,
+        num_users,
+        num_items,
         tuple(self.mlp_layers),
         self.dropout,
         self.dtype,

@@ -12,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from research.models.recsys import vocab_size
 from research.models.transformer import LearnedPositions, padding_mask, remat_block
 
 
@@ -40,7 +41,7 @@ class SASRec(nn.Module):
     if history.shape[-1] > self.max_len:
       raise ValueError(f"SASRec: history length {history.shape[-1]} > max_len {self.max_len}.")
     embed = nn.Embed(
-      self.num_items,
+      vocab_size(self, "num_items"),
       self.dim,
       embedding_init=nn.initializers.normal(0.05),
       dtype=self.dtype,

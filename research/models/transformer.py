@@ -84,11 +84,11 @@ def causal_mask(query_len: int, key_len: int | None = None) -> jax.Array:
 
 def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
   """Logical AND of the given masks (None entries are ignored; all None -> None)."""
-  masks = [m for m in masks if m is not None]
-  if not masks:
+  present = [m for m in masks if m is not None]
+  if not present:
     return None
-  out = masks[0]
-  for m in masks[1:]:
+  out = present[0]
+  for m in present[1:]:
     out = jnp.logical_and(out, m)
   return out
 

@@ -208,7 +208,7 @@ def plot_score_distribution(value, path: str, title: str = "Score distribution",
   fig = _new_figure((6, 4.5))
   ax = fig.add_subplot()
   scores, labels = np.asarray(value["scores"]), np.asarray(value["labels"])
-  bins = np.linspace(0, 1, 41)
+  bins = np.linspace(0, 1, 41).tolist()
   ax.hist(scores[labels == 0], bins, alpha=0.5, density=True, label="goods")
   ax.hist(scores[labels == 1], bins, alpha=0.5, density=True, label="bads")
   if "reference" in value:

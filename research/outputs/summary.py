@@ -131,7 +131,7 @@ def write_summary(
       continue
     num = _number(key, value)
     if not math.isfinite(num):
-      warnings.warn(f"summary: dropping non-finite {key!r} = {num!r}.")
+      warnings.warn(f"summary: dropping non-finite {key!r} = {num!r}.", stacklevel=2)
       continue
     out[key] = num
   clash = [k for k in _RESERVED if k in out]

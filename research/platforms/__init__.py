@@ -17,7 +17,7 @@ per process).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -73,7 +73,7 @@ def attention(
     mask, causal = _and(mask, _causal(query.shape[1], key.shape[1])), False
   if causal and query.shape[1] != key.shape[1]:  # a suffix of queries: an explicit mask
     mask, causal = _causal(query.shape[1], key.shape[1]), False
-  implementation = None  # XLA's
+  implementation: Literal["cudnn"] | None = None  # None: XLA's
   if (
     jax.default_backend() == "gpu"
     and mask is None

@@ -44,7 +44,7 @@ def max_pool(x: jax.Array, window: Sequence[int] = (2, 2)) -> jax.Array:
   wh, ww = (int(w) for w in window)
   if x.ndim != 4:
     raise ValueError(f"max_pool expects NHWC [batch, height, width, channels], got {x.shape}.")
-  b, h, w, c = x.shape
+  _b, h, w, _c = x.shape
   if h < wh or w < ww:
     raise ValueError(f"Window {window} is larger than the {h}x{w} input.")
   x = x[:, : h // wh * wh, : w // ww * ww, :]

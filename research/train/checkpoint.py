@@ -252,7 +252,7 @@ class Checkpointer:
       # that has nothing to do with a damaged step; the error below says it.
       with _quiet_orbax():
         metadata = self._manager.item_metadata(step)
-      item = metadata["state"] if "state" in metadata.keys() else None
+      item = metadata.get("state")
     except Exception as e:
       raise CorruptCheckpointError(step, self.directory, e) from e
     if item is None:

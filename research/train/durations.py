@@ -42,5 +42,5 @@ def to_steps(
       raise ValueError(f"`{prefix}_epochs` needs a known epoch length; use `{prefix}_steps`.")
     if epochs < 0:
       raise ValueError(f"`{prefix}_epochs` must be >= 0, got {epochs}.")
-    return int(math.ceil(epochs * steps_per_epoch))
+    return math.ceil(epochs * steps_per_epoch)
   return default

@@ -23,6 +23,7 @@ import json
 import os
 import types
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -51,7 +52,9 @@ def _set(tree: dict, path: str, value) -> dict:
 
 
 def _check_same_shapes(source, target, src: str, dst: str) -> None:
-  s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(target)
+  # Any: jax exports PyTreeDef as a variable alias, which type checkers cannot use as a type.
+  s_struct: Any = jax.tree.structure(source)
+  t_struct: Any = jax.tree.structure(target)
   if s_struct != t_struct:
     raise ValueError(
       f"init_from: source {src!r} and target {dst!r} have different structures:"

@@ -92,9 +92,12 @@ class OneInFlight:
 
   sync_steps = False
   steps_per_call = 1
-  _in_flight = None
-  _train_step = None  # set by the backend's compile()
-  _train_steps = None
+  _in_flight: Any = None
+  # The backend's compile() sets these: jax.jit / jax.pmap-wrapped functions
+  # (called, and `.lower`ed for the compiled-memory report).
+  _train_step: Any = None
+  _train_steps: Any = None  # only with steps_per_call > 1
+  _predict: Any = None
 
   def dispatch(self, fn: Callable, *args):
     """fn(*args), after the previous `dispatch`'s outputs are ready (if `sync_steps`)."""

@@ -190,7 +190,8 @@ def bytes_per_device(state: Any) -> dict[str, int]:
   From each array's `addressable_shards` (this process's devices), so it is
   what really sits in device memory, replicated leaves counted on every device.
   """
-  total, per_device = 0, {}
+  total = 0
+  per_device: dict[jax.Device, int] = {}
   for leaf in jax.tree.leaves(state):
     if not isinstance(leaf, jax.Array):
       continue

@@ -8,6 +8,7 @@ need collectives in the step, which is what `axis_name` switches on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -76,8 +77,12 @@ def make_train_step(
     metrics["grad_norm"] = optax.tree.norm(grads)
     metrics["param_norm"] = optax.tree.norm(params)
     metrics["lr"] = lr_schedule(state.step // accum_steps)
-    new_state = state.replace(
-      step=state.step + 1, params=params, model_state=dict(new_model_state), opt_state=opt_state
+    new_state = dataclasses.replace(
+      state,
+      step=state.step + 1,
+      params=params,
+      model_state=dict(new_model_state),
+      opt_state=opt_state,
     )
     return new_state, metrics
 

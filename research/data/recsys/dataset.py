@@ -266,7 +266,7 @@ class RecsysData:
       cands = cached  # this process already drew them (e.g. GMF then NeuMF in tests)
     elif self._source_candidates is not None and split == "test":
       rows = []
-      for u_raw, u in zip(self.users.raw(users), positives):
+      for u_raw in self.users.raw(users):
         negs = self._source_candidates.get(u_raw)
         if negs is None:
           raise ValueError(f"{self.name}: test user {u_raw} has no line in .test.negative.")

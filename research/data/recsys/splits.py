@@ -22,7 +22,7 @@ def random_split(data: Interactions, *, test_fraction: float, seed: int):
   if not 0.0 < test_fraction < 1.0:
     raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
   order = np.random.default_rng([seed, 1]).permutation(len(data))
-  n_test = int(round(test_fraction * len(data)))
+  n_test = round(test_fraction * len(data))
   test = np.sort(order[:n_test])
   train = np.sort(order[n_test:])
   return data.take(train), data.take(test)

@@ -47,13 +47,13 @@ def evaluation_blocks(
   if num_folds < 1:
     raise ValueError(f"num_folds must be >= 1, got {num_folds}.")
   days = np.arange(window, num_days)
-  start = len(days) - int(round(test_fraction * len(days)))
+  start = len(days) - round(test_fraction * len(days))
   if start < 1 or len(days) - start < num_folds:
     raise ValueError(
       f"{num_days} days with window {window}: too few for test_fraction "
       f"{test_fraction} and {num_folds} folds."
     )
-  return [b for b in np.array_split(days[start:], num_folds)]
+  return list(np.array_split(days[start:], num_folds))
 
 
 def fold_days(

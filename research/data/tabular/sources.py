@@ -385,8 +385,8 @@ def stratified_split(
   parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
   for value in np.unique(labels):
     rows = rng.permutation(np.flatnonzero(labels == value))
-    cut1 = int(round(fractions[0] * len(rows)))
-    cut2 = cut1 + int(round(fractions[1] * len(rows)))
+    cut1 = round(fractions[0] * len(rows))
+    cut2 = cut1 + round(fractions[1] * len(rows))
     for s, chunk in zip(SPLITS, (rows[:cut1], rows[cut1:cut2], rows[cut2:])):
       parts[s].append(chunk)
   return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
@@ -410,7 +410,7 @@ def out_of_time_split(dates, fractions=(0.6, 0.2, 0.2)) -> dict[str, np.ndarray]
   n = len(order)
   cuts = []
   for f in (fractions[0], fractions[0] + fractions[1]):
-    k = int(round(f * n))
+    k = round(f * n)
     # Move the cut to the first row of a new date.
     k = int(np.searchsorted(sorted_dates, sorted_dates[min(k, n - 1)], side="left")) if k < n else n
     cuts.append(k)

@@ -103,7 +103,8 @@ class ClassificationEvaluator:
     # collectives can deadlock there (research.platforms.cpu.needs_step_sync).
     lookahead = not getattr(predict_fn, "one_in_flight", False)
     pending = None
-    scores, labels = [], []
+    scores: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     for batch in self.batches_fn():
       out = predict_fn(batch)
       counts = self._counts(out)

@@ -26,7 +26,7 @@ def _collect(
 ) -> dict[str, np.ndarray]:
   """Concatenated unmasked rows of 'logits', `keys` and (where present) `optional`."""
   required = ("logits",) + tuple(keys)
-  parts = {k: [] for k in required}
+  parts: dict[str, list[np.ndarray]] = {k: [] for k in required}
   for batch in batches:
     out = predict_fn(batch)
     mask = _host(out["mask"]).astype(bool)
@@ -173,6 +173,7 @@ class MarketRiskEvaluator:
     mean, vol, var_head, y, day = self._forecasts(self.batches_fn(), predict_fn)
     scalars = {}
     if self.var_method == "filtered_hs":
+      assert self.batches_for is not None, "__init__ requires it for filtered_hs"
       c_mean, c_vol, _, c_y, c_day = self._forecasts(
         self.batches_for(self.calibration_split), predict_fn
       )

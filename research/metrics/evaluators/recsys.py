@@ -91,7 +91,9 @@ class RankingEvaluator:
     self.full_ranking = bool(full_ranking)
 
   def run(self, predict_fn):
-    totals, seen, n_items, oov, oov_users = {}, None, None, 0, 0
+    totals: dict[str, float] = {}
+    seen: np.ndarray | None = None  # [n_items] bool, full ranking only: items in some top-k
+    n_items, oov, oov_users = 0, 0, 0
     for batch in self.batches_fn():
       out = predict_fn(batch)
       require_outputs(out, ("logits", "targets", "mask"), self.name)
@@ -127,6 +129,6 @@ class RankingEvaluator:
     result[f"{p}/num_examples"] = n
     result[f"{p}/oov_targets"] = oov
     result[f"{p}/oov_users"] = oov_users
-    if self.full_ranking:
+    if seen is not None:  # full ranking
       result[f"{p}/coverage@{max(self.ks)}"] = float(seen[1:].sum() / max(n_items - 1, 1))
     return result, {}
