@@ -43,7 +43,7 @@ def tfds_dir_for(name: str, data_dir: str | None) -> str:
 
 def open_prepared(name: str, split: str, tfds_dir: str) -> Any:
   """`tfds.data_source` over already prepared data; never downloads."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
 
   return tfds.data_source(name, split=split, data_dir=tfds_dir, download=False)
 
@@ -54,7 +54,7 @@ def download_and_prepare(name: str, split: str, tfds_dir: str) -> Any:
   ArrayRecord because `tfds.data_source` needs random access; TFDS's default
   TFRecord format would be unreadable here.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
 
   builder = tfds.builder(name, data_dir=tfds_dir, file_format="array_record")
   builder.download_and_prepare()
