@@ -227,7 +227,7 @@ def open_study(workdir: str, direction: str, sampler, pruner, heartbeat: int, id
   return study
 
 
-def make_sampler(name: str, space: dict, seed: int, points: int):
+def make_sampler(name: str, space: Mapping[str, tuple], seed: int, points: int):
   optuna = _optuna()
   if name == "grid":
     grid = {
@@ -249,7 +249,7 @@ def make_pruner(name: str, prune_after: int):
   return optuna.pruners.NopPruner()
 
 
-def suggest(trial, space: dict, grid: dict | None) -> dict:
+def suggest(trial, space: Mapping[str, tuple], grid: dict | None) -> dict:
   """Config overrides {key: value} for this trial."""
   params = {}
   for key, spec in space.items():
@@ -358,7 +358,7 @@ def _fmt(v) -> str:
   return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def enqueue_hand_set(study, config, space: dict, grid: dict | None) -> None:
+def enqueue_hand_set(study, config, space: Mapping[str, tuple], grid: dict | None) -> None:
   """Trial 0 = the config's own values, when each lies in the space (a fresh study
   only; not for the grid sampler, which tries its own points)."""
   if (
