@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from research.baselines import classification, finance, recsys
-from research.baselines.base import BASELINES, BaselineContext, register
+from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
 __all__ = [
@@ -62,7 +62,7 @@ RESULTS_FILE = "baselines.json"
 def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -> None:
   """Raises ValueError naming the bad field of `config.baselines.<name>`."""
   type_name = baseline.get("type")
-  BASELINES.check(type_name, field=f"config.baselines.{name}.type")
+  fn = BASELINES.get(type_name, field=f"config.baselines.{name}.type")
   split = baseline.get("split")
   if split not in eval_splits:
     raise ValueError(
@@ -71,7 +71,7 @@ def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -
     )
   # The arguments go to the baseline function after training; an unknown one
   # must fail now, not after the model has trained.
-  valid = baseline_arguments(type_name)
+  valid = _arguments(fn)
   if valid is not None:
     unknown = sorted(set(baseline) - {"type", "split"} - set(valid))
     if unknown:
@@ -83,7 +83,11 @@ def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -
 
 def baseline_arguments(type_name: str) -> tuple[str, ...] | None:
   """The keyword arguments a baseline type accepts (None: any, it takes **kwargs)."""
-  params = list(inspect.signature(BASELINES.get(type_name)).parameters.values())[1:]  # after ctx
+  return _arguments(BASELINES.get(type_name))
+
+
+def _arguments(fn: BaselineFn) -> tuple[str, ...] | None:
+  params = list(inspect.signature(fn).parameters.values())[1:]  # after ctx
   if any(p.kind is p.VAR_KEYWORD for p in params):
     return None
   return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))

@@ -86,7 +86,7 @@ class DataBuilder:
     self._raw: dict[str, Any] = {}
     self._tokenizer = None
     self._tokens: dict[str, np.ndarray] = {}
-    self._preprocessor = None
+    self._preprocessor: tab_pp.Preprocessor | None = None
     self._encoded: dict[str, Any] = {}
     self._holdout: holdout.Carve | None = None
 
