@@ -1,5 +1,6 @@
-"""tools.tune: search spaces, the scoring metric, and a 4-trial search that is
-killed with SIGKILL mid-trial and resumed to exactly 4 complete trials."""
+"""The search (research/apps/tune.py, run as tools.tune): search spaces, the scoring
+metric, and a 4-trial search that is killed with SIGKILL mid-trial and resumed to
+exactly 4 complete trials."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from research.apps import search_space
+from research.apps import search_space, tune
 from research.core import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,9 +162,29 @@ def test_search_killed_mid_trial_resumes_to_exactly_n_trials(tmp_path):
   "spec", ["experiments/vision/mnist1d.py:cnn", "experiments/finance_risk/credit_scoring.py:mlp"]
 )
 def test_declared_search_spaces_name_config_keys(spec):
-  path, _, variant = spec.partition(":")
+  path, _, arg = spec.partition(":")
   config = config_lib.load(spec)
-  space = search_space.check(
-    search_space.from_module(config_lib.import_experiment(path), variant), config
+  space = tune.resolve_space(config, path, arg)
+  assert space == search_space.check(
+    search_space.from_module(config_lib.import_experiment(path), arg), config
   )
   assert "optimizer.lr" in space
+
+
+def test_resolve_space_file_variant_and_extra_keys(tmp_path):
+  (tmp_path / "space.py").write_text(
+    "def search_space(variant):\n"
+    "  return {'optimizer.lr': ('log', 1e-4, 1e-2)} if variant == 'mlp' else {}\n"
+  )
+  path = "experiments/vision/digits.py"
+  config = config_lib.load(f"{path}:mlp,smoke=True")
+  space = tune.resolve_space(
+    config,
+    path,
+    "mlp,smoke=True",  # the variant is the first bare word
+    space_file=str(tmp_path / "space.py"),
+    extra={"optimizer.b1": "float:0.8:0.95"},  # as --space.optimizer.b1=float:0.8:0.95
+  )
+  assert space == {"optimizer.lr": ("log", 1e-4, 1e-2), "optimizer.b1": ("float", 0.8, 0.95)}
+  with pytest.raises(ValueError, match="'optimizer.beta1' is not a config key"):
+    tune.resolve_space(config, path, "mlp", extra={"optimizer.beta1": "float:0.8:0.95"})

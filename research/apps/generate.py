@@ -15,8 +15,7 @@ import numpy as np
 from research.core import config as config_lib
 from research.data.text import tokenizers as tok_lib
 from research.models import build_model, decoding
-from research.train import checkpoint as ckpt_lib
-from research.train.evaluate import load_workdir_config, restore_raw_picked
+from research.train.evaluate import load_workdir_config, restore_variables
 
 
 def generate_text(
@@ -49,15 +48,7 @@ def generate_text(
   if model_kwargs.get("vocab_size") is None:
     model_kwargs["vocab_size"] = tokenizer.vocab_size
   model = build_model(model_kwargs.pop("name"), **model_kwargs)
-  ckpt = ckpt_lib.Checkpointer(
-    os.path.join(workdir, "checkpoints"),
-    keep=config.ckpt.keep,
-    best_metric=config.ckpt.best_metric,
-    best_mode=config.ckpt.best_mode,
-  )
-  _, saved = restore_raw_picked(ckpt, checkpoint, workdir)
-  ckpt.close()
-  variables = {"params": saved["params"], **dict(saved.get("model_state") or {})}
+  _, variables = restore_variables(workdir, config, checkpoint)
   prompt_ids = np.tile(np.asarray(ids, np.int32)[None], (num_samples, 1))
   tokens = decoding.generate(
     model,

@@ -7,15 +7,12 @@ one user and returns the best K the user has no training interaction with.
 
 from __future__ import annotations
 
-import os
-
 import jax.numpy as jnp
 import numpy as np
 
 from research.core import config as config_lib
 from research.train import builder
-from research.train import checkpoint as ckpt_lib
-from research.train.evaluate import load_workdir_config, restore_raw_picked
+from research.train.evaluate import load_workdir_config, restore_variables
 
 
 def score_items(
@@ -61,15 +58,7 @@ def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best")
       f"User {user!r} has no training interactions in this run's split (IDs "
       f"range over {ids[0]}..{ids[-1]}, {len(ids)} users); no recommendations."
     )
-  ckpt = ckpt_lib.Checkpointer(
-    os.path.join(workdir, "checkpoints"),
-    keep=config.ckpt.keep,
-    best_metric=config.ckpt.best_metric,
-    best_mode=config.ckpt.best_mode,
-  )
-  _, saved = restore_raw_picked(ckpt, checkpoint, workdir)
-  ckpt.close()
-  variables = {"params": saved["params"], **dict(saved.get("model_state") or {})}
+  _, variables = restore_variables(workdir, config, checkpoint)
   max_len = config.model.get("max_len")
   scores = score_items(config.model.name, run.model, variables, data, index, max_len)
   scores = scores.astype(np.float64)

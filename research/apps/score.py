@@ -27,10 +27,10 @@ import numpy as np
 from research.core import lazy
 from research.data import build as data_build
 from research.data.tabular import preprocess as tab_pp
+from research.data.tabular.sources import read_table
 from research.metrics import credit
 from research.models import build_model
 from research.train import builder
-from research.train import checkpoint as ckpt_lib
 from research.train import evaluate as evaluate_lib
 
 with lazy.imports():
@@ -59,14 +59,7 @@ class ScoringModel:
     kwargs = self.config.model.to_dict()
     builder.fill_model_fields(kwargs, data)
     self.model = build_model(kwargs.pop("name"), **kwargs)
-    ckpt = ckpt_lib.Checkpointer(
-      os.path.join(workdir, "checkpoints"),
-      best_metric=self.config.ckpt.best_metric,
-      best_mode=self.config.ckpt.best_mode,
-    )
-    self.step, raw = evaluate_lib.restore_raw_picked(ckpt, checkpoint, workdir)
-    ckpt.close()
-    self.variables = {"params": raw["params"], **dict(raw.get("model_state") or {})}
+    self.step, self.variables = evaluate_lib.restore_variables(workdir, self.config, checkpoint)
     self.cutoff = float(
       next((e.get("cutoff", 0.5) for e in self.config.evals.values() if e.type == "credit"), 0.5)
     )
@@ -100,8 +93,6 @@ def score_csv(
   unknown_categories and imputed_columns (';'-joined column names, empty
   when none; see `Preprocessor.row_flags`).
   """
-  from research.data.tabular.sources import read_table  # pylint: disable=import-outside-toplevel
-
   scorer = ScoringModel(workdir, checkpoint)
   frame = read_table(input_path, scorer.preprocessor.schema)
   if len(frame) == 0:

@@ -4,8 +4,9 @@ A published reference compares a run with somebody else's setup; a baseline
 compares it with a simple or classic method on *this* run's exact data (the
 global mean and user/item biases for ratings, popularity for ranking, logistic
 regression and gradient-boosted trees for credit scoring, GARCH for market
-risk). Every domain registers its baselines here; the shared loop runs them
-after the final evaluation and the report puts them in one table beside the
+risk). Every domain module registers its baselines in `base.BASELINES` and is
+imported below, so the table is complete once this package is imported; the
+shared loop runs them after the final evaluation and the report puts them in one table beside the
 model's own metrics.
 
 Config (`config.baselines`): name -> ConfigDict(type=<registered type>,
@@ -13,9 +14,12 @@ split=<an eval split>, **kwargs). For example
 
   c.baselines.gbdt = dict(type='lightgbm', split='test', num_leaves=31)
 
-A baseline type is a function registered with `@register('type')`:
+A baseline type is a function registered with `@register('type')` (`base`):
 
   fn(ctx: BaselineContext, **kwargs) -> {metric: float}
+
+Domain-only packages (lightgbm, optbinning, arch, scikit-learn) are imported
+inside the baseline functions, so importing this package loads none of them.
 
 Metric names are bare ('rmse', 'auc'); the runner prefixes the split, so
 'test/rmse' lines up with the evaluator's 'test/rmse' of the model. A baseline
@@ -25,84 +29,40 @@ Baselines run on the primary process only, on host data (numpy, scikit-learn).
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from research.baselines import classification, finance, recsys
+from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
+from research.outputs import writer
+
+__all__ = [
+  "BASELINES",
+  "RESULTS_FILE",
+  "BaselineContext",
+  "baseline_arguments",
+  "check_baseline_config",
+  "classification",
+  "finance",
+  "recsys",
+  "register",
+  "run_baselines",
+]
 
 log = logging.getLogger(__name__)
 
-BASELINES: dict[str, Callable[..., Mapping[str, float]]] = {}
 RESULTS_FILE = "baselines.json"
-# One module per domain, each registering its baseline types on import.
-DOMAIN_MODULES = (
-  "research.baselines.classification",
-  "research.baselines.recsys",
-  "research.baselines.finance",
-)
-
-
-def register(type_name: str):
-  """Decorator: registers `fn(ctx, **kwargs) -> {metric: value}` as a baseline type."""
-
-  def wrap(fn):
-    if type_name in BASELINES and BASELINES[type_name] is not fn:
-      raise ValueError(f"Baseline type {type_name!r} is registered twice.")
-    BASELINES[type_name] = fn
-    return fn
-
-  return wrap
-
-
-@dataclasses.dataclass
-class BaselineContext:
-  """What a baseline may read: the run's config and data, and where to write.
-
-  Attributes:
-    config: the resolved experiment config.
-    data: the run's `research.data.build.DataBuilder` (`data.raw(split)` gives a
-      split's examples exactly as the model's evaluators see them before ops;
-      `data.train_source()` the training examples).
-    split: the eval split this baseline is scored on.
-    output_dir: `<workdir>/baselines/<name>/`, created on demand.
-  """
-
-  config: Any
-  data: Any
-  split: str
-  output_dir: str
-
-  def makedirs(self) -> str:
-    os.makedirs(self.output_dir, exist_ok=True)
-    return self.output_dir
-
-
-def _import_domain_baselines() -> None:
-  """Domains register their baselines on import; import them all once."""
-  # pylint: disable=import-outside-toplevel,unused-import
-  import importlib
-
-  for module in DOMAIN_MODULES:
-    try:
-      importlib.import_module(module)
-    except ModuleNotFoundError as e:
-      if e.name != module:  # a missing dependency inside the module is an error
-        raise
 
 
 def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -> None:
   """Raises ValueError naming the bad field of `config.baselines.<name>`."""
-  _import_domain_baselines()
   type_name = baseline.get("type")
-  if type_name not in BASELINES:
-    raise ValueError(
-      f"config.baselines.{name}: unknown baseline type {type_name!r}; valid "
-      f"types: {sorted(BASELINES) or '(none registered)'}."
-    )
+  fn = BASELINES.get(type_name, field=f"config.baselines.{name}.type")
   split = baseline.get("split")
   if split not in eval_splits:
     raise ValueError(
@@ -111,7 +71,7 @@ def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -
     )
   # The arguments go to the baseline function after training; an unknown one
   # must fail now, not after the model has trained.
-  valid = baseline_arguments(type_name)
+  valid = _arguments(fn)
   if valid is not None:
     unknown = sorted(set(baseline) - {"type", "split"} - set(valid))
     if unknown:
@@ -123,7 +83,11 @@ def check_baseline_config(name: str, baseline: Mapping[str, Any], eval_splits) -
 
 def baseline_arguments(type_name: str) -> tuple[str, ...] | None:
   """The keyword arguments a baseline type accepts (None: any, it takes **kwargs)."""
-  params = list(inspect.signature(BASELINES[type_name]).parameters.values())[1:]  # after ctx
+  return _arguments(BASELINES.get(type_name))
+
+
+def _arguments(fn: BaselineFn) -> tuple[str, ...] | None:
+  params = list(inspect.signature(fn).parameters.values())[1:]  # after ctx
   if any(p.kind is p.VAR_KEYWORD for p in params):
     return None
   return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
@@ -132,15 +96,15 @@ def baseline_arguments(type_name: str) -> tuple[str, ...] | None:
 def run_baselines(config, data, workdir: str) -> dict[str, dict[str, float]]:
   """Runs every `config.baselines` entry; writes and returns
   {baseline name: {'<split>/<metric>': value, 'seconds': wall time}}."""
-  _import_domain_baselines()
   results = {}
   for name, b in config.baselines.items():
     kwargs = {k: v for k, v in b.to_dict().items() if k not in ("type", "split")}
     ctx = BaselineContext(
       config=config, data=data, split=b.split, output_dir=os.path.join(workdir, "baselines", name)
     )
+    fn = BASELINES.get(b.type, field=f"config.baselines.{name}.type")
     t0 = time.perf_counter()
-    metrics = BASELINES[b.type](ctx, **kwargs)
+    metrics = fn(ctx, **kwargs)
     seconds = time.perf_counter() - t0
     results[name] = {f"{b.split}/{k}": float(v) for k, v in metrics.items()}
     results[name]["seconds"] = seconds
@@ -153,8 +117,6 @@ def run_baselines(config, data, workdir: str) -> dict[str, dict[str, float]]:
       seconds,
     )
   if results:
-    from research.outputs import writer  # pylint: disable=import-outside-toplevel
-
     writer.atomic_write(
       os.path.join(workdir, RESULTS_FILE), json.dumps(results, indent=2, sort_keys=True)
     )

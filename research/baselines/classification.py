@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from research.baselines import BaselineContext, register
+from research.baselines.base import BaselineContext, register
 
 
 def labels_of(source, key: str, chunk: int = 65536) -> np.ndarray:

@@ -28,6 +28,10 @@ Market risk (the 'eu_stock_markets' windows; `.returns` and `.days`):
 
 Both report `research.metrics.market.backtest` under the 'market_risk'
 evaluator's names and save their forecasts to `<output_dir>/forecasts.npz`.
+
+optbinning, lightgbm, arch and scikit-learn are imported inside the functions
+that use them (pandas lazily), so importing `research.baselines`, which every
+training run does, loads none of them.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import os
 
 import numpy as np
 
-from research.baselines import BaselineContext, register
+from research.baselines.base import BaselineContext, register
 from research.core import lazy
 from research.metrics import credit, market
 
@@ -97,8 +101,8 @@ def scorecard(
   C: float = 1.0,
 ) -> dict[str, float]:
   """WoE binning + logistic regression + PDO points table (see module docstring)."""
-  from optbinning import BinningProcess, Scorecard  # pylint: disable=import-outside-toplevel
-  from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+  from optbinning import BinningProcess, Scorecard
+  from sklearn.linear_model import LogisticRegression
 
   train, evaluated = _tables(ctx)
   schema = train.schema
@@ -199,8 +203,8 @@ def lightgbm_baseline(
   `num_leaves` (an int or a tuple to choose from) chosen by the same
   validation AUC, so the test split is never used to tune the baseline.
   `n_jobs`: LightGBM threads; None = `default_threads()`."""
-  import lightgbm as lgb  # pylint: disable=import-outside-toplevel
-  from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
+  import lightgbm as lgb
+  from sklearn.metrics import roc_auc_score
 
   train, evaluated = _tables(ctx)
   schema = train.schema
@@ -257,7 +261,7 @@ def logreg_sklearn(
   ctx: BaselineContext, *, C: float = 1.0, cutoff: float = 0.5
 ) -> dict[str, float]:
   """scikit-learn LogisticRegression on the run's preprocessing (categoricals one-hot)."""
-  from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+  from sklearn.linear_model import LogisticRegression
 
   train, evaluated = _tables(ctx)
   pp = ctx.data.preprocessor
@@ -322,7 +326,7 @@ def historical_simulation(
 @register("garch")
 def garch(ctx: BaselineContext, *, dist: str = "t", level: float = 0.99) -> dict[str, float]:
   """GARCH(1,1), constant mean, fitted before the split and filtered forward."""
-  from arch import arch_model  # pylint: disable=import-outside-toplevel
+  from arch import arch_model
 
   returns, days = _series(ctx)
   first, last = int(days[0]), int(days[-1])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from research.baselines import BaselineContext, register
+from research.baselines.base import BaselineContext, register
 from research.metrics import ranking
 
 

@@ -358,8 +358,37 @@ def _experiment_name(path: str) -> str:
 
 
 def import_experiment(path: str) -> types.ModuleType:
-  """The experiment module of `path` (a .py file, or "vision/digits" under experiments/)."""
+  """The experiment module of `path` (a .py file, or "vision/digits" under experiments/).
+
+  A file inside a folder named `experiments` may import its siblings as
+  `from experiments.<domain> import x`. In a checkout the root is on sys.path
+  and that just works; with `research` installed and the experiments folder
+  elsewhere (a copy, the user's own) no `experiments` package is importable,
+  so that folder is registered as the package `experiments` first. An
+  importable `experiments` package is left as it is.
+  """
+  import sys  # only here: registers the package
+
   if path.endswith(".py") and os.path.exists(path):
+    root = os.path.dirname(os.path.abspath(path))
+    while os.path.basename(root) not in ("experiments", "") and root != os.path.dirname(root):
+      root = os.path.dirname(root)
+    if os.path.basename(root) == "experiments" and importlib.util.find_spec("experiments") is None:
+      init = os.path.join(root, "__init__.py")
+      package_spec = (
+        importlib.util.spec_from_file_location(
+          "experiments", init, submodule_search_locations=[root]
+        )
+        if os.path.exists(init)
+        else importlib.util.spec_from_loader("experiments", None, is_package=True)
+      )
+      if package_spec is None:  # not for a .py file or a loader-less package
+        raise ValueError(f"Cannot register {root} as the package 'experiments'.")
+      package_spec.submodule_search_locations = [root]
+      package = importlib.util.module_from_spec(package_spec)
+      sys.modules["experiments"] = package
+      if package_spec.loader is not None:
+        package_spec.loader.exec_module(package)
     spec = importlib.util.spec_from_file_location(_experiment_name(path).replace("/", "."), path)
     if spec is None or spec.loader is None:
       raise ValueError(f"Cannot import experiment file {path!r}.")

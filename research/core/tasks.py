@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from research.core.registry import Registry
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationTask:
@@ -268,31 +270,35 @@ class InBatchSoftmaxTask:
     return loss, {"loss": loss, "accuracy": accuracy}
 
 
-TASKS = {
-  "classification": ClassificationTask,
-  "lm": TokenPredictionTask,
-  "mlm": TokenPredictionTask,
-  "seq2seq": Seq2SeqTask,
-  "tabular_classification": TabularClassificationTask,
-  "risk_forecast": RiskForecastTask,
-  # Recommendation.
-  "rating": RatingTask,
-  "pointwise": PointwiseTask,
-  "in_batch_softmax": InBatchSoftmaxTask,
-}
+TASKS: Registry[type] = Registry(
+  "task",
+  "config.task.name",
+  {
+    "classification": ClassificationTask,
+    "lm": TokenPredictionTask,
+    "mlm": TokenPredictionTask,
+    "seq2seq": Seq2SeqTask,
+    "tabular_classification": TabularClassificationTask,
+    "risk_forecast": RiskForecastTask,
+    # Recommendation.
+    "rating": RatingTask,
+    "pointwise": PointwiseTask,
+    "in_batch_softmax": InBatchSoftmaxTask,
+  },
+)
 
 
 def check_task(task_config: Mapping[str, Any]) -> None:
+  """ValueError for an unknown `task_config.name` or a key the task has no field for."""
   name = task_config.get("name")
-  if name not in TASKS:
-    raise ValueError(f"Unknown task {name!r}; valid: {', '.join(sorted(TASKS))}.")
-  fields = {f.name for f in dataclasses.fields(TASKS[name])}
+  fields = {f.name for f in dataclasses.fields(TASKS.get(name))}
   unknown = set(task_config) - fields - {"name"}
   if unknown:
     raise ValueError(f"Unknown keys {sorted(unknown)} for task {name!r}; valid: {sorted(fields)}.")
 
 
 def build_task(task_config: Mapping[str, Any]):
+  """The task `task_config.name` with the config's other keys as its fields."""
   check_task(task_config)
   kwargs = {k: v for k, v in dict(task_config).items() if k != "name"}
-  return TASKS[task_config["name"]](**kwargs)
+  return TASKS.get(task_config["name"])(**kwargs)

@@ -12,20 +12,11 @@ need the whole training split at once:
   saved), kept in `<workdir>/tokenizer/` so evaluation, generation and a
   resumed run reuse exactly the same one; `init_from` runs reuse the source
   run's tokenizer, since its embeddings are indexed by it.
-* format 'tabular': a table's raw rows are encoded by a `Preprocessor` fitted on
-  the training split only (standardisation or quantile transform, missing
-  indicators, category vocabularies with an unknown bucket), saved as
-  `<workdir>/preprocessing.json` and reloaded from there (resume, evaluation,
-  `tools.score`), so every consumer applies exactly the same transform.
-* format 'lm_windows': the split's text becomes one token stream; training
-  samples random windows (nanoGPT's `get_batch`, as a shuffled source),
-  evaluation uses contiguous windows covering every token once (exact) or a
-  fresh sample of random windows (nanoGPT's `estimate_loss`).
-* format 'interactions' (recommendation): the split and ID vocabularies are
-  built once from the training split (`research.data.recsys`); ops get the
-  run's interaction data as context 'recsys' (negative sampling), the NCF
-  candidates are saved in the workdir, and model fields left None
-  (`num_users`, `num_items`, item features) are filled from the vocabularies.
+* `config.data.format` ('examples', 'lm_windows', 'tabular', 'interactions'):
+  every step that differs between kinds of data (training and eval sources,
+  ops context, model fields, table preprocessing) is a hook of the format's
+  object in `research.data.formats.FORMATS`; this module never branches on
+  the format's name.
 """
 
 from __future__ import annotations
@@ -40,14 +31,15 @@ import numpy as np
 
 from research.data import holdout, registry
 from research.data import ops as pp_ops
-from research.data.core import ConcatSource, IndexedSource
+from research.data.core import ConcatSource
+from research.data.formats import FORMATS, DataFormat
 from research.data.tabular import preprocess as tab_pp
 from research.data.text import tokenizers as tok_lib
 from research.data.text.windows import LMWindows
 
-log = logging.getLogger(__name__)
+__all__ = ["FORMATS", "DataBuilder", "carves_validation", "check"]
 
-FORMATS = ("examples", "lm_windows", "tabular", "interactions")
+log = logging.getLogger(__name__)
 
 
 def carves_validation(data_config) -> bool:
@@ -57,13 +49,10 @@ def carves_validation(data_config) -> bool:
 
 def check(data_config) -> None:
   """Config-load-time checks of the data section (no I/O)."""
-  if data_config.format not in FORMATS:
-    raise ValueError(
-      f"Unknown config.data.format {data_config.format!r}; valid: {', '.join(FORMATS)}."
-    )
+  data_format = FORMATS.get(data_config.format)
   if carves_validation(data_config):
     holdout.check_fraction(data_config.validation_fraction)
-    if data_config.format != "examples":
+    if not data_format.carves_validation:
       raise ValueError(
         f"config.data.validation_fraction carves examples; format "
         f"{data_config.format!r} data sets bring their own validation split "
@@ -78,27 +67,26 @@ def check(data_config) -> None:
     tok_lib.check_tokenizer_spec(data_config.tokenizer.to_dict())
   if data_config.get("tabular"):
     tab_pp.check_options(data_config.tabular.to_dict())
-  if data_config.format == "lm_windows":
-    if not data_config.tokenizer:
-      raise ValueError(
-        "config.data.format='lm_windows' needs config.data.tokenizer (e.g. {'type': 'char'})."
-      )
-    if not data_config.block_size:
-      raise ValueError("config.data.format='lm_windows' needs config.data.block_size.")
+  data_format.check(data_config)
 
 
 class DataBuilder:
-  """Builds (and caches) the sources, tokenizer and preprocessing of one run."""
+  """Builds (and caches) the sources, tokenizer and preprocessing of one run.
+
+  What differs between data formats is asked of `self.format`
+  (`research.data.formats.DataFormat`); the caches stay here.
+  """
 
   def __init__(self, config, workdir: str | None = None):
     self.config = config
     self.data = config.data
+    self.format: DataFormat = FORMATS.get(self.data.format)
     self.data_dir = self.data.data_dir or os.environ.get("RESEARCH_DATA_DIR") or None
     self.workdir = workdir
     self._raw: dict[str, Any] = {}
     self._tokenizer = None
     self._tokens: dict[str, np.ndarray] = {}
-    self._preprocessor = None
+    self._preprocessor: tab_pp.Preprocessor | None = None
     self._encoded: dict[str, Any] = {}
     self._holdout: holdout.Carve | None = None
 
@@ -114,9 +102,8 @@ class DataBuilder:
     return self._raw[split]
 
   def _registry_source(self, split: str, **extra_options):
-    options = dict(self.data.options.to_dict(), **extra_options)
-    if self.data.format == "interactions":
-      options.setdefault("workdir", self.workdir)  # where the NCF candidates are saved
+    options = dict(self.format.source_options(self))
+    options.update(self.data.options.to_dict(), **extra_options)
     return registry.get_source(self.data.name, split, data_dir=self.data_dir, **options)
 
   def _carve(self) -> holdout.Carve:
@@ -138,7 +125,7 @@ class DataBuilder:
       )
     return self._holdout
 
-  def _raw_train(self):
+  def raw_train(self):
     """The training split plus any `extra_train_splits` that exist (e.g. IMDb's
     'unsupervised' reviews, present in TFDS but not in every local copy)."""
     sources = [self.raw(self.data.train_split)]
@@ -181,7 +168,7 @@ class DataBuilder:
 
   def _training_texts(self):
     """Text of the training data only: the tokenizer never sees evaluation text."""
-    source = self._raw_train()
+    source = self.raw_train()
     if hasattr(source, "text"):
       yield source.text
     else:
@@ -190,26 +177,15 @@ class DataBuilder:
 
   # --- fitted tabular preprocessing --------------------------------------------
   @property
-  def preprocessor(self):
+  def preprocessor(self) -> tab_pp.Preprocessor:
     """The `Preprocessor` of a 'tabular' run: loaded from the workdir when saved
-    there, else fitted on the training split only and saved."""
-    if self.data.format != "tabular":
-      raise ValueError("config.data.format is not 'tabular': no table preprocessing.")
+    there, else fitted on the training split only and saved (cached)."""
     if self._preprocessor is None:
-      path = os.path.join(self.workdir, tab_pp.PREPROCESSING_FILE) if self.workdir else None
-      if path and os.path.exists(path):
-        self._preprocessor = tab_pp.Preprocessor.load(path)
-      else:
-        options = self.data.get("tabular")
-        options = options.to_dict() if options else {}
-        self._preprocessor = tab_pp.Preprocessor.fit(
-          self._raw_train().frame, self._raw_train().schema, **options
-        )
-        if path:
-          self._preprocessor.save(path)
+      self._preprocessor = self.format.preprocessor(self)
     return self._preprocessor
 
-  def _encoded_source(self, split: str):
+  def encoded_source(self, split: str):
+    """`split`'s raw rows encoded by the run's `preprocessor` (cached)."""
     if split not in self._encoded:
       self._encoded[split] = self.preprocessor.encode_source(self.raw(split))
     return self._encoded[split]
@@ -219,8 +195,7 @@ class DataBuilder:
     context = {}
     if self.data.tokenizer:
       context["tokenizer"] = self.tokenizer
-    if self.data.format == "interactions":
-      context["recsys"] = self.recsys
+    context.update(self.format.ops_context(self))
     return pp_ops.parse(spec, context=context or None)
 
   # --- interaction data -------------------------------------------------------
@@ -237,58 +212,17 @@ class DataBuilder:
 
   def model_fields(self) -> dict[str, Any]:
     """Model fields the data decides (filled where the config leaves them None)."""
-    if self.data.format == "tabular":
-      # One embedding table per categorical column, sized by the vocabularies
-      # fitted on the training split.
-      return {"cardinalities": self.preprocessor.cardinalities}
-    if self.data.format != "interactions":
-      return {}
-    r = self.recsys
-    return {
-      "num_users": r.num_users,
-      "num_items": r.num_items,
-      "item_genres": r.item_genres,
-      "item_year": r.item_year,
-      "user_genres": r.user_genres(),
-      "rating_mean": float(r.train["rating"].mean()),
-    }
+    return self.format.model_fields(self)
 
   # --- sources the pipeline consumes -----------------------------------------
   def train_source(self):
-    if self.data.format == "lm_windows":
-      return LMWindows(
-        self.token_stream(self.data.train_split),
-        self.data.block_size,
-        "random",
-        name=f"{self.data.name}:{self.data.train_split}",
-      )
-    if self.data.format == "tabular":
-      if self.data.extra_train_splits:
-        raise ValueError("config.data.format='tabular' takes no extra_train_splits.")
-      return self._encoded_source(self.data.train_split)
-    return self._raw_train()
+    """The source training iterates over."""
+    return self.format.train_source(self)
 
   def eval_source(self, split: str, eval_config: Mapping[str, Any], *, round_index: int = 0):
-    """The source an evaluator iterates over once per evaluation.
-
-    For 'lm_windows' the eval config's `windows` says 'contiguous' (exact,
-    every token once) or 'random' (`num_batches` x eval batch random windows,
-    redrawn at every evaluation round from seed + round).
-    """
-    if self.data.format == "tabular":
-      return self._encoded_source(split)
-    if self.data.format != "lm_windows":
-      return self.raw(split)
-    windows = eval_config.get("windows", "contiguous")
-    tokens = self.token_stream(split)
-    if windows == "contiguous":
-      return LMWindows(tokens, self.data.block_size, "contiguous", name=f"{self.data.name}:{split}")
-    if windows != "random":
-      raise ValueError(f"eval windows must be 'contiguous' or 'random', got {windows!r}.")
-    source = LMWindows(tokens, self.data.block_size, "random", name=f"{self.data.name}:{split}")
-    count = int(eval_config.get("num_batches", 20)) * self.config.eval_batch_size
-    rng = np.random.default_rng([self.config.seed, round_index])
-    return IndexedSource(source, rng.integers(0, len(source), count))
+    """The source an evaluator iterates over once per evaluation (for 'lm_windows',
+    `eval_config.windows` picks contiguous or per-round random windows)."""
+    return self.format.eval_source(self, split, eval_config, round_index)
 
   def token_stream(self, split: str) -> np.ndarray:
     """A text split encoded by the run's tokenizer: int [num_tokens] (cached)."""

@@ -1,7 +1,8 @@
 """Model names -> classes, and the two functions the training loop calls.
 
-`MODELS` is a plain dict written out here (no registration decorators), so the
-set of models is whatever this file says, independent of import order.
+`MODELS` is a `Registry` written out here as one table (no registration
+decorators), so the set of models is whatever this file says, independent of
+import order.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from research.core.registry import Registry
 from research.models.bert import BertClassifier, BertMLM, TransformerClassifier
 from research.models.cnn import CNN
 from research.models.cnn1d import CNN1D
@@ -28,41 +30,45 @@ from research.models.sasrec import SASRec
 from research.models.seq2seq import Seq2Seq
 from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
 
-MODELS: dict[str, type[nn.Module]] = {
-  "logistic": Logistic,
-  "mlp": MLP,
-  "cnn": CNN,
-  "lenet": LeNet,
-  "cnn1d": CNN1D,
-  "resnet18": ResNet18,
-  "resnet34": ResNet34,
-  "resnet50": ResNet50,
-  "resnet_tiny": ResNetTiny,
-  # NLP: language models (tokens [B, T] -> logits [B, T, vocab]).
-  "gpt": GPT,
-  "lstm_lm": LSTMLM,
-  "gru_lm": GRULM,
-  "bert_mlm": BertMLM,
-  # NLP: text classifiers (tokens [B, T], 0 = padding -> logits [B, num_classes]).
-  "bert_classifier": BertClassifier,
-  "transformer_classifier": TransformerClassifier,
-  "lstm_classifier": LSTMClassifier,
-  "gru_classifier": GRUClassifier,
-  # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
-  "seq2seq": Seq2Seq,
-  # Finance risk: table rows ({'numeric', 'categorical'} -> logits [B, num_classes]).
-  "tabular_logistic": TabularLogistic,
-  "tabular_mlp": TabularMLP,
-  "ft_transformer": FTTransformer,
-  # Finance risk: return windows [B, T, assets] -> [B, num_outputs].
-  "lstm_forecaster": LSTMForecaster,
-  "transformer_forecaster": TransformerForecaster,
-  # Recommendation (index 0 of users/items = out of vocabulary).
-  "biased_mf": BiasedMF,  # {'user', 'item'} [B] -> ratings [B]
-  "ncf": NCF,  # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
-  "two_tower": TwoTower,  # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
-  "sasrec": SASRec,  # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
-}
+MODELS: Registry[type[nn.Module]] = Registry(
+  "model",
+  "config.model.name",
+  {
+    "logistic": Logistic,
+    "mlp": MLP,
+    "cnn": CNN,
+    "lenet": LeNet,
+    "cnn1d": CNN1D,
+    "resnet18": ResNet18,
+    "resnet34": ResNet34,
+    "resnet50": ResNet50,
+    "resnet_tiny": ResNetTiny,
+    # NLP: language models (tokens [B, T] -> logits [B, T, vocab]).
+    "gpt": GPT,
+    "lstm_lm": LSTMLM,
+    "gru_lm": GRULM,
+    "bert_mlm": BertMLM,
+    # NLP: text classifiers (tokens [B, T], 0 = padding -> logits [B, num_classes]).
+    "bert_classifier": BertClassifier,
+    "transformer_classifier": TransformerClassifier,
+    "lstm_classifier": LSTMClassifier,
+    "gru_classifier": GRUClassifier,
+    # NLP: encoder-decoder ({'inputs', 'decoder_inputs'} -> logits [B, T, vocab]).
+    "seq2seq": Seq2Seq,
+    # Finance risk: table rows ({'numeric', 'categorical'} -> logits [B, num_classes]).
+    "tabular_logistic": TabularLogistic,
+    "tabular_mlp": TabularMLP,
+    "ft_transformer": FTTransformer,
+    # Finance risk: return windows [B, T, assets] -> [B, num_outputs].
+    "lstm_forecaster": LSTMForecaster,
+    "transformer_forecaster": TransformerForecaster,
+    # Recommendation (index 0 of users/items = out of vocabulary).
+    "biased_mf": BiasedMF,  # {'user', 'item'} [B] -> ratings [B]
+    "ncf": NCF,  # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
+    "two_tower": TwoTower,  # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
+    "sasrec": SASRec,  # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
+  },
+)
 
 # Fields every flax Module has that are not configuration.
 _MODULE_INTERNALS = frozenset({"parent", "name"})
@@ -117,14 +123,11 @@ def build_model(name: str, *, axis_name: str | None = None, **kwargs: Any) -> nn
       kwargs[key] = _canonical_dtype(kwargs[key], key)
   if "axis_name" in model_fields(name):
     kwargs["axis_name"] = axis_name
-  return MODELS[name](**kwargs)
+  return MODELS.get(name)(**kwargs)
 
 
 def _model_class(name: str) -> type[nn.Module]:
-  try:
-    return MODELS[name]
-  except (KeyError, TypeError):
-    raise ValueError(f"Unknown model {name!r}; valid names: {sorted(MODELS)}.") from None
+  return MODELS.get(name)
 
 
 # jnp scalar types by name, so configs may say 'bfloat16' and get jnp.bfloat16.

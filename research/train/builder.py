@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -22,7 +22,7 @@ from research.data import build as data_build
 from research.data import ops as pp_ops
 from research.data import pipeline
 from research.metrics import evaluators as evaluators_lib
-from research.models import build_model
+from research.models import build_model, model_fields
 from research.train import durations, optim, parallel
 from research.train import precision as precision_lib
 from research.train import state as state_lib
@@ -111,8 +111,6 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
 def fill_model_fields(model_kwargs: dict, data: data_build.DataBuilder) -> None:
   """Sets model fields the config leaves None from the data (e.g. a recommender's
   `num_items` from the training vocabulary); only fields the model has."""
-  from research.models import model_fields  # pylint: disable=import-outside-toplevel
-
   fields = set(model_fields(model_kwargs["name"]))
   for key, value in data.model_fields().items():
     if key in fields and model_kwargs.get(key) is None:
@@ -229,26 +227,56 @@ def build_evaluators(run: Run, names=None) -> list:
   return result
 
 
-def make_predict_fn(run: Run, state_ref: Callable[[], Any]):
-  """`predict_fn(host_batch) -> {'logits': global [b, C], label, mask, ...}` for evaluators."""
-  backend = run.backend
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+  """A run's model on host batches: what every evaluator's `run(predict_fn)` gets.
 
-  def predict_fn(host_batch):
-    batch = backend.put_batch(host_batch)
-    logits = backend.predict(state_ref(), batch)
-    flat = backend.flatten_batch(batch)
+  `predictor(host_batch)` puts `host_batch` ({key: [b, ...]} numpy, b the
+  global eval batch size) on the devices, runs the compiled predict step on
+  the current state and returns the batch's arrays plus the model output as
+  global arrays: {'logits': [b, ...] (e.g. [b, num_classes], [b, T, vocab]),
+  key: [b, ...] for every batch key (label, mask, ...)}.
+
+  Evaluators that need more than predictions (integrated gradients need the
+  model's gradients) use `model`, `task` and `variables()`.
+
+  Attributes:
+    model: the run's (unbound) flax module.
+    task: the run's task (`research.core.tasks`); `task.inputs(batch)` is the
+      model input.
+    backend: the run's `research.train.parallel` backend (device layout, the
+      compiled predict step).
+    state_ref: () -> the current train state in the backend's layout; called at
+      every use, so a Predictor made once follows a training run's state.
+    one_in_flight: evaluators must not queue device work ahead (several CPU
+      devices: research.platforms.cpu.needs_step_sync).
+  """
+
+  model: Any
+  task: Any
+  backend: Any
+  state_ref: Callable[[], Any]
+  one_in_flight: bool = False
+
+  def __call__(self, host_batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
+    batch = self.backend.put_batch(host_batch)
+    logits = self.backend.predict(self.state_ref(), batch)
+    flat = self.backend.flatten_batch(batch)
     return dict(flat, logits=logits)
 
-  # For evaluators that need more than predictions (integrated gradients need
-  # the model's gradients): the model, the task and the current variables.
-  predict_fn.model = run.model
-  predict_fn.task = run.task
-  # Several CPU devices: evaluators must not queue device work ahead either
-  # (research.platforms.cpu.needs_step_sync).
-  predict_fn.one_in_flight = backend.sync_steps
-  predict_fn.variables = lambda: _variables(backend.canonical(state_ref()))
-  return predict_fn
+  def variables(self) -> dict[str, Any]:
+    """The current {'params': ..., **model_state} (e.g. batch_stats), one copy per
+    leaf in the canonical (unreplicated) layout: what `model.apply` takes."""
+    state = self.backend.canonical(self.state_ref())
+    return {"params": state.params, **state.model_state}
 
 
-def _variables(state) -> dict:
-  return {"params": state.params, **state.model_state}
+def make_predict_fn(run: Run, state_ref: Callable[[], Any]) -> Predictor:
+  """The `Predictor` of `run` at the state `state_ref()` returns."""
+  return Predictor(
+    model=run.model,
+    task=run.task,
+    backend=run.backend,
+    state_ref=state_ref,
+    one_in_flight=bool(run.backend.sync_steps),
+  )

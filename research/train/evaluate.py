@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Any
 
 import jax
 
@@ -153,3 +154,23 @@ def restore_picked(ckpt, which: str, workdir: str, read):
 def restore_raw_picked(ckpt, which: str, workdir: str):
   """`restore_picked` for `Checkpointer.restore_raw` (tools.score, tools.generate, ...)."""
   return restore_picked(ckpt, which, workdir, ckpt.restore_raw)
+
+
+def restore_variables(workdir: str, config, which: str = "best") -> tuple[int, dict[str, Any]]:
+  """(step, variables) of checkpoint `which` ('best', 'latest' or a step number)
+  of `workdir`, read without building the train state (`restore_raw_picked`).
+
+  `variables` is what `model.apply` takes: {'params': ..., **model_state} (e.g.
+  'batch_stats'), every leaf whole on this process's first device.
+  """
+  ckpt = ckpt_lib.Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    keep=config.ckpt.keep,
+    best_metric=config.ckpt.best_metric,
+    best_mode=config.ckpt.best_mode,
+  )
+  try:
+    step, saved = restore_raw_picked(ckpt, which, workdir)
+  finally:
+    ckpt.close()
+  return step, {"params": saved["params"], **dict(saved.get("model_state") or {})}

@@ -7,8 +7,9 @@
 An `Op` is `op(example, rng) -> new example`: `example` is a flat
 `dict[str, np.ndarray]` without batch dimension; `rng` is a
 `np.random.Generator` (random ops) or `None` (deterministic pipelines, where a
-random op raises). `OPS` is built explicitly from each op module's own table,
-so which ops exist never depends on what else happened to be imported.
+random op raises). `OPS` (a `research.core.registry.Registry`) lists every op
+of the op modules here, so which ops exist never depends on what else happened
+to be imported.
 
 Some ops need run state that a spec string cannot hold (the text ops need the
 run's tokenizer). Their factories carry `context_keys` (e.g.
@@ -25,28 +26,44 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
+from research.core.registry import Registry
 from research.data.ops import base, generic, image, recsys, text
 from research.data.ops import spec as _spec
 
 Op = base.Op
 NamedOp = base.NamedOp
 
-
-def _merge(*tables: dict[str, Callable[..., Op]]) -> dict[str, Callable[..., Op]]:
-  merged: dict[str, Callable[..., Op]] = {}
-  for table in tables:
-    clash = set(merged) & set(table)
-    if clash:
-      raise ValueError(f"Op names defined twice: {sorted(clash)}.")
-    merged.update(table)
-  return merged
-
-
-OPS: dict[str, Callable[..., Op]] = _merge(generic.OPS, image.OPS, text.OPS, recsys.OPS)
+# Spec name -> op factory. Spec strings report unknown names themselves
+# (`spec.parse` quotes the whole spec), so the field here is for `OPS.get`.
+OPS: Registry[Callable[..., Op]] = Registry(
+  "op",
+  "config.data.pp_train / pp_eval",
+  {
+    # Key-level, any example (generic).
+    "keep": generic.keep,
+    "rename": generic.rename,
+    "cast": generic.cast,
+    # Images [H, W, C] (image).
+    "value_range": image.value_range,
+    "standardize": image.standardize,
+    "random_crop": image.random_crop,
+    "center_crop": image.center_crop,
+    "flip_lr": image.flip_lr,
+    "random_rotate_scale": image.random_rotate_scale,
+    # Text; tokenize and mlm_mask take the run's tokenizer as context (text).
+    "tokenize": text.tokenize,
+    "truncate_pad": text.truncate_pad,
+    "mlm_mask": text.mlm_mask,
+    "drop": text.drop,
+    # Interactions; both take the run's RecsysData as context 'recsys' (recsys).
+    "sample_negatives": recsys.sample_negatives,
+    "sequence_negatives": recsys.sequence_negatives,
+  },
+)
 
 
 class _MissingContext(Exception):

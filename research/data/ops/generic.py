@@ -3,8 +3,7 @@
 Each works unchanged on a batch `{key: [b, ...]}` (nothing depends on the
 leading dimension), so its function is also its batched implementation.
 
-`OPS` maps each op's spec name to its factory; `research.data.ops` merges it
-with the other op tables.
+`research.data.ops.OPS` names them.
 """
 
 from __future__ import annotations
@@ -62,6 +61,3 @@ def cast(key: str, dtype: str) -> base.NamedOp:
     return base.replace(example, key, base.get(example, key, spec).astype(np_dtype))
 
   return base.NamedOp(spec, fn, batch_fn=fn)
-
-
-OPS = {"keep": keep, "rename": rename, "cast": cast}

@@ -5,8 +5,8 @@ rng (derived from seed and batch position) makes them reproducible and
 resumable. Every op but `random_rotate_scale` also has a batched
 implementation on `[b, H, W, C]` (see `base`): deterministic ones give results
 identical to the per-example op; random ones draw each example's offsets or
-coin flip from the same distribution, all at once. `OPS` maps each op's spec
-name to its factory.
+coin flip from the same distribution, all at once. `research.data.ops.OPS`
+names them.
 """
 
 from __future__ import annotations
@@ -202,13 +202,3 @@ def random_rotate_scale(
     return base.replace(example, key, y.astype(x.dtype))
 
   return base.NamedOp(spec, fn, random=True)
-
-
-OPS = {
-  "value_range": value_range,
-  "standardize": standardize,
-  "random_crop": random_crop,
-  "center_crop": center_crop,
-  "flip_lr": flip_lr,
-  "random_rotate_scale": random_rotate_scale,
-}

@@ -99,6 +99,3 @@ def sequence_negatives(num: int = 1, *, recsys: Any = None) -> base.NamedOp:
     return out
 
   return base.NamedOp(spec, _per_example(batch_fn), random=True, batch_fn=batch_fn)
-
-
-OPS = {"sample_negatives": sample_negatives, "sequence_negatives": sequence_negatives}

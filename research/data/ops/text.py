@@ -10,8 +10,8 @@ the pipeline's batch function (their inputs are ragged until `truncate_pad`).
 `research.data.text.tokenizers.Tokenizer`): their factories declare it with
 `uses_context('tokenizer')`, and `ops.parse(spec, context)` passes
 `context['tokenizer']` in. Spec strings cannot name it; `ops.check(spec)`
-validates the other arguments without one. `OPS` maps each op's spec name to
-its factory.
+validates the other arguments without one. `research.data.ops.OPS` names
+them.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def mlm_mask(
     if real is not None:
       candidates &= np.asarray(real, np.bool_)
     positions = np.flatnonzero(candidates)
-    num = min(len(positions), max(1, int(round(rate * len(positions))))) if len(positions) else 0
+    num = min(len(positions), max(1, round(rate * len(positions)))) if len(positions) else 0
     if max_predictions is not None:
       num = min(num, max_predictions)
     chosen = rng.choice(positions, num, replace=False) if num else positions
@@ -243,6 +243,3 @@ def drop(*keys: str) -> base.NamedOp:
 
   # Works unchanged on a batch {key: [b, ...]}.
   return base.NamedOp(spec, fn, batch_fn=fn, keys_only=True)
-
-
-OPS = {"tokenize": tokenize, "truncate_pad": truncate_pad, "mlm_mask": mlm_mask, "drop": drop}

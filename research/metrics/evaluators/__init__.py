@@ -13,6 +13,7 @@ metric functions they call live beside this package in `research.metrics`.
 
 from __future__ import annotations
 
+from research.core.registry import Registry
 from research.metrics.evaluators.base import Evaluator, PredictFn, to_host
 from research.metrics.evaluators.classification import ClassificationEvaluator
 from research.metrics.evaluators.finance import (
@@ -39,19 +40,23 @@ __all__ = [
 ]
 
 # Explicit registry: config names an evaluator type by one of these keys.
-EVALUATORS: dict[str, type] = {
-  "classification": ClassificationEvaluator,
-  "language_model": LanguageModelEvaluator,
-  "rating": RatingEvaluator,
-  "ranking": RankingEvaluator,
-  # Finance risk.
-  "credit": CreditEvaluator,
-  "market_risk": MarketRiskEvaluator,
-  "integrated_gradients": IntegratedGradientsEvaluator,
-}
+EVALUATORS: Registry[type] = Registry(
+  "evaluator type",
+  "config.evals.<name>.type",
+  {
+    "classification": ClassificationEvaluator,
+    "language_model": LanguageModelEvaluator,
+    "rating": RatingEvaluator,
+    "ranking": RankingEvaluator,
+    # Finance risk.
+    "credit": CreditEvaluator,
+    "market_risk": MarketRiskEvaluator,
+    "integrated_gradients": IntegratedGradientsEvaluator,
+  },
+)
 
 
-def check_evaluator_type(type_name: str) -> None:
-  """Raises ValueError naming the valid types if `type_name` is unknown."""
-  if type_name not in EVALUATORS:
-    raise ValueError(f"Unknown evaluator type {type_name!r}; valid types: {sorted(EVALUATORS)}.")
+def check_evaluator_type(type_name: str, eval_name: str | None = None) -> None:
+  """Raises ValueError naming the valid types if `type_name` is unknown (and the
+  field `config.evals.<eval_name>.type` when `eval_name` is given)."""
+  EVALUATORS.check(type_name, field=eval_name and f"config.evals.{eval_name}.type")

@@ -237,8 +237,8 @@ class IntegratedGradientsEvaluator:
   def run(self, predict_fn):
     if not hasattr(predict_fn, "variables"):
       raise ValueError(
-        f"Evaluator {self.name!r} (integrated_gradients) needs predict_fn.model "
-        "and .variables (research.train.builder.make_predict_fn sets them)."
+        f"Evaluator {self.name!r} (integrated_gradients) needs a predict_fn with .model "
+        "and .variables() (a research.train.builder.Predictor)."
       )
     numeric, categorical, n = [], [], 0
     for batch in self.batches_fn():
