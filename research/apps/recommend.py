@@ -46,7 +46,7 @@ def recommend(workdir: str, user: str, *, k: int = 10, checkpoint: str = "best")
   run = builder.build(config, workdir=workdir)
   data = run.data.recsys
   ids = data.users.ids
-  raw = user
+  raw: str | int = user
   if np.issubdtype(ids.dtype, np.integer):
     try:
       raw = int(user)

@@ -89,7 +89,7 @@ def from_module(module, variant: str) -> dict:
 
 def from_file(path: str, variant: str) -> dict:
   spec = importlib.util.spec_from_file_location("search_space_file", path)
-  if spec is None:
+  if spec is None or spec.loader is None:
     raise FileNotFoundError(f"--space={path!r}: no such Python file.")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -108,7 +108,7 @@ def grid_values(spec: tuple, points: int) -> list:
   if kind == "log":
     return [float(v) for v in np.geomspace(lo, hi, points)]
   if kind == "int":
-    return sorted({int(round(v)) for v in np.linspace(lo, hi, points)})
+    return sorted({round(v) for v in np.linspace(lo, hi, points).tolist()})  # round(float) is an int
   return [float(v) for v in np.linspace(lo, hi, points)]
 
 

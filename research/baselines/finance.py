@@ -39,6 +39,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -49,7 +50,15 @@ from research.metrics import credit, market
 with lazy.imports():
   import pandas as pd
 
+if TYPE_CHECKING:
+  import lightgbm
+
 log = logging.getLogger(__name__)
+
+# The innovation distributions `arch.arch_model(dist=...)` accepts.
+GarchDist = Literal[
+  "normal", "gaussian", "t", "studentst", "skewstudent", "skewt", "ged", "generalized error"
+]
 
 _HEADLINE = (
   "roc_auc",
@@ -175,6 +184,15 @@ def default_threads() -> int:
   return 1 if cpus <= 2 else min(cpus // 2, 8)
 
 
+def _lgb_p1(model: lightgbm.LGBMClassifier, x: pd.DataFrame) -> np.ndarray:
+  """P(y=1) per row `[n]` from a fitted LGBMClassifier.
+
+  `predict_proba` is typed to also return a list of sparse matrices (only for
+  `pred_contrib=True` on sparse input); on a data frame it is `[n, 2]` dense.
+  """
+  return np.asarray(model.predict_proba(x))[:, 1]
+
+
 def _fit_kwargs(fit, x_val, y_val) -> dict:
   """The validation set the way this LightGBM version wants it: `eval_X`/`eval_y`
   since 4.7 (where `eval_set` warns that it is deprecated), else `eval_set`."""
@@ -235,12 +253,14 @@ def lightgbm_baseline(
       eval_metric="auc",
       callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
-    val_auc = roc_auc_score(y_val, model.predict_proba(x_val)[:, 1])
+    val_auc = roc_auc_score(y_val, _lgb_p1(model, x_val))
     if best is None or val_auc > best[0]:
       best = (val_auc, int(leaves), model)
+  if best is None:
+    raise ValueError("lightgbm: num_leaves is empty; give an int or a tuple of ints.")
   val_auc, leaves, model = best
-  p_train = model.predict_proba(x_train)[:, 1]
-  p_eval = model.predict_proba(x_eval)[:, 1]
+  p_train = _lgb_p1(model, x_train)
+  p_eval = _lgb_p1(model, x_eval)
   out = ctx.makedirs()
   importance = pd.DataFrame(
     {"feature": list(schema.features), "gain": model.booster_.feature_importance("gain")}
@@ -324,7 +344,7 @@ def historical_simulation(
 
 
 @register("garch")
-def garch(ctx: BaselineContext, *, dist: str = "t", level: float = 0.99) -> dict[str, float]:
+def garch(ctx: BaselineContext, *, dist: GarchDist = "t", level: float = 0.99) -> dict[str, float]:
   """GARCH(1,1), constant mean, fitted before the split and filtered forward."""
   from arch import arch_model
 

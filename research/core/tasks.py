@@ -13,9 +13,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from research.core.registry import Registry
+
+# What `task.inputs(batch)` hands to `model.apply`: one array, or named arrays
+# for models with several inputs (tables, seq2seq, gathered MLM, recsys). A
+# subclass may narrow it (TabularClassificationTask always gives the dict).
+ModelInput = jax.Array | dict[str, jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +37,7 @@ class ClassificationTask:
   label_key: str = "label"
   label_smoothing: float = 0.0
 
-  def inputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+  def inputs(self, batch: Mapping[str, jax.Array]) -> ModelInput:
     return batch[self.input_key]
 
   def loss(self, logits: jax.Array, batch: Mapping[str, jax.Array]):
@@ -66,7 +72,7 @@ class TokenPredictionTask:
   # {'tokens': inputs, 'positions': [batch, P]} and targets/weights are [batch, P].
   positions_key: str | None = None
 
-  def inputs(self, batch: Mapping[str, jax.Array]):
+  def inputs(self, batch: Mapping[str, jax.Array]) -> ModelInput:
     if self.positions_key:
       return {"tokens": batch[self.input_key], "positions": batch[self.positions_key]}
     return batch[self.input_key]
@@ -111,9 +117,9 @@ class TabularClassificationTask(ClassificationTask):
     return {k: batch[k] for k in self.input_keys}
 
 
-def split_forecast(outputs: jax.Array):
+def split_forecast(outputs: jax.Array | np.ndarray):
   """Forecaster outputs [batch, 3] or [batch, 4] -> (mean, volatility, 1% quantile),
-  each [batch].
+  each [batch] (jax arrays; the evaluators pass the collected numpy outputs).
 
   Columns: raw mean, raw volatility, raw tail multiple and, optionally, a
   positive scale (e.g. the input window's RiskMetrics volatility) that the

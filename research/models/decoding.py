@@ -38,6 +38,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 _PROTOCOL = ("decode_max_len", "decode_init", "decode_step")
 
@@ -98,7 +99,7 @@ def sample_logits(
 def generate(
   model: Any,
   variables: Any,
-  prompt: jax.Array,
+  prompt: ArrayLike,
   *,
   max_new_tokens: int,
   rng: jax.Array | int,
@@ -107,7 +108,7 @@ def generate(
   top_p: float | None = None,
   greedy: bool = False,
 ) -> jax.Array:
-  """Continues `prompt` int [B, P] (P >= 1) by max_new_tokens tokens.
+  """Continues `prompt` int [B, P] (P >= 1; any array, e.g. numpy) by max_new_tokens tokens.
 
   Returns int32 [B, P + max_new_tokens] (the prompt, then the new tokens).
   `rng` is a PRNG key or an int seed; the same rng gives the same tokens.

@@ -66,6 +66,8 @@ def build(config, *, devices=None, workdir: str | None = None) -> Run:
   train_source = data.train_source()
   spe = pipeline.steps_per_epoch(len(train_source), config.batch_size)
   total = durations.to_steps("total", config, spe)
+  if total is None:  # validated configs have one; a hand-built config may not
+    raise ValueError("Set config.total_steps or config.total_epochs (steps win if both are set).")
   accum = int(config.optimizer.accum_steps or 1)
   updates = max(total // accum, 1)
   warmup = (durations.to_steps("warmup", config.schedule, spe, default=0) or 0) // accum

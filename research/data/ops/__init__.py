@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -74,48 +74,49 @@ class _MissingContext(Exception):
     self.op, self.key = op, key
 
 
-def _with_context(
-  name: str,
-  factory: Callable[..., Op],
-  keys: Sequence[str],
-  context: Mapping[str, Any] | None,
-  checking: bool,
-) -> Callable[..., Op]:
+class _WithContext:
   """`factory` with its context arguments filled in (None when only checking).
 
-  The wrapper's signature leaves those arguments out, so a spec string cannot
-  pass them and error messages show only what a spec may set.
+  Its `__signature__` leaves those arguments out: `spec.parse` binds a spec's
+  arguments against it, so a spec string cannot pass them, and error messages
+  show only what a spec may set.
   """
-  signature = inspect.signature(factory)
-  public = signature.replace(
-    parameters=[p for p in signature.parameters.values() if p.name not in keys]
-  )
 
-  def build(*args, **kwargs):
-    values = {}
-    for key in keys:
-      if checking:
+  def __init__(
+    self,
+    name: str,
+    factory: Callable[..., Op],
+    keys: Sequence[str],
+    context: Mapping[str, Any] | None,
+    checking: bool,
+  ):
+    signature = inspect.signature(factory)
+    self.__signature__ = signature.replace(
+      parameters=[p for p in signature.parameters.values() if p.name not in keys]
+    )
+    self.__name__ = name
+    self._factory, self._keys = factory, tuple(keys)
+    self._context, self._checking = context, checking
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Op:
+    values: dict[str, Any] = {}
+    for key in self._keys:
+      if self._checking:
         values[key] = None
-      elif context is None or context.get(key) is None:
-        raise _MissingContext(name, key)
+      elif self._context is None or self._context.get(key) is None:
+        raise _MissingContext(self.__name__, key)
       else:
-        values[key] = context[key]
-    return factory(*args, **kwargs, **values)
-
-  build.__signature__ = public
-  build.__name__ = name
-  return build
+        values[key] = self._context[key]
+    return self._factory(*args, **kwargs, **values)
 
 
 def _table(context: Mapping[str, Any] | None, checking: bool) -> dict[str, Callable[..., Op]]:
-  return {
-    name: (
-      _with_context(name, f, f.context_keys, context, checking)
-      if getattr(f, "context_keys", ())
-      else f
-    )
-    for name, f in OPS.items()
-  }
+  table: dict[str, Callable[..., Op]] = {}
+  for name, factory in OPS.items():
+    # Set by `text.uses_context` on the factories that take run state.
+    keys = getattr(factory, "context_keys", ())
+    table[name] = _WithContext(name, factory, keys, context, checking) if keys else factory
+  return table
 
 
 def parse(spec: str | None, context: Mapping[str, Any] | None = None) -> list[Op]:
@@ -161,8 +162,8 @@ def is_random(op: Op) -> bool:
   return bool(getattr(op, "random", False))
 
 
-def _batched(op: Op, rng: np.random.Generator | None, stacked: bool) -> bool:
-  """Whether `op` runs once on the whole batch rather than per example."""
+def _batched(op: Op, rng: np.random.Generator | None, stacked: bool) -> TypeGuard[NamedOp]:
+  """Whether `op` runs once on the whole batch rather than per example (then a NamedOp)."""
   if not (isinstance(op, NamedOp) and op.batched):
     return False
   if op.random and rng is None:
@@ -235,17 +236,16 @@ def apply_batch(
   per example, and the examples are stacked again afterwards, so every op list
   that works with `apply` works here.
   """
-  examples = None if isinstance(batch, Mapping) else list(batch)
-  arrays = dict(batch) if examples is None else None
-  if arrays is not None and not arrays:
+  # Stacked `{key: [b, ...]}` while batched ops run, a list of examples while
+  # per-example ops run; each form is converted only when the next op needs the other.
+  data: base.Batch | list[base.Example] = dict(batch) if isinstance(batch, Mapping) else list(batch)
+  if isinstance(data, dict) and not data:
     raise ValueError("apply_batch: empty batch (no keys).")
   i, ops_list = 0, list(ops_list)
   while i < len(ops_list):
     op = ops_list[i]
-    if _batched(op, rng, stacked=arrays is not None):
-      if arrays is None:
-        arrays = stack(examples)
-      arrays, examples = op.apply_batch(arrays, rng), None
+    if _batched(op, rng, stacked=isinstance(data, dict)):
+      data = op.apply_batch(data if isinstance(data, dict) else stack(data), rng)
       i += 1
       continue
     # The longest run of ops that must run per example from here.
@@ -253,10 +253,8 @@ def apply_batch(
     while j < len(ops_list) and not _batched(ops_list[j], rng, stacked=False):
       j += 1
     run = ops_list[i:j]
-    if examples is None:
-      examples = _unstack(arrays)
-      arrays = None
-    rngs = [None] * len(examples)
+    examples = _unstack(data) if isinstance(data, dict) else data
+    rngs: list[np.random.Generator | None] = [None] * len(examples)
     if any(_needs_rng(o) for o in run):
       if example_rng is not None:
         rngs = [example_rng(k) for k in range(len(examples))]
@@ -265,6 +263,6 @@ def apply_batch(
         # by a 64-bit draw is the cheapest well-mixed generator numpy has.
         keys = rng.integers(0, 2**63, size=len(examples), dtype=np.uint64)
         rngs = [np.random.Generator(np.random.Philox(key=int(k))) for k in keys]
-    examples = [apply(run, e, r) for e, r in zip(examples, rngs)]
+    data = [apply(run, e, r) for e, r in zip(examples, rngs)]
     i = j
-  return arrays if arrays is not None else stack(examples)
+  return data if isinstance(data, dict) else stack(data)

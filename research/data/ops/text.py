@@ -81,7 +81,8 @@ def tokenize(
     raise ValueError(f"{spec}: add_cls and add_eos must be True or False.")
   if tokenizer is None:
     return _no_tokenizer(spec)
-  prefix, suffix = [], []
+  prefix: list[int] = []
+  suffix: list[int] = []
   for wanted, attr, where in ((add_cls, "cls_id", prefix), (add_eos, "eos_id", suffix)):
     if wanted:
       i = getattr(tokenizer, attr)
