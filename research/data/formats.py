@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -37,8 +37,43 @@ from research.data.core import IndexedSource
 from research.data.tabular import preprocess as tab_pp
 from research.data.text.windows import LMWindows
 
-if TYPE_CHECKING:
-  from research.data.build import DataBuilder
+
+class Builder(Protocol):
+  """What the formats use of the run's `research.data.build.DataBuilder`.
+
+  Declared here rather than imported: build.py imports this module, and the
+  formats need only these members.
+  """
+
+  config: Any  # the run's config
+  data: Any  # config.data
+  workdir: str | None
+
+  def raw(self, split: str, **extra_options: Any) -> Any:
+    """`split`'s source as the data set gives it (cached)."""
+    ...
+
+  def raw_train(self) -> Any:
+    """The training split plus any `extra_train_splits` that exist."""
+    ...
+
+  def encoded_source(self, split: str) -> Any:
+    """`split`'s raw rows encoded by `preprocessor` (cached)."""
+    ...
+
+  def token_stream(self, split: str) -> np.ndarray:
+    """A text split encoded by the run's tokenizer: int [num_tokens] (cached)."""
+    ...
+
+  @property
+  def preprocessor(self) -> tab_pp.Preprocessor:
+    """The run's fitted tabular `Preprocessor`."""
+    ...
+
+  @property
+  def recsys(self) -> Any:
+    """The run's `research.data.recsys.dataset.RecsysData`."""
+    ...
 
 
 class DataFormat:
@@ -55,33 +90,33 @@ class DataFormat:
     """Config-load-time checks of `config.data` this format needs (no I/O)."""
     del data_config
 
-  def source_options(self, builder: DataBuilder) -> dict[str, Any]:
+  def source_options(self, builder: Builder) -> dict[str, Any]:
     """Default options for `registry.get_source`; `config.data.options` override them."""
     del builder
     return {}
 
-  def train_source(self, builder: DataBuilder) -> Any:
+  def train_source(self, builder: Builder) -> Any:
     """The random-access source training iterates over."""
     return builder.raw_train()
 
   def eval_source(
-    self, builder: DataBuilder, split: str, eval_config: Mapping[str, Any], round_index: int
+    self, builder: Builder, split: str, eval_config: Mapping[str, Any], round_index: int
   ) -> Any:
     """The source an evaluator of `split` iterates over at evaluation round `round_index`."""
     del eval_config, round_index
     return builder.raw(split)
 
-  def ops_context(self, builder: DataBuilder) -> dict[str, Any]:
+  def ops_context(self, builder: Builder) -> dict[str, Any]:
     """Run state the ops may take (`research.data.ops.parse`'s context), besides the tokenizer."""
     del builder
     return {}
 
-  def model_fields(self, builder: DataBuilder) -> dict[str, Any]:
+  def model_fields(self, builder: Builder) -> dict[str, Any]:
     """Model fields the data decides (filled where the config leaves them None)."""
     del builder
     return {}
 
-  def preprocessor(self, builder: DataBuilder) -> tab_pp.Preprocessor:
+  def preprocessor(self, builder: Builder) -> tab_pp.Preprocessor:
     """The fitted table preprocessing ('tabular' only)."""
     del builder
     raise ValueError("config.data.format is not 'tabular': no table preprocessing.")
@@ -104,7 +139,7 @@ class LanguageModelWindows(DataFormat):
     if not data_config.block_size:
       raise ValueError("config.data.format='lm_windows' needs config.data.block_size.")
 
-  def train_source(self, builder: DataBuilder) -> LMWindows:
+  def train_source(self, builder: Builder) -> LMWindows:
     data = builder.data
     return LMWindows(
       builder.token_stream(data.train_split),
@@ -114,7 +149,7 @@ class LanguageModelWindows(DataFormat):
     )
 
   def eval_source(
-    self, builder: DataBuilder, split: str, eval_config: Mapping[str, Any], round_index: int
+    self, builder: Builder, split: str, eval_config: Mapping[str, Any], round_index: int
   ) -> Any:
     """The eval config's `windows` says 'contiguous' (exact, every token once) or
     'random' (`num_batches` x eval batch random windows, redrawn at every
@@ -135,23 +170,23 @@ class LanguageModelWindows(DataFormat):
 class Tabular(DataFormat):
   """Table rows encoded by the run's fitted `Preprocessor`."""
 
-  def train_source(self, builder: DataBuilder) -> Any:
+  def train_source(self, builder: Builder) -> Any:
     if builder.data.extra_train_splits:
       raise ValueError("config.data.format='tabular' takes no extra_train_splits.")
     return builder.encoded_source(builder.data.train_split)
 
   def eval_source(
-    self, builder: DataBuilder, split: str, eval_config: Mapping[str, Any], round_index: int
+    self, builder: Builder, split: str, eval_config: Mapping[str, Any], round_index: int
   ) -> Any:
     del eval_config, round_index
     return builder.encoded_source(split)
 
-  def model_fields(self, builder: DataBuilder) -> dict[str, Any]:
+  def model_fields(self, builder: Builder) -> dict[str, Any]:
     # One embedding table per categorical column, sized by the vocabularies
     # fitted on the training split.
     return {"cardinalities": builder.preprocessor.cardinalities}
 
-  def preprocessor(self, builder: DataBuilder) -> tab_pp.Preprocessor:
+  def preprocessor(self, builder: Builder) -> tab_pp.Preprocessor:
     """Loaded from the workdir when saved there, else fitted on the training split
     only and saved."""
     workdir = builder.workdir
@@ -170,13 +205,13 @@ class Tabular(DataFormat):
 class Interactions(DataFormat):
   """User-item interaction logs (`research.data.recsys`)."""
 
-  def source_options(self, builder: DataBuilder) -> dict[str, Any]:
+  def source_options(self, builder: Builder) -> dict[str, Any]:
     return {"workdir": builder.workdir}  # where the NCF candidates are saved
 
-  def ops_context(self, builder: DataBuilder) -> dict[str, Any]:
+  def ops_context(self, builder: Builder) -> dict[str, Any]:
     return {"recsys": builder.recsys}  # negative sampling excludes training pairs
 
-  def model_fields(self, builder: DataBuilder) -> dict[str, Any]:
+  def model_fields(self, builder: Builder) -> dict[str, Any]:
     r = builder.recsys
     return {
       "num_users": r.num_users,
