@@ -108,7 +108,8 @@ def grid_values(spec: tuple, points: int) -> list:
   if kind == "log":
     return [float(v) for v in np.geomspace(lo, hi, points)]
   if kind == "int":
-    return sorted({round(v) for v in np.linspace(lo, hi, points).tolist()})  # round(float) is an int
+    # tolist() gives Python floats, and round() of a float is an int.
+    return sorted({round(v) for v in np.linspace(lo, hi, points).tolist()})
   return [float(v) for v in np.linspace(lo, hi, points)]
 
 
