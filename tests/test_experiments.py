@@ -150,8 +150,8 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   on_disk = json.loads((workdir / "summary.json").read_text())
   assert on_disk["params_fingerprint"] == summary["params_fingerprint"]
   assert all(isinstance(v, (int, float, str)) for v in on_disk.values())
-  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  assert [l["step"] for l in lines if "train/loss" in l] == [1, 2]
+  lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [line["step"] for line in lines if "train/loss" in line] == [1, 2]
   for name in ("config.json", "report.md", "plots/loss.png"):
     assert (workdir / name).exists(), name
   if config.task.name == "classification":
@@ -163,7 +163,7 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   # Every published number the config names has this run's value beside it.
   report_rows = (workdir / "report.md").read_text().splitlines()
   for ref in config.references:
-    row = next(l for l in report_rows if l.startswith(f"| {ref['metric']} |"))
+    row = next(r for r in report_rows if r.startswith(f"| {ref['metric']} |"))
     assert not row.rstrip(" |").endswith("missing"), row
 
 
@@ -233,7 +233,7 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   # tools.recommend: top-K unseen items with titles, from the trained workdir.
   from research.apps.recommend import recommend
 
-  user, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
+  _, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
   data = registry.get_source(
     "movielens", "train", view="pointwise", split_by="leave_last_out"
   ).recsys

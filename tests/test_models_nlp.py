@@ -88,7 +88,7 @@ def init(model, x, key=0):
 
 @functools.cache
 def _init(model, treedef, leaves, key):
-  x = jax.tree.unflatten(treedef, [jnp.zeros(l.shape, l.dtype) for l in leaves])
+  x = jax.tree.unflatten(treedef, [jnp.zeros(leaf.shape, leaf.dtype) for leaf in leaves])
   return nn.meta.unbox(fast_jit(lambda k: model.init(k, x, train=False))(jax.random.key(key)))
 
 

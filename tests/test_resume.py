@@ -98,9 +98,9 @@ def test_kill_9_then_rerun_is_bitwise_identical(reference, tmp_path):
   # metrics.jsonl holds each logged step once, even though steps after the
   # last checkpoint ran twice.
   steps = [
-    json.loads(l)["step"]
-    for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
-    if "train/loss" in l
+    json.loads(line)["step"]
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    if "train/loss" in line
   ]
   assert steps == sorted(set(steps)) and steps[-1] == STEPS
 

@@ -94,7 +94,7 @@ def test_three_steps_agree_on_every_mesh(model, text_dir):
 
 
 def test_fsdp_splits_parameters_and_optimizer_state(text_dir):
-  run, state, _ = _train(_gpt(text_dir, dict(fsdp=8)), jax.devices(), steps=1)
+  _, state, _ = _train(_gpt(text_dir, dict(fsdp=8)), jax.devices(), steps=1)
   kernel = state.params["h_0"]["mlp"]["fc"]["kernel"]  # [embed, mlp]
   assert "fsdp" in kernel.sharding.spec
   # Adam's moments are split exactly like their parameter.
@@ -175,7 +175,7 @@ def test_remat_gives_the_same_gradients(text_dir, remat):
     state = run.init_fn()
     batch = next(builder.train_iterator(run))
 
-    def loss(params):
+    def loss(params, run=run, batch=batch):
       logits = run.model.apply(
         {"params": params},
         jnp.asarray(batch["inputs"]),
@@ -241,7 +241,7 @@ def test_remat_gives_the_same_gradients_in_every_transformer_family_model(spec):
     state = run.init_fn()
     batch = jax.tree.map(jnp.asarray, next(builder.train_iterator(run)))
 
-    def loss(params):
+    def loss(params, run=run, state=state, batch=batch):
       variables = {"params": params, **state.model_state}
       out = run.model.apply(
         variables, run.task.inputs(batch), train=True, rngs={"dropout": jax.random.key(0)}
