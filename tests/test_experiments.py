@@ -130,7 +130,19 @@ def data_dir(tmp_path, monkeypatch):
   return tmp_path / "data"
 
 
-@pytest.mark.parametrize("experiment,variant", EXPERIMENTS)
+# The fast tier's end-to-end runs (`pytest -m "not slow"`): the loop, checkpoints,
+# evaluators, baselines and report once per kind of data; the rest run in `-m slow`.
+FAST = {
+  ("vision/digits", "mlp"),
+  ("finance_risk/credit_scoring", "logreg"),
+  ("recommendation/movielens_rating", "bias"),
+}
+
+
+@pytest.mark.parametrize(
+  "experiment,variant",
+  [e if e in FAST else pytest.param(*e, marks=pytest.mark.slow) for e in EXPERIMENTS],
+)
 def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   config = config_lib.load(f"{experiment}:{variant},smoke=True")
   assert config.experiment == f"{experiment}:{variant},smoke=True"
@@ -181,6 +193,7 @@ def test_every_experiment_module_is_listed():
   assert found == {e for e, _ in EXPERIMENTS + SEPARATE}, "add new experiments to EXPERIMENTS"
 
 
+@pytest.mark.slow
 def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   from research.train import checkpoint as ckpt_lib
 
@@ -208,6 +221,7 @@ def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   assert "encoder" in tuned["params"] and len(tuned["params"]) > 1
 
 
+@pytest.mark.slow
 def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   """NeuMF initialised from a GMF and an MLP run (init_from.sources): with lr 0
   its towers and heads after one step are exactly the source runs' ones."""
@@ -249,6 +263,7 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   np.testing.assert_array_equal(saved[0], saved[1])
 
 
+@pytest.mark.slow
 def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_path):
   """ml-1m's original ratings.dat / movies.dat, read by a config argument."""
   rng = np.random.default_rng(0)
@@ -271,6 +286,7 @@ def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_pa
   assert saved["data"]["options"]["source"] == "ml-1m"
 
 
+@pytest.mark.slow
 def test_recommendation_validation_split_is_evaluated_and_picks_the_best_checkpoint(tmp_path):
   config = config_lib.load("recommendation/movielens_ncf:gmf,smoke=True,validation=True")
   assert config.ckpt.best_metric == "val/hr@10"

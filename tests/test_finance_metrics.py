@@ -98,8 +98,8 @@ def test_backtest_counts_exceedances():
   "cls,kwargs",
   [
     (TabularLogistic, {}),
-    (TabularMLP, dict(hidden=(8,))),
-    (FTTransformer, dict(dim=8, num_layers=1, num_heads=2)),
+    pytest.param(TabularMLP, dict(hidden=(8,)), marks=pytest.mark.slow),
+    pytest.param(FTTransformer, dict(dim=8, num_layers=1, num_heads=2), marks=pytest.mark.slow),
   ],
 )
 def test_integrated_gradients_completeness(cls, kwargs):

@@ -513,6 +513,7 @@ def test_bert_mlm_positions_give_the_dense_logits_at_those_positions():
 # --------------------------------------------------------------------------- seq2seq
 
 
+@pytest.mark.slow
 def test_seq2seq_learns_to_reverse():
   vocab, length, batch = 12, 6, 64  # 0 = pad, 1 = bos, 2..11 content.
   model = build_model(

@@ -12,6 +12,11 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
+# Two Python processes per test, each starting JAX and training: ~30 s each.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

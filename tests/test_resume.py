@@ -16,6 +16,9 @@ import pytest
 
 from research.train import evaluate
 
+# Kills and reruns real training processes: 20-35 s each.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Long enough that the interrupt lands mid-run even now that a digits step takes ~3 ms.
 STEPS, EVERY = 1500, 50

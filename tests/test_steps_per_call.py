@@ -18,6 +18,9 @@ from research.core import config as config_lib
 from research.train import checkpoint as ckpt_lib
 from research.train import loop, parallel
 
+# Each case trains the same run twice (chunked and step by step): 10-15 s each.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
   "step, total, per_call, events, expected",
