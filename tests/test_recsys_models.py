@@ -25,6 +25,7 @@ def _fresh_cache():
   dataset._CACHE.clear()
 
 
+@pytest.mark.slow  # trains MF and the biases model
 def test_trained_mf_beats_the_bias_baseline_on_low_rank_data(tmp_path):
   rng = np.random.default_rng(0)
   n_users, n_items, rank = 60, 50, 3
