@@ -131,7 +131,8 @@ def data_dir(tmp_path, monkeypatch):
 
 
 # The fast tier's end-to-end runs (`pytest -m "not slow"`): the loop, checkpoints,
-# evaluators, baselines and report once per kind of data; the rest run in `-m slow`.
+# evaluators, baselines and report on images, a table and ratings (tests/test_generate.py
+# trains a character LM); every other experiment's tiny mode runs in `-m slow`.
 FAST = {
   ("vision/digits", "mlp"),
   ("finance_risk/credit_scoring", "logreg"),

@@ -15,7 +15,7 @@ and the report.
 from collections.abc import Mapping
 from typing import Any
 
-from ml_collections import ConfigDict
+from research.core.config import ConfigDict
 
 
 def shrink(
