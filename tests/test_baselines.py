@@ -26,6 +26,7 @@ def test_labels_of_reads_batched_and_unbatched_sources():
   np.testing.assert_array_equal(classification.labels_of(Plain(), "label"), [7, 8])
 
 
+@pytest.mark.slow
 def test_digits_run_scores_the_majority_baseline_on_its_test_split(tmp_path):
   config = config_lib.load("vision/digits:mlp,smoke=True")
   summary = loop.run(config, str(tmp_path))

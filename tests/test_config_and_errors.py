@@ -100,6 +100,7 @@ def test_durations_steps_epochs_and_precedence():
     durations.to_steps("total", {"total_steps": -1}, 10)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
   overrides = {"total_steps": 2, "ckpt.every_steps": 1, "log_every_steps": 1}
   good = loop.run(config_lib.load("vision/digits:mlp,smoke=True", overrides), str(tmp_path))
@@ -134,6 +135,7 @@ def test_nan_at_the_first_step_says_nothing_was_saved(tmp_path):
     loop.run(config, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_resume_with_an_incompatible_config_names_the_problem(tmp_path):
   loop.run(config_lib.load("vision/digits:mlp,smoke=True"), str(tmp_path))
   changed = config_lib.load(

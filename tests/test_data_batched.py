@@ -316,7 +316,7 @@ def test_train_epochs_are_shard_permutations_and_resume_exactly():
     ids = [b["id"].tolist() for b in it]
     assert len(ids) == 3 * 5  # 10 examples per shard, 5 batches of 2 per epoch
     for e in range(3):
-      epoch = sum(ids[5 * e : 5 * e + 5], [])
+      epoch = [i for batch in ids[5 * e : 5 * e + 5] for i in batch]
       assert sorted(epoch) == list(range(index, 20, 2))
   # Resuming in the middle of an epoch, with prefetch threads, is exact.
   augment = ops.parse("random_crop(4, pad=2)|flip_lr")

@@ -39,7 +39,7 @@ def test_shuffle_is_seeded_and_differs_per_epoch():
   )
   a, b, c = run(0), run(0), run(1)
   assert a == b and a != c
-  epochs = [sum(a[i : i + 3], []) for i in (0, 3, 6)]
+  epochs = [[x for batch in a[i : i + 3] for x in batch] for i in (0, 3, 6)]
   for epoch in epochs:  # each epoch is a permutation of all examples
     assert sorted(epoch) == list(range(n))
   assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != list(range(n))
@@ -57,7 +57,8 @@ def test_epochs_are_whole_batches_and_finite_num_epochs_stops():
     )
     assert len(batches) == 2 * pipeline.steps_per_epoch(n, gbs)
     ids = _ids(batches)
-    first, second = sum(ids[:5], []), sum(ids[5:], [])
+    first = [i for batch in ids[:5] for i in batch]
+    second = [i for batch in ids[5:] for i in batch]
     assert len(set(first)) == 10 and len(set(second)) == 10  # no repeats within an epoch
 
 
@@ -70,7 +71,7 @@ def test_sharding_disjoint_and_covering():
     )
     batches = list(it)
     assert all(b["id"].shape == (2,) for b in batches)
-    seen.append(set(sum(_ids(batches), [])))
+    seen.append({i for batch in _ids(batches) for i in batch})
   assert not seen[0] & seen[1]
   assert seen[0] | seen[1] == set(range(n))
 
@@ -102,7 +103,7 @@ def test_augmentation_reproducible_across_iterators_and_new_each_epoch():
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x["image"], y["image"])
   # Same example in different epochs gets a different crop (very likely, 25 offsets).
-  by_id = [{i: img for i, img in zip(batch["id"], batch["image"])} for batch in a]
+  by_id = [dict(zip(batch["id"], batch["image"])) for batch in a]
   assert any(not np.array_equal(by_id[0][i], by_id[1][i]) for i in range(4))
 
 

@@ -266,13 +266,13 @@ def test_imdb_from_tfds(isolated):
 
   def as_data_source(builder, split, **kwargs):
     assert builder.name == "imdb_reviews"
-    return [{"text": t, "label": np.int64(l)} for t, l in stored[split]]
+    return [{"text": t, "label": np.int64(label)} for t, label in stored[split]]
 
   with tfds.testing.mock_data(as_data_source_fn=as_data_source):
     for split, rows in stored.items():
       source = registry.get_source("imdb_reviews", split, data_dir=str(isolated), download=False)
       assert isinstance(source, sources.TfdsReviewSource)
-      assert _rows(source) == [(t.decode(), l, -1) for t, l in rows]
+      assert _rows(source) == [(t.decode(), label, -1) for t, label in rows]
       assert source[0]["label"].dtype == np.int32 and isinstance(source[0]["text"], np.str_)
 
 

@@ -130,7 +130,20 @@ def data_dir(tmp_path, monkeypatch):
   return tmp_path / "data"
 
 
-@pytest.mark.parametrize("experiment,variant", EXPERIMENTS)
+# The fast tier's end-to-end runs (`pytest -m "not slow"`): the loop, checkpoints,
+# evaluators, baselines and report on images, a table and ratings (tests/test_generate.py
+# trains a character LM); every other experiment's tiny mode runs in `-m slow`.
+FAST = {
+  ("vision/digits", "mlp"),
+  ("finance_risk/credit_scoring", "logreg"),
+  ("recommendation/movielens_rating", "bias"),
+}
+
+
+@pytest.mark.parametrize(
+  "experiment,variant",
+  [e if e in FAST else pytest.param(*e, marks=pytest.mark.slow) for e in EXPERIMENTS],
+)
 def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   config = config_lib.load(f"{experiment}:{variant},smoke=True")
   assert config.experiment == f"{experiment}:{variant},smoke=True"
@@ -150,8 +163,8 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   on_disk = json.loads((workdir / "summary.json").read_text())
   assert on_disk["params_fingerprint"] == summary["params_fingerprint"]
   assert all(isinstance(v, (int, float, str)) for v in on_disk.values())
-  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  assert [l["step"] for l in lines if "train/loss" in l] == [1, 2]
+  lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [line["step"] for line in lines if "train/loss" in line] == [1, 2]
   for name in ("config.json", "report.md", "plots/loss.png"):
     assert (workdir / name).exists(), name
   if config.task.name == "classification":
@@ -163,7 +176,7 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   # Every published number the config names has this run's value beside it.
   report_rows = (workdir / "report.md").read_text().splitlines()
   for ref in config.references:
-    row = next(l for l in report_rows if l.startswith(f"| {ref['metric']} |"))
+    row = next(r for r in report_rows if r.startswith(f"| {ref['metric']} |"))
     assert not row.rstrip(" |").endswith("missing"), row
 
 
@@ -181,6 +194,7 @@ def test_every_experiment_module_is_listed():
   assert found == {e for e, _ in EXPERIMENTS + SEPARATE}, "add new experiments to EXPERIMENTS"
 
 
+@pytest.mark.slow
 def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   from research.train import checkpoint as ckpt_lib
 
@@ -208,6 +222,7 @@ def test_bert_pretrain_then_finetune_restores_the_encoder(data_dir, tmp_path):
   assert "encoder" in tuned["params"] and len(tuned["params"]) > 1
 
 
+@pytest.mark.slow
 def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   """NeuMF initialised from a GMF and an MLP run (init_from.sources): with lr 0
   its towers and heads after one step are exactly the source runs' ones."""
@@ -233,7 +248,7 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   # tools.recommend: top-K unseen items with titles, from the trained workdir.
   from research.apps.recommend import recommend
 
-  user, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
+  _, items = recommend(str(tmp_path / "neumf"), "1", k=3, checkpoint="latest")
   data = registry.get_source(
     "movielens", "train", view="pointwise", split_by="leave_last_out"
   ).recsys
@@ -249,6 +264,7 @@ def test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp(tmp_path):
   np.testing.assert_array_equal(saved[0], saved[1])
 
 
+@pytest.mark.slow
 def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_path):
   """ml-1m's original ratings.dat / movies.dat, read by a config argument."""
   rng = np.random.default_rng(0)
@@ -271,6 +287,7 @@ def test_recommendation_runs_on_another_release_with_only_a_config_change(tmp_pa
   assert saved["data"]["options"]["source"] == "ml-1m"
 
 
+@pytest.mark.slow
 def test_recommendation_validation_split_is_evaluated_and_picks_the_best_checkpoint(tmp_path):
   config = config_lib.load("recommendation/movielens_ncf:gmf,smoke=True,validation=True")
   assert config.ckpt.best_metric == "val/hr@10"

@@ -4,11 +4,14 @@ Christoffersen; integrated gradients' completeness."""
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from research.metrics import attribution as explain
 from research.metrics import credit, fairness, market
+from research.models import build_model
+from research.models.forecast import ewma_volatility
 from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
 
 Y = np.array([0, 0, 1, 1])
@@ -98,8 +101,8 @@ def test_backtest_counts_exceedances():
   "cls,kwargs",
   [
     (TabularLogistic, {}),
-    (TabularMLP, dict(hidden=(8,))),
-    (FTTransformer, dict(dim=8, num_layers=1, num_heads=2)),
+    pytest.param(TabularMLP, dict(hidden=(8,)), marks=pytest.mark.slow),
+    pytest.param(FTTransformer, dict(dim=8, num_layers=1, num_heads=2), marks=pytest.mark.slow),
   ],
 )
 def test_integrated_gradients_completeness(cls, kwargs):
@@ -154,3 +157,23 @@ def test_market_evaluator_filtered_hs_calibrates_on_earlier_days_only():
   ev = MarketRiskEvaluator("test", lambda: test, batches_for=lambda split: late)
   with pytest.raises(ValueError, match="look ahead"):
     ev.run(predict)
+
+
+@pytest.mark.parametrize(
+  "name,kwargs",
+  [("lstm_forecaster", dict(hidden=4)), ("transformer_forecaster", dict(dim=8, num_heads=2))],
+)
+def test_forecasters_scale_by_the_target_assets_ewma_volatility(name, kwargs):
+  """[B, T, A] -> [B, 3 + 1]: mean, log-vol, tail multiple (one learned scalar) and the
+  target asset's EWMA volatility, the unit the outputs are in."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 10, 4)), jnp.float32)
+  model = build_model(name, num_outputs=3, num_layers=1, target_asset=2, **kwargs)
+  variables = model.init(jax.random.key(0), x, train=False)
+  out = model.apply(variables, x, train=False)
+  assert out.shape == (3, 4) and out.dtype == jnp.float32
+  np.testing.assert_allclose(out[:, 3], ewma_volatility(x, 0.94)[:, 2], rtol=1e-6)
+  np.testing.assert_array_equal(out[:, 2], out[0, 2])  # the tail multiple is shared
+  # Scaling every input scales the volatility column and leaves the rest unchanged.
+  doubled = model.apply(variables, 2 * x, train=False)
+  np.testing.assert_allclose(doubled[:, 3], 2 * out[:, 3], rtol=1e-5)
+  np.testing.assert_allclose(doubled[:, :3], out[:, :3], rtol=1e-4, atol=1e-5)

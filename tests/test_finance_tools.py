@@ -29,6 +29,7 @@ def _applicants(n=30):
   return frame.drop(columns=["Status"]).reset_index(drop=True)
 
 
+@pytest.mark.slow  # trains the credit run (module fixture)
 def test_score_csv_scores_every_row_in_order(credit_run, tmp_path):
   frame = _applicants()
   frame.loc[3, "Home"] = "spaceship"  # unseen category: unknown bucket, still scored
@@ -47,6 +48,7 @@ def test_score_csv_scores_every_row_in_order(credit_run, tmp_path):
   np.testing.assert_allclose(scorer.score(frame), out["p_bad"], rtol=1e-6)
 
 
+@pytest.mark.slow  # trains the credit run (module fixture)
 def test_score_csv_refuses_malformed_input(credit_run, tmp_path):
   frame = _applicants()
   frame.drop(columns=["Age"]).to_csv(tmp_path / "no_age.csv", index=False)
@@ -60,6 +62,7 @@ def test_score_csv_refuses_malformed_input(credit_run, tmp_path):
   assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.slow  # trains the credit run (module fixture)
 def test_credit_run_writes_finance_outputs(credit_run):
   for name in (
     "preprocessing.json",
@@ -87,6 +90,25 @@ def test_credit_run_writes_finance_outputs(credit_run):
   assert "Feature attributions" in (credit_run / "report.md").read_text()
 
 
+def test_walk_forward_fold_configs_and_joined_forecasts():
+  """The fold plumbing without training (fast tier; the end-to-end run is below)."""
+  config = config_lib.load("finance_risk/market_risk:lstm,smoke=True,num_folds=2")
+  folds = [walk_forward.fold_config(config, k) for k in range(2)]
+  assert [f.data.options.fold for f in folds] == [0, 1] and config.data.options.fold == -1
+  assert folds[1].experiment.endswith("[fold 1]") and folds[1].is_locked
+  assert walk_forward._market_eval(config) == ("test", 0.99)  # not the validation eval
+  parts = [
+    {"day": np.array([3, 4]), "var": np.array([0.1, 0.2])},
+    {"day": np.array([7]), "var": np.array([0.3])},
+  ]
+  joined = walk_forward.join_forecasts(parts)
+  np.testing.assert_array_equal(joined["day"], [3, 4, 7])
+  np.testing.assert_array_equal(joined["var"], [0.1, 0.2, 0.3])
+  with pytest.raises(ValueError, match="not strictly increasing"):
+    walk_forward.join_forecasts(parts[::-1])
+
+
+@pytest.mark.slow
 def test_walk_forward_joins_folds_and_backtests(tmp_path):
   config = config_lib.load("finance_risk/market_risk:lstm,smoke=True,num_folds=2")
   results = walk_forward.run(config, str(tmp_path / "wf"))

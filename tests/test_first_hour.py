@@ -240,7 +240,8 @@ def test_every_tool_uses_the_wrapper():
   tools = os.path.join(ROOT, "tools")
   for name in sorted(os.listdir(tools)):
     if name.endswith(".py") and name != "__init__.py":
-      text = open(os.path.join(tools, name)).read()
+      with open(os.path.join(tools, name)) as f:
+        text = f.read()
       assert "cli.run(main)" in text and "app.run(" not in text, name
 
 

@@ -30,6 +30,7 @@ def _assert_trees_close(a, b, **tol):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), **(tol or _TOL))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "x_shape,k_shape,n_contract",
   [
@@ -71,6 +72,7 @@ def test_gelu_exact_equals_flax_erfc_form():
   np.testing.assert_allclose(grad, jax.vmap(jax.grad(ref))(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask_kind", ["causal", "padding", "none"])
 def test_softmax_attention_gradients_match_dot_product_attention(mask_kind):
   kq, kk, kv, kg = jax.random.split(jax.random.key(4), 4)
@@ -110,6 +112,7 @@ def _gpt():
   )
 
 
+@pytest.mark.slow
 def test_gpt_param_tree_unchanged_and_same_loss_and_gradients(monkeypatch):
   model = _gpt()
   tokens = jax.random.randint(jax.random.key(5), (4, 64), 0, 65)

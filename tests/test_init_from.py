@@ -38,6 +38,7 @@ def test_fresh_run_starts_from_the_source_checkpoint_subtree(tmp_path):
     np.testing.assert_array_equal(state.params[k]["kernel"], fresh.params[k]["kernel"])
 
 
+@pytest.mark.slow
 def test_bad_mapping_and_missing_source_are_clear(tmp_path):
   source_dir = tmp_path / "source"
   loop.run(config_lib.load("vision/digits:mlp,smoke=True"), str(source_dir))

@@ -48,7 +48,7 @@ def test_padding_with_garbage_contributes_nothing():
 
 
 def test_batch_counts_jits():
-  fn = jax.jit(lambda l, y, m: cls.batch_counts(l, y, m, num_classes=4, topk=(2,)))
+  fn = jax.jit(lambda logits, y, m: cls.batch_counts(logits, y, m, num_classes=4, topk=(2,)))
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(6, 4)).astype(np.float32)
   labels = rng.integers(0, 4, 6)

@@ -50,7 +50,7 @@ def test_token_prediction_task_weights_select_positions():
   logits = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 5)), jnp.float32)
   targets = jnp.array([[1, 2, 3], [4, 0, 1]])
   weights = jnp.array([[1.0, 0, 0], [0, 0, 1.0]])
-  loss, m = TokenPredictionTask().loss(logits, dict(targets=targets, weights=weights))
+  loss, _ = TokenPredictionTask().loss(logits, dict(targets=targets, weights=weights))
   nll = -np.take_along_axis(_logsoftmax(np.asarray(logits)), np.asarray(targets)[..., None], -1)
   assert float(loss) == pytest.approx((nll[0, 0, 0] + nll[1, 2, 0]) / 2, rel=1e-6)
 

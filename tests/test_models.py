@@ -28,6 +28,11 @@ SMALL = {
   "cnn1d": ((2, 40, 1), {}),
   "resnet_tiny": ((2, 16, 16, 3), {"stem": "small"}),
 }
+# resnet_tiny's first apply compiles BatchNorm for ~10 s on 2 cores: its cases run in the
+# slow tier; test_zero_init_residual builds it in the fast one.
+SMALL_FAST = [
+  pytest.param(n, marks=pytest.mark.slow) if n == "resnet_tiny" else n for n in sorted(SMALL)
+]
 BIG_RESNETS = ("resnet18", "resnet34", "resnet50")
 BN_MODELS = {"resnet18", "resnet34", "resnet50", "resnet_tiny"}
 
@@ -90,7 +95,7 @@ def test_registry_is_exactly_the_documented_models():
     assert ("axis_name" in fields) == (name in BN_MODELS)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", SMALL_FAST)
 @pytest.mark.parametrize("train", [False, True])
 def test_output_shape_and_float32_logits(name, train):
   shape, kwargs = SMALL[name]
@@ -118,6 +123,7 @@ def test_big_resnet_output_shape_via_eval_shape(name):
   assert jax.tree.structure(state["batch_stats"]) == jax.tree.structure(variables["batch_stats"])
 
 
+@pytest.mark.slow
 def test_resnet_imagenet_stem_runs_on_small_input():
   model = build_model("resnet_tiny", num_classes=3, stem="imagenet")
   variables = init(model, (2, 32, 32, 3))
@@ -134,7 +140,7 @@ def test_cnn1d_accepts_inputs_without_channel_axis():
   np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", SMALL_FAST)
 def test_bfloat16_compute_keeps_float32_params_and_logits(name):
   shape, kwargs = SMALL[name]
   model = build_model(name, num_classes=5, dtype="bfloat16", **kwargs)  # string as in a config
@@ -210,6 +216,7 @@ def test_zero_init_residual(zero):
   assert "proj_conv" in params["stage2_block1"] and "proj_conv" not in params["stage1_block1"]
 
 
+@pytest.mark.slow
 def test_batchnorm_stats_update_in_train_not_in_eval():
   model = build_model("resnet_tiny", num_classes=4)
   variables = init(model, (4, 8, 8, 3))
@@ -330,6 +337,7 @@ PMAP_VS_JIT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_pmap_batchnorm_matches_jit_on_global_batch():
   env = dict(os.environ)
   env["XLA_FLAGS"] = (

@@ -88,7 +88,7 @@ def init(model, x, key=0):
 
 @functools.cache
 def _init(model, treedef, leaves, key):
-  x = jax.tree.unflatten(treedef, [jnp.zeros(l.shape, l.dtype) for l in leaves])
+  x = jax.tree.unflatten(treedef, [jnp.zeros(leaf.shape, leaf.dtype) for leaf in leaves])
   return nn.meta.unbox(fast_jit(lambda k: model.init(k, x, train=False))(jax.random.key(key)))
 
 
@@ -513,6 +513,7 @@ def test_bert_mlm_positions_give_the_dense_logits_at_those_positions():
 # --------------------------------------------------------------------------- seq2seq
 
 
+@pytest.mark.slow
 def test_seq2seq_learns_to_reverse():
   vocab, length, batch = 12, 6, 64  # 0 = pad, 1 = bos, 2..11 content.
   model = build_model(

@@ -30,6 +30,7 @@ def _inputs_with_ties(shape, seed=0):
   return jnp.asarray(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "shape,window",
   [
@@ -54,6 +55,7 @@ def test_max_pool_values_and_gradients_equal_reduce_window(shape, window):
   np.testing.assert_array_equal(jvp_new, jvp_ref)
 
 
+@pytest.mark.slow
 def test_max_pool_under_jit_and_second_order():
   x = _inputs_with_ties((2, 6, 6, 3))
   f_new = lambda v: (pooling.max_pool(v) ** 3).sum()
@@ -82,6 +84,7 @@ def _cnn_loss_and_grads(pool_impl, x, labels, dropout_rng):
   return variables["params"], loss, logits, grads
 
 
+@pytest.mark.slow
 def test_cnn_pool_impls_are_the_same_network():
   rng = np.random.default_rng(0)
   # Fashion-MNIST-like: a constant background (ties in every pooling window there).

@@ -12,6 +12,11 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
+# Two Python processes per test, each starting JAX and training: ~30 s each.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,8 +87,8 @@ def test_two_processes_flat_allreduce_and_steps_per_call(tmp_path):
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["step"] == 6 and summary["devices"] == 4
   assert 0.0 < summary["test/loss"] < 10.0
-  logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert [l["step"] for l in logged if "train/loss" in l] == [3, 6]
+  logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [m["step"] for m in logged if "train/loss" in m] == [3, 6]
   assert summary["test/num_examples"] == 360
 
 

@@ -17,6 +17,9 @@ import pytest
 from research.core import config as config_lib
 from research.train import builder
 
+# Every case trains resnet_tiny under several parallel set-ups: 10-60 s each on 2 cores.
+pytestmark = pytest.mark.slow
+
 
 def _config(
   parallel: str, accum_steps: int = 1, grad_allreduce: str = "xla", steps_per_call: int = 1

@@ -55,7 +55,6 @@ def ml100k_run(tmp_path_factory):
   return root / "run"
 
 
-@pytest.mark.slow
 def test_recommend_prints_raw_ids_with_their_titles(ml100k_run):
   user, items = recommend(str(ml100k_run), str(USERS[3]), k=8)
   assert user == USERS[3] and len(items) == 8

@@ -145,7 +145,7 @@ def test_negatives_are_redrawn_each_epoch_and_resume_exactly(tmp_path):
     (u, i): row
     for u, i, row in zip(batches[0]["user"], batches[0]["items"][:, 0], batches[0]["items"][:, 1:])
   }
-  later = [b for b in batches[per_epoch:]]
+  later = list(batches[per_epoch:])
   redrawn = [
     not np.array_equal(first[(u, i)], row)
     for b in later

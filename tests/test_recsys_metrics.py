@@ -144,7 +144,7 @@ def test_compare_runs_puts_baselines_and_every_run_in_one_table(tmp_path):
     json.dumps({"popularity": {"test/hr@10": 0.4, "seconds": 1.0}})
   )
   text = comparison([str(tmp_path / "a"), str(tmp_path / "b")], ["test/hr@10"])
-  rows = [l for l in text.splitlines() if l.startswith("| ") and "---" not in l][1:]
+  rows = [r for r in text.splitlines() if r.startswith("| ") and "---" not in r][1:]
   assert rows == [
     "| popularity (baseline, same split) | 0.4000 | — |",
     "| exp:a | 0.5000 | 3 s |",

@@ -25,6 +25,7 @@ def _fresh_cache():
   dataset._CACHE.clear()
 
 
+@pytest.mark.slow  # trains MF and the biases model
 def test_trained_mf_beats_the_bias_baseline_on_low_rank_data(tmp_path):
   rng = np.random.default_rng(0)
   n_users, n_items, rank = 60, 50, 3
@@ -107,6 +108,7 @@ def test_oov_ids_fall_back_to_biases_and_mean():
   np.testing.assert_allclose(pred[1], 3.5 + b["user_bias"]["embedding"][1, 0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_ncf_run_resumed_midway_ends_bitwise_identical(tmp_path):
   """Sampled negatives come from the pipeline's per-batch rng: a run stopped at
   step 3 and resumed ends with exactly the parameters of an uninterrupted run."""

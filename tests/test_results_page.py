@@ -100,7 +100,7 @@ def test_tool_writes_the_page_and_keeps_the_hand_kept_tail(two_runs, tmp_path):
   # --metrics adds a row per run that has the metric, with no published value.
   loss = json.loads((two_runs / "cnn" / "summary.json").read_text())["test/loss"]
   row = next(
-    l for l in text.splitlines() if l.startswith("| vision/digits:cnn,smoke=True | test/loss |")
+    r for r in text.splitlines() if r.startswith("| vision/digits:cnn,smoke=True | test/loss |")
   )
   assert f"| {loss:.4f} | — |" in row and "no published reference" in row
   assert "no_such_metric" not in text.split("```")[2]

@@ -16,6 +16,9 @@ import pytest
 
 from research.train import evaluate
 
+# Kills and reruns real training processes: 20-35 s each.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Long enough that the interrupt lands mid-run even now that a digits step takes ~3 ms.
 STEPS, EVERY = 1500, 50
@@ -98,9 +101,9 @@ def test_kill_9_then_rerun_is_bitwise_identical(reference, tmp_path):
   # metrics.jsonl holds each logged step once, even though steps after the
   # last checkpoint ran twice.
   steps = [
-    json.loads(l)["step"]
-    for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
-    if "train/loss" in l
+    json.loads(line)["step"]
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    if "train/loss" in line
   ]
   assert steps == sorted(set(steps)) and steps[-1] == STEPS
 

@@ -126,6 +126,7 @@ def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
 # --- The config a workdir was started with -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_config_is_refused_and_config_json_kept(copy_of):
   before = (copy_of / "config.json").read_bytes()
   with pytest.raises(config_pin.ConfigChangedError) as e:
@@ -223,6 +224,7 @@ def _damage(workdir, kind, step=STEPS):
 DAMAGES = ["zeroed", "truncated", "empty_manifest", "missing_metadata", "no_items"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", DAMAGES)
 def test_training_resumes_from_the_step_before_a_damaged_one(copy_of, finished, kind, caplog):
   named = _damage(copy_of, kind)

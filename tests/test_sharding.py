@@ -76,6 +76,7 @@ def _train(config, devices, steps=3):
   return run, state, losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gpt", "ncf"])
 def test_three_steps_agree_on_every_mesh(model, text_dir):
   make = (lambda mesh: _gpt(text_dir, mesh)) if model == "gpt" else _ncf
@@ -94,7 +95,7 @@ def test_three_steps_agree_on_every_mesh(model, text_dir):
 
 
 def test_fsdp_splits_parameters_and_optimizer_state(text_dir):
-  run, state, _ = _train(_gpt(text_dir, dict(fsdp=8)), jax.devices(), steps=1)
+  _, state, _ = _train(_gpt(text_dir, dict(fsdp=8)), jax.devices(), steps=1)
   kernel = state.params["h_0"]["mlp"]["fc"]["kernel"]  # [embed, mlp]
   assert "fsdp" in kernel.sharding.spec
   # Adam's moments are split exactly like their parameter.
@@ -112,6 +113,7 @@ def test_fsdp_splits_parameters_and_optimizer_state(text_dir):
   assert used["per_device"] < 0.5 * used["total"]
 
 
+@pytest.mark.slow
 def test_tensor_parallel_splits_heads_and_mlp(text_dir):
   _, state, _ = _train(_gpt(text_dir, dict(data=2, tensor=4)), jax.devices(), steps=1)
   block = state.params["h_0"]
@@ -122,6 +124,7 @@ def test_tensor_parallel_splits_heads_and_mlp(text_dir):
   assert block["mlp"]["proj"]["kernel"].sharding.spec == jax.sharding.PartitionSpec("tensor")
 
 
+@pytest.mark.slow
 def test_checkpoint_saved_under_fsdp_restores_on_one_device_and_another_mesh(text_dir, tmp_path):
   run, state, _ = _train(_gpt(text_dir, dict(fsdp=8)), jax.devices(), steps=2)
   ckpt = ckpt_lib.Checkpointer(str(tmp_path / "ckpt"), async_save=False)
@@ -139,6 +142,7 @@ def test_checkpoint_saved_under_fsdp_restores_on_one_device_and_another_mesh(tex
   ckpt.close()
 
 
+@pytest.mark.slow
 def test_bfloat16_trains_like_float32_with_float32_master_weights(text_dir):
   losses = {}
   for precision in ("float32", "bfloat16"):
@@ -167,6 +171,7 @@ def test_precision_auto_is_float32_on_cpu_and_bfloat16_elsewhere():
     precision.resolve("fp8", "cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("remat", ["block", "full"])
 def test_remat_gives_the_same_gradients(text_dir, remat):
   grads = {}
@@ -175,7 +180,7 @@ def test_remat_gives_the_same_gradients(text_dir, remat):
     state = run.init_fn()
     batch = next(builder.train_iterator(run))
 
-    def loss(params):
+    def loss(params, run=run, batch=batch):
       logits = run.model.apply(
         {"params": params},
         jnp.asarray(batch["inputs"]),
@@ -209,6 +214,7 @@ def test_pmap_refuses_fsdp(text_dir):
     builder.build(_gpt(text_dir, dict(fsdp=8), parallel="pmap"))
 
 
+@pytest.mark.slow
 def test_profile_window_writes_a_trace_and_summary_names_mesh_and_precision(text_dir, tmp_path):
   from research.train import loop
 
@@ -226,6 +232,7 @@ def test_profile_window_writes_a_trace_and_summary_names_mesh_and_precision(text
   assert summary["step"] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "spec",
   [
@@ -241,7 +248,7 @@ def test_remat_gives_the_same_gradients_in_every_transformer_family_model(spec):
     state = run.init_fn()
     batch = jax.tree.map(jnp.asarray, next(builder.train_iterator(run)))
 
-    def loss(params):
+    def loss(params, run=run, state=state, batch=batch):
       variables = {"params": params, **state.model_state}
       out = run.model.apply(
         variables, run.task.inputs(batch), train=True, rngs={"dropout": jax.random.key(0)}
@@ -256,6 +263,7 @@ def test_remat_gives_the_same_gradients_in_every_transformer_family_model(spec):
   )
 
 
+@pytest.mark.slow
 def test_remat_in_bert_keeps_the_parameter_tree():
   import flax.linen as nn
 
@@ -281,6 +289,7 @@ def test_remat_in_bert_keeps_the_parameter_tree():
   jax.tree.map(np.testing.assert_array_equal, trees["none"], trees["block"])
 
 
+@pytest.mark.slow
 def test_fsdp_keeps_activations_split_by_batch(text_dir):
   """Under fsdp the step gathers weights, not activations: the attention
   scores of one device cover its slice of the batch only (without the models'

@@ -18,6 +18,9 @@ from research.core import config as config_lib
 from research.train import checkpoint as ckpt_lib
 from research.train import loop, parallel
 
+# Each case trains the same run twice (chunked and step by step): 10-15 s each.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
   "step, total, per_call, events, expected",
@@ -60,9 +63,9 @@ def _config(steps_per_call, *, total=22, parallel="jit", grad_allreduce="xla"):
 
 
 def _metrics(workdir):
-  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  train = {l["step"]: l["train/loss"] for l in lines if "train/loss" in l}
-  evals = {l["step"]: l["test/accuracy"] for l in lines if "test/accuracy" in l}
+  lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  train = {m["step"]: m["train/loss"] for m in lines if "train/loss" in m}
+  evals = {m["step"]: m["test/accuracy"] for m in lines if "test/accuracy" in m}
   return train, evals
 
 

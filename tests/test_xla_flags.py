@@ -37,6 +37,23 @@ def test_an_explicit_xla_flags_device_count_wins():
   assert _probe(2, "--xla_force_host_platform_device_count=3") == ["False", "3"]
 
 
+def test_flags_are_left_alone_once_jax_started_or_when_turned_off(monkeypatch, caplog):
+  """In-process: this test process's backend is up, so XLA would not read new flags."""
+  import jax
+
+  from research.platforms import xla_flags
+
+  jax.devices()
+  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/nowhere")
+  monkeypatch.delenv("RESEARCH_XLA_FLAGS", raising=False)
+  assert xla_flags.apply() == [] and "after JAX started its backend" in caplog.text
+  assert xla_flags.set_host_devices(1) is False  # 1 device: nothing to ask for
+  monkeypatch.setenv("RESEARCH_XLA_FLAGS", "0")
+  assert xla_flags.set_host_devices(4) is False
+  assert xla_flags.current() == "--xla_dump_to=/nowhere"
+
+
 @pytest.mark.parametrize("bad", [0, -1])
 def test_bad_cpu_host_devices_is_refused(bad):
   c = config_lib.base_config()

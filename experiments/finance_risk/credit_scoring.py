@@ -32,6 +32,7 @@ scikit-learn logistic regression; report.md puts them in one table.
 
 from ml_collections.config_dict import placeholder
 
+from research.core import smoke
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("logreg", "scorecard", "mlp", "ft_transformer")
@@ -137,17 +138,12 @@ def get_config(arg=None):
       ),
     )
   if arg.smoke:
-    if c.model.name == "tabular_mlp":
-      c.model.hidden, c.model.embed_dim = (8,), 2
-    elif c.model.name == "ft_transformer":
-      c.model.dim, c.model.num_layers, c.model.num_heads = 8, 1, 2
-    c.batch_size, c.eval_batch_size = 16, 64
-    c.total_epochs, c.total_steps = None, 2
-    c.schedule.warmup_epochs = None
-    c.evals.val.every_epochs = None
+    tiny = {
+      "tabular_mlp": dict(hidden=(8,), embed_dim=2),
+      "ft_transformer": dict(dim=8, num_layers=1, num_heads=2),
+    }
+    smoke.shrink(c, model=tiny.get(c.model.name))
     c.evals.test_ig.steps, c.evals.test_ig.max_examples = 4, 16
-    c.ckpt.every_epochs, c.ckpt.every_steps = None, 1
-    c.log_every_steps = 1
     c.baselines.lightgbm.n_estimators = 20
     c.baselines.lightgbm.early_stopping_rounds = 5
     c.baselines.lightgbm.num_leaves = 4

@@ -25,6 +25,7 @@ over the whole period with fixed parameters (`fold=-1`, the default):
   python -m tools.train --config=experiments/finance_risk/market_risk.py:lstm --workdir=runs/market_lstm_fixed
 """
 
+from research.core import smoke
 from research.core.config import (
   ConfigDict,
   base_config,
@@ -149,16 +150,9 @@ def get_config(arg=None):
     c.evals.val.calibration_split = "train"
   if arg.smoke:
     if c.model.name == "transformer_forecaster":
-      c.model.dim, c.model.num_layers, c.model.num_heads = 8, 1, 2
+      tiny = dict(dim=8, num_layers=1, num_heads=2)
     else:
-      c.model.hidden = 4
-  if arg.smoke:
+      tiny = dict(hidden=4)
+    smoke.shrink(c, model=tiny)
     c.data.options.validation_days = min(arg.validation_days, 50)
-    c.batch_size, c.eval_batch_size = 16, 64
-    c.total_epochs, c.total_steps = None, 2
-    c.schedule.warmup_epochs = None
-    c.ckpt.every_epochs, c.ckpt.every_steps = None, 1
-    for ev in c.evals.values():
-      ev.every_epochs = ev.every_steps = None
-    c.log_every_steps = 1
   return c

@@ -17,6 +17,7 @@ the full 25k test split: accuracy, precision/recall/F1 (per class and macro;
 'pos' is the positive class), ROC AUC and the confusion matrix.
 """
 
+from research.core import smoke
 from research.core.config import (
   ConfigDict,
   base_config,
@@ -199,17 +200,9 @@ def get_config(arg=None):
       ),
     )
   if arg.smoke:
-    c.data.tokenizer.vocab_size = 40  # what a tiny test corpus supports
     small = dict(embed_dim=16, num_heads=2, mlp_dim=32, num_layers=1)
     if c.model.name == "lstm_classifier":
       small = dict(embed_dim=8, hidden=8)
-    for k, v in small.items():
-      c.model[k] = v
-    c.batch_size, c.eval_batch_size = 16, 32
-    c.total_epochs, c.total_steps = None, 2
-    c.schedule.warmup_steps = 1
-    for ev in c.evals.values():
-      ev.every_steps = None
-    c.ckpt.every_steps = 1
-    c.log_every_steps = 1
+    smoke.shrink(c, model=small, eval_batch_size=32)
+    c.data.tokenizer.vocab_size = 40  # what a tiny test corpus supports
   return c

@@ -13,6 +13,7 @@ Losses are in nats; bits per character = loss / ln 2.
   python -m tools.generate --workdir=runs/sc_gpt_cpu --prompt="ROMEO:" --max_new_tokens=500
 """
 
+from research.core import smoke
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 _NANOGPT = "karpathy/nanoGPT README, shakespeare_char"
@@ -118,21 +119,13 @@ def get_config(arg=None):
       ),
     )
   if arg.smoke:
-    c.model.update(
-      dict(num_layers=1, embed_dim=16)
-      if model["name"] == "gpt"
-      else dict(embed_dim=8, hidden=16, num_layers=1)
-    )
     if model["name"] == "gpt":
-      c.model.num_heads = 2
+      tiny = dict(num_layers=1, embed_dim=16, num_heads=2, block_size=16)
+    else:
+      tiny = dict(embed_dim=8, hidden=16, num_layers=1)
+    smoke.shrink(c, model=tiny, eval_batch_size=16)
     c.data.block_size = 16
-    if model["name"] == "gpt":
-      c.model.block_size = 16
-    c.batch_size = c.eval_batch_size = 16
-    c.total_steps = 2
-    c.schedule.warmup_steps = 1
+    # The sampled validation loss is what selects the checkpoint: once per step.
     c.evals.val_sampled.every_steps = 1
     c.evals.val_sampled.num_batches = 2
-    c.ckpt.every_steps = 1
-    c.log_every_steps = 1
   return c

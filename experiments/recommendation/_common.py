@@ -81,16 +81,3 @@ def add_validation(c: ConfigDict, arg, metric: str, mode: str) -> None:
     select_on_validation(c, metric, mode, fraction=None)
   else:
     c.ckpt.best_metric = None
-
-
-def smoke(c: ConfigDict) -> None:
-  """Tiny mode: two steps, tiny batches, evaluation and checkpoint at the end."""
-  c.batch_size, c.eval_batch_size = 16, 64
-  c.total_epochs, c.total_steps = None, 2
-  c.schedule.warmup_epochs = None
-  for ev in c.evals.values():
-    ev.every_epochs = None
-    ev.every_steps = None
-  c.ckpt.every_epochs = None
-  c.ckpt.every_steps = 1
-  c.log_every_steps = 1

@@ -15,6 +15,7 @@ is scored on the same candidates.
 """
 
 from experiments.recommendation import _common
+from research.core import smoke
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("gmf", "mlp", "neumf", "neumf_pretrained")
@@ -82,6 +83,5 @@ def get_config(arg=None):
     )
   _common.add_validation(c, arg, "hr@10", "max")
   if arg.smoke:
-    c.model.gmf_dim, c.model.mlp_layers = 4, (8, 4)
-    _common.smoke(c)
+    smoke.shrink(c, model=dict(gmf_dim=4, mlp_layers=(8, 4)))
   return c

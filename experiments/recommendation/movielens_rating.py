@@ -12,6 +12,7 @@ biases (bias-only: about 0.88 RMSE on this data; Surprise's SVD about 0.89).
 """
 
 from experiments.recommendation import _common
+from research.core import smoke
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 MODELS = {
@@ -66,6 +67,5 @@ def get_config(arg=None):
   )
   _common.add_validation(c, arg, "rmse", "min")
   if arg.smoke:
-    c.model.dim = 4 if c.model.dim else 0
-    _common.smoke(c)
+    smoke.shrink(c, model=dict(dim=4 if c.model.dim else 0))
   return c

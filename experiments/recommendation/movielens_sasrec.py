@@ -10,6 +10,7 @@ excluded; the popularity baseline is ranked the same way in the same run.
 """
 
 from experiments.recommendation import _common
+from research.core import smoke
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("sasrec",)
@@ -47,6 +48,5 @@ def get_config(arg=None):
   c.ckpt.every_epochs = 25
   _common.add_validation(c, arg, "ndcg@10", "max")
   if arg.smoke:
-    c.model.dim, c.model.num_layers = 8, 1
-    _common.smoke(c)
+    smoke.shrink(c, model=dict(dim=8, num_layers=1))
   return c

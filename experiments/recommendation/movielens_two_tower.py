@@ -10,6 +10,7 @@ item genres (multi-hot) and release-year bucket, and the user's genre profile
 """
 
 from experiments.recommendation import _common
+from research.core import smoke
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = ("two_tower", "no_features")
@@ -49,6 +50,5 @@ def get_config(arg=None):
   c.ckpt.every_epochs = 2
   _common.add_validation(c, arg, "ndcg@10", "max")
   if arg.smoke:
-    c.model.dim, c.model.hidden = 8, (8,)
-    _common.smoke(c)
+    smoke.shrink(c, model=dict(dim=8, hidden=(8,)))
   return c

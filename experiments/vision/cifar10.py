@@ -8,7 +8,7 @@ ResNet-18 (small-image stem, SGD, crop+flip, ~200 epochs) 0.9502 in kuangliu/pyt
   python -m tools.train --config=experiments/vision/cifar10.py:resnet18 --workdir=runs/c10_r18
 """
 
-from experiments.vision import fashion_mnist
+from research.core import smoke
 from research.core.config import (
   ConfigDict,
   base_config,
@@ -25,6 +25,7 @@ VARIANTS = {
     epochs=30,
     optimizer="adam",
     lr=1e-3,
+    tiny={},
     reference=(0.64, "LeNet-5 on CIFAR-10, typical reimplementation accuracy"),
   ),
   "resnet18": dict(
@@ -32,6 +33,7 @@ VARIANTS = {
     epochs=200,
     optimizer="momentum",
     lr=0.1,
+    tiny=dict(name="resnet_tiny"),
     reference=(
       0.9502,
       "kuangliu/pytorch-cifar README: ResNet18 93.02% (0.9502 with 200-epoch cosine schedule)",
@@ -70,6 +72,5 @@ def get_config(arg=None):
     ),
   )
   if arg.smoke:
-    fashion_mnist._shrink(c)
-    c.eval_batch_size = 16
+    smoke.shrink(c, model=v["tiny"], eval_batch_size=16)
   return c

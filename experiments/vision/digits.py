@@ -7,6 +7,7 @@ stratified, as the validation split the best checkpoint is chosen on.
   python -m tools.train --config=experiments/vision/digits.py:cnn --workdir=runs/digits_cnn
 """
 
+from research.core import smoke
 from research.core.config import (
   ConfigDict,
   base_config,
@@ -19,6 +20,8 @@ MODELS = {
   "mlp": dict(name="mlp", hidden=(256, 128), dropout=0.1),
   "cnn": dict(name="cnn", features=(32, 64), hidden=128, dropout=0.25),
 }
+# Tiny mode's models (research/core/smoke.py).
+TINY = {"mlp": dict(hidden=(16,)), "cnn": dict(features=(4, 8), hidden=16)}
 VARIANTS = tuple(MODELS)
 
 
@@ -54,15 +57,5 @@ def get_config(arg=None):
     ),
   )
   if arg.smoke:
-    c.model.hidden = 16 if c.model.name == "cnn" else (16,)
-    if c.model.name == "cnn":
-      c.model.features = (4, 8)
-    c.batch_size, c.eval_batch_size = 16, 64
-    c.total_epochs, c.total_steps = None, 2
-    c.schedule.warmup_epochs = None
-    for ev in c.evals.values():
-      ev.every_epochs = ev.every_steps = None
-    c.ckpt.every_epochs = None
-    c.ckpt.every_steps = 1
-    c.log_every_steps = 1
+    smoke.shrink(c, model=TINY[arg.variant])
   return c

@@ -8,6 +8,7 @@ README): MLP 256-128-64 0.900, 2-conv CNN about 0.925, ResNet18 0.949.
   python -m tools.train --config=experiments/vision/fashion_mnist.py:cnn --workdir=runs/fm_cnn
 """
 
+from research.core import smoke
 from research.core.config import (
   ConfigDict,
   base_config,
@@ -25,6 +26,7 @@ VARIANTS = {
     lr=1e-3,
     pp="",
     optimizer="adam",
+    tiny=dict(hidden=(16,)),
   ),
   "cnn": dict(
     model=dict(name="cnn", features=(32, 64), hidden=256, dropout=0.3),
@@ -33,6 +35,7 @@ VARIANTS = {
     lr=2e-3,
     pp="|flip_lr",
     optimizer="adam",
+    tiny=dict(features=(4, 8), hidden=16),
   ),
   "resnet18": dict(
     model=dict(name="resnet18", stem="small"),
@@ -41,6 +44,7 @@ VARIANTS = {
     lr=0.1,
     pp="|random_crop(28, pad=2)|flip_lr",
     optimizer="momentum",
+    tiny=dict(name="resnet_tiny"),
   ),
 }
 
@@ -79,22 +83,5 @@ def get_config(arg=None):
     ),
   )
   if arg.smoke:
-    _shrink(c)
+    smoke.shrink(c, model=v["tiny"], eval_batch_size=2000)
   return c
-
-
-def _shrink(c):
-  """Tiny mode: a tiny model, a couple of steps; data stays real."""
-  if c.model.name == "cnn":
-    c.model.features, c.model.hidden = (4, 8), 16
-  elif c.model.name == "mlp":
-    c.model.hidden = (16,)
-  elif c.model.name.startswith("resnet"):
-    c.model.name = "resnet_tiny"
-  c.batch_size, c.eval_batch_size = 16, 2000
-  c.total_epochs, c.total_steps = None, 2
-  c.schedule.warmup_epochs = None
-  for ev in c.evals.values():
-    ev.every_epochs = ev.every_steps = None
-  c.ckpt.every_epochs, c.ckpt.every_steps = None, 1
-  c.log_every_steps = 1

@@ -6,7 +6,7 @@ References: a published MLP reaches 0.983; the flax examples CNN 0.9917.
   python -m tools.train --config=experiments/vision/mnist.py:cnn --workdir=runs/mnist_cnn
 """
 
-from experiments.vision import fashion_mnist
+from research.core import smoke
 from research.core.config import (
   ConfigDict,
   base_config,
@@ -20,6 +20,7 @@ VARIANTS = {
     model=dict(name="mlp", hidden=(512, 256), dropout=0.2),
     epochs=20,
     lr=1e-3,
+    tiny=dict(hidden=(16,)),
     reference=(
       0.983,
       "Published 2-hidden-layer MLP on MNIST (Keras mnist_mlp example): 0.9830 test accuracy",
@@ -29,6 +30,7 @@ VARIANTS = {
     model=dict(name="cnn", features=(32, 64), hidden=256, dropout=0.0),
     epochs=10,
     lr=1e-3,
+    tiny=dict(features=(4, 8), hidden=16),
     reference=(
       0.9917,
       "flax examples/mnist README: 0.9917 test accuracy (10 epochs, SGD momentum)",
@@ -64,6 +66,5 @@ def get_config(arg=None):
     ),
   )
   if arg.smoke:
-    fashion_mnist._shrink(c)
-    c.eval_batch_size = 16
+    smoke.shrink(c, model=v["tiny"], eval_batch_size=16)
   return c
