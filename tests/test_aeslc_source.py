@@ -59,7 +59,11 @@ def test_archive_and_folder_agree_and_references_are_the_annotations(tmp_path):
   train = _rows(aeslc.aeslc("train", str(tmp_path / "a")))
   assert train[0] == ("Please send the report.\nThanks,", "Report", ["Report"])
   (body, subject, refs) = _rows(aeslc.aeslc("validation", str(tmp_path / "a")))[0]
-  assert subject == "Meeting change" and refs == ["meeting moved", "new meeting time", "meeting at 3pm"]
+  assert subject == "Meeting change" and refs == [
+    "meeting moved",
+    "new meeting time",
+    "meeting at 3pm",
+  ]
 
 
 def test_tfds_path_reads_prepared_aeslc(tmp_path):
