@@ -58,7 +58,7 @@ def test_archive_and_folder_agree_and_references_are_the_annotations(tmp_path):
     assert len(from_archive) == n and _rows(from_archive) == _rows(from_folder)
   train = _rows(aeslc.aeslc("train", str(tmp_path / "a")))
   assert train[0] == ("Please send the report.\nThanks,", "Report", ["Report"])
-  (body, subject, refs) = _rows(aeslc.aeslc("validation", str(tmp_path / "a")))[0]
+  (_body, subject, refs) = _rows(aeslc.aeslc("validation", str(tmp_path / "a")))[0]
   assert subject == "Meeting change" and refs == [
     "meeting moved",
     "new meeting time",
