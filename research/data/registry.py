@@ -2,6 +2,7 @@
 
 Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic',
 'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`);
+'multi30k', 'text_pairs', 'aeslc' (paired text; see `research.data.text.pairs`);
 finance risk: 'credit_data', 'lending_club', 'default', 'german_credit_numeric',
 'table' (see `research.data.tabular.sources`) and 'eu_stock_markets'
 (see `research.data.series.sources`);
@@ -52,6 +53,7 @@ from research.data.core import DataNotFoundError, DataSource, Feature
 from research.data.recsys import dataset as recsys_dataset
 from research.data.series import sources as series_sources
 from research.data.tabular import sources as table_sources
+from research.data.text import aeslc, pairs
 from research.data.text import sources as text_sources
 from research.data.vision import digits, mnist1d
 from research.data.vision import sources as vision_sources
@@ -154,6 +156,35 @@ DATASETS: Registry[DatasetSpec] = Registry(
       options=("download",),
       load=text_sources.imdb_reviews,
       description="IMDb movie reviews (aclImdb v1): text, label 1=pos/0=neg/-1, stars",
+    ),
+    # Paired text (research.data.text.pairs / aeslc): translation, summarization.
+    "multi30k": DatasetSpec(
+      name="multi30k",
+      splits=pairs.MULTI30K_SPLITS,
+      features=pairs.FEATURES,
+      num_examples=dict(pairs.MULTI30K_SIZES),
+      options=("source_lang", "target_lang"),
+      load=pairs.multi30k,
+      description="Multi30k task 1 image descriptions, raw cased text, En<->De (also fr, cs)",
+    ),
+    "text_pairs": DatasetSpec(
+      name="text_pairs",
+      splits=("train", "validation", "test"),
+      features=pairs.FEATURES,
+      num_examples=dict.fromkeys(("train", "validation", "test")),
+      options=("files",),
+      load=pairs.text_pairs,
+      description="any line-aligned source/target files per split (files={split: [src, tgt]})",
+    ),
+    "aeslc": DatasetSpec(
+      name="aeslc",
+      splits=aeslc.SPLITS,
+      features=pairs.FEATURES,
+      num_examples=dict(aeslc.SIZES),
+      options=("download",),
+      load=aeslc.aeslc,
+      description="AESLC email body -> subject line (Zhang and Tetreault 2019); dev/test "
+      "references are the three annotations",
     ),
     # Recommendation: interaction logs (research.data.recsys). The features
     # depend on options.view; these are the 'ratings' view's.

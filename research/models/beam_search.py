@@ -183,6 +183,58 @@ def _beam_search_jit(model, variables, inputs, *, beam_size, max_len, alpha, bos
   # An example with no finished hypothesis returns its best live one.
   any_done = s["done_flags"][:, 0]
   best = jnp.where(any_done[:, None], s["done_seqs"][:, 0], s["live_seqs"][:, 0])[:, 1:]
-  # Zero everything after the first EOS (the output of the greedy decoder's shape).
-  after_eos = jnp.cumsum(best == eos_id, axis=1) - (best == eos_id) > 0
-  return jnp.where(after_eos, 0, best).astype(jnp.int32)
+  return zero_after_eos(best, eos_id)
+
+
+DECODING_METHODS = ("greedy", "beam")
+
+
+def decode(
+  model: Any,
+  variables: Any,
+  inputs: Any,
+  *,
+  method: str = "beam",
+  beam_size: int = 4,
+  alpha: float = 0.6,
+  max_len: int,
+  bos_id: int,
+  eos_id: int,
+) -> jax.Array:
+  """Greedy or beam decoding of source tokens int [B, S] -> int32 [B, max_len],
+  zeros after the first `eos_id` (both methods give this shape)."""
+  if method == "beam":
+    return beam_search(
+      model,
+      variables,
+      inputs,
+      beam_size=beam_size,
+      max_len=max_len,
+      alpha=alpha,
+      bos_id=bos_id,
+      eos_id=eos_id,
+    )
+  if method != "greedy":
+    raise ValueError(f"decoding method must be one of {DECODING_METHODS}, got {method!r}.")
+  from research.models.seq2seq import greedy_decode
+
+  tokens = greedy_decode(model, variables, inputs, max_len=max_len, bos_id=bos_id)
+  return zero_after_eos(tokens, eos_id)
+
+
+def zero_after_eos(tokens: jax.Array, eos_id: int) -> jax.Array:
+  """int [B, L]: tokens after the first `eos_id` of each row set to 0 (the EOS stays)."""
+  is_eos = tokens == eos_id
+  return jnp.where(jnp.cumsum(is_eos, axis=1) - is_eos > 0, 0, tokens).astype(jnp.int32)
+
+
+def strip_special(ids: Any, eos_id: int, special_ids: frozenset[int]) -> list[int]:
+  """One decoded row -> its text token ids: up to the first EOS, without
+  special ids (pad, bos, unk stays: it is text the model could not name)."""
+  out = []
+  for i in (int(t) for t in ids):
+    if i == eos_id:
+      break
+    if i not in special_ids:
+      out.append(i)
+  return out

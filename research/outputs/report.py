@@ -421,8 +421,31 @@ def _feature_importance_section(split: str, value) -> list[str]:
   )
 
 
+def _decoded_section(split: str, value: Mapping[str, Any], num: int = 8) -> list[str]:
+  """The first `num` decoded examples of a split: source, output, reference."""
+
+  def cell(text: Any) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+  lines = [
+    f"## Decoded examples ({split})",
+    "",
+    f"Decoding: {value['decoding']}. First {num} of {len(value['output'])} examples.",
+    "",
+    "| source | output | reference |",
+    "|---|---|---|",
+  ]
+  for src, out, ref in list(zip(value["source"], value["output"], value["reference"]))[:num]:
+    lines.append(f"| {cell(src)} | {cell(out)} | {cell(ref)} |")
+  return [*lines, "", f"Scores: {value['signature']}", ""]
+
+
 # Artifact kinds rendered as report sections: kind -> fn(split, value) -> lines.
-ARTIFACT_SECTIONS = {"feature_importance": _feature_importance_section}
+ARTIFACT_SECTIONS = {
+  "feature_importance": _feature_importance_section,
+  "decoded": _decoded_section,
+}
 
 
 def artifact_sections(artifacts: Mapping[str, Any]) -> list[str]:

@@ -217,6 +217,9 @@ def build_evaluators(run: Run, names=None) -> list:
         )
 
       kwargs["batches_for"] = batches_for
+    for attr in getattr(cls, "data_attributes", ()):
+      # e.g. the run's tokenizer, for evaluators that decode text.
+      kwargs.setdefault(attr, getattr(run.data, attr))
     for attr in getattr(cls, "source_attributes", ()):
       # e.g. the fitted feature names of a table, for attributions.
       value = getattr(run.data.eval_source(ev.split, ev), attr, None)

@@ -59,6 +59,7 @@ OPS: Registry[Callable[..., Op]] = Registry(
     "truncate_pad": text.truncate_pad,
     "mlm_mask": text.mlm_mask,
     "drop": text.drop,
+    "shift_right": text.shift_right,
     # Interactions; both take the run's RecsysData as context 'recsys' (recsys).
     "sample_negatives": recsys.sample_negatives,
     "sequence_negatives": recsys.sequence_negatives,

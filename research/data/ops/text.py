@@ -230,6 +230,36 @@ def mlm_mask(
   return base.NamedOp(spec, fn, random=True)
 
 
+@uses_context("tokenizer")
+def shift_right(
+  *, key: str = "targets", out: str = "decoder_inputs", tokenizer: Any = None
+) -> base.NamedOp:
+  """Teacher forcing: `example[out]` = [bos, *example[key][:-1]] int32 `[T]`.
+
+  The decoder input of an encoder-decoder: at position t the model sees the
+  targets before t. Padding (0 after the targets) shifts along, so positions
+  past the end see pads and are masked by the targets' mask.
+  """
+  spec = base.spec_string("shift_right", key=key, out=out)
+  if not _is_str(key, out):
+    raise ValueError(f"{spec}: key and out must be non-empty strings.")
+  if tokenizer is None:
+    return _no_tokenizer(spec)
+  bos = tokenizer.bos_id
+  if bos is None:
+    raise ValueError(
+      f"{spec}: the {tokenizer.type!r} tokenizer has no bos_id; use a sentencepiece tokenizer."
+    )
+
+  def fn(example, rng):
+    del rng
+    x = _token_array(example, key, spec)
+    shifted = np.concatenate([np.asarray([bos], np.int32), x[:-1].astype(np.int32)])
+    return base.replace(example, out, shifted)
+
+  return base.NamedOp(spec, fn)
+
+
 def drop(*keys: str) -> base.NamedOp:
   """Removes `keys` (each must exist), e.g. the raw 'text' once it is tokenized."""
   spec = base.spec_string("drop", *keys)

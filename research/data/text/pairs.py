@@ -41,12 +41,20 @@ MULTI30K_SIZES = {
   "test_2017_flickr": 1000,
 }
 LANGUAGES = ("en", "de", "fr", "cs")
-FEATURES = {"source": Feature((), "str"), "target": Feature((), "str")}
+FEATURES = {
+  "source": Feature((), "str"),
+  "target": Feature((), "str"),
+  "references": Feature((None,), "str"),
+  "index": Feature((), "int32"),
+}
 
 
 class PairSource:
   """In-memory aligned pairs: `source[i]` = {'source', 'target': np.str_,
-  'references': np.str_ [R]} (R = 1 unless `references` is given).
+  'references': np.str_ [R] (R = 1 unless `references` is given), 'index':
+  int32 i}. The index travels through the pipeline, so an evaluator pairs each
+  decoded output with its raw references (`self.references[index]`) whatever
+  order or process the batch came from.
 
   Args:
     sources, targets: one string per example, aligned.
@@ -88,6 +96,7 @@ class PairSource:
       "source": np.str_(self.sources[index]),
       "target": np.str_(self.targets[index]),
       "references": np.asarray(self.references[index], dtype=np.str_),
+      "index": np.int32(index % n),
     }
 
   @property

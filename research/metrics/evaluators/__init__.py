@@ -16,6 +16,7 @@ from __future__ import annotations
 from research.core.registry import Registry
 from research.metrics.evaluators.base import Evaluator, PredictFn, to_host
 from research.metrics.evaluators.classification import ClassificationEvaluator
+from research.metrics.evaluators.decoded_text import DecodedTextEvaluator
 from research.metrics.evaluators.finance import (
   CreditEvaluator,
   IntegratedGradientsEvaluator,
@@ -28,6 +29,7 @@ __all__ = [
   "EVALUATORS",
   "ClassificationEvaluator",
   "CreditEvaluator",
+  "DecodedTextEvaluator",
   "Evaluator",
   "IntegratedGradientsEvaluator",
   "LanguageModelEvaluator",
@@ -48,6 +50,8 @@ EVALUATORS: Registry[type] = Registry(
     "language_model": LanguageModelEvaluator,
     "rating": RatingEvaluator,
     "ranking": RankingEvaluator,
+    # Translation, summarization: decode, then sacreBLEU or ROUGE on the text.
+    "decoded_text": DecodedTextEvaluator,
     # Finance risk.
     "credit": CreditEvaluator,
     "market_risk": MarketRiskEvaluator,
