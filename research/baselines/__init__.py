@@ -37,7 +37,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from research.baselines import classification, finance, recsys
+from research.baselines import classification, finance, recsys, text
 from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
@@ -50,6 +50,7 @@ __all__ = [
   "classification",
   "finance",
   "recsys",
+  "text",
   "register",
   "run_baselines",
 ]

@@ -53,3 +53,24 @@ def rouge(
       for k in ROUGE_TYPES:
         totals[k].append(best[k].fmeasure)
   return {k: 100.0 * float(np.mean(v)) if v else 0.0 for k, v in totals.items()}
+
+
+def rouge_report(
+  predictions: Sequence[str],
+  targets: Sequence[str],
+  references: Sequence[Sequence[str]],
+) -> dict[str, float]:
+  """ROUGE under every convention a summarization paper may use, in one dict.
+
+  'rouge1', 'rouge2', 'rougeL': against the single `targets` (TFDS's
+  convention, and so PEGASUS's); where `references` hold more than the target
+  (AESLC's three human annotations on dev/test) also '<type>_multi' (mean over
+  an example's references) and '<type>_multimax' (best reference).
+  """
+  out = rouge(predictions, [[t] for t in targets])
+  if any(list(r) != [t] for r, t in zip(references, targets)):
+    mean = rouge(predictions, references, mean_over_references=True)
+    best = rouge(predictions, references)
+    out.update({f"{k}_multi": v for k, v in mean.items()})
+    out.update({f"{k}_multimax": v for k, v in best.items()})
+  return out

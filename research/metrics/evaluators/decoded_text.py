@@ -3,7 +3,9 @@
 Translation and summarization are scored on detokenised output against the
 split's raw references (never against tokenised or truncated targets):
   scores='sacrebleu': corpus BLEU and chrF (sacreBLEU, with its signatures);
-  scores='rouge': ROUGE-1/2/L F1 (rouge-score), best over an example's references.
+  scores='rouge': ROUGE-1/2/L F1 (rouge-score) against the target, and where
+    the split has several references per example (AESLC's annotations) also
+    their mean ('_multi') and best ('_multimax'): `summarization.rouge_report`.
 
 Decoding is greedy or beam search with a length penalty
 (`research.models.beam_search.decode`), compiled once per shape. Each
@@ -43,6 +45,8 @@ class DecodedTextEvaluator:
       and stop decoding).
     references: per example of the split, its raw reference texts.
     sources: per example, the raw source text (for the samples artifact).
+    targets: per example, the target text (ROUGE's single-reference score;
+      default: each example's first reference).
     scores: 'sacrebleu' or 'rouge'.
     method: 'beam' or 'greedy'.
     beam_size, alpha: beam width and GNMT length-penalty exponent.
@@ -50,7 +54,7 @@ class DecodedTextEvaluator:
   """
 
   data_attributes = ("tokenizer",)
-  source_attributes = ("references", "sources")
+  source_attributes = ("references", "sources", "targets")
 
   def __init__(
     self,
@@ -61,6 +65,7 @@ class DecodedTextEvaluator:
     tokenizer: Any = None,
     references: Sequence[Sequence[str]] | None = None,
     sources: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
     scores: str = "sacrebleu",
     method: str = "beam",
     beam_size: int = 4,
@@ -82,6 +87,7 @@ class DecodedTextEvaluator:
     self.name, self.every_steps, self.batches_fn = name, int(every_steps), batches_fn
     self.tokenizer, self.references = tokenizer, [list(r) for r in references]
     self.sources = list(sources) if sources is not None else None
+    self.targets = list(targets) if targets is not None else [r[0] for r in self.references]
     self.scores, self.method = scores, method
     self.beam_size, self.alpha, self.max_decode_len = (
       int(beam_size),
@@ -136,15 +142,18 @@ class DecodedTextEvaluator:
       scalars = {f"{p}/bleu": s["bleu"], f"{p}/chrf": s["chrf"], f"{p}/bleu_bp": s["bp"]}
       signature = {"bleu": str(s["bleu_signature"]), "chrf": str(s["chrf_signature"])}
     else:
-      r = summarization.rouge(hyps, refs)
+      r = summarization.rouge_report(hyps, [self.targets[i] for i in order], refs)
       scalars = {f"{p}/{k}": v for k, v in r.items()}
-      signature = {"rouge": "rouge-score, F1, Porter stemmer, best over references"}
+      signature = {
+        "rouge": "rouge-score F1 x100, Porter stemmer; _multi: mean, _multimax: best "
+        "over the references"
+      }
     scalars[f"{p}/num_examples"] = float(len(hyps))
     scalars[f"{p}/mean_output_words"] = float(np.mean([len(h.split()) for h in hyps] or [0]))
     artifact = {
       "index": np.asarray(order, np.int32),
       "output": np.asarray(hyps, dtype=np.str_),
-      "reference": np.asarray([r[0] for r in refs], dtype=np.str_),
+      "reference": np.asarray([self.targets[i] for i in order], dtype=np.str_),
       "source": np.asarray([self.sources[i] if self.sources else "" for i in order], dtype=np.str_),
       "decoding": np.asarray(
         f"{self.method}"
