@@ -113,7 +113,7 @@ def get_config(arg=None):
   c.references = REFERENCES
   if arg.smoke:
     smoke.shrink(c, model=dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=16))
-    c.data.tokenizer.vocab_size = 300
+    c.data.tokenizer.vocab_size = 64
     c.steps_per_call = 1
     c.evals.test.beam_size = 2
   return c

@@ -115,7 +115,7 @@ def get_config(arg=None):
   c.references = (REFERENCE,) if (arg.source, arg.target) == ("en", "de") else ()
   if arg.smoke:
     smoke.shrink(c, model=dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=16))
-    c.data.tokenizer.vocab_size = 300
+    c.data.tokenizer.vocab_size = 100
     c.steps_per_call = 1
     for ev in ("test_2016", "test_2017"):
       c.evals[ev].beam_size = 2
