@@ -62,11 +62,11 @@ def test_corpus_scores_equal_sacrebleu_and_handle_several_references():
     ["the cat sat on the mat", "a dog is running in the park"],
     [None, "the dog runs in a park"],
   ]
-  assert got["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, streams).score)
-  assert got["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
-  assert got["bleu_signature"].startswith("nrefs:var") and "tok:13a" in got["bleu_signature"]
+  assert got.bleu == pytest.approx(sacrebleu.corpus_bleu(hyps, streams).score)
+  assert got.chrf == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
+  assert got.bleu_signature.startswith("nrefs:var") and "tok:13a" in got.bleu_signature
   perfect = translation.corpus_scores(["five words are here now"], [["five words are here now"]])
-  assert perfect["bleu"] == pytest.approx(100.0) and perfect["chrf"] == pytest.approx(100.0)
+  assert perfect.bleu == pytest.approx(100.0) and perfect.chrf == pytest.approx(100.0)
   with pytest.raises(ValueError, match="2 hypotheses for 1"):
     translation.corpus_scores(hyps, refs[:1])
 

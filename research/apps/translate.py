@@ -59,6 +59,9 @@ def translate_texts(
   model_kwargs = config.model.to_dict()
   if model_kwargs.get("vocab_size") is None:
     model_kwargs["vocab_size"] = tokenizer.vocab_size
+  bos_id, eos_id = tokenizer.bos_id, tokenizer.eos_id
+  if bos_id is None or eos_id is None:
+    raise ValueError(f"{workdir}: its {tokenizer.type!r} tokenizer has no bos/eos ids.")
   model = build_model(model_kwargs.pop("name"), **model_kwargs)
   _, variables = restore_variables(workdir, config, checkpoint)
   # Sources as in training: the text's tokens then EOS, cut to the model's length.
@@ -70,7 +73,7 @@ def translate_texts(
     # A fixed [batch_size, length] shape: one compilation for the whole file.
     inputs = np.zeros((batch_size, length), np.int32)
     for row, text in enumerate(chunk):
-      ids = [*tokenizer.encode(text), tokenizer.eos_id][:length]
+      ids = [*tokenizer.encode(text), eos_id][:length]
       inputs[row, : len(ids)] = ids
     tokens = beam_search.decode(
       model,
@@ -80,9 +83,9 @@ def translate_texts(
       beam_size=settings["beam_size"],
       alpha=settings["alpha"],
       max_len=settings["max_decode_len"],
-      bos_id=tokenizer.bos_id,
-      eos_id=tokenizer.eos_id,
+      bos_id=bos_id,
+      eos_id=eos_id,
     )
     for row in np.asarray(tokens)[: len(chunk)]:
-      outputs.append(tokenizer.decode(beam_search.strip_special(row, tokenizer.eos_id, special)))
+      outputs.append(tokenizer.decode(beam_search.strip_special(row, eos_id, special)))
   return outputs

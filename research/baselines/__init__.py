@@ -50,9 +50,9 @@ __all__ = [
   "classification",
   "finance",
   "recsys",
-  "text",
   "register",
   "run_baselines",
+  "text",
 ]
 
 log = logging.getLogger(__name__)

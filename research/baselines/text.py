@@ -43,4 +43,4 @@ def copy_source(ctx: BaselineContext) -> dict[str, float]:
   """sacreBLEU BLEU and chrF of the untranslated source against the references."""
   source = ctx.data.raw(ctx.split)
   s = translation.corpus_scores(list(source.sources), source.references)
-  return {"bleu": s["bleu"], "chrf": s["chrf"]}
+  return {"bleu": s.bleu, "chrf": s.chrf}

@@ -40,7 +40,7 @@ def rouge(
   if len(predictions) != len(references):
     raise ValueError(f"{len(predictions)} predictions for {len(references)} reference lists.")
   scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
-  totals = {k: [] for k in ROUGE_TYPES}
+  totals: dict[str, list[float]] = {k: [] for k in ROUGE_TYPES}
   for pred, refs in zip(predictions, references):
     if not refs:
       raise ValueError("every example needs at least one reference.")

@@ -7,6 +7,7 @@ signature it returns records every setting and goes into the report.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from research.core import lazy
@@ -15,7 +16,7 @@ with lazy.imports():
   import sacrebleu
 
 
-def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str]]:
+def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
   """Per-example reference lists -> sacreBLEU's reference streams.
 
   references[i] holds example i's references (any number >= 1); stream j holds
@@ -28,10 +29,24 @@ def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str]]:
   return [[r[j] if j < len(r) else None for r in references] for j in range(width)]
 
 
+@dataclasses.dataclass(frozen=True)
+class CorpusScores:
+  """Corpus BLEU and chrF (0..100), BLEU's brevity penalty and lengths, and the
+  sacreBLEU signatures that say how they were computed."""
+
+  bleu: float
+  chrf: float
+  bp: float
+  sys_len: int
+  ref_len: int
+  bleu_signature: str
+  chrf_signature: str
+
+
 def corpus_scores(
   hypotheses: Sequence[str], references: Sequence[Sequence[str]], *, tokenize: str = "13a"
-) -> dict[str, float | str]:
-  """{'bleu', 'chrf', 'bleu_signature', 'chrf_signature', 'bp', 'sys_len', 'ref_len'}.
+) -> CorpusScores:
+  """sacreBLEU's corpus BLEU and chrF of `hypotheses` against `references`.
 
   Args:
     hypotheses: detokenised system outputs, one per example.
@@ -43,14 +58,16 @@ def corpus_scores(
   streams = reference_streams(references)
   bleu = sacrebleu.metrics.BLEU(tokenize=tokenize)
   chrf = sacrebleu.metrics.CHRF()
-  b = bleu.corpus_score(list(hypotheses), streams)
-  c = chrf.corpus_score(list(hypotheses), streams)
-  return {
-    "bleu": float(b.score),
-    "chrf": float(c.score),
-    "bp": float(b.bp),
-    "sys_len": float(b.sys_len),
-    "ref_len": float(b.ref_len),
-    "bleu_signature": str(bleu.get_signature()),
-    "chrf_signature": str(chrf.get_signature()),
-  }
+  # sacreBLEU takes None for an example's missing reference (its signature then
+  # says nrefs:var); its annotation only names str.
+  b = bleu.corpus_score(list(hypotheses), streams)  # type: ignore[arg-type]
+  c = chrf.corpus_score(list(hypotheses), streams)  # type: ignore[arg-type]
+  return CorpusScores(
+    bleu=float(b.score),
+    chrf=float(c.score),
+    bp=float(b.bp),
+    sys_len=int(b.sys_len),
+    ref_len=int(b.ref_len),
+    bleu_signature=str(bleu.get_signature()),
+    chrf_signature=str(chrf.get_signature()),
+  )

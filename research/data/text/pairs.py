@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class PairSource:
   def __len__(self) -> int:
     return len(self.sources)
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+  def __getitem__(self, index: int) -> dict[str, Any]:
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"{self.name}: index {index} out of range for {n} examples.")
@@ -140,14 +141,18 @@ def multi30k(
     )
   directory = os.path.join(data_dir, "multi30k")
   stem = MULTI30K_FILES[split]
-  paths = [_find(directory, stem, lang) for lang in (source_lang, target_lang)]
-  if None in paths:
-    missing = [f"{stem}.{lang}[.gz]" for lang, p in zip((source_lang, target_lang), paths) if not p]
+  source_path, target_path = (_find(directory, stem, lang) for lang in (source_lang, target_lang))
+  if source_path is None or target_path is None:
+    missing = [
+      f"{stem}.{lang}[.gz]"
+      for lang, p in ((source_lang, source_path), (target_lang, target_path))
+      if p is None
+    ]
     raise DataNotFoundError(
       f"Data set 'multi30k' split {split!r}: {', '.join(missing)} not in {directory}/. "
       "Copy the raw task-1 files of github.com/multi30k/dataset (data/task1/raw/) there."
     )
-  sources, targets = read_lines(paths[0]), read_lines(paths[1])
+  sources, targets = read_lines(source_path), read_lines(target_path)
   return PairSource(sources, targets, name=f"multi30k:{split}:{source_lang}-{target_lang}")
 
 

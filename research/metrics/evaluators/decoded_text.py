@@ -139,8 +139,8 @@ class DecodedTextEvaluator:
     p = self.name
     if self.scores == "sacrebleu":
       s = translation.corpus_scores(hyps, refs)
-      scalars = {f"{p}/bleu": s["bleu"], f"{p}/chrf": s["chrf"], f"{p}/bleu_bp": s["bp"]}
-      signature = {"bleu": str(s["bleu_signature"]), "chrf": str(s["chrf_signature"])}
+      scalars = {f"{p}/bleu": s.bleu, f"{p}/chrf": s.chrf, f"{p}/bleu_bp": s.bp}
+      signature = {"bleu": s.bleu_signature, "chrf": s.chrf_signature}
     else:
       r = summarization.rouge_report(hyps, [self.targets[i] for i in order], refs)
       scalars = {f"{p}/{k}": v for k, v in r.items()}
