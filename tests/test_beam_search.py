@@ -33,6 +33,7 @@ def _logprob(model, variables, src, target):
   return float(sum(logp[i, t] for i, t in enumerate(target)))
 
 
+@pytest.mark.slow  # enumerates every hypothesis; two beam compilations
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_wide_beam_finds_the_best_hypothesis_by_enumeration(alpha):
   model, variables = _model_and_vars()
@@ -58,6 +59,7 @@ def test_wide_beam_finds_the_best_hypothesis_by_enumeration(alpha):
     assert got[: len(best_seq)] == best_seq and all(t == 0 for t in got[len(best_seq) :])
 
 
+@pytest.mark.slow  # a greedy and a beam compilation
 def test_beam_of_one_without_penalty_is_greedy_up_to_eos():
   model, variables = _model_and_vars(seed=3, vocab=7)
   src = jnp.asarray(np.random.default_rng(0).integers(3, 7, (4, 5)), jnp.int32)

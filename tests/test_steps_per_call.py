@@ -155,7 +155,7 @@ def test_steps_per_call_must_be_a_positive_integer():
 
 
 def test_convolutional_model_on_cpu_is_warned_about(caplog):
-  from research.train import builder  # pylint: disable=import-outside-toplevel
+  from research.train import builder
 
   cnn = builder.build(
     config_lib.load("experiments/vision/digits.py:cnn,smoke=True", {"steps_per_call": 2}),

@@ -106,7 +106,7 @@ def _saved_steps(trial_dir):
 
 @pytest.mark.slow  # 4 tiny runs, one killed and resumed: ~60 s on 2 shared cores
 def test_search_killed_mid_trial_resumes_to_exactly_n_trials(tmp_path):
-  import optuna  # pylint: disable=import-outside-toplevel
+  import optuna
 
   (tmp_path / "tiny.py").write_text(TINY)
   workdir = tmp_path / "search"

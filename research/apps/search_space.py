@@ -137,7 +137,7 @@ def scoring_metric(config) -> tuple[str, str]:
   """(metric, 'min'|'max') tools.tune scores a trial on: config.ckpt.best_metric
   (the checkpoint the tools use is chosen by it), else early_stopping.metric.
   ValueError when neither is set or the metric is a test eval's."""
-  from research.train import early_stopping  # pylint: disable=import-outside-toplevel
+  from research.train import early_stopping
 
   if config.ckpt.best_metric:
     metric, mode = config.ckpt.best_metric, config.ckpt.best_mode
