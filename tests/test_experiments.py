@@ -62,6 +62,8 @@ EXPERIMENTS = [
 # Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder
 # and test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp.
 SEPARATE = [("nlp/imdb", "bert_finetune"), ("recommendation/movielens_ncf", "neumf_pretrained")]
+# Trained in tiny mode by tests/test_text_generation_experiments.py, on tiny copies of their data.
+OWN_DATA = [("nlp/multi30k", "transformer_cpu"), ("nlp/aeslc", "transformer_cpu")]
 _WORDS = [
   "the",
   "movie",
@@ -191,7 +193,8 @@ def test_every_experiment_module_is_listed():
         for f in os.listdir(folder)
         if f.endswith(".py") and not f.startswith("_")
       }
-  assert found == {e for e, _ in EXPERIMENTS + SEPARATE}, "add new experiments to EXPERIMENTS"
+  listed = {e for e, _ in EXPERIMENTS + SEPARATE + OWN_DATA}
+  assert found == listed, "add new experiments to EXPERIMENTS"
 
 
 @pytest.mark.slow

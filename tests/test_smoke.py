@@ -4,7 +4,7 @@ import pytest
 
 from research.core import smoke
 from research.core.config import base_config, eval_config, load
-from tests.test_experiments import EXPERIMENTS, SEPARATE
+from tests.test_experiments import EXPERIMENTS, OWN_DATA, SEPARATE
 
 
 def _config(**schedule):
@@ -43,7 +43,7 @@ def test_shrink_refuses_a_model_field_the_model_does_not_have():
     smoke.shrink(_config(), model=dict(hiden=(16,)))
 
 
-@pytest.mark.parametrize(("experiment", "variant"), EXPERIMENTS + SEPARATE)
+@pytest.mark.parametrize(("experiment", "variant"), EXPERIMENTS + SEPARATE + OWN_DATA)
 def test_every_experiments_tiny_mode_is_a_two_step_run(experiment, variant):
   big = load(f"{experiment}:{variant}")
   tiny = load(f"{experiment}:{variant},smoke=True")
