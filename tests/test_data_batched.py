@@ -67,10 +67,11 @@ def test_batched_ops_are_the_vectorisable_ones():
     "truncate_pad": "truncate_pad(4)",
     "drop": "drop('a')",
   }
-  # tokenize/mlm_mask need a tokenizer, the negative samplers a run's interactions.
+  # tokenize/mlm_mask/shift_right need a tokenizer, the negative samplers a run's interactions.
   assert set(specs) == set(ops.OPS) - {
     "tokenize",
     "mlm_mask",
+    "shift_right",
     "sample_negatives",
     "sequence_negatives",
   }

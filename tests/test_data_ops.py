@@ -72,6 +72,7 @@ def test_ops_table_is_explicit_and_complete():
     "truncate_pad",
     "mlm_mask",
     "drop",
+    "shift_right",
     "sample_negatives",
     "sequence_negatives",
   }
