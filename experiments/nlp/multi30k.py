@@ -38,8 +38,8 @@ REFERENCE = dict(
   value=38.0,
   higher_is_better=True,
   tolerance=0.0,
-  source="text-only Transformer baselines in multimodal MT papers, Multi30k En-De test2016 "
-  "(about 38 BLEU; see docs/nlp.md for the exact row compared)",
+  source="text-only Transformer baselines in multimodal MT papers, Multi30k En-De test2016: "
+  "about 38 BLEU (round figure; the exact paper row is not verified here, see docs/nlp.md)",
   data=dict(name="multi30k"),
 )
 
