@@ -17,12 +17,16 @@ beam search. Baseline in the same run: LEAD, the body's first sentence cut to
 16 words (the length chosen on val).
 """
 
-from research.core import smoke
+from experiments.nlp import _seq2seq
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = {
-  "transformer_cpu": dict(layers=3, dim=256, heads=4, mlp=1024, batch=64, epochs=15, lr=7e-4),
-  "transformer_gpu": dict(layers=6, dim=512, heads=8, mlp=2048, batch=128, epochs=30, lr=5e-4),
+  "transformer_cpu": dict(
+    layers=3, dim=256, heads=4, mlp=1024, batch=64, epochs=15, lr=7e-4, warmup=500
+  ),
+  "transformer_gpu": dict(
+    layers=6, dim=512, heads=8, mlp=2048, batch=128, epochs=30, lr=5e-4, warmup=500
+  ),
 }
 SOURCE_LEN, TARGET_LEN = 128, 24  # tokens; the median body is about 75 words
 
@@ -48,57 +52,13 @@ REFERENCES = (
 )
 
 
-def _pp() -> str:
-  return (
-    f"tokenize(key='source', out='inputs', add_eos=True)|truncate_pad({SOURCE_LEN}, key='inputs')"
-    f"|tokenize(key='target', out='targets', add_eos=True)"
-    f"|truncate_pad({TARGET_LEN}, key='targets')"
-    "|shift_right(key='targets', out='decoder_inputs')"
-    "|keep('inputs', 'decoder_inputs', 'targets', 'targets_mask', 'index')"
-  )
-
-
 def get_config(arg=None):
   arg = parse_arg(arg, variants=tuple(VARIANTS), smoke=False)
   v = VARIANTS[arg.variant]
   c = base_config()
   c.data.name = "aeslc"
   c.data.tokenizer = ConfigDict(dict(type="sentencepiece", vocab_size=8000, model_type="unigram"))
-  c.data.pp_train = c.data.pp_eval = _pp()
-  c.task = ConfigDict(
-    dict(
-      name="seq2seq",
-      input_key="inputs",
-      decoder_input_key="decoder_inputs",
-      target_key="targets",
-      weight_key="targets_mask",
-      label_smoothing=0.1,
-    )
-  )
-  c.model = ConfigDict(
-    dict(
-      name="seq2seq",
-      vocab_size=None,
-      num_layers=v["layers"],
-      num_heads=v["heads"],
-      embed_dim=v["dim"],
-      mlp_dim=v["mlp"],
-      max_len=SOURCE_LEN,
-      dropout=0.1,
-    )
-  )
-  c.precision = "auto"
-  c.batch_size, c.eval_batch_size = v["batch"], 256
-  c.total_epochs = v["epochs"]
-  c.optimizer.name = "adamw"
-  c.optimizer.lr = v["lr"]
-  c.optimizer.b2 = 0.98
-  c.optimizer.weight_decay = 1e-4
-  c.optimizer.clip_norm = 1.0
-  c.schedule.name = "cosine"
-  c.schedule.warmup_steps = 500
-  c.log_every_steps = 100
-  c.steps_per_call = 10
+  _seq2seq.configure(c, v, source_len=SOURCE_LEN, target_len=TARGET_LEN)
   every = 500
   decode = dict(scores="rouge", max_decode_len=TARGET_LEN, topk=())
   c.evals.val = eval_config(
@@ -112,8 +72,5 @@ def get_config(arg=None):
   c.baselines = ConfigDict(dict(lead=dict(type="lead", split="test", max_words=16)))
   c.references = REFERENCES
   if arg.smoke:
-    smoke.shrink(c, model=dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=16))
-    c.data.tokenizer.vocab_size = 64
-    c.steps_per_call = 1
-    c.evals.test.beam_size = 2
+    _seq2seq.shrink(c, vocab_size=64)
   return c

@@ -16,7 +16,7 @@ penalty alpha 0.6). Scores are sacreBLEU corpus BLEU and chrF of the
 detokenised output against the raw references (signature in the report).
 """
 
-from research.core import smoke
+from experiments.nlp import _seq2seq
 from research.core.config import ConfigDict, base_config, eval_config, parse_arg
 
 VARIANTS = {
@@ -44,15 +44,6 @@ REFERENCE = dict(
 )
 
 
-def _pp(length: int) -> str:
-  return (
-    f"tokenize(key='source', out='inputs', add_eos=True)|truncate_pad({length}, key='inputs')"
-    f"|tokenize(key='target', out='targets', add_eos=True)|truncate_pad({length}, key='targets')"
-    "|shift_right(key='targets', out='decoder_inputs')"
-    "|keep('inputs', 'decoder_inputs', 'targets', 'targets_mask', 'index')"
-  )
-
-
 def get_config(arg=None):
   arg = parse_arg(arg, variants=tuple(VARIANTS), smoke=False, source="en", target="de")
   v = VARIANTS[arg.variant]
@@ -60,41 +51,7 @@ def get_config(arg=None):
   c.data.name = "multi30k"
   c.data.options = ConfigDict(dict(source_lang=arg.source, target_lang=arg.target))
   c.data.tokenizer = ConfigDict(dict(type="sentencepiece", vocab_size=8000, model_type="bpe"))
-  c.data.pp_train = c.data.pp_eval = _pp(MAX_LEN)
-  c.task = ConfigDict(
-    dict(
-      name="seq2seq",
-      input_key="inputs",
-      decoder_input_key="decoder_inputs",
-      target_key="targets",
-      weight_key="targets_mask",
-      label_smoothing=0.1,
-    )
-  )
-  c.model = ConfigDict(
-    dict(
-      name="seq2seq",
-      vocab_size=None,
-      num_layers=v["layers"],
-      num_heads=v["heads"],
-      embed_dim=v["dim"],
-      mlp_dim=v["mlp"],
-      max_len=MAX_LEN,
-      dropout=0.1,
-    )
-  )
-  c.precision = "auto"  # bfloat16 compute on GPU/TPU, float32 on CPU
-  c.batch_size, c.eval_batch_size = v["batch"], 256
-  c.total_epochs = v["epochs"]
-  c.optimizer.name = "adamw"
-  c.optimizer.lr = v["lr"]
-  c.optimizer.b2 = 0.98
-  c.optimizer.weight_decay = 1e-4
-  c.optimizer.clip_norm = 1.0
-  c.schedule.name = "cosine"
-  c.schedule.warmup_steps = v["warmup"]
-  c.log_every_steps = 100
-  c.steps_per_call = 10
+  _seq2seq.configure(c, v, source_len=MAX_LEN, target_len=MAX_LEN)
   every = 500
   decode = dict(max_decode_len=MAX_LEN)
   c.evals.val = eval_config(
@@ -115,9 +72,5 @@ def get_config(arg=None):
   c.ckpt.best_metric, c.ckpt.best_mode = "val/bleu", "max"
   c.references = (REFERENCE,) if (arg.source, arg.target) == ("en", "de") else ()
   if arg.smoke:
-    smoke.shrink(c, model=dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=16))
-    c.data.tokenizer.vocab_size = 100
-    c.steps_per_call = 1
-    for ev in ("test_2016", "test_2017"):
-      c.evals[ev].beam_size = 2
+    _seq2seq.shrink(c, vocab_size=100)
   return c
