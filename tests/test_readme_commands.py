@@ -143,6 +143,8 @@ DATA_OF = {
   "shakespeare_char.py": ("tiny_shakespeare", "validation"),
   "runs/fm_cnn": ("fashion_mnist", "test"),
   "runs/sc_gpt_cpu": ("tiny_shakespeare", "validation"),
+  "multi30k.py": ("multi30k", "validation"),
+  "runs/m30k": ("multi30k", "validation"),
 }
 # Why a command may be skipped: its data must be on the machine, and tests never download.
 SKIP_REASON = {
@@ -150,6 +152,7 @@ SKIP_REASON = {
   "dataset-fashion-mnist, or its IDX files in $RESEARCH_DATA_DIR/fashion_mnist/)",
   "tiny_shakespeare": "tiny shakespeare is not on this machine "
   "($RESEARCH_DATA_DIR/tiny_shakespeare/input.txt)",
+  "multi30k": "Multi30k is not on this machine ($RESEARCH_DATA_DIR/multi30k/*.en.gz, *.de.gz)",
 }
 
 
@@ -157,7 +160,8 @@ def _missing_data(args: list[str]) -> str | None:
   for key, (name, split) in DATA_OF.items():
     if any(key in a for a in args):
       try:
-        registry.get_source(name, split, download=False)
+        no_download = {"download": False} if "download" in registry.DATASETS[name].options else {}
+        registry.get_source(name, split, **no_download)
       except FileNotFoundError:
         return SKIP_REASON[name]
   return None
@@ -176,6 +180,10 @@ def smoke(module: str, args: list[str], tmp) -> list[str]:
     out.append("--steps=2")
   if module == "tools.generate":
     out = [a for a in out if not a.startswith("--max_new_tokens")] + ["--max_new_tokens=20"]
+  if module == "tools.translate":  # a two-line input file in place of the README's
+    (tmp / "sentences.en").write_text("A dog runs.\nTwo men talk.\n")
+    out = [a for a in out if not a.startswith(("--input", "--output"))]
+    out += [f"--input={tmp / 'sentences.en'}", f"--output={tmp / 'sentences.de'}"]
   return [sys.executable, "-m", module, *out]
 
 
