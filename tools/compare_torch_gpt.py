@@ -96,8 +96,8 @@ _EARLY = flags.DEFINE_bool(
 _TORCH_THREADS = flags.DEFINE_integer(
   "torch_threads",
   None,
-  "torch.set_num_threads (default: torch's, = cores). With the cores "
-  "busy with other work, 2 OpenMP threads on 2 cores ran 30-50x slower (1.7 s/iter vs 34 ms).",
+  "torch.set_num_threads (default: torch's, = cores). Lower it when the cores are busy "
+  "with other work: OpenMP threads then spin and wait (docs/performance_cpu.md).",
 )
 
 _TOOL = "tools.compare_torch_gpt"

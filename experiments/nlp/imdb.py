@@ -69,8 +69,8 @@ def get_config(arg=None):
   c.ckpt.every_steps, c.ckpt.every_epochs = 500, None
   select_on_validation(c, "accuracy")
   # 10 steps per compiled call (research.train.loop._steps_this_call), same
-  # updates as single steps. tools.benchmark on the 2-core machine, 1 -> 10:
-  # transformer 65 -> 46 ms/step, bilstm 396 -> 339, bert_pretrain 218 -> 171.
+  # updates as single steps; faster on CPU for every variant here
+  # (docs/performance_cpu.md, "Steps per call").
   c.steps_per_call = 10
   if arg.variant == "transformer":
     # The Keras example "Text classification with Transformer": embed 32,
@@ -93,8 +93,8 @@ def get_config(arg=None):
     c.batch_size, c.total_epochs = 32, 2
     c.optimizer.lr = 1e-3
     c.schedule.warmup_steps = 100
-    # On a CPU, one half-batch per core (research/platforms/xla_flags.py): 46 -> 35
-    # ms/step with 10 steps per call (65 ms with neither).
+    # On a CPU, one half-batch per core (research/platforms/xla_flags.py); faster
+    # here (docs/performance_cpu.md, "Host devices").
     c.cpu_host_devices = 2
     c.references = (
       dict(
@@ -125,8 +125,8 @@ def get_config(arg=None):
     c.optimizer.clip_norm = 1.0
     c.schedule.warmup_steps = 100
   if arg.variant.startswith("bert"):
-    # On a CPU, one half-batch per core: with 10 steps per call 169 -> 154
-    # ms/step (pretrain), 157 -> 139 (finetune). Not the bilstm: 345 -> 512.
+    # On a CPU, one half-batch per core: faster for BERT, slower for the bilstm
+    # (docs/performance_cpu.md, "Host devices").
     c.cpu_host_devices = 2
     # A smaller vocabulary keeps the MLM head ([batch, 19, vocab] logits)
     # cheap on a CPU; fine-tuning must share it.

@@ -85,21 +85,20 @@ def get_config(arg=None):
   c.log_every_steps = 50
   if arg.variant == "gpt_cpu":
     # nanoGPT's CPU config: on a CPU run one half-batch per core (2 XLA host
-    # devices): 51 -> 35 ms/step on the 2-core machine (research/platforms/xla_flags.py),
-    # and average the gradients as one buffer: -> 29.5 ms/step. Every window
+    # devices, research/platforms/xla_flags.py) and average the gradients as
+    # one buffer; both faster (docs/performance_cpu.md). Every window
     # is a full 64 targets, so the per-device means average to the global one
     # (research.train.parallel.wants_flat_allreduce).
     c.cpu_host_devices = 2
     c.grad_allreduce = "flat"
     # 10 steps per compiled call (a lax.scan; logs, evaluations and
     # checkpoints fall on multiples of 10): one dispatch and one wait per 10
-    # steps instead of per step, 34 -> 32 ms/step in tools.benchmark; same
-    # updates (research.train.loop._steps_this_call).
+    # steps instead of per step; same updates
+    # (research.train.loop._steps_this_call).
     c.steps_per_call = 10
   if arg.variant == "gru":
-    # 10 steps per call: the same weights (params fingerprint) in 117 s of
-    # training instead of 136 (tools.benchmark 61.7 -> 50.6 ms/step); the lstm
-    # gains nothing so (85.7 -> 87.7 ms/step) and keeps 1.
+    # 10 steps per call: the same weights (params fingerprint), faster; the
+    # lstm gains nothing so and keeps 1 (docs/performance_cpu.md).
     c.steps_per_call = 10
   c.evals.val_sampled = eval_config(
     "language_model", "validation", every_steps=250, windows="random", num_batches=v["eval_batches"]

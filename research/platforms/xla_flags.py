@@ -11,10 +11,10 @@ runs are untouched):
   --xla_cpu_experimental_ynn_fusion_type=-individual_convolution
       jaxlib 0.10 sends every convolution to YNNPACK. For the weight gradient
       of a convolution (a "convolution" whose window is the whole image and
-      whose contraction runs over the batch) YNNPACK is ~2x slower than XLA's
-      Eigen convolution: conv2 of the 'cnn' model (batch 128, 14x14x32 ->
-      64) 38 ms vs 18 ms; forward and input-gradient convolutions run the same
-      either way. This takes convolutions out of YNNPACK (dots stay).
+      whose contraction runs over the batch) YNNPACK is slower than XLA's
+      Eigen convolution (docs/performance_cpu.md, "CPU kernels"); forward and
+      input-gradient convolutions run the same either way. This takes
+      convolutions out of YNNPACK (dots stay).
 
   --xla_force_host_platform_device_count=N
       only through `set_host_devices(config.cpu_host_devices)` (an
@@ -25,8 +25,8 @@ What was tried and is not set (measured on the 2-core CPU, 'cnn', batch 128):
 `--xla_cpu_use_thunk_runtime=false` (slower), `--xla_cpu_multi_thread_eigen=false`,
 `--xla_cpu_use_xnnpack`, `--xla_cpu_experimental_xnn_fusion_type=...`,
 `--xla_cpu_use_onednn`, `--xla_cpu_experimental_onednn_custom_call` (no
-measurable change). For gpt_cpu's small matmuls (768x128 @ 128x384, ~150
-GFLOP/s on one device) YNNPACK without dots / eltwise / reduce fusions, XNNPACK
+measurable change). For gpt_cpu's small matmuls (768x128 @ 128x384, one core's
+worth of throughput on one device) YNNPACK without dots / eltwise / reduce fusions, XNNPACK
 or oneDNN dot fusions and `--xla_cpu_enable_concurrency_optimized_scheduler`
 changed nothing measurable either.
 
@@ -46,12 +46,10 @@ CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
 # Host "devices" (config.cpu_host_devices, default 1): with 2 on the 2-core
 # machine the data-parallel step runs one half-batch per core, which XLA's
 # intra-op threading alone does not achieve for small ops (a 768x128 @
-# 128x384 matmul runs at ~150 GFLOP/s, one core's worth, where PyTorch's runs
-# at ~300 on both cores). tools.benchmark: shakespeare_char:gpt_cpu 51.2 ->
-# 37.4 ms/step (29-31 with config.grad_allreduce='flat', one all-reduce
-# operand instead of 38), fashion_mnist:cnn 42.3 -> 33.1. Not the default: steps of a
-# few ms lose more to the per-step cross-device sync than they gain
-# (movielens_ncf:gmf took 64 s on two devices against 33 s on one).
+# 128x384 matmul runs on one core where PyTorch's uses both; figures in
+# docs/performance_cpu.md). Not the default: steps of a few ms lose more to the
+# per-step cross-device sync than they gain. Who gains, measured:
+# docs/performance_cpu.md, "Host devices".
 #
 # Several in-process CPU devices need research.platforms.cpu.needs_step_sync:
 # with async dispatch, queued steps can starve XLA CPU's client thread pool and
@@ -59,8 +57,8 @@ CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
 # rendezvous, but only 1 of them arrived"; movielens_rating:mf did every run).
 # The backends wait for each step before dispatching the next; that docstring
 # has the thread dump. Neither more pool threads (PJRT_NPROC=3 made gpt_cpu
-# abort too; 4 let mf finish but slowed gpt_cpu to 45 ms/step by
-# oversubscribing the 2 cores) nor JAX_CPU_ENABLE_ASYNC_DISPATCH=false fixed it.
+# abort too; 4 let mf finish but slowed gpt_cpu by oversubscribing the 2
+# cores) nor JAX_CPU_ENABLE_ASYNC_DISPATCH=false fixed it.
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 

@@ -151,7 +151,7 @@ def warn_if_scanned_steps_are_slow(run: Run) -> bool:
   """Warns (and returns True) for config.steps_per_call > 1 with a convolutional
   model on CPU: inside the scan's loop body XLA CPU (jaxlib 0.10.2) runs the
   weight-gradient convolutions on a slow generic path (research.train.step.
-  scan_steps; digits:cnn 2.6 -> 14.6 ms/step). Traces the init (its forward
+  scan_steps; docs/performance_cpu.md). Traces the init (its forward
   pass) once, no compilation."""
   if jax.default_backend() != "cpu":
     return False
@@ -160,7 +160,7 @@ def warn_if_scanned_steps_are_slow(run: Run) -> bool:
   log.warning(
     "config.steps_per_call=%d with a convolutional model on CPU: XLA CPU runs the "
     "weight-gradient convolutions inside the multi-step loop on a slow path "
-    "(vision/digits:cnn 2.6 -> 14.6 ms/step). Set --config.steps_per_call=1, or "
+    "(docs/performance_cpu.md, 'Steps per call'). Set --config.steps_per_call=1, or "
     "compare both with python -m tools.benchmark.",
     run.config.steps_per_call,
   )

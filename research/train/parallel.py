@@ -52,8 +52,8 @@ def wants_flat_allreduce(mode: str, devices: Sequence[jax.Device]) -> bool:
   raveled buffer; only with more than one device, there is nothing to reduce
   on one). Why 'flat' exists: XLA CPU (jaxlib 0.10.2) runs a multi-operand
   all-reduce as one rendezvous of the devices' threads per operand. gpt_cpu
-  on 2 host devices has 38 gradient leaves, so 38 rendezvous, about 4.5 ms of
-  a 35 ms step; raveled it is one (tools.benchmark 35 -> 29.5 ms/step). On
+  on 2 host devices has 38 gradient leaves, so 38 rendezvous; raveled it is
+  one (docs/performance_cpu.md, "Gradient all-reduce", has the timings). On
   GPU/TPU XLA combines per-leaf all-reduces well and the ravel would copy
   every gradient, so it stays opt-in.
 

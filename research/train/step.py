@@ -99,11 +99,11 @@ def scan_steps(train_step: Callable) -> Callable:
   the same `train_step`, keyed by `state.step`, so the updates are those of n
   single calls.
 
-  The scan stays rolled (one loop body): unrolled, gpt_cpu's 10 steps took
-  24 s to compile and ran slower (36 against 30 ms/step). Inside the loop body
-  XLA CPU (jaxlib 0.10.2) leaves weight-gradient convolutions in layouts that
-  take a slow generic path (digits:cnn 2.6 -> 14.6 ms/step), so convolutional
-  models keep steps_per_call=1 on CPU.
+  The scan stays rolled (one loop body): unrolled, it compiled far longer and
+  ran slower. Inside the loop body XLA CPU (jaxlib 0.10.2) leaves
+  weight-gradient convolutions in layouts that take a slow generic path, so
+  convolutional models keep steps_per_call=1 on CPU (measurements:
+  docs/performance_cpu.md, "Steps per call").
   """
 
   def train_steps(state: TrainState, batches: Mapping[str, jax.Array]):
