@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from research.data.core import Feature
+from research.data.core import DataNotFoundError, Feature, short_error
 
 
 def default_dir() -> str:
@@ -59,6 +59,51 @@ def download_and_prepare(name: str, split: str, tfds_dir: str) -> Any:
   builder = tfds.builder(name, data_dir=tfds_dir, file_format="array_record")
   builder.download_and_prepare()
   return tfds.data_source(name, split=split, data_dir=tfds_dir, download=False)
+
+
+def open_or_download(
+  name: str,
+  tfds_dir: str,
+  *,
+  call: str,
+  open_fn: Callable[[], Any],
+  download_fn: Callable[[], Any],
+  download: bool,
+  tried: list[str],
+) -> Any | None:
+  """Steps (2) and (3) of every data set's resolution order: `open_fn()` over
+  prepared data, else (when `download`) `download_fn()`, which downloads,
+  prepares and opens. Returns the first that works, else None after appending
+  one line per step to `tried` (`call` is step 2's call, for the message)."""
+  try:
+    return open_fn()
+  except Exception as e:  # noqa: BLE001  # any failure: try the next step; all are reported
+    # TFDS's error for "nothing prepared here" talks about file formats; say it plainly.
+    missing = (
+      ""
+      if has_layout(tfds_dir, name)
+      else f"no prepared data in {os.path.join(tfds_dir, name)}/ (no <version>/dataset_info.json); "
+    )
+    tried.append(f"(2) TFDS prepared data, {call}: {missing}{short_error(e)}")
+  if not download:
+    tried.append("(3) TFDS download_and_prepare: skipped (download=False)")
+    return None
+  try:
+    return download_fn()
+  except Exception as e:  # noqa: BLE001  # any failure: reported in DataNotFoundError
+    tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {short_error(e)}")
+  return None
+
+
+def not_found(name: str, split: str, tried: Sequence[str], how_to_get: str) -> DataNotFoundError:
+  """The error when every step failed: what was tried, in order, and how to get the data."""
+  return DataNotFoundError(
+    f"Data set {name!r} split {split!r} not found. Tried, in order:\n  - "
+    + "\n  - ".join(tried)
+    + f"\nTo get it: {how_to_get}; or prepare it with TFDS on a machine with "
+    f"internet (`tfds build {name} --file_format=array_record`) and set TFDS_DATA_DIR to "
+    "that data dir (or pass it as data_dir)."
+  )
 
 
 class TfdsSource:

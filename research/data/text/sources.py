@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from research.data import tfds_source
-from research.data.core import DataNotFoundError, Feature, short_error
+from research.data.core import Feature
 
 SHAKESPEARE_SPLITS = ("train", "validation")
 SHAKESPEARE_FILE = "input.txt"
@@ -230,36 +230,26 @@ def _resolve(
   def open_split(tfds_split: str) -> Any:
     return tfds_source.open_prepared(name, tfds_split, tfds_dir)
 
-  call = (
-    f"tfds.data_source({name!r}, split={'/'.join(tfds_splits)!r}, data_dir={tfds_dir!r}, "
-    "download=False)"
-  )
-  try:
+  def download_then_open() -> Any:
+    # Prepares every split of the data set; the first is just what it opens.
+    tfds_source.download_and_prepare(name, tfds_splits[0], tfds_dir)
     return from_tfds(open_split)
-  except Exception as e:  # noqa: BLE001  # any failure: try the next step; all are reported
-    where = os.path.join(tfds_dir, name)
-    missing = (
-      ""
-      if tfds_source.has_layout(tfds_dir, name)
-      else f"no prepared data in {where}/ (no <version>/dataset_info.json); "
-    )
-    tried.append(f"(2) TFDS prepared data, {call}: {missing}{short_error(e)}")
-  if download:
-    try:
-      # Prepares every split of the data set; the first is just what it opens.
-      tfds_source.download_and_prepare(name, tfds_splits[0], tfds_dir)
-      return from_tfds(open_split)
-    except Exception as e:  # noqa: BLE001  # any failure: reported in DataNotFoundError
-      tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {short_error(e)}")
-  else:
-    tried.append("(3) TFDS download_and_prepare: skipped (download=False)")
-  raise DataNotFoundError(
-    f"Data set {name!r} split {split!r} not found. Tried, in order:\n  - "
-    + "\n  - ".join(tried)
-    + f"\nTo get it: {_HOW_TO_GET[name]}; or prepare it with TFDS on a machine with "
-    f"internet (`tfds build {name} --file_format=array_record`) and set TFDS_DATA_DIR to "
-    "that data dir (or pass it as data_dir)."
+
+  source = tfds_source.open_or_download(
+    name,
+    tfds_dir,
+    call=(
+      f"tfds.data_source({name!r}, split={'/'.join(tfds_splits)!r}, data_dir={tfds_dir!r}, "
+      "download=False)"
+    ),
+    open_fn=lambda: from_tfds(open_split),
+    download_fn=download_then_open,
+    download=download,
+    tried=tried,
   )
+  if source is None:
+    raise tfds_source.not_found(name, split, tried, _HOW_TO_GET[name])
+  return source
 
 
 def _check_split(name: str, split: str, valid: Sequence[str]) -> None:

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from research.data import tfds_source
-from research.data.core import ArraySource, DataNotFoundError, DataSource
-from research.data.core import short_error as _short
+from research.data.core import ArraySource, DataSource
 from research.data.vision import cifar, idx
 
 # Extra raw-copy locations tried after `<data_dir>/<name>/`; module-level so
@@ -146,29 +145,15 @@ def load(name: str, split: str, data_dir: str | None, *, download: bool = True) 
     return source
 
   tfds_dir = tfds_source.tfds_dir_for(name, data_dir)
-  call = f"tfds.data_source({name!r}, split={split!r}, data_dir={tfds_dir!r}, download=False)"
-  try:
-    return wrap(tfds_source.open_prepared(name, split, tfds_dir))
-  except Exception as e:  # noqa: BLE001  # any failure: try the next step; all are reported
-    # TFDS's error for "nothing prepared here" talks about file formats; say it plainly.
-    where = os.path.join(tfds_dir, name)
-    missing = (
-      ""
-      if tfds_source.has_layout(tfds_dir, name)
-      else f"no prepared data in {where}/ (no <version>/dataset_info.json); "
-    )
-    tried.append(f"(2) TFDS prepared data, {call}: {missing}{_short(e)}")
-  if download:
-    try:
-      return wrap(tfds_source.download_and_prepare(name, split, tfds_dir))
-    except Exception as e:  # noqa: BLE001  # any failure: reported in DataNotFoundError
-      tried.append(f"(3) TFDS download_and_prepare of {name!r} into {tfds_dir}: {_short(e)}")
-  else:
-    tried.append("(3) TFDS download_and_prepare: skipped (download=False)")
-  raise DataNotFoundError(
-    f"Data set {name!r} split {split!r} not found. Tried, in order:\n  - "
-    + "\n  - ".join(tried)
-    + f"\nTo get it: {_HOW_TO_GET[name]}; or prepare it with TFDS on a machine with "
-    f"internet (`tfds build {name} --file_format=array_record`) and set TFDS_DATA_DIR to "
-    "that data dir (or pass it as data_dir)."
+  source = tfds_source.open_or_download(
+    name,
+    tfds_dir,
+    call=f"tfds.data_source({name!r}, split={split!r}, data_dir={tfds_dir!r}, download=False)",
+    open_fn=lambda: wrap(tfds_source.open_prepared(name, split, tfds_dir)),
+    download_fn=lambda: wrap(tfds_source.download_and_prepare(name, split, tfds_dir)),
+    download=download,
+    tried=tried,
   )
+  if source is None:
+    raise tfds_source.not_found(name, split, tried, _HOW_TO_GET[name])
+  return source
