@@ -28,8 +28,7 @@ def decoding_settings(config: Any) -> dict[str, Any]:
     raise ValueError(
       "This workdir has no 'decoded_text' eval: it is not a translation or summarization run."
     )
-  name, ev = next(((n, e) for n, e in evals if config_lib.is_test_eval(n, e.split)), evals[0])
-  del name
+  ev = next((e for n, e in evals if config_lib.is_test_eval(n, e.split)), evals[0][1])
   return dict(
     method=ev.get("method", "beam"),
     beam_size=int(ev.get("beam_size", 4)),

@@ -98,7 +98,9 @@ class DecodedTextEvaluator:
 
   def decode_all(self, predictor: Any) -> dict[int, str]:
     """{example index: detokenised output} for every real example of the split."""
-    variables = jax.tree.map(to_host, predictor.variables())
+    # Whole on one device, put there once per evaluation rather than with every
+    # batch (the decoder runs outside the run's mesh; leaves may be sharded).
+    variables = jax.device_put(jax.tree.map(to_host, predictor.variables()))
     special = self.tokenizer.special_ids - {self.tokenizer.unk_id}
     ids, indices = [], []
     for batch in self.batches_fn():
