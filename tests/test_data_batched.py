@@ -64,6 +64,10 @@ def test_batched_ops_are_the_vectorisable_ones():
     "center_crop": "center_crop(2)",
     "flip_lr": "flip_lr",
     "random_rotate_scale": "random_rotate_scale()",
+    "color_jitter": "color_jitter(0.1)",
+    "random_erasing": "random_erasing",
+    "mixup": "mixup",
+    "cutmix": "cutmix",
     "truncate_pad": "truncate_pad(4)",
     "drop": "drop('a')",
   }
@@ -85,6 +89,10 @@ def test_batched_ops_are_the_vectorisable_ones():
     "random_crop",
     "center_crop",
     "flip_lr",
+    "color_jitter",
+    "random_erasing",
+    "mixup",
+    "cutmix",
     "drop",
   }
 

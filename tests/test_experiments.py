@@ -26,6 +26,7 @@ EXPERIMENTS = [
   ("vision/digits", "cnn"),
   ("vision/fashion_mnist", "mlp"),
   ("vision/fashion_mnist", "cnn"),
+  ("vision/fashion_mnist", "cnn_aug"),
   ("vision/fashion_mnist", "resnet18"),
   ("vision/mnist", "mlp"),
   ("vision/mnist", "cnn"),

@@ -30,12 +30,19 @@ class ClassificationTask:
 
   Batches hold `input_key` (e.g. images [batch, H, W, C]) and `label_key`
   (int [batch]). Model outputs are logits [batch, num_classes].
+
+  Mixed batches (the `mixup` / `cutmix` ops) also hold `mix_label_key` (int
+  [batch], the partner's label) and `mix_weight_key` (float [batch], w): the
+  loss is then `w CE(label) + (1 - w) CE(label_mix)` per example, with label
+  smoothing applied to each term. Accuracy is always against `label_key`.
   """
 
   num_classes: int
   input_key: str = "image"
   label_key: str = "label"
   label_smoothing: float = 0.0
+  mix_label_key: str = "label_mix"
+  mix_weight_key: str = "mix_weight"
 
   def inputs(self, batch: Mapping[str, jax.Array]) -> ModelInput:
     return batch[self.input_key]
@@ -48,6 +55,17 @@ class ClassificationTask:
     """
     labels = batch[self.label_key]
     targets = jax.nn.one_hot(labels, self.num_classes, dtype=jnp.float32)
+    if self.mix_label_key in batch:
+      if self.mix_weight_key not in batch:
+        raise ValueError(
+          f"Batch has {self.mix_label_key!r} but no {self.mix_weight_key!r}: a mixed batch "
+          "needs both (the mixup and cutmix ops add them together)."
+        )
+      # Cross-entropy is linear in the target, so mixing the one-hot targets
+      # is w CE(label) + (1 - w) CE(label_mix); smoothing (also linear) commutes.
+      weight = batch[self.mix_weight_key].astype(jnp.float32)[:, None]
+      partner = jax.nn.one_hot(batch[self.mix_label_key], self.num_classes, dtype=jnp.float32)
+      targets = weight * targets + (1.0 - weight) * partner
     if self.label_smoothing:
       targets = optax.smooth_labels(targets, self.label_smoothing)
     loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()

@@ -54,6 +54,11 @@ OPS: Registry[Callable[..., Op]] = Registry(
     "center_crop": image.center_crop,
     "flip_lr": image.flip_lr,
     "random_rotate_scale": image.random_rotate_scale,
+    "color_jitter": image.color_jitter,
+    "random_erasing": image.random_erasing,
+    # Batch-level: pair examples within a batch, add 'label_mix' and 'mix_weight'.
+    "mixup": image.mixup,
+    "cutmix": image.cutmix,
     # Text; tokenize and mlm_mask take the run's tokenizer as context (text).
     "tokenize": text.tokenize,
     "truncate_pad": text.truncate_pad,
