@@ -23,7 +23,7 @@ def test_schema_and_fixed_shapes():
   for i in range(20):
     ex = source[i]
     assert ex["image"].shape == (48, 48, 1) and ex["image"].dtype == np.uint8
-    assert ex["mask"].shape == (48, 48) and ex["mask"].dtype == np.int32
+    assert ex["segmentation_mask"].shape == (48, 48) and ex["segmentation_mask"].dtype == np.int32
     assert ex["boxes"].shape == (4, 4) and ex["boxes"].dtype == np.float32
     assert ex["classes"].shape == (4,) and ex["classes"].dtype == np.int32
     assert ex["num_objects"].shape == () and ex["num_objects"].dtype == np.int32
@@ -34,10 +34,10 @@ def test_schema_and_fixed_shapes():
     assert ((ex["boxes"] >= 0) & (ex["boxes"] <= 1)).all()
     assert (ex["boxes"][:n, 2] > ex["boxes"][:n, 0]).all()
     assert (ex["boxes"][:n, 3] > ex["boxes"][:n, 1]).all()
-  assert source.features["mask"].num_classes == 11
+  assert source.features["segmentation_mask"].num_classes == 11
   assert source.features["image"].shape == (48, 48, 1)
   batch = source.get_batch(np.array([3, 1]))
-  np.testing.assert_array_equal(batch["mask"][1], source[1]["mask"])
+  np.testing.assert_array_equal(batch["segmentation_mask"][1], source[1]["segmentation_mask"])
   assert batch["boxes"].shape == (2, 4, 4)
 
 
@@ -45,7 +45,7 @@ def test_mask_matches_image_and_boxes_are_tight():
   source = _source("test", test_scenes=30)
   for i in range(30):
     ex = source[i]
-    image, mask = ex["image"][..., 0], ex["mask"]
+    image, mask = ex["image"][..., 0], ex["segmentation_mask"]
     # Object pixels are exactly the non-background ones of the mask.
     np.testing.assert_array_equal(mask > 0, image >= scenes.MASK_THRESHOLD)
     np.testing.assert_array_equal(image[mask == 0], 0)
@@ -84,7 +84,7 @@ def test_occluded_objects_keep_half_their_pixels():
     if len(set(classes.tolist())) < n:
       continue  # two objects drew the same image
     checked += 1
-    visible = [(ex["mask"] == c + 1).sum() for c in classes]
+    visible = [(ex["segmentation_mask"] == c + 1).sum() for c in classes]
     assert min(visible) >= scenes.MIN_VISIBLE * 64, visible
   assert checked >= 20
 
@@ -135,7 +135,7 @@ def test_fashion_mnist_test_scenes_are_fixed():
   assert source.class_names[0] == "T-shirt/top"
   digest = hashlib.sha256()
   for i in range(5):
-    for key in ("image", "mask", "boxes", "classes"):
+    for key in ("image", "segmentation_mask", "boxes", "classes"):
       digest.update(np.ascontiguousarray(source[i][key]).tobytes())
   # Pinned: the fixed test scenes must not change between runs, machines or versions.
   assert digest.hexdigest()[:16] == "2eee6c377fe3bb82"

@@ -39,7 +39,8 @@ Where the objects come from (no image is shared between splits):
 
 Example (S = canvas, M = max_objects):
   image uint8 [S, S, 1] (0..255, like the 'fashion_mnist' source's image);
-  mask int32 [S, S] (0 background, k + 1 class k);
+  segmentation_mask int32 [S, S] (0 background, k + 1 class k; not named "mask",
+    which the eval pipeline reserves for its padding flags; TFDS oxford_iiit_pet's name);
   boxes float32 [M, 4] ((ymin, xmin, ymax, xmax) in [0, 1]; padding rows 0);
   classes int32 [M] (class k of each box; -1 padding);
   num_objects int32 [] (rows of boxes/classes in use; the first ones).
@@ -101,7 +102,7 @@ def features(canvas: int | None, max_objects: int | None) -> dict[str, Feature]:
   """The example features for a `canvas` side and `max_objects` (None: varies)."""
   return {
     "image": Feature((canvas, canvas, 1), "uint8"),
-    "mask": Feature((canvas, canvas), "int32", NUM_CLASSES + 1),
+    "segmentation_mask": Feature((canvas, canvas), "int32", NUM_CLASSES + 1),
     "boxes": Feature((max_objects, 4), "float32"),
     "classes": Feature((max_objects,), "int32", NUM_CLASSES),
     "num_objects": Feature((), "int32"),
@@ -186,7 +187,7 @@ def _annotate(image, owner, classes, canvas: int, max_objects: int) -> dict[str,
   boxes /= canvas
   return {
     "image": image[..., None],
-    "mask": mask,
+    "segmentation_mask": mask,
     "boxes": boxes,
     "classes": out_classes,
     "num_objects": np.int32(k),
