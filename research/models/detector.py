@@ -44,37 +44,39 @@ class CenterNet(nn.Module):
   Input [batch, H, W, channels] float, H and W multiples of 8; output float32
   [batch, H/4, W/4, num_classes + 4] (the module docstring's channel layout).
 
-  Backbone: at each resolution from 1 to 1/8 two 3x3 convolutions (the first
-  strided from 1/2 on) with `features[i]` channels; the 1/8 map is upsampled and
+  Backbone: a strided 3x3 convolution to 1/2 resolution (`features[0]`
+  channels; the full-resolution map is never convolved, which keeps the model
+  cheap on CPU), then at 1/4 and 1/8 two 3x3 convolutions each, the first
+  strided (`features[1]`, `features[2]`); the 1/8 map is upsampled and
   concatenated with the 1/4 map (the U-shape gives the stride-4 cells context
-  from a receptive field larger than the objects), then one 3x3 convolution.
-  Each head: 3x3 conv (`head_features`) -> relu -> 1x1 conv.
+  from a receptive field as large as the objects), then one 3x3 convolution
+  (`features[1]`). Each head: 3x3 conv (`head_features`) -> relu -> 1x1 conv.
   """
 
   num_classes: int
-  features: Sequence[int] = (16, 32, 64, 96)
-  head_features: int = 64
+  features: Sequence[int] = (16, 32, 64)
+  head_features: int = 32
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool = False) -> jnp.ndarray:
     del train  # no dropout or batch statistics
-    if len(self.features) != 4:
+    if len(self.features) != 3:
       raise ValueError(
-        f"CenterNet.features needs 4 widths (resolutions 1, 1/2, 1/4, 1/8), got {self.features}."
+        f"CenterNet.features needs 3 widths (resolutions 1/2, 1/4, 1/8), got {self.features}."
       )
-    conv = lambda f, k=3, s=1: nn.Conv(
-      f, (k, k), strides=(s, s), dtype=self.dtype, param_dtype=self.param_dtype
-    )
-    x = jnp.asarray(x, self.dtype)
-    maps = []
-    for level, f in enumerate(self.features):
-      x = nn.relu(conv(f, s=1 if level == 0 else 2)(x))
-      x = nn.relu(conv(f)(x))
-      maps.append(x)
-    x = jnp.concatenate([_upsample2(maps[3]), maps[2]], axis=-1)
-    x = nn.relu(conv(self.features[2])(x))
+
+    def conv(f: int, stride: int = 1) -> nn.Conv:
+      return nn.Conv(
+        f, (3, 3), strides=(stride, stride), dtype=self.dtype, param_dtype=self.param_dtype
+      )
+
+    x = nn.relu(conv(self.features[0], 2)(jnp.asarray(x, self.dtype)))
+    quarter = nn.relu(conv(self.features[1])(nn.relu(conv(self.features[1], 2)(x))))
+    eighth = nn.relu(conv(self.features[2])(nn.relu(conv(self.features[2], 2)(quarter))))
+    x = jnp.concatenate([_upsample2(eighth), quarter], axis=-1)
+    x = nn.relu(conv(self.features[1])(x))
 
     def head(out: int, bias_init=nn.initializers.zeros) -> jnp.ndarray:
       h = nn.relu(conv(self.head_features)(x))
