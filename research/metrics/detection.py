@@ -109,7 +109,9 @@ def coco_map(
   if len(ground_truth) != len(detections):
     raise ValueError(f"{len(ground_truth)} ground-truth images but {len(detections)} detected.")
   height, width = image_size
-  images, annotations, results = [], [], []
+  images: list[dict] = []
+  annotations: list[dict] = []
+  results: list[dict] = []
   for i, (boxes, classes) in enumerate(ground_truth):
     images.append({"id": i + 1, "height": height, "width": width})
     for box, cls in zip(_xywh(boxes, height, width), np.asarray(classes).reshape(-1)):

@@ -96,14 +96,15 @@ class DetectionEvaluator:
     """Returns ({'<name>/mAP', '<name>/mAP50', '<name>/mAP75', '<name>/AR1', ...}, {})."""
     decode = jitted_decode(self.num_classes, self.max_detections)
     truth, found = [], []
-    image_size = None
+    image_size: tuple[int, int] | None = None
     for batch in self.batches_fn():
       out = predict_fn(batch)
       require_outputs(out, ("logits", "image", "mask", self.boxes_key, self.classes_key), self.name)
       boxes, scores, classes = (to_host(x) for x in decode(out["logits"]))
       gt_boxes, gt_classes = to_host(out[self.boxes_key]), to_host(out[self.classes_key])
       mask = to_host(out["mask"]).astype(bool)
-      image_size = tuple(np.shape(out["image"])[-3:-1])
+      height, width = np.shape(out["image"])[-3:-1]
+      image_size = (int(height), int(width))
       for i in np.flatnonzero(mask):
         truth.append(ground_truth(gt_boxes[i], gt_classes[i]))
         found.append(
