@@ -203,6 +203,7 @@ def test_check_dataset():
     "cifar10",
     "mnist1d",
     "synthetic",
+    "fashion_mnist_scenes",
     "tiny_shakespeare",
     "imdb_reviews",
     "multi30k",

@@ -35,6 +35,7 @@ EXPERIMENTS = [
   ("vision/mnist1d", "logistic"),
   ("vision/mnist1d", "mlp"),
   ("vision/mnist1d", "cnn"),
+  ("vision/scenes_detection", "centernet"),
   ("nlp/shakespeare_char", "gpt_cpu"),
   ("nlp/shakespeare_char", "gpt"),
   ("nlp/shakespeare_char", "lstm"),
@@ -156,7 +157,14 @@ def test_tiny_mode_trains_two_steps(experiment, variant, data_dir, tmp_path):
   assert summary["step"] == 2
   headline = next(
     k
-    for k in ("test/accuracy", "val/loss", "test/loss", "test/rmse", "test/ndcg@10")
+    for k in (
+      "test/accuracy",
+      "val/loss",
+      "test/loss",
+      "test/rmse",
+      "test/ndcg@10",
+      "test/mAP50",
+    )
     if k in summary
   )
   assert np.isfinite(summary[headline])

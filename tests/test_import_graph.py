@@ -130,13 +130,16 @@ DOMAIN_SPECIFIC = (
   "research.metrics.market",
   "research.metrics.ranking",
   "research.metrics.language",
+  "research.metrics.detection",
   "research.metrics.evaluators.classification",
   "research.metrics.evaluators.recsys",
   "research.metrics.evaluators.language",
   "research.metrics.evaluators.finance",
+  "research.metrics.evaluators.detection",
   "research.baselines.classification",
   "research.baselines.recsys",
   "research.baselines.finance",
+  "research.baselines.detection",
 )
 
 

@@ -28,6 +28,7 @@ DOMAIN_ONLY = (
   "sklearn",
   "pandas",
   "optuna",
+  "pycocotools",
 )
 
 # `sys.modules[name] = None` is how Python spells "not installed": `import

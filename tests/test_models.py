@@ -76,6 +76,8 @@ RECSYS_MODELS = {"biased_mf", "ncf", "two_tower", "sasrec"}
 # (num_outputs; tests/test_finance_*.py).
 TABULAR_CLASSIFIERS = {"tabular_logistic", "tabular_mlp", "ft_transformer"}
 FORECASTERS = {"lstm_forecaster", "transformer_forecaster"}
+# Detection: images -> CenterNet maps [B, H/4, W/4, num_classes + 4] (tests/test_detection.py).
+DETECTORS = {"centernet"}
 
 
 def test_registry_is_exactly_the_documented_models():
@@ -87,6 +89,7 @@ def test_registry_is_exactly_the_documented_models():
     | RECSYS_MODELS
     | TABULAR_CLASSIFIERS
     | FORECASTERS
+    | DETECTORS
   )
   for name in MODELS:
     fields = set(model_fields(name))

@@ -37,7 +37,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from research.baselines import classification, finance, recsys, text
+from research.baselines import classification, detection, finance, recsys, text
 from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
@@ -48,6 +48,7 @@ __all__ = [
   "baseline_arguments",
   "check_baseline_config",
   "classification",
+  "detection",
   "finance",
   "recsys",
   "register",

@@ -337,3 +337,133 @@ def build_task(task_config: Mapping[str, Any]):
   check_task(task_config)
   kwargs = {k: v for k, v in dict(task_config).items() if k != "name"}
   return TASKS.get(task_config["name"])(**kwargs)
+
+
+# --- Detection (CenterNet; research/models/detector.py) ----------------------
+
+
+def gaussian_radius(height: jax.Array, width: jax.Array, min_overlap: float = 0.7) -> jax.Array:
+  """CenterNet's heatmap radius (its `gaussian_radius`, from CornerNet): the
+  smallest of three radii such that a box whose corners are shifted by that much
+  still overlaps the true box of `height` x `width` with IoU >= `min_overlap`.
+  Any shape; the same shape out (float, in the units of height/width)."""
+  height, width = jnp.asarray(height, jnp.float32), jnp.asarray(width, jnp.float32)
+  b1 = height + width
+  c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+  r1 = (b1 + jnp.sqrt(jnp.maximum(b1**2 - 4 * c1, 0.0))) / 2
+  b2 = 2 * (height + width)
+  c2 = (1 - min_overlap) * width * height
+  r2 = (b2 + jnp.sqrt(jnp.maximum(b2**2 - 16 * c2, 0.0))) / 2
+  a3 = 4 * min_overlap
+  b3 = -2 * min_overlap * (height + width)
+  c3 = (min_overlap - 1) * width * height
+  r3 = (b3 + jnp.sqrt(jnp.maximum(b3**2 - 4 * a3 * c3, 0.0))) / 2
+  return jnp.minimum(jnp.minimum(r1, r2), r3)
+
+
+def centernet_targets(
+  boxes: jax.Array, classes: jax.Array, grid: tuple[int, int], num_classes: int, min_overlap=0.7
+) -> dict[str, jax.Array]:
+  """CenterNet's training targets on an output grid of `grid` = (h, w) cells.
+
+  Object i (classes >= 0) has its centre at cell (floor(cy), floor(cx)) of the
+  grid; its class heatmap there is a Gaussian of sigma (2r + 1) / 6 around that
+  cell (r = `gaussian_radius` of the box in cells, rounded down), cut at r
+  cells, 1 exactly at the centre; overlapping Gaussians of one class take the
+  maximum (the paper's rule).
+
+  Args:
+    boxes: float [b, M, 4] (ymin, xmin, ymax, xmax) normalised to [0, 1].
+    classes: int [b, M], -1 for padding rows.
+    grid: (h, w) of the model's output.
+    num_classes: C.
+
+  Returns:
+    {'heatmap': float32 [b, h, w, C], 'index': int32 [b, M] (flat cell y * w + x),
+     'size': float32 [b, M, 2] (box height, width in cells), 'offset': float32
+     [b, M, 2] (centre minus its cell's corner), 'valid': float32 [b, M]}.
+  """
+  h, w = grid
+  boxes = boxes.astype(jnp.float32) * jnp.asarray([h, w, h, w], jnp.float32)
+  valid = classes >= 0
+  size = jnp.stack([boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]], -1)
+  centre = jnp.stack([boxes[..., 0] + boxes[..., 2], boxes[..., 1] + boxes[..., 3]], -1) / 2
+  cell = jnp.clip(jnp.floor(centre), 0, jnp.asarray([h - 1, w - 1], jnp.float32))
+  radius = jnp.floor(jnp.maximum(gaussian_radius(size[..., 0], size[..., 1], min_overlap), 0.0))
+  sigma = (2 * radius + 1) / 6
+  dy = jnp.arange(h, dtype=jnp.float32)[None, None, :, None] - cell[..., 0, None, None]
+  dx = jnp.arange(w, dtype=jnp.float32)[None, None, None, :] - cell[..., 1, None, None]
+  r, s = radius[..., None, None], sigma[..., None, None]
+  gauss = jnp.exp(-(dy**2 + dx**2) / (2 * s**2))
+  gauss = jnp.where((jnp.abs(dy) <= r) & (jnp.abs(dx) <= r) & valid[..., None, None], gauss, 0.0)
+  one_hot = jax.nn.one_hot(jnp.where(valid, classes, -1), num_classes, dtype=jnp.float32)
+  heatmap = (gauss[..., None] * one_hot[:, :, None, None, :]).max(axis=1)  # [b, h, w, C]
+  index = (cell[..., 0] * w + cell[..., 1]).astype(jnp.int32)
+  return {
+    "heatmap": heatmap,
+    "index": index,
+    "size": size,
+    "offset": centre - cell,
+    "valid": valid.astype(jnp.float32),
+  }
+
+
+def centernet_focal_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
+  """CenterNet's penalty-reduced focal loss (alpha 2, beta 4) of heatmap logits
+  and Gaussian targets (any equal shapes), summed and divided by the number of
+  peaks (target == 1; at least 1)."""
+  logits, target = logits.astype(jnp.float32), target.astype(jnp.float32)
+  pos = (target == 1.0).astype(jnp.float32)
+  p = jax.nn.sigmoid(logits)
+  # log p and log(1 - p) from the logits: finite even where p rounds to 0 or 1.
+  pos_loss = jax.nn.log_sigmoid(logits) * (1 - p) ** 2 * pos
+  neg_loss = jax.nn.log_sigmoid(-logits) * p**2 * (1 - target) ** 4 * (1 - pos)
+  return -(pos_loss.sum() + neg_loss.sum()) / jnp.maximum(pos.sum(), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CenterNetTask:
+  """CenterNet detection (Zhou et al. 2019): focal loss on the class heatmaps plus
+  L1 on box size and centre offset at the object centres, weighted 1 / 0.1 / 1
+  as in the paper.
+
+  Batches hold `input_key` (images [b, H, W, c]), `boxes_key` (float [b, M, 4],
+  (ymin, xmin, ymax, xmax) in [0, 1]) and `classes_key` (int [b, M], -1 =
+  padding). Model outputs [b, h, w, C + 4] (research/models/detector.py); the
+  targets are built here, in the jitted step, from the boxes
+  (`centernet_targets`), so the data pipeline stays the plain scene schema.
+  """
+
+  num_classes: int
+  input_key: str = "image"
+  boxes_key: str = "boxes"
+  classes_key: str = "classes"
+  size_weight: float = 0.1
+  offset_weight: float = 1.0
+  min_overlap: float = 0.7
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> ModelInput:
+    return batch[self.input_key]
+
+  def loss(self, outputs: jax.Array, batch: Mapping[str, jax.Array]):
+    """Returns (loss [], {'loss', 'heatmap', 'size', 'offset'}): the focal loss per
+    object and the L1 errors per box coordinate (in grid cells), over the batch."""
+    c = self.num_classes
+    b, h, w, _ = outputs.shape
+    t = centernet_targets(
+      batch[self.boxes_key], batch[self.classes_key], (h, w), c, self.min_overlap
+    )
+    outputs = outputs.astype(jnp.float32)
+    heatmap = centernet_focal_loss(outputs[..., :c], t["heatmap"])
+    at_centres = jnp.take_along_axis(
+      outputs[..., c : c + 4].reshape(b, h * w, 4), t["index"][..., None], axis=1
+    )  # [b, M, 4]
+    weight = t["valid"][..., None]
+    count = jnp.maximum(2 * t["valid"].sum(), 1.0)
+    size = (jnp.abs(at_centres[..., :2] - t["size"]) * weight).sum() / count
+    offset = (jnp.abs(at_centres[..., 2:] - t["offset"]) * weight).sum() / count
+    loss = heatmap + self.size_weight * size + self.offset_weight * offset
+    return loss, {"loss": loss, "heatmap": heatmap, "size": size, "offset": offset}
+
+
+TASKS.add("centernet", CenterNetTask)

@@ -1,6 +1,8 @@
 """Named data sets: `get_source(name, split)` -> a random-access `DataSource`.
 
 Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic',
+'fashion_mnist_scenes' (composed scenes for segmentation and detection; see
+`research.data.vision.scenes`),
 'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`);
 'multi30k', 'text_pairs', 'aeslc' (paired text; see `research.data.text.pairs`);
 finance risk: 'credit_data', 'lending_club', 'default', 'german_credit_numeric',
@@ -55,7 +57,7 @@ from research.data.series import sources as series_sources
 from research.data.tabular import sources as table_sources
 from research.data.text import aeslc, pairs
 from research.data.text import sources as text_sources
-from research.data.vision import digits, mnist1d
+from research.data.vision import digits, mnist1d, scenes
 from research.data.vision import sources as vision_sources
 
 __all__ = [
@@ -121,6 +123,16 @@ DATASETS: Registry[DatasetSpec] = Registry(
     "mnist": _vision_spec("mnist", 60000, 10000, "MNIST handwritten digits"),
     "fashion_mnist": _vision_spec("fashion_mnist", 60000, 10000, "Fashion-MNIST (Zalando)"),
     "cifar10": _vision_spec("cifar10", 50000, 10000, "CIFAR-10 32x32 colour images"),
+    "fashion_mnist_scenes": DatasetSpec(
+      name="fashion_mnist_scenes",
+      splits=scenes.SPLITS,
+      features=scenes.features(None, None),
+      num_examples={split: scenes.DEFAULTS[f"{split}_scenes"] for split in scenes.SPLITS},
+      options=scenes.OPTIONS,
+      load=scenes.scenes,
+      description="1-6 Fashion-MNIST objects at random sizes and places on a canvas: image, "
+      "mask, boxes, classes (research.data.vision.scenes); test scenes from the test split only",
+    ),
     "mnist1d": DatasetSpec(
       name="mnist1d",
       splits=mnist1d.SPLITS,

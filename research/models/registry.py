@@ -20,6 +20,7 @@ from research.models.bert import BertClassifier, BertMLM, TransformerClassifier
 from research.models.cnn import CNN
 from research.models.cnn1d import CNN1D
 from research.models.dense import MLP, Logistic
+from research.models.detector import CenterNet
 from research.models.forecast import LSTMForecaster, TransformerForecaster
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
@@ -67,6 +68,8 @@ MODELS: Registry[type[nn.Module]] = Registry(
     "ncf": NCF,  # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
     "two_tower": TwoTower,  # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
     "sasrec": SASRec,  # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
+    # Detection: images [B, H, W, c] -> CenterNet maps [B, H/4, W/4, num_classes + 4].
+    "centernet": CenterNet,
   },
 )
 

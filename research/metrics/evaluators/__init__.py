@@ -17,6 +17,7 @@ from research.core.registry import Registry
 from research.metrics.evaluators.base import Evaluator, PredictFn, to_host
 from research.metrics.evaluators.classification import ClassificationEvaluator
 from research.metrics.evaluators.decoded_text import DecodedTextEvaluator
+from research.metrics.evaluators.detection import DetectionEvaluator
 from research.metrics.evaluators.finance import (
   CreditEvaluator,
   IntegratedGradientsEvaluator,
@@ -30,6 +31,7 @@ __all__ = [
   "ClassificationEvaluator",
   "CreditEvaluator",
   "DecodedTextEvaluator",
+  "DetectionEvaluator",
   "Evaluator",
   "IntegratedGradientsEvaluator",
   "LanguageModelEvaluator",
@@ -56,6 +58,8 @@ EVALUATORS: Registry[type] = Registry(
     "credit": CreditEvaluator,
     "market_risk": MarketRiskEvaluator,
     "integrated_gradients": IntegratedGradientsEvaluator,
+    # Detection: CenterNet decoding + class-wise NMS, COCO mAP (pycocotools).
+    "detection": DetectionEvaluator,
   },
 )
 
