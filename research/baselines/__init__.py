@@ -37,7 +37,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from research.baselines import classification, finance, recsys, text
+from research.baselines import classification, finance, recsys, segmentation, text
 from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
@@ -52,6 +52,7 @@ __all__ = [
   "recsys",
   "register",
   "run_baselines",
+  "segmentation",
   "text",
 ]
 
