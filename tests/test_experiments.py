@@ -34,6 +34,7 @@ EXPERIMENTS = [
   ("vision/mnist1d", "logistic"),
   ("vision/mnist1d", "mlp"),
   ("vision/mnist1d", "cnn"),
+  ("vision/scenes_segmentation", "unet"),
   ("nlp/shakespeare_char", "gpt_cpu"),
   ("nlp/shakespeare_char", "gpt"),
   ("nlp/shakespeare_char", "lstm"),

@@ -37,14 +37,10 @@ VARIANTS = {
   ),
 }
 
-
-def get_config(arg=None):
-  arg = parse_arg(arg, variants=tuple(VARIANTS), smoke=False)
-  v = VARIANTS[arg.variant]
-  c = base_config()
-  c.data.name = "fashion_mnist_scenes"
-  c.data.options = ConfigDict(
-    dict(
+# `data=`: the scenes (default), or a real segmentation set in the same schema.
+DATA = {
+  "fashion_mnist_scenes": dict(
+    options=dict(
       canvas=64,
       min_objects=1,
       max_objects=6,
@@ -54,16 +50,45 @@ def get_config(arg=None):
       validation_scenes=1000,
       test_scenes=1000,
       seed=0,
-    )
-  )
+    ),
+    num_classes=10,
+    epochs=2,
+    tiny=dict(
+      canvas=32,
+      min_size=8,
+      max_size=20,
+      max_objects=4,
+      train_scenes=64,
+      validation_scenes=16,
+      test_scenes=16,
+    ),
+  ),
+  # Pet vs background (the trimap's border ignored); validation: 10% of TFDS train.
+  "oxford_iiit_pet": dict(
+    options=dict(canvas=128, labels="pet"), num_classes=1, epochs=20, tiny=dict(canvas=32)
+  ),
+}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, variants=tuple(VARIANTS), smoke=False, data="fashion_mnist_scenes")
+  if arg.data not in DATA:
+    raise ValueError(f"Unknown data {arg.data!r}; valid: {', '.join(DATA)}.")
+  v = VARIANTS[arg.variant]
+  c = base_config()
+  c.data.name = arg.data
+  c.data.options = ConfigDict(DATA[arg.data]["options"])
   c.data.pp_train = "value_range(0, 1)"
   c.data.pp_eval = "value_range(0, 1)"
-  c.task = ConfigDict(dict(name="segmentation", num_classes=10, label_key="segmentation_mask"))
-  # Background + 10 classes per pixel.
-  c.model = ConfigDict(dict(v["model"], num_classes=11))
+  num_classes = DATA[arg.data]["num_classes"]
+  c.task = ConfigDict(
+    dict(name="segmentation", num_classes=num_classes, label_key="segmentation_mask")
+  )
+  # Background + the object classes per pixel.
+  c.model = ConfigDict(dict(v["model"], num_classes=num_classes + 1))
   c.batch_size = 32
   c.eval_batch_size = 200
-  c.total_epochs = 2
+  c.total_epochs = DATA[arg.data]["epochs"]
   c.optimizer.name = "adam"
   c.optimizer.lr = 2e-3
   c.schedule.name = "cosine"
@@ -76,16 +101,6 @@ def get_config(arg=None):
   c.baselines.all_background = dict(type="all_background", split="test")
   c.references = ()
   if arg.smoke:
-    c.data.options.update(
-      dict(
-        canvas=32,
-        min_size=8,
-        max_size=20,
-        max_objects=4,
-        train_scenes=64,
-        validation_scenes=16,
-        test_scenes=16,
-      )
-    )
+    c.data.options.update(DATA[arg.data]["tiny"])
     smoke.shrink(c, model=v["tiny"], eval_batch_size=16)
   return c
