@@ -124,7 +124,7 @@ def test_segmentation_experiment_on_pet_mock(isolated):
 
   config = config_lib.load("vision/scenes_segmentation:unet,data=oxford_iiit_pet,smoke=True")
   workdir = isolated / "run"
-  with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+  with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
     summary = loop.run(config, str(workdir))
   assert summary["step"] == 2 and np.isfinite(summary["test/miou"])
   baselines = json.loads((workdir / "baselines.json").read_text())
