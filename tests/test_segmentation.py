@@ -97,6 +97,7 @@ def test_unet_shapes_skips_and_bad_sizes():
     model.init(jax.random.key(0), jnp.ones((1, 10, 12, 1)), train=False)
 
 
+@pytest.mark.slow
 def test_unet_learns_a_fixed_scene():
   """A few Adam steps on two masks beat predicting all background (real learning)."""
   rng = np.random.default_rng(0)
