@@ -36,6 +36,7 @@ EXPERIMENTS = [
   ("vision/mnist1d", "mlp"),
   ("vision/mnist1d", "cnn"),
   ("vision/scenes_detection", "centernet"),
+  ("vision/scenes_segmentation", "unet"),
   ("nlp/shakespeare_char", "gpt_cpu"),
   ("nlp/shakespeare_char", "gpt"),
   ("nlp/shakespeare_char", "lstm"),

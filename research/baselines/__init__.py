@@ -37,7 +37,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from research.baselines import classification, detection, finance, recsys, text
+from research.baselines import classification, detection, finance, recsys, segmentation, text
 from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
@@ -53,6 +53,7 @@ __all__ = [
   "recsys",
   "register",
   "run_baselines",
+  "segmentation",
   "text",
 ]
 

@@ -467,3 +467,47 @@ class CenterNetTask:
 
 
 TASKS.add("centernet", CenterNetTask)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationTask:
+  """Semantic segmentation: per-pixel softmax cross-entropy over K = num_classes + 1
+  labels (0 = background, k + 1 = object class k; `research.metrics.segmentation`).
+
+  Batches hold `input_key` (images [batch, H, W, C]) and `label_key` (int
+  [batch, H, W]); target pixels outside [0, K) (e.g. -1 or VOC's 255 border)
+  are ignored. Model outputs are logits [batch, H, W, K].
+  """
+
+  num_classes: int
+  input_key: str = "image"
+  label_key: str = "segmentation_mask"
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> ModelInput:
+    return batch[self.input_key]
+
+  def loss(self, logits: jax.Array, batch: Mapping[str, jax.Array]):
+    """Mean cross-entropy over the counted pixels of the batch.
+
+    Returns:
+      (loss [], {'loss': [], 'pixel_accuracy': []}).
+    """
+    num_labels = self.num_classes + 1
+    if logits.shape[-1] != num_labels:
+      raise ValueError(
+        f"Segmentation of {self.num_classes} classes + background needs logits [..., "
+        f"{num_labels}], got {logits.shape}; set config.model.num_classes={num_labels}."
+      )
+    labels = batch[self.label_key].astype(jnp.int32)
+    valid = (labels >= 0) & (labels < num_labels)
+    ce = optax.softmax_cross_entropy_with_integer_labels(
+      logits.astype(jnp.float32), jnp.where(valid, labels, 0)
+    )
+    weights = valid.astype(jnp.float32)
+    total = jnp.maximum(weights.sum(), 1.0)
+    loss = (ce * weights).sum() / total
+    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+    return loss, {"loss": loss, "pixel_accuracy": (correct * weights).sum() / total}
+
+
+TASKS.add("segmentation", SegmentationTask)

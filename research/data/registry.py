@@ -2,7 +2,8 @@
 
 Names: 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'mnist1d', 'synthetic',
 'fashion_mnist_scenes' (composed scenes for segmentation and detection; see
-`research.data.vision.scenes`),
+`research.data.vision.scenes`), and in its schema the TFDS sets 'coco', 'voc',
+'oxford_iiit_pet' (see `research.data.vision.detection_sources`),
 'tiny_shakespeare', 'imdb_reviews' (text; see `research.data.text.sources`);
 'multi30k', 'text_pairs', 'aeslc' (paired text; see `research.data.text.pairs`);
 finance risk: 'credit_data', 'lending_club', 'default', 'german_credit_numeric',
@@ -57,7 +58,7 @@ from research.data.series import sources as series_sources
 from research.data.tabular import sources as table_sources
 from research.data.text import aeslc, pairs
 from research.data.text import sources as text_sources
-from research.data.vision import digits, mnist1d, scenes
+from research.data.vision import detection_sources, digits, mnist1d, scenes
 from research.data.vision import sources as vision_sources
 
 __all__ = [
@@ -263,6 +264,23 @@ DATASETS.add(
     "CSV of dated prices: return windows, walk-forward folds",
   ),
 )
+
+
+# Real detection / segmentation data (TFDS) mapped to the fashion_mnist_scenes schema.
+for _name, _real in detection_sources.REAL.items():
+  DATASETS.add(
+    _name,
+    DatasetSpec(
+      name=_name,
+      splits=_real.splits,
+      features=detection_sources.features(_name, None, None, _real.num_classes),
+      num_examples=dict.fromkeys(_real.splits),
+      options=_real.options,
+      load=lambda split, data_dir, _n=_name, **o: detection_sources.load(_n, split, data_dir, **o),
+      description=f"TFDS {_real.tfds_name} in the fashion_mnist_scenes schema: letterboxed "
+      "image, boxes, classes" + (", segmentation_mask" if _real.segmentation else ""),
+    ),
+  )
 
 
 def check_dataset(name: str, splits: Sequence[str] = ()) -> None:

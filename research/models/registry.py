@@ -30,6 +30,7 @@ from research.models.resnet import ResNet18, ResNet34, ResNet50, ResNetTiny
 from research.models.sasrec import SASRec
 from research.models.seq2seq import Seq2Seq
 from research.models.tabular import FTTransformer, TabularLogistic, TabularMLP
+from research.models.unet import UNet
 
 MODELS: Registry[type[nn.Module]] = Registry(
   "model",
@@ -44,6 +45,8 @@ MODELS: Registry[type[nn.Module]] = Registry(
     "resnet34": ResNet34,
     "resnet50": ResNet50,
     "resnet_tiny": ResNetTiny,
+    # Vision: per-pixel logits (images [B, H, W, C] -> [B, H, W, num_classes]).
+    "unet": UNet,
     # NLP: language models (tokens [B, T] -> logits [B, T, vocab]).
     "gpt": GPT,
     "lstm_lm": LSTMLM,

@@ -25,6 +25,7 @@ from research.metrics.evaluators.finance import (
 )
 from research.metrics.evaluators.language import LanguageModelEvaluator
 from research.metrics.evaluators.recsys import RankingEvaluator, RatingEvaluator
+from research.metrics.evaluators.segmentation import SegmentationEvaluator
 
 __all__ = [
   "EVALUATORS",
@@ -39,6 +40,7 @@ __all__ = [
   "PredictFn",
   "RankingEvaluator",
   "RatingEvaluator",
+  "SegmentationEvaluator",
   "check_evaluator_type",
   "to_host",
 ]
@@ -52,6 +54,8 @@ EVALUATORS: Registry[type] = Registry(
     "language_model": LanguageModelEvaluator,
     "rating": RatingEvaluator,
     "ranking": RankingEvaluator,
+    # Vision: per-pixel labels (mIoU, pixel accuracy).
+    "segmentation": SegmentationEvaluator,
     # Translation, summarization: decode, then sacreBLEU or ROUGE on the text.
     "decoded_text": DecodedTextEvaluator,
     # Finance risk.
