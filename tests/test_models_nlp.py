@@ -551,3 +551,35 @@ def test_seq2seq_learns_to_reverse():
   pred = greedy_decode(model, {"params": params}, x["inputs"], max_len=length)
   assert pred.shape == (batch, length) and pred.dtype == jnp.int32
   assert float((pred == y).all(axis=1).mean()) > 0.9
+
+
+def test_seq2seq_copy_head_is_a_normalised_mixture_and_decodes_like_the_full_pass():
+  """copy=True: exp(output) sums to 1 over the vocabulary; with the gate forced
+  shut (p_gen = 0) all mass sits on source tokens; greedy decoding with the KV
+  cache matches the teacher-forced full pass on its own output."""
+  vocab, batch = 11, 3
+  model = build_model(
+    "seq2seq", vocab_size=vocab, num_layers=1, num_heads=2, embed_dim=16, mlp_dim=16,
+    dropout=0.0, copy=True,
+  )  # fmt: skip
+  src = jnp.asarray([[3, 4, 5, 0], [6, 6, 0, 0], [7, 8, 9, 10]], jnp.int32)
+  dec = jnp.asarray([[1, 3, 4], [1, 6, 2], [1, 7, 8]], jnp.int32)
+  variables = model.init(jax.random.key(0), {"inputs": src, "decoder_inputs": dec}, train=False)
+  logp = model.apply(variables, {"inputs": src, "decoder_inputs": dec}, train=False)
+  np.testing.assert_allclose(jnp.exp(logp).sum(-1), 1.0, atol=1e-5)
+
+  shut = jax.tree.map(lambda x: x, variables)
+  shut["params"]["copy_gate"]["bias"] = jnp.full((1,), -1e4)
+  p = jnp.exp(model.apply(shut, {"inputs": src, "decoder_inputs": dec}, train=False))
+  for b in range(batch):
+    on_source = np.zeros(vocab, bool)
+    on_source[[int(t) for t in src[b] if t != 0]] = True
+    np.testing.assert_allclose(p[b][:, on_source].sum(-1), 1.0, atol=1e-5)
+
+  out = greedy_decode(model, variables, src, max_len=4)
+  full = model.apply(
+    variables,
+    {"inputs": src, "decoder_inputs": jnp.concatenate([jnp.ones((batch, 1), jnp.int32), out[:, :-1]], 1)},
+    train=False,
+  )  # fmt: skip
+  np.testing.assert_array_equal(jnp.argmax(full, -1), out)

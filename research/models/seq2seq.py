@@ -11,6 +11,16 @@ as the output projection (as in the paper with a shared BPE vocabulary).
 Embeddings are initialised N(0, 1/embed_dim) and multiplied by
 sqrt(embed_dim), so tokens and sinusoidal positions have similar scale.
 
+`copy=True` adds a pointer-generator head (See et al. 2017, "Get To The
+Point"): one extra attention from the decoder's last state over the encoder
+output gives a copy distribution over the source tokens, and a learned gate
+p_gen mixes it with the vocabulary softmax,
+  p(w) = p_gen p_vocab(w) + (1 - p_gen) sum_{s: source_s = w} a_s,
+which lets a small model trained on little data reuse the source's rare words
+(names, subjects). The output is then log p [B, T, vocab_size]: already
+normalised, so softmax cross-entropy, greedy argmax and beam search's
+log_softmax treat it exactly like logits.
+
 `greedy_decode` generates with the decoder's KV cache, jit-compiled once.
 """
 
@@ -49,6 +59,7 @@ class Seq2Seq(nn.Module):
   attention_dropout: float = 0.0
   pre_ln: bool = True
   pad_id: int = 0
+  copy: bool = False  # pointer-generator output (module docstring)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -92,6 +103,13 @@ class Seq2Seq(nn.Module):
     self.encoder_ln = norm() if self.pre_ln else None
     self.decoder_ln = norm() if self.pre_ln else None
     self.drop = nn.Dropout(self.dropout)
+    if self.copy:
+      dense = lambda features, name: nn.Dense(
+        features, dtype=self.dtype, param_dtype=self.param_dtype, name=name
+      )
+      self.copy_query = dense(self.embed_dim, "copy_query")
+      self.copy_key = dense(self.embed_dim, "copy_key")
+      self.copy_gate = dense(1, "copy_gate")
 
   def __call__(self, x: Mapping[str, jax.Array], *, train: bool, decode: bool = False) -> jax.Array:
     encoded = self.encode(x["inputs"], train=train)
@@ -131,7 +149,25 @@ class Seq2Seq(nn.Module):
       x = block(x, context=encoded, context_mask=context_mask, train=train, decode=decode)
     if self.decoder_ln is not None:
       x = self.decoder_ln(x)
-    return self.embed.attend(x).astype(jnp.float32)
+    logits = self.embed.attend(x).astype(jnp.float32)
+    if not self.copy:
+      return logits
+    return self._copy_log_probs(logits, x, encoded, inputs)
+
+  def _copy_log_probs(self, logits, x, encoded, inputs) -> jax.Array:
+    """Pointer-generator mixture: logits [B, T, V], decoder states x [B, T, D],
+    encoded [B, S, D], source tokens [B, S] -> float32 log p [B, T, V]."""
+    q = self.copy_query(x).astype(jnp.float32)
+    k = self.copy_key(encoded).astype(jnp.float32)
+    scores = jnp.einsum("btd,bsd->bts", q, k) / math.sqrt(self.embed_dim)
+    scores = jnp.where((inputs != self.pad_id)[:, None, :], scores, -1e9)
+    attention = jax.nn.softmax(scores, axis=-1)  # [B, T, S]
+    context = jnp.einsum("bts,bsd->btd", attention, encoded.astype(jnp.float32))
+    p_gen = jax.nn.sigmoid(self.copy_gate(jnp.concatenate([x.astype(jnp.float32), context], -1)))
+    source = jax.nn.one_hot(inputs, self.vocab_size, dtype=jnp.float32)  # [B, S, V]
+    p_copy = jnp.einsum("bts,bsv->btv", attention, source)
+    p = p_gen * jax.nn.softmax(logits, axis=-1) + (1 - p_gen) * p_copy
+    return jnp.log(jnp.maximum(p, 1e-9))
 
 
 def greedy_decode(
