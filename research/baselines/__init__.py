@@ -37,7 +37,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from research.baselines import classification, finance, recsys, text
+from research.baselines import classification, finance, generative, recsys, text
 from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
@@ -49,6 +49,7 @@ __all__ = [
   "check_baseline_config",
   "classification",
   "finance",
+  "generative",
   "recsys",
   "register",
   "run_baselines",

@@ -21,6 +21,7 @@ from research.models.cnn import CNN
 from research.models.cnn1d import CNN1D
 from research.models.dense import MLP, Logistic
 from research.models.forecast import LSTMForecaster, TransformerForecaster
+from research.models.gan import DCGAN
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
 from research.models.recsys import NCF, BiasedMF, TwoTower
@@ -67,6 +68,8 @@ MODELS: Registry[type[nn.Module]] = Registry(
     "ncf": NCF,  # GMF / MLP / NeuMF: {'user' [B], 'items' [B, C]} -> logits [B, C]
     "two_tower": TwoTower,  # {'user', 'item'} -> in-batch logits [B, B]; {'user'} -> [B, items]
     "sasrec": SASRec,  # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
+    # Generative: images [B, H, W, C] -> discriminator logits {'real', 'fake', ...} [B].
+    "dcgan": DCGAN,
   },
 )
 

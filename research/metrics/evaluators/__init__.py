@@ -22,6 +22,7 @@ from research.metrics.evaluators.finance import (
   IntegratedGradientsEvaluator,
   MarketRiskEvaluator,
 )
+from research.metrics.evaluators.generative import GenerativeEvaluator
 from research.metrics.evaluators.language import LanguageModelEvaluator
 from research.metrics.evaluators.recsys import RankingEvaluator, RatingEvaluator
 
@@ -31,6 +32,7 @@ __all__ = [
   "CreditEvaluator",
   "DecodedTextEvaluator",
   "Evaluator",
+  "GenerativeEvaluator",
   "IntegratedGradientsEvaluator",
   "LanguageModelEvaluator",
   "MarketRiskEvaluator",
@@ -56,6 +58,8 @@ EVALUATORS: Registry[type] = Registry(
     "credit": CreditEvaluator,
     "market_risk": MarketRiskEvaluator,
     "integrated_gradients": IntegratedGradientsEvaluator,
+    # Generative models: FID / precision / recall in a trained classifier's features.
+    "generative": GenerativeEvaluator,
   },
 )
 
