@@ -108,9 +108,7 @@ def test_one_scalar_gives_each_player_its_own_gradient():
   rngs = {"dropout": jax.random.PRNGKey(3)}
 
   def combined(p):
-    out, _ = model.apply(
-      {"params": p, **stats}, x, train=True, rngs=rngs, mutable=["batch_stats"]
-    )
+    out, _ = model.apply({"params": p, **stats}, x, train=True, rngs=rngs, mutable=["batch_stats"])
     return task.loss(out, batch={"image": x})[0]
 
   # The noise __call__ draws: the root module's first 'dropout' key.
@@ -162,7 +160,9 @@ def test_shared_step_trains_the_gan_with_one_optimizer_per_player():
   # Adam's first step moves every weight by ~lr (sign of the gradient): each player
   # by its own group's lr.
   for player, group_lr in (("generator", 2e-4), ("discriminator", 1e-3)):
-    moved = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), new.params[player], state.params[player])
+    moved = jax.tree.map(
+      lambda a, b: jnp.abs(a - b).max(), new.params[player], state.params[player]
+    )
     biggest = max(float(v) for v in jax.tree.leaves(moved))
     assert biggest == pytest.approx(group_lr, rel=0.01), player
   # The generator's BatchNorm statistics moved (model_state goes through the step).
@@ -187,7 +187,10 @@ def _opt(**kw):
 
 def test_groups_update_only_their_own_params_with_their_own_lr():
   params = {"a": {"w": jnp.ones(2)}, "b": {"w": jnp.ones(2), "v": jnp.ones(())}}
-  grads = {"a": {"w": jnp.array([1.0, 2.0])}, "b": {"w": jnp.array([3.0, 4.0]), "v": jnp.array(5.0)}}
+  grads = {
+    "a": {"w": jnp.array([1.0, 2.0])},
+    "b": {"w": jnp.array([3.0, 4.0]), "v": jnp.array(5.0)},
+  }
   opt = _opt(lr=0.5, groups={"a": {"lr": 0.1}, "b": {}})
   tx = optim.make_optimizer(opt, optax.linear_schedule(0.5, 0.0, 10))
   updates, state = tx.update(grads, tx.init(params), params)
@@ -210,7 +213,9 @@ def test_groups_may_change_the_optimizer_and_must_cover_every_param():
   tx = optim.make_optimizer(
     _opt(groups={"a": {"name": "adam"}, "b": {"name": "sgd"}}), optax.constant_schedule(1.0)
   )
-  updates, _ = tx.update({"a": {"w": jnp.full(2, 7.0)}, "b": {"w": jnp.full(2, 7.0)}}, tx.init(params))
+  updates, _ = tx.update(
+    {"a": {"w": jnp.full(2, 7.0)}, "b": {"w": jnp.full(2, 7.0)}}, tx.init(params)
+  )
   np.testing.assert_allclose(updates["a"]["w"], -1.0, rtol=1e-5)  # adam: ~lr x sign
   np.testing.assert_allclose(updates["b"]["w"], -7.0, rtol=1e-6)  # sgd: lr x grad
   only_a = optim.make_optimizer(_opt(groups={"a": {}}), optax.constant_schedule(1.0))
@@ -232,7 +237,7 @@ def test_group_config_errors_name_the_key():
 
 def test_cnn_features_are_the_input_of_its_last_layer_and_logits_are_unchanged():
   model = CNN(num_classes=3, features=(2, 4), hidden=5, dropout=0.5)
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 28, 28, 1))
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 1))
   variables = model.init(jax.random.PRNGKey(1), x, train=False)
   feats = model.apply(variables, x, train=False, return_features=True)
   logits = model.apply(variables, x, train=False)

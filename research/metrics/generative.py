@@ -18,7 +18,7 @@ images is the floor to read them against.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -126,7 +126,7 @@ def score(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:
   return {"fid": fid(real, fake), **precision_recall(real, fake, k)}
 
 
-def to_uint8(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+def to_uint8(images: np.ndarray, value_range: Sequence[float] = (-1.0, 1.0)) -> np.ndarray:
   """Images in `value_range` (the values 0 and 255 map to) -> uint8, same shape.
 
   Generated and real images both pass through here before the classifier sees

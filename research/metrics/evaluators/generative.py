@@ -149,7 +149,7 @@ class GenerativeEvaluator:
     model = predict_fn.model  # type: ignore[attr-defined]
     images = sample_images(
       model,
-      predict_fn.variables(),  # type: ignore[attr-defined]
+      predict_fn.variables(),
       num_samples=self.num_samples,
       seed=self.seed,
       method=self.method,
