@@ -88,7 +88,7 @@ def test_missing_classifier_is_one_clear_line(setup, tmp_path):
   )
   assert result.returncode != 0
   assert "holds no trained run; train it first with `python -m tools.train" in result.stderr
-  assert not (tmp_path / "gan" / "checkpoints").exists()
+  assert _finished_steps(tmp_path / "gan") == []  # stopped before training
 
 
 def _finished_steps(workdir):
