@@ -65,6 +65,8 @@ EXPERIMENTS = [
 # Needs a pretraining run first: see test_bert_pretrain_then_finetune_restores_the_encoder
 # and test_recommendation_neumf_pretrained_starts_from_gmf_and_mlp.
 SEPARATE = [("nlp/imdb", "bert_finetune"), ("recommendation/movielens_ncf", "neumf_pretrained")]
+# Needs a trained classifier for its FID features: tests/test_gan_run.py trains one first.
+SEPARATE += [("vision/fashion_mnist_gan", "dcgan")]
 # Trained in tiny mode by tests/test_text_generation_experiments.py, on tiny copies of their data.
 OWN_DATA = [("nlp/multi30k", "transformer_cpu"), ("nlp/aeslc", "transformer_cpu")]
 _WORDS = [

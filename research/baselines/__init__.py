@@ -37,7 +37,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from research.baselines import classification, detection, finance, recsys, segmentation, text
+from research.baselines import (
+  classification,
+  detection,
+  finance,
+  generative,
+  recsys,
+  segmentation,
+  text,
+)
 from research.baselines.base import BASELINES, BaselineContext, BaselineFn, register
 from research.outputs import writer
 
@@ -50,6 +58,7 @@ __all__ = [
   "classification",
   "detection",
   "finance",
+  "generative",
   "recsys",
   "register",
   "run_baselines",

@@ -511,3 +511,45 @@ class SegmentationTask:
 
 
 TASKS.add("segmentation", SegmentationTask)
+
+
+@dataclasses.dataclass(frozen=True)
+class GANTask:
+  """Adversarial training of a generator against a discriminator (DCGAN).
+
+  Batches hold `input_key` (real images [batch, H, W, C] in the generator's
+  output range). The model (research.models.gan.DCGAN) returns discriminator
+  logits {'real', 'fake', 'fake_for_generator'} [batch], arranged so that the
+  gradient of the one scalar returned here gives each player its own loss's
+  gradient (see the model's docstring):
+
+    L_D = softplus(-D(x)) + softplus(D(G(z)))   (cross-entropy, real = 1)
+    L_G = softplus(-D(G(z)))                     (non-saturating, Goodfellow et al. 2014)
+
+  Metrics: 'loss' (L_D + L_G), 'd_loss', 'g_loss', 'd_real' / 'd_fake' (mean
+  p(real) the discriminator gives real and generated images).
+  """
+
+  input_key: str = "image"
+
+  def inputs(self, batch: Mapping[str, jax.Array]) -> jax.Array:
+    return batch[self.input_key]
+
+  def loss(self, outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]):
+    real = outputs["real"].astype(jnp.float32)
+    fake = outputs["fake"].astype(jnp.float32)
+    fake_g = outputs["fake_for_generator"].astype(jnp.float32)
+    d_loss = (jax.nn.softplus(-real) + jax.nn.softplus(fake)).mean()
+    g_loss = jax.nn.softplus(-fake_g).mean()
+    loss = d_loss + g_loss
+    return loss, {
+      "loss": loss,
+      "d_loss": d_loss,
+      "g_loss": g_loss,
+      "d_real": jax.nn.sigmoid(real).mean(),
+      "d_fake": jax.nn.sigmoid(fake).mean(),
+    }
+
+
+# Registered here, after the table above, so the class can sit at the end of the file.
+TASKS.add("gan", GANTask)

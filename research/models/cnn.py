@@ -32,6 +32,10 @@ class CNN(nn.Module):
   output float32 logits [batch, num_classes]. Convolutions use 'SAME' padding,
   so a 28x28 input reaches the dense layer as 7x7x64.
 
+  `return_features=True` returns the penultimate activations [batch, hidden]
+  (after the hidden layer's ReLU, before dropout) instead of the logits: the
+  feature space of research.metrics.generative (FID, precision/recall).
+
   pool_impl: how the 2x2 max pools are computed: 'auto' (the platform's
     choice, research.platforms.max_pool), 'reshape' (reshape + max with an
     explicit select-the-first-max derivative, `cpu_pooling.max_pool`, much
@@ -48,7 +52,7 @@ class CNN(nn.Module):
   pool_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, *, train: bool, return_features: bool = False) -> jnp.ndarray:
     if self.pool_impl not in POOL_IMPLS:
       raise ValueError(f"pool_impl must be one of {POOL_IMPLS}, got {self.pool_impl!r}.")
     x = jnp.asarray(x, self.dtype)
@@ -64,6 +68,8 @@ class CNN(nn.Module):
     x = x.reshape((x.shape[0], -1))
     x = nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype)(x)
     x = nn.relu(x)
+    if return_features:
+      return x.astype(jnp.float32)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype)(x)
     return x.astype(jnp.float32)

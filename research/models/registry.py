@@ -22,6 +22,7 @@ from research.models.cnn1d import CNN1D
 from research.models.dense import MLP, Logistic
 from research.models.detector import CenterNet
 from research.models.forecast import LSTMForecaster, TransformerForecaster
+from research.models.gan import DCGAN
 from research.models.gpt import GPT
 from research.models.lenet import LeNet
 from research.models.recsys import NCF, BiasedMF, TwoTower
@@ -73,6 +74,8 @@ MODELS: Registry[type[nn.Module]] = Registry(
     "sasrec": SASRec,  # {'history' [B, L], 'candidates'} -> [B, L, C]; else [B, items]
     # Detection: images [B, H, W, c] -> CenterNet maps [B, H/4, W/4, num_classes + 4].
     "centernet": CenterNet,
+    # Generative: images [B, H, W, C] -> discriminator logits {'real', 'fake', ...} [B].
+    "dcgan": DCGAN,
   },
 )
 

@@ -257,6 +257,31 @@ def plot_forecasts(value, path: str, title: str = "VaR backtest", **_) -> str:
   return _save(fig, path)
 
 
+def plot_image_grid(value, path: str, title: str = "Samples", **_) -> str:
+  """value: images [n, H, W, C] (uint8, or floats in [0, 1]; C = 1 or 3) as a
+  near-square grid with a one-pixel gap, drawn at native resolution x4."""
+  images = np.asarray(value)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(f"Image grid needs images [n, H, W, 1 or 3], got shape {images.shape}.")
+  if images.dtype != np.uint8:
+    images = (np.clip(images.astype(np.float64), 0.0, 1.0) * 255).round().astype(np.uint8)
+  n, h, w, c = images.shape
+  cols = max(1, math.ceil(math.sqrt(n)))
+  rows = max(1, math.ceil(n / cols))
+  canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
+  for i in range(n):
+    r, q = divmod(i, cols)
+    canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = images[i]
+  # Four screen pixels per image pixel, and wide enough for the title.
+  width = max(canvas.shape[1] * 4 / 100, 5.0)
+  fig = _new_figure((width, width * canvas.shape[0] / canvas.shape[1] + 0.4))
+  ax = fig.add_subplot()
+  ax.imshow(canvas[..., 0] if c == 1 else canvas, cmap="gray" if c == 1 else None, vmin=0, vmax=255)
+  ax.set_axis_off()
+  ax.set_title(title, fontsize=9)
+  return _save(fig, path)
+
+
 def _confusion(value, path: str, title: str = "Confusion matrix", class_names=None, **_) -> str:
   names = class_names if class_names is not None and len(class_names) == len(value) else None
   return plot_confusion_matrix(np.asarray(value), names, path, title=title)
@@ -270,7 +295,25 @@ ARTIFACT_PLOTS = {
   "score_distribution": plot_score_distribution,
   "feature_importance": plot_feature_importance,
   "forecasts": plot_forecasts,
+  "samples": plot_image_grid,
 }
+
+# Artifact kinds also drawn at every periodic evaluation, into
+# plots/<split>_<kind>_step<N>.png (how generated samples change in training).
+PER_EVALUATION_PLOTS = ("samples",)
+
+
+def plot_eval_artifacts(workdir: str, artifacts, *, experiment: str, step: int) -> list[str]:
+  """Draws the artifacts of one periodic evaluation whose kind is in
+  PER_EVALUATION_PLOTS into plots/<split>_<kind>_step<step>.png; returns the paths."""
+  paths = []
+  for key, value in artifacts.items():
+    split, _, kind = key.partition("/")
+    if kind not in PER_EVALUATION_PLOTS:
+      continue
+    path = os.path.join(workdir, PLOTS_DIR, f"{split}_{kind}_step{step}.png")
+    paths.append(ARTIFACT_PLOTS[kind](value, path, title=f"{experiment} {split} (step {step})"))
+  return paths
 
 
 def plot_artifacts(

@@ -23,7 +23,7 @@ from research.data import ops as pp_ops
 from research.data import pipeline
 from research.metrics import evaluators as evaluators_lib
 from research.models import build_model, model_fields
-from research.train import durations, optim, parallel
+from research.train import durations, optim, parallel, saved_run
 from research.train import precision as precision_lib
 from research.train import state as state_lib
 from research.train import step as step_lib
@@ -217,6 +217,11 @@ def build_evaluators(run: Run, names=None) -> list:
         )
 
       kwargs["batches_for"] = batches_for
+    if getattr(cls, "wants_saved_runs", False):
+      # Evaluators that score with another run's model (e.g. a classifier's
+      # features for FID) read it through here: research/metrics may not
+      # import research.train.
+      kwargs["load_saved_run"] = saved_run.load
     for attr in getattr(cls, "data_attributes", ()):
       # e.g. the run's tokenizer, for evaluators that decode text.
       kwargs.setdefault(attr, getattr(run.data, attr))

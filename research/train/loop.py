@@ -188,7 +188,7 @@ def _train(config, workdir, devices, allow_config_change, on_error, on_eval) -> 
       eval_metrics = {}
       if due:
         t_eval = time.perf_counter()
-        eval_metrics = _evaluate(due, r, state, step, writer, progress, ckpt)
+        eval_metrics = _evaluate(due, r, state, step, writer, progress, ckpt, workdir, primary)
         eval_seconds += time.perf_counter() - t_eval
         early_stopping.after_eval(stopper, step, eval_metrics, on_eval)
         if stopper.stopped:
@@ -363,11 +363,15 @@ def _log_train(pending, step, r, writer, progress, ckpt) -> None:
   progress.update(step, metrics.get("train/loss"))
 
 
-def _evaluate(evaluators, r, state, step, writer, progress, ckpt) -> dict[str, float]:
+def _evaluate(
+  evaluators, r, state, step, writer, progress, ckpt, workdir, primary
+) -> dict[str, float]:
   results = {}
   for ev in evaluators:
-    scalars, _ = ev.run(builder.make_predict_fn(r, lambda: state))
+    scalars, artifacts = ev.run(builder.make_predict_fn(r, lambda: state))
     results.update(scalars)
+    if primary:  # e.g. a grid of generated samples per evaluation
+      plots.plot_eval_artifacts(workdir, artifacts, experiment=r.config.experiment, step=step)
   loss = {k: v for k, v in results.items() if k.endswith("/loss") and not math.isfinite(v)}
   if loss:
     good = ckpt.last_finished_step()

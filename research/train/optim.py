@@ -4,11 +4,22 @@ Config shape (`config.optimizer`, `config.schedule`):
 
   optimizer = dict(name='adamw', lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
                    momentum=0.9, nesterov=False, weight_decay=0.0,
-                   decay_mask='no_bias_or_norm', clip_norm=None, accum_steps=1)
+                   decay_mask='no_bias_or_norm', clip_norm=None, accum_steps=1,
+                   groups=None)
   schedule  = dict(name='cosine', warmup_steps=..., end_factor=0.0,
                    boundaries=(...) in fractions of training, decay_factor=0.1)
 
 Durations inside `schedule` (warmup) are resolved to steps by the caller.
+
+Parameter groups (`optimizer.groups`): one optimizer per top-level parameter
+subtree, e.g. a GAN's two players,
+
+  groups = dict(generator=dict(lr=2e-4, b1=0.5), discriminator=dict(lr=2e-4, b1=0.5))
+
+Each group's settings override the top-level ones (any key but `groups` and
+`accum_steps`, which stay global); its learning rate follows the run's
+schedule scaled by `group lr / optimizer.lr`. Every top-level key of the
+parameters must be a group (`optax.multi_transform`).
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 from flax import traverse_util
@@ -27,6 +39,19 @@ DECAY_MASKS = ("all", "no_bias_or_norm")
 
 def check(optimizer: Mapping[str, Any], schedule: Mapping[str, Any]) -> None:
   """Validates names when the config loads (no jax work)."""
+  for name, group in _groups(optimizer).items():
+    if not isinstance(group, Mapping):
+      raise ValueError(f"optimizer.groups.{name} must be a dict of optimizer settings.")
+    bad = sorted(set(group) - (set(optimizer) - {"groups", "accum_steps"}))
+    if bad:
+      raise ValueError(
+        f"optimizer.groups.{name} has unknown key(s) {bad}; a group may override: "
+        f"{', '.join(sorted(set(optimizer) - {'groups', 'accum_steps'}))}."
+      )
+    sub = _group_settings(optimizer, group)
+    if not float(optimizer["lr"]):
+      raise ValueError("optimizer.lr must be > 0 with optimizer.groups (group lrs scale it).")
+    check(sub, schedule)
   if optimizer["name"] not in OPTIMIZERS:
     raise ValueError(f"Unknown optimizer {optimizer['name']!r}; valid: {', '.join(OPTIMIZERS)}.")
   if schedule["name"] not in SCHEDULES:
@@ -89,14 +114,69 @@ def _decay_mask(kind: str) -> Callable[[Any], Any] | None:
   return mask
 
 
+def _groups(optimizer: Mapping[str, Any]) -> dict[str, Any]:
+  """optimizer.groups as plain dicts ({} when absent; ConfigDicts are converted)."""
+  groups = optimizer.get("groups")
+  if not groups:
+    return {}
+  groups = groups.to_dict() if hasattr(groups, "to_dict") else dict(groups)
+  return {k: g.to_dict() if hasattr(g, "to_dict") else g for k, g in groups.items()}
+
+
+def _group_settings(optimizer: Mapping[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:
+  """The top-level optimizer settings with `group`'s overrides (no groups, no accumulation)."""
+  items = optimizer.to_dict() if hasattr(optimizer, "to_dict") else dict(optimizer)
+  base = {k: v for k, v in items.items() if k not in ("groups", "accum_steps")}
+  return {**base, **dict(group)}
+
+
+def _group_labels(names):
+  """params -> the same tree with each leaf labelled by its top-level key."""
+
+  def labels(params):
+    missing = sorted(set(params) - set(names))
+    if missing:
+      raise ValueError(
+        f"Parameters {missing} are in no optimizer group; optimizer.groups has "
+        f"{sorted(names)} (every top-level parameter key needs one)."
+      )
+    return {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()}
+
+  return labels
+
+
 def make_optimizer(
   optimizer: Mapping[str, Any], lr: optax.Schedule
 ) -> optax.GradientTransformation:
   """The optax chain: optional clipping, the optimizer, optional accumulation.
 
   Gradient accumulation wraps everything in `optax.MultiSteps`, so `k`
-  micro-batches make one update and the schedule counts real updates.
+  micro-batches make one update and the schedule counts real updates. With
+  `optimizer.groups`, each top-level parameter subtree gets its own chain
+  (`optax.multi_transform`), inside the accumulation.
   """
+  groups = _groups(optimizer)
+  if groups:
+    base_lr = float(optimizer["lr"])
+    transforms = {}
+    for name, group in groups.items():
+      sub = _group_settings(optimizer, group)
+      ratio = float(sub["lr"]) / base_lr
+      schedule = lr if ratio == 1.0 else (lambda count, r=ratio: lr(count) * r)
+      transforms[name] = _single_optimizer(sub, schedule)
+    tx = optax.multi_transform(transforms, _group_labels(tuple(groups)))
+  else:
+    tx = _single_optimizer(optimizer, lr)
+  accum = int(optimizer.get("accum_steps", 1) or 1)
+  if accum > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=accum)
+  return tx
+
+
+def _single_optimizer(
+  optimizer: Mapping[str, Any], lr: optax.Schedule
+) -> optax.GradientTransformation:
+  """Clipping (optional), coupled L2 decay (sgd/momentum) and the named optimizer."""
   name = optimizer["name"]
   wd = float(optimizer.get("weight_decay", 0.0) or 0.0)
   mask = _decay_mask(optimizer.get("decay_mask", "all"))
@@ -131,8 +211,4 @@ def make_optimizer(
     # Coupled L2 decay (classic SGD weight decay), applied before momentum.
     parts.append(optax.add_decayed_weights(wd, mask=mask))
   parts.append(opt)
-  tx = optax.chain(*parts) if len(parts) > 1 else opt
-  accum = int(optimizer.get("accum_steps", 1) or 1)
-  if accum > 1:
-    tx = optax.MultiSteps(tx, every_k_schedule=accum)
-  return tx
+  return optax.chain(*parts) if len(parts) > 1 else opt

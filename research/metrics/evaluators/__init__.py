@@ -23,6 +23,7 @@ from research.metrics.evaluators.finance import (
   IntegratedGradientsEvaluator,
   MarketRiskEvaluator,
 )
+from research.metrics.evaluators.generative import GenerativeEvaluator
 from research.metrics.evaluators.language import LanguageModelEvaluator
 from research.metrics.evaluators.recsys import RankingEvaluator, RatingEvaluator
 from research.metrics.evaluators.segmentation import SegmentationEvaluator
@@ -34,6 +35,7 @@ __all__ = [
   "DecodedTextEvaluator",
   "DetectionEvaluator",
   "Evaluator",
+  "GenerativeEvaluator",
   "IntegratedGradientsEvaluator",
   "LanguageModelEvaluator",
   "MarketRiskEvaluator",
@@ -64,6 +66,8 @@ EVALUATORS: Registry[type] = Registry(
     "integrated_gradients": IntegratedGradientsEvaluator,
     # Detection: CenterNet decoding + class-wise NMS, COCO mAP (pycocotools).
     "detection": DetectionEvaluator,
+    # Generative models: FID / precision / recall in a trained classifier's features.
+    "generative": GenerativeEvaluator,
   },
 )
 
