@@ -55,7 +55,7 @@ def get_config(arg=None):
   c.model = ConfigDict(v["model"])
   c.batch_size = 64
   c.eval_batch_size = 1000
-  c.total_steps = 3000
+  c.total_steps = 8000  # about 9.5 epochs of the 54,000 training images
   c.optimizer.name = "adam"
   c.optimizer.lr = 2e-4
   # One Adam per player (research.train.optim parameter groups), DCGAN's settings.

@@ -29,6 +29,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# DCGAN's initialisation: "all weights ... from a zero-centered Normal
+# distribution with standard deviation 0.02" (Radford et al. 2016, section 4).
+_INIT = nn.initializers.normal(stddev=0.02)
+
 
 class Generator(nn.Module):
   """z [batch, latent_dim] -> images [batch, size, size, channels] in [-1, 1].
@@ -56,9 +60,9 @@ class Generator(nn.Module):
       )(x)
 
     s, f0 = self.base_size, self.features[0]
-    x = nn.Dense(s * s * f0, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype)(
-      jnp.asarray(z, self.dtype)
-    )
+    x = nn.Dense(
+      s * s * f0, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=_INIT
+    )(jnp.asarray(z, self.dtype))
     x = nn.relu(norm(x.reshape((z.shape[0], s, s, f0))))
     for features in self.features[1:]:
       x = nn.ConvTranspose(
@@ -68,10 +72,16 @@ class Generator(nn.Module):
         use_bias=False,
         dtype=self.dtype,
         param_dtype=self.param_dtype,
+        kernel_init=_INIT,
       )(x)
       x = nn.relu(norm(x))
     x = nn.ConvTranspose(
-      self.channels, (4, 4), strides=(2, 2), dtype=self.dtype, param_dtype=self.param_dtype
+      self.channels,
+      (4, 4),
+      strides=(2, 2),
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=_INIT,
     )(x)
     return jnp.tanh(x.astype(jnp.float32))
 
@@ -87,12 +97,17 @@ class Discriminator(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     x = jnp.asarray(x, self.dtype)
     for features in self.features:
-      x = nn.Conv(features, (4, 4), strides=(2, 2), dtype=self.dtype, param_dtype=self.param_dtype)(
-        x
-      )
+      x = nn.Conv(
+        features,
+        (4, 4),
+        strides=(2, 2),
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        kernel_init=_INIT,
+      )(x)
       x = nn.leaky_relu(x, 0.2)
     x = x.reshape((x.shape[0], -1))
-    x = nn.Dense(1, dtype=self.dtype, param_dtype=self.param_dtype)(x)
+    x = nn.Dense(1, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=_INIT)(x)
     return x[:, 0].astype(jnp.float32)
 
 
