@@ -145,6 +145,10 @@ DATA_OF = {
   "runs/sc_gpt_cpu": ("tiny_shakespeare", "validation"),
   "multi30k.py": ("multi30k", "validation"),
   "runs/m30k": ("multi30k", "validation"),
+  "aeslc.py": ("aeslc", "validation"),
+  "fashion_mnist_gan.py": ("fashion_mnist", "test"),
+  "scenes_segmentation.py": ("fashion_mnist", "test"),
+  "scenes_detection.py": ("fashion_mnist", "test"),
 }
 # Why a command may be skipped: its data must be on the machine, and tests never download.
 SKIP_REASON = {
@@ -153,6 +157,7 @@ SKIP_REASON = {
   "tiny_shakespeare": "tiny shakespeare is not on this machine "
   "($RESEARCH_DATA_DIR/tiny_shakespeare/input.txt)",
   "multi30k": "Multi30k is not on this machine ($RESEARCH_DATA_DIR/multi30k/*.en.gz, *.de.gz)",
+  "aeslc": "AESLC is not on this machine ($RESEARCH_DATA_DIR/aeslc/aeslc.tar.gz)",
 }
 
 
@@ -173,6 +178,8 @@ def smoke(module: str, args: list[str], tmp) -> list[str]:
   for a in args:
     if a.startswith("--config="):
       a += "" if "smoke=" in a else ("," if ":" in a else ":") + "smoke=True"
+      # Workdirs named inside the config (the GAN's classifier=runs/fm_cnn) move too.
+      a = re.sub(r"=runs/([\w.-]+)", lambda m: f"={tmp / m.group(1)}", a)
     elif a.startswith("--workdir="):
       a = f"--workdir={tmp / os.path.basename(a.split('=', 1)[1])}"
     out.append(a)

@@ -86,6 +86,8 @@ def data_dir(tmp_path_factory):
 def test_tiny_run_decodes_and_scores_every_eval_split(spec, data_dir, tmp_path, monkeypatch):
   monkeypatch.setenv("RESEARCH_DATA_DIR", str(data_dir))
   config = config_lib.load(spec)
+  if "aeslc" in spec:  # the tiny mode's vocabulary fits the real corpus; this one fills 64
+    config.data.tokenizer.vocab_size = 64
   workdir = tmp_path / "run"
   loop.run(config, str(workdir))
   summary = json.loads((workdir / "summary.json").read_text())
