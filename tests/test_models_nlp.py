@@ -553,14 +553,14 @@ def test_seq2seq_learns_to_reverse():
   assert float((pred == y).all(axis=1).mean()) > 0.9
 
 
-def test_seq2seq_copy_head_is_a_normalised_mixture_and_decodes_like_the_full_pass():
-  """copy=True: exp(output) sums to 1 over the vocabulary; with the gate forced
+def test_seq2seq_pointer_generator_is_a_normalised_mixture_and_decodes_like_the_full_pass():
+  """pointer_generator=True: exp(output) sums to 1 over the vocabulary; with the gate forced
   shut (p_gen = 0) all mass sits on source tokens; greedy decoding with the KV
   cache matches the teacher-forced full pass on its own output."""
   vocab, batch = 11, 3
   model = build_model(
     "seq2seq", vocab_size=vocab, num_layers=1, num_heads=2, embed_dim=16, mlp_dim=16,
-    dropout=0.0, copy=True,
+    dropout=0.0, pointer_generator=True,
   )  # fmt: skip
   src = jnp.asarray([[3, 4, 5, 0], [6, 6, 0, 0], [7, 8, 9, 10]], jnp.int32)
   dec = jnp.asarray([[1, 3, 4], [1, 6, 2], [1, 7, 8]], jnp.int32)

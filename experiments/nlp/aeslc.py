@@ -81,7 +81,7 @@ def get_config(arg=None):
   _seq2seq.configure(c, v, source_len=v["source_len"], target_len=TARGET_LEN)
   # A pointer-generator head: subjects reuse the body's words (names, topics), which
   # a model trained from scratch on 14k emails otherwise rarely produces (docs/nlp.md).
-  c.model.copy = True
+  c.model.pointer_generator = True
   every = v["every"]
   decode = dict(scores="rouge", max_decode_len=TARGET_LEN, topk=())
   c.evals.val = eval_config(

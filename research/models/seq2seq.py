@@ -11,7 +11,7 @@ as the output projection (as in the paper with a shared BPE vocabulary).
 Embeddings are initialised N(0, 1/embed_dim) and multiplied by
 sqrt(embed_dim), so tokens and sinusoidal positions have similar scale.
 
-`copy=True` adds a pointer-generator head (See et al. 2017, "Get To The
+`pointer_generator=True` adds a pointer-generator head (See et al. 2017, "Get To The
 Point"): one extra attention from the decoder's last state over the encoder
 output gives a copy distribution over the source tokens, and a learned gate
 p_gen mixes it with the vocabulary softmax,
@@ -59,7 +59,7 @@ class Seq2Seq(nn.Module):
   attention_dropout: float = 0.0
   pre_ln: bool = True
   pad_id: int = 0
-  copy: bool = False  # pointer-generator output (module docstring)
+  pointer_generator: bool = False  # copy from the source (module docstring)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -103,7 +103,7 @@ class Seq2Seq(nn.Module):
     self.encoder_ln = norm() if self.pre_ln else None
     self.decoder_ln = norm() if self.pre_ln else None
     self.drop = nn.Dropout(self.dropout)
-    if self.copy:
+    if self.pointer_generator:
       dense = lambda features, name: nn.Dense(
         features, dtype=self.dtype, param_dtype=self.param_dtype, name=name
       )
@@ -150,7 +150,7 @@ class Seq2Seq(nn.Module):
     if self.decoder_ln is not None:
       x = self.decoder_ln(x)
     logits = self.embed.attend(x).astype(jnp.float32)
-    if not self.copy:
+    if not self.pointer_generator:
       return logits
     return self._copy_log_probs(logits, x, encoded, inputs)
 
