@@ -5,7 +5,8 @@ enron_subject_line/ folder, read in memory), an unpacked folder, or TFDS
 `aeslc`: train 14,436 / dev ('validation') 1,960 / test 1,906 emails.
 Tokenizer: SentencePiece (unigram, 8k) trained on the training bodies and
 subjects only. Model: the encoder-decoder Transformer of
-`experiments/nlp/multi30k.py`, with label smoothing 0.1.
+`experiments/nlp/multi30k.py`, with label smoothing 0.1, plus a
+pointer-generator head (copying from the body; research/models/seq2seq.py).
 
   python -m tools.train --config=experiments/nlp/aeslc.py:transformer_cpu --workdir=runs/aeslc
 
