@@ -58,7 +58,10 @@ GAN = "experiments/vision/fashion_mnist_gan.py:dcgan,smoke=True,classifier={}"
 def test_tiny_gan_reports_fid_baselines_and_sample_grids(setup):
   root, data, classifier = setup
   workdir = root / "gan"
-  _run(_train_cmd(GAN.format(classifier), workdir), data)
+  # Four steps with a periodic val evaluation at step 2 before the final one.
+  _run(
+    _train_cmd(GAN.format(classifier), workdir, "total_steps=4", "evals.val.every_steps=2"), data
+  )
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["step"] == 4 and summary["checkpoint"].startswith("best by val/fid")
   for split in ("val", "test"):

@@ -78,6 +78,10 @@ TABULAR_CLASSIFIERS = {"tabular_logistic", "tabular_mlp", "ft_transformer"}
 FORECASTERS = {"lstm_forecaster", "transformer_forecaster"}
 # Detection: images -> CenterNet maps [B, H/4, W/4, num_classes + 4] (tests/test_detection.py).
 DETECTORS = {"centernet"}
+# Segmentation: images -> per-pixel logits (tests/test_segmentation.py); generative: a GAN's two
+# players under one parameter tree (tests/test_gan.py).
+SEGMENTERS = {"unet"}
+GENERATORS = {"dcgan"}
 
 
 def test_registry_is_exactly_the_documented_models():
@@ -90,12 +94,16 @@ def test_registry_is_exactly_the_documented_models():
     | TABULAR_CLASSIFIERS
     | FORECASTERS
     | DETECTORS
+    | SEGMENTERS
+    | GENERATORS
   )
   for name in MODELS:
     fields = set(model_fields(name))
     assert {"dtype", "param_dtype"} <= fields
-    assert ("num_classes" in fields) == (name not in TOKEN_MODELS | RECSYS_MODELS | FORECASTERS)
-    assert ("axis_name" in fields) == (name in BN_MODELS)
+    no_classes = TOKEN_MODELS | RECSYS_MODELS | FORECASTERS | GENERATORS
+    assert ("num_classes" in fields) == (name not in no_classes)
+    # BatchNorm statistics are averaged over the mapped axis under pmap (the DCGAN's generator).
+    assert ("axis_name" in fields) == (name in BN_MODELS | GENERATORS)
 
 
 @pytest.mark.parametrize("name", SMALL_FAST)
